@@ -1,0 +1,101 @@
+// swift-tools-version:6.1
+// 6.1 or later: the server packages below declare 6.2 manifests and `traits:` needs ≥ 6.1.
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "jobq",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "JobQ", targets: ["JobQ"]),
+        .executable(name: "jobq-worker", targets: ["jobq-worker"]),
+        .executable(name: "jobq-admin", targets: ["jobq-admin"]),
+        .executable(name: "jobq-demo", targets: ["jobq-demo"]),
+        .executable(name: "jobq-bench", targets: ["jobq-bench"]),
+    ],
+    dependencies: [
+        // Command-line parsing, help text and usage errors for every executable: saves writing and
+        // testing our own flag parser (and gives `--help` that matches the code by construction).
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        // The logging API every Swift server library speaks: structured metadata (queue, job id,
+        // worker id) and pluggable back ends without our own logger.
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        // Graceful shutdown on SIGTERM/SIGINT, ordered start/stop of long-running services: saves
+        // hand-written signal handling that races with async code.
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        // HdrHistogram for benchmark latencies (p50…p99.9, max) without our own bucketing maths.
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+    ],
+    targets: [
+        // hiredis 0.14 (Debian's libhiredis-dev). No pkgConfig: it only adds a prohibited-flag warning.
+        .systemLibrary(
+            name: "CHiredis",
+            providers: [.apt(["libhiredis-dev"])]
+        ),
+        .target(
+            name: "JobQ",
+            dependencies: [
+                "CHiredis",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // Starts and stops private redis-server processes (tests, demo, benchmark). Not a product.
+        .target(
+            name: "LocalRedis",
+            dependencies: ["JobQ"],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "jobq-worker",
+            dependencies: [
+                "JobQ",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "jobq-admin",
+            dependencies: [
+                "JobQ",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "jobq-demo",
+            dependencies: [
+                "JobQ",
+                "LocalRedis",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "jobq-bench",
+            dependencies: [
+                "JobQ",
+                "LocalRedis",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "JobQTests",
+            dependencies: ["JobQ", "CHiredis"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "JobQIntegrationTests",
+            dependencies: ["JobQ", "LocalRedis"],
+            swiftSettings: strict
+        ),
+    ]
+)

@@ -1,0 +1,129 @@
+/// An async Redis client: a small pool of connections, each on its own thread.
+///
+/// Concurrent callers are pipelined automatically: whatever is queued on a connection when it
+/// is free goes out in one write. Explicit pipelines (``pipeline(_:idempotent:)``) send their
+/// commands together, in order, on one connection.
+///
+/// - Important: no call blocks the calling task's thread; hiredis runs only on the connection
+///   threads. Error replies come back as ``RedisReply/error(_:)`` values; connection failures are
+///   thrown (see ``RedisError``).
+public final class RedisClient: Sendable {
+    public let configuration: RedisConfiguration
+    private let loops: [RedisConnectionLoop]
+
+    /// Creates the pool. Connections are made lazily, on the first command.
+    public init(configuration: RedisConfiguration) {
+        self.configuration = configuration
+        let count = max(1, configuration.connectionCount)
+        self.loops = (0..<count).map { i in
+            RedisConnectionLoop(configuration: configuration, replyTimeout: configuration.commandTimeout, label: "jobq-redis-\(i)")
+        }
+    }
+
+    /// Sends one command.
+    /// - Parameter idempotent: when true and the connection dies with the command on the wire, it
+    ///   is resent after the reconnect instead of failing with `outcomeUnknown`.
+    public func send(_ command: RedisCommand, idempotent: Bool = false) async throws(RedisError) -> RedisReply {
+        try await pickLoop().submit([.command(command)], idempotent: idempotent).get()[0]
+    }
+
+    /// Sends one command given as name and arguments: `try await client.send("GET", key)`.
+    public func send(_ name: String, _ arguments: any RedisArgument...) async throws(RedisError) -> RedisReply {
+        try await send(RedisCommand(name, arguments: arguments))
+    }
+
+    /// Sends the commands in one flight, in order, on one connection; one reply per command.
+    public func pipeline(_ commands: [RedisCommand], idempotent: Bool = false) async throws(RedisError) -> [RedisReply] {
+        guard !commands.isEmpty else { return [] }
+        return try await pickLoop().submit(commands.map { .command($0) }, idempotent: idempotent).get()
+    }
+
+    /// Runs a script by `EVALSHA` (falling back to `EVAL` on `NOSCRIPT`).
+    public func run(_ script: RedisScript, keys: [any RedisArgument], arguments: [any RedisArgument], idempotent: Bool = false) async throws(RedisError) -> RedisReply {
+        try await execute(RedisBatch().script(script, keys: keys, arguments: arguments), idempotent: idempotent)[0]
+    }
+
+    /// Sends a batch of commands and script calls in one flight, in order; one reply per item.
+    public func execute(_ batch: RedisBatch, idempotent: Bool = false) async throws(RedisError) -> [RedisReply] {
+        guard !batch.items.isEmpty else { return [] }
+        if let problem = batch.problem { throw problem }
+        return try await pickLoop().submit(batch.items, idempotent: idempotent).get()
+    }
+
+    /// Loads scripts on every connection now and after every reconnect, so later `EVALSHA`
+    /// pipelines do not meet `NOSCRIPT`. Throws if a script does not compile.
+    public func load(_ scripts: [RedisScript]) async throws(RedisError) {
+        guard !scripts.isEmpty else { return }
+        for loop in loops {
+            let replies = try await loop.submit(scripts.map { .command(RedisCommand("SCRIPT", "LOAD", $0.source)) }, idempotent: true).get()
+            for (script, reply) in zip(scripts, replies) {
+                if let message = reply.errorMessage {
+                    throw RedisError(.serverError, endpoint: configuration.displayEndpoint, detail: "\(script.name) does not load: \(message)")
+                }
+                if let sha = reply.string { script.learn(sha: sha) }
+            }
+            loop.register(scripts)
+        }
+    }
+
+    /// `PING`, as a liveness probe. Throws when Redis is not reachable.
+    public func ping() async throws(RedisError) {
+        let reply = try await send(RedisCommand("PING"), idempotent: true)
+        if let message = reply.errorMessage {
+            throw RedisError(.serverError, endpoint: configuration.displayEndpoint, detail: message)
+        }
+    }
+
+    /// The last connection failure, if a connection is down right now.
+    public var connectionProblem: RedisError? { loops.lazy.compactMap(\.connectionProblem).first }
+
+    /// Closes every connection; queued commands fail with `closed`.
+    public func close() async {
+        for loop in loops { await loop.close() }
+    }
+
+    private func pickLoop() -> RedisConnectionLoop {
+        if loops.count == 1 { return loops[0] }
+        var best = loops[0]
+        var bestLoad = best.load.load(ordering: .relaxed)
+        for loop in loops.dropFirst() where bestLoad > 0 {
+            let l = loop.load.load(ordering: .relaxed)
+            if l < bestLoad { best = loop; bestLoad = l }
+        }
+        return best
+    }
+}
+
+/// Commands and script calls to send together, in order.
+public struct RedisBatch: Sendable {
+    var items: [RedisConnectionLoop.Item] = []
+    var problem: RedisError?
+
+    public init() {}
+
+    public var count: Int { items.count }
+
+    public mutating func append(_ command: RedisCommand) {
+        items.append(.command(command))
+    }
+
+    /// Adds a script call. A key count that does not match ``RedisScript/keyCount`` is a
+    /// programming error, reported when the batch is executed.
+    public mutating func append(_ script: RedisScript, keys: [any RedisArgument], arguments: [any RedisArgument]) {
+        if let expected = script.keyCount, expected != keys.count, problem == nil {
+            problem = RedisError(.serverError, endpoint: nil, detail: "\(script.name) takes \(expected) keys, \(keys.count) given (a bug in jobq)")
+        }
+        var tail = RedisCommand()
+        tail.append(keys.count)
+        tail.append(contentsOf: keys)
+        tail.append(contentsOf: arguments)
+        items.append(.script(script, tail))
+    }
+
+    /// Chaining form of ``append(_:keys:arguments:)``.
+    public func script(_ script: RedisScript, keys: [any RedisArgument], arguments: [any RedisArgument]) -> RedisBatch {
+        var copy = self
+        copy.append(script, keys: keys, arguments: arguments)
+        return copy
+    }
+}

@@ -1,0 +1,353 @@
+import Foundation
+internal import CHiredis
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A pub/sub connection on its own thread, delivering messages as an `AsyncSequence`.
+///
+/// It resubscribes by itself after a reconnect (with backoff) and then yields
+/// ``Event/resubscribed(_:)``: messages published while it was away are lost (that is pub/sub),
+/// so a consumer re-checks durable state at that point (DESIGN §5).
+///
+/// The thread waits with `poll(2)` on the socket and on a wake-up pipe, so subscribing, unsubscribing
+/// and closing from any task take effect at once; an idle connection is checked with `PING`.
+public final class RedisSubscriber: Sendable {
+    public enum Event: Sendable, Hashable {
+        case message(channel: String, payload: [UInt8])
+        /// The connection was re-established and every channel is subscribed again.
+        case resubscribed([String])
+    }
+
+    /// Every message, in order of arrival. Finishes when the subscriber is closed.
+    public let events: AsyncStream<Event>
+    private let state: SubscriberThread
+
+    public init(configuration: RedisConfiguration) {
+        let (stream, continuation) = AsyncStream.makeStream(of: Event.self, bufferingPolicy: .unbounded)
+        self.events = stream
+        self.state = SubscriberThread(configuration: configuration, continuation: continuation)
+    }
+
+    /// Subscribes and returns once the server has confirmed every channel.
+    /// - Throws: `unavailable` when no connection could be made within the retry deadline,
+    ///   `authFailed`, or `closed`. The channels stay wanted: they are subscribed when the
+    ///   connection comes back.
+    public func subscribe(_ channels: [String]) async throws(RedisError) {
+        guard !channels.isEmpty else { return }
+        let result: Result<Void, RedisError> = await withUnsafeContinuation { continuation in
+            state.enqueue(.subscribe(channels, { continuation.resume(returning: $0) }))
+        }
+        try result.get()
+    }
+
+    /// Stops listening to the channels (takes effect promptly; no confirmation awaited).
+    public func unsubscribe(_ channels: [String]) {
+        guard !channels.isEmpty else { return }
+        state.enqueue(.unsubscribe(channels))
+    }
+
+    /// Closes the connection and finishes ``events``.
+    public func close() async {
+        await state.close()
+    }
+}
+
+/// The thread behind a ``RedisSubscriber``.
+private final class SubscriberThread: @unchecked Sendable {
+    enum Op {
+        case subscribe([String], @Sendable (Result<Void, RedisError>) -> Void)
+        case unsubscribe([String])
+    }
+
+    struct Waiter {
+        var channels: Set<String>
+        let deadline: ContinuousClock.Instant
+        let completion: @Sendable (Result<Void, RedisError>) -> Void
+    }
+
+    private let configuration: RedisConfiguration
+    private let continuation: AsyncStream<RedisSubscriber.Event>.Continuation
+    private let wakeRead: Int32
+    private let wakeWrite: Int32
+
+    // Shared, guarded by `lock`.
+    private let lock = ConditionLock()
+    private var ops: [Op] = []
+    private var closing = false
+    private var exited = false
+    private var exitWaiters: [@Sendable () -> Void] = []
+
+    // Thread-confined.
+    private let connection: RedisConnection
+    private var wanted: Set<String> = []
+    /// Sent on the current connection, not yet confirmed.
+    private var pending: Set<String> = []
+    /// Confirmed on the current connection.
+    private var acked: Set<String> = []
+    private var waiters: [Waiter] = []
+    private var announceResubscribe = false
+    private var everConnected = false
+    private var reconnectAttempt = 0
+    private var nextConnectAttempt = ContinuousClock.now
+    private var pingSent: ContinuousClock.Instant?
+
+    static let idlePing: Duration = .seconds(10)
+
+    init(configuration: RedisConfiguration, continuation: AsyncStream<RedisSubscriber.Event>.Continuation) {
+        self.configuration = configuration
+        self.continuation = continuation
+        // Replies on a subscribed connection arrive whenever: reads never time out; liveness is
+        // checked with PING instead.
+        self.connection = RedisConnection(configuration: configuration, replyTimeout: configuration.commandTimeout)
+        var fds: [Int32] = [-1, -1]
+        let ok = CHiredis_makeWakePipe(&fds)
+        precondition(ok == 0, "cannot create a pipe for the subscriber: errno \(errno)")
+        wakeRead = fds[0]
+        wakeWrite = fds[1]
+        let thread = Thread { [self] in self.run() }
+        thread.name = "jobq-redis-subscriber"
+        thread.start()
+    }
+
+    deinit {
+        Glibc.close(wakeRead)
+        Glibc.close(wakeWrite)
+    }
+
+    func enqueue(_ op: Op) {
+        lock.lock()
+        if closing {
+            lock.unlock()
+            if case .subscribe(_, let completion) = op {
+                completion(.failure(RedisError(.closed, endpoint: configuration.displayEndpoint, detail: "subscriber closed")))
+            }
+            return
+        }
+        ops.append(op)
+        lock.unlock()
+        poke()
+    }
+
+    func close() async {
+        await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+            lock.lock()
+            closing = true
+            if exited {
+                lock.unlock()
+                continuation.resume()
+                return
+            }
+            exitWaiters.append { continuation.resume() }
+            lock.unlock()
+            poke()
+        }
+    }
+
+    private func poke() {
+        var byte: UInt8 = 1
+        _ = Glibc.write(wakeWrite, &byte, 1)
+    }
+
+    private func drainWakePipe() {
+        var buffer = [UInt8](repeating: 0, count: 64)
+        while Glibc.read(wakeRead, &buffer, buffer.count) > 0 {}
+    }
+
+    // MARK: Thread
+
+    private func run() {
+        while true {
+            lock.lock()
+            let isClosing = closing
+            let newOps = ops
+            ops = []
+            lock.unlock()
+            if isClosing { break }
+
+            for op in newOps { apply(op) }
+            expireWaiters()
+
+            if !connection.isConnected {
+                if !connectIfDue() {
+                    waitForWake(timeout: nextConnectAttempt - .now)
+                    continue
+                }
+            }
+            // Send whatever was queued (SUBSCRIBE/UNSUBSCRIBE/PING).
+            if !connection.flush() {
+                lost()
+                continue
+            }
+            // Replies already buffered by hiredis first, then wait for more.
+            if !drainBuffered() { continue }
+
+            let timeout = pollTimeout()
+            let ready = CHiredis_waitReadable(connection.fileDescriptor, wakeRead, timeout)
+            if ready == 1 {
+                if !connection.readAvailable() {
+                    lost()
+                    continue
+                }
+                pingSent = nil
+                _ = drainBuffered()
+            } else if ready == 2 {
+                drainWakePipe()
+            } else if ready == 0 {
+                checkIdle()
+            }
+        }
+        connection.close()
+        let closed = RedisError(.closed, endpoint: configuration.displayEndpoint, detail: "subscriber closed")
+        for w in waiters { w.completion(.failure(closed)) }
+        waiters = []
+        lock.lock()
+        for op in ops { if case .subscribe(_, let c) = op { c(.failure(closed)) } }
+        ops = []
+        exited = true
+        let exits = exitWaiters
+        exitWaiters = []
+        lock.unlock()
+        continuation.finish()
+        for e in exits { e() }
+    }
+
+    private func apply(_ op: Op) {
+        switch op {
+        case .subscribe(let channels, let completion):
+            wanted.formUnion(channels)
+            let wantedSet = Set(channels)
+            if wantedSet.isSubset(of: acked) {
+                completion(.success(()))
+                return
+            }
+            waiters.append(Waiter(channels: wantedSet, deadline: .now + configuration.retryDeadline, completion: completion))
+            let toSend = wantedSet.subtracting(acked).subtracting(pending)
+            if connection.isConnected && !toSend.isEmpty {
+                pending.formUnion(toSend)
+                connection.append(RedisCommand("SUBSCRIBE", arguments: toSend.sorted()))
+            }
+        case .unsubscribe(let channels):
+            let present = channels.filter { wanted.contains($0) }
+            wanted.subtract(present)
+            acked.subtract(present)
+            pending.subtract(present)
+            if connection.isConnected && !present.isEmpty {
+                connection.append(RedisCommand("UNSUBSCRIBE", arguments: present))
+            }
+        }
+    }
+
+    private func connectIfDue() -> Bool {
+        guard ContinuousClock.now >= nextConnectAttempt else { return false }
+        do {
+            try connection.connect()
+        } catch {
+            if error.code == .authFailed || error.code == .invalidURL {
+                for w in waiters { w.completion(.failure(error)) }
+                waiters = []
+            }
+            nextConnectAttempt = .now + configuration.backoff.delay(attempt: reconnectAttempt)
+            reconnectAttempt += 1
+            lastError = error
+            return false
+        }
+        reconnectAttempt = 0
+        pingSent = nil
+        acked = []
+        pending = wanted
+        if !wanted.isEmpty {
+            connection.append(RedisCommand("SUBSCRIBE", arguments: wanted.sorted()))
+            announceResubscribe = everConnected
+        }
+        everConnected = true
+        return true
+    }
+
+    private var lastError: RedisError?
+
+    private func lost() {
+        connection.close()
+        acked = []
+        pending = []
+        nextConnectAttempt = .now + configuration.backoff.delay(attempt: reconnectAttempt)
+        reconnectAttempt += 1
+    }
+
+    /// Handles every complete reply hiredis has buffered. False if the connection failed.
+    private func drainBuffered() -> Bool {
+        while true {
+            let reply: RedisReply?
+            do {
+                reply = try connection.bufferedReply()
+            } catch {
+                lost()
+                return false
+            }
+            guard let reply else { return true }
+            handle(reply)
+        }
+    }
+
+    private func handle(_ reply: RedisReply) {
+        guard let items = reply.array, let kind = items.first?.string else { return }
+        switch kind {
+        case "message":
+            guard items.count == 3, let channel = items[1].string else { return }
+            continuation.yield(.message(channel: channel, payload: items[2].bytes ?? []))
+        case "subscribe":
+            guard items.count >= 2, let channel = items[1].string else { return }
+            pending.remove(channel)
+            guard wanted.contains(channel) else { return }
+            acked.insert(channel)
+            var done: [Waiter] = []
+            waiters.removeAll { w in
+                if w.channels.isSubset(of: acked) { done.append(w); return true }
+                return false
+            }
+            for w in done { w.completion(.success(())) }
+            if pending.isEmpty && announceResubscribe {
+                announceResubscribe = false
+                continuation.yield(.resubscribed(wanted.sorted()))
+            }
+        default:
+            break
+        }
+    }
+
+    private func expireWaiters() {
+        guard !waiters.isEmpty else { return }
+        let now = ContinuousClock.now
+        var expired: [Waiter] = []
+        waiters.removeAll { w in
+            if w.deadline <= now { expired.append(w); return true }
+            return false
+        }
+        for w in expired {
+            let detail = lastError.map { "no subscription within the retry deadline; last error: \($0.detail)" } ?? "no subscription within the retry deadline"
+            w.completion(.failure(RedisError(.unavailable, endpoint: configuration.displayEndpoint, detail: detail)))
+        }
+    }
+
+    private func pollTimeout() -> Int32 {
+        var timeout = Self.idlePing
+        if !waiters.isEmpty { timeout = min(timeout, .seconds(1)) }
+        if let sent = pingSent { timeout = min(timeout, max(.milliseconds(1), sent + Self.idlePing - .now)) }
+        return Int32(timeout.milliseconds)
+    }
+
+    /// No traffic for a while: send a PING; no answer to the last PING in time: reconnect.
+    private func checkIdle() {
+        if let sent = pingSent {
+            if ContinuousClock.now - sent >= Self.idlePing { lost() }
+            return
+        }
+        pingSent = .now
+        connection.append(RedisCommand("PING"))
+    }
+
+    private func waitForWake(timeout: Duration) {
+        let ms = Int32(max(1, min(timeout.milliseconds, 1000)))
+        if CHiredis_waitReadable(-1, wakeRead, ms) == 2 { drainWakePipe() }
+    }
+}

@@ -1,0 +1,116 @@
+import Testing
+@testable import JobQ
+
+@Suite("Redis URLs")
+struct RedisURLTests {
+    @Test("accepts the documented forms", arguments: [
+        ("redis://localhost", RedisEndpoint.tcp(host: "localhost", port: 6379), nil as String?, 0),
+        ("redis://127.0.0.1:6380", .tcp(host: "127.0.0.1", port: 6380), nil, 0),
+        ("redis://127.0.0.1:6380/3", .tcp(host: "127.0.0.1", port: 6380), nil, 3),
+        ("redis://worker@10.0.0.1:7000/0", .tcp(host: "10.0.0.1", port: 7000), "worker", 0),
+        ("redis://[::1]:6379/2", .tcp(host: "::1", port: 6379), nil, 2),
+        ("redis://[::1]", .tcp(host: "::1", port: 6379), nil, 0),
+        ("REDIS://host:1/", .tcp(host: "host", port: 1), nil, 0),
+        ("unix:///run/redis/redis.sock", .unix(path: "/run/redis/redis.sock"), nil, 0),
+        ("unix:///tmp/r.sock?db=5", .unix(path: "/tmp/r.sock"), nil, 5),
+        ("unix://admin@/tmp/r.sock", .unix(path: "/tmp/r.sock"), "admin", 0),
+    ])
+    func parses(url: String, endpoint: RedisEndpoint, user: String?, db: Int) throws {
+        let c = try RedisConfiguration(url: url)
+        #expect(c.endpoint == endpoint)
+        #expect(c.username == user)
+        #expect(c.database == db)
+        #expect(c.password == nil)
+    }
+
+    @Test("passwords are parsed, percent-decoded and never printed")
+    func passwords() throws {
+        let c = try RedisConfiguration(url: "redis://jobq:p%40ss%3Aw0rd@redis.internal:6379/1")
+        #expect(c.username == "jobq")
+        #expect(c.password == "p@ss:w0rd")
+        #expect(c.hasPassword)
+        #expect(!c.description.contains("w0rd"))
+        #expect(c.redactedURL == "redis://jobq:***@redis.internal:6379/1")
+        let onlyPassword = try RedisConfiguration(url: "redis://:secret@h")
+        #expect(onlyPassword.username == nil)
+        #expect(onlyPassword.password == "secret")
+        #expect(!"\(onlyPassword)".contains("secret"))
+    }
+
+    @Test("refuses malformed URLs with a message naming the problem", arguments: [
+        ("localhost:6379", "no scheme"),
+        ("http://localhost", "unknown scheme"),
+        ("rediss://localhost", "TLS"),
+        ("redis://", "no host"),
+        ("redis://host:0", "port"),
+        ("redis://host:65536", "port"),
+        ("redis://host:abc", "port"),
+        ("redis://host/x", "database"),
+        ("redis://host/-1", "database"),
+        ("redis://host?db=1", "query"),
+        ("redis://[::1", "IPv6"),
+        ("redis://ho st", "whitespace"),
+        ("unix://relative.sock", "absolute path"),
+        ("unix:///tmp/r.sock?timeout=1", "unknown query"),
+        ("redis://u:%zz@host", "percent-encoding"),
+        ("redis+cluster://a:1,b:2", "not supported yet"),
+    ])
+    func refuses(url: String, mentions: String) {
+        #expect {
+            _ = try RedisConfiguration(url: url)
+        } throws: { error in
+            guard let e = error as? RedisError else { return false }
+            return e.code == .invalidURL && e.detail.contains(mentions)
+        }
+    }
+
+    @Test("an error about a URL with a password does not repeat the password")
+    func redactedErrors() {
+        do {
+            _ = try RedisConfiguration(url: "redis://u:hunter2@host:99999")
+            Issue.record("expected an error")
+        } catch {
+            #expect(!error.description.contains("hunter2"))
+            #expect(error.description.contains("***"))
+        }
+    }
+}
+
+@Suite("Retry backoff")
+struct RetryBackoffTests {
+    @Test("grows exponentially to the cap, jitter stays within [d/2, d]")
+    func growth() {
+        let b = RetryBackoff(base: .milliseconds(25), cap: .seconds(2))
+        #expect(b.ceiling(attempt: 0) == .milliseconds(25))
+        #expect(b.ceiling(attempt: 1) == .milliseconds(50))
+        #expect(b.ceiling(attempt: 3) == .milliseconds(200))
+        #expect(b.ceiling(attempt: 7) == .seconds(2))
+        #expect(b.ceiling(attempt: 500) == .seconds(2))
+        #expect(b.delay(attempt: 3, unit: 0) == .milliseconds(100))
+        #expect(b.delay(attempt: 3, unit: 1) == .milliseconds(200))
+        for n in 0..<40 {
+            let d = b.delay(attempt: n)
+            #expect(d >= b.ceiling(attempt: n) / 2 && d <= b.ceiling(attempt: n))
+        }
+    }
+}
+
+@Suite("Commands")
+struct RedisCommandTests {
+    @Test("arguments are packed binary-safe, in order")
+    func packing() {
+        let payload: [UInt8] = [0, 1, 0, 255, 10, 13]
+        var c = RedisCommand("SET", "k", payload)
+        c.append(42)
+        c.append(-1.5)
+        #expect(c.argumentCount == 5)
+        #expect(c.name == "SET")
+        #expect(c.argument(1) == Array("k".utf8))
+        #expect(c.argument(2) == payload)
+        #expect(c.argument(3) == Array("42".utf8))
+        #expect(c.argument(4) == Array("-1.5".utf8))
+        #expect(RedisCommand("AUTH", "user", "secret").description == "AUTH (2 arguments)")
+        let empty = RedisCommand("SET", "k", "")
+        #expect(empty.argument(2) == [])
+    }
+}

@@ -24,9 +24,6 @@ let package = Package(
         // The logging API every Swift server library speaks: structured metadata (queue, job id,
         // worker id) and pluggable back ends without our own logger.
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
-        // Graceful shutdown on SIGTERM/SIGINT, ordered start/stop of long-running services: saves
-        // hand-written signal handling that races with async code.
-        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         // HdrHistogram for benchmark latencies (p50…p99.9, max) without our own bucketing maths.
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
@@ -56,7 +53,6 @@ let package = Package(
                 "JobQ",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),

@@ -1,0 +1,51 @@
+import ArgumentParser
+import Foundation
+import JobQ
+
+/// `jobq-admin ping`: can we reach Redis, as whom, how fast, and is it set up durably?
+struct Ping: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check the connection to Redis: version, round-trip time, durability settings."
+    )
+
+    @OptionGroup var global: GlobalOptions
+
+    func run() async throws {
+        let client = try global.makeClient()
+        defer { Task { await client.close() } }
+        let info: RedisServerInfo
+        var samples: [Duration] = []
+        do {
+            try await client.ping()
+            for _ in 0..<5 {
+                let start = ContinuousClock.now
+                try await client.ping()
+                samples.append(ContinuousClock.now - start)
+            }
+            info = try await RedisServerInfo.fetch(from: client)
+        } catch {
+            throw AdminFailure(error)
+        }
+        let best = samples.min() ?? .zero
+        let micros = Int((best.components.attoseconds / 1_000_000_000_000) + best.components.seconds * 1_000_000)
+        let problems = info.durabilityProblems
+        if global.json {
+            let object: [String: Any] = [
+                "redis": client.configuration.redactedURL,
+                "version": info.version,
+                "roundTripMicroseconds": micros,
+                "aof": info.aofEnabled,
+                "maxmemoryPolicy": info.maxmemoryPolicy,
+                "durabilityProblems": problems,
+            ]
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            print("redis      \(client.configuration.redactedURL)")
+            print("version    \(info.version)")
+            print("round trip \(micros) µs (best of 5)")
+            print("durability \(problems.isEmpty ? "ok (AOF on, noeviction)" : "AT RISK")")
+            for p in problems { print("  - \(p)") }
+        }
+    }
+}

@@ -1,0 +1,201 @@
+import ArgumentParser
+import Foundation
+import Histogram
+import JobQ
+import LocalRedis
+
+/// `jobq-bench`: jobq's figures as ratios to references measured in the same run on the same
+/// server (DESIGN §10). Release builds only; never run in CI.
+///
+/// Scenario `client` (the Redis client layer): sequential awaited SET, 32 concurrent callers on
+/// one connection (auto-pipelined), explicit pipelines of 16, each against `redis-benchmark -c 1`
+/// with the matching `-P`. Median of `--runs` runs (default 5), min and max printed.
+@main
+struct JobQBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "jobq-bench",
+        abstract: "Measure jobq against redis-benchmark on the same server, in the same run."
+    )
+
+    @Argument(help: "Scenarios to run (client).")
+    var scenarios: [String] = ["client"]
+
+    @Flag(help: "Fewer operations per run: a fast look, noisier figures.")
+    var quick = false
+
+    @Option(help: "Runs per figure (the median is reported).")
+    var runs = 5
+
+    @Option(name: .customLong("markdown"), help: "Also write the result table to this Markdown file.")
+    var markdownPath: String?
+
+    func validate() throws {
+        for s in scenarios where s != "client" {
+            throw ValidationError("unknown scenario \"\(s)\" (known: client)")
+        }
+        guard (1...50).contains(runs) else { throw ValidationError("--runs must be 1…50") }
+    }
+
+    func run() async throws {
+        #if DEBUG
+        print("warning: this is a debug build; run `swift run -c release jobq-bench` for real figures")
+        #endif
+        guard let benchmarkTool = ["/usr/bin/redis-benchmark", "/usr/local/bin/redis-benchmark"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            throw ValidationError("redis-benchmark not found (apt-get install -y redis-tools)")
+        }
+        let server: RedisServerProcess?
+        let configuration: RedisConfiguration
+        if let url = ProcessInfo.processInfo.environment["JOBQ_REDIS_URL"], !url.isEmpty {
+            server = nil
+            configuration = try RedisConfiguration.commandLine(urlFlag: nil, passwordFile: nil)
+        } else {
+            let started = try await RedisServerProcess.start(.init(transport: .tcp))
+            server = started
+            configuration = started.configuration
+        }
+        defer { if let server { Task { await server.destroy() } } }
+
+        let client = RedisClient(configuration: configuration)
+        let info = try await RedisServerInfo.fetch(from: client)
+        let reference = RedisBenchmarkTool(path: benchmarkTool, configuration: configuration)
+        let scale = quick ? 1 : 4
+        let sequentialCount = 5_000 * scale
+        let pipelinedCount = 50_000 * scale
+
+        print("jobq-bench client — redis \(info.version) at \(configuration.redactedURL), \(runs) runs per figure, \(ProcessInfo.processInfo.activeProcessorCount) cores")
+        var rows: [Row] = []
+
+        // 1. Sequential awaited SET from one caller.
+        var ours: [Double] = []
+        var refs: [Double] = []
+        var latency = Histogram<UInt64>(numberOfSignificantValueDigits: .three)
+        for run in 0..<runs {
+            refs.append(try await reference.rps(clients: 1, pipeline: 1, requests: sequentialCount))
+            let start = ContinuousClock.now
+            for _ in 0..<sequentialCount {
+                let t0 = ContinuousClock.now
+                _ = try await client.send("SET", "bench:seq", "xxx")
+                if run > 0 { _ = latency.record(UInt64(max(1, (ContinuousClock.now - t0).nanoseconds / 1000))) }
+            }
+            ours.append(Double(sequentialCount) / (ContinuousClock.now - start).seconds)
+        }
+        rows.append(Row(figure: "sequential awaited SET, 1 caller", ours: ours, reference: refs, referenceName: "redis-benchmark -c 1", target: 0.5,
+                        note: "our latency p50 \(latency.valueAtPercentile(50)) µs, p99 \(latency.valueAtPercentile(99)) µs, max \(latency.max) µs"))
+
+        // 2. 32 concurrent callers on one connection, pipelined automatically.
+        ours = []
+        refs = []
+        for _ in 0..<runs {
+            refs.append(try await reference.rps(clients: 1, pipeline: 32, requests: pipelinedCount))
+            let perTask = pipelinedCount / 32
+            let start = ContinuousClock.now
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for t in 0..<32 {
+                    group.addTask {
+                        for _ in 0..<perTask { _ = try await client.send("SET", "bench:c\(t)", "xxx") }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            ours.append(Double(perTask * 32) / (ContinuousClock.now - start).seconds)
+        }
+        rows.append(Row(figure: "32 concurrent callers, 1 connection", ours: ours, reference: refs, referenceName: "redis-benchmark -c 1 -P 32", target: 0.5, note: ""))
+
+        // 3. Explicit pipelines of 16.
+        ours = []
+        refs = []
+        let pipeline = (0..<16).map { _ in RedisCommand("SET", "bench:p", "xxx") }
+        for _ in 0..<runs {
+            refs.append(try await reference.rps(clients: 1, pipeline: 16, requests: pipelinedCount))
+            let batches = pipelinedCount / 16
+            let start = ContinuousClock.now
+            for _ in 0..<batches { _ = try await client.pipeline(pipeline) }
+            ours.append(Double(batches * 16) / (ContinuousClock.now - start).seconds)
+        }
+        rows.append(Row(figure: "explicit pipelines of 16", ours: ours, reference: refs, referenceName: "redis-benchmark -c 1 -P 16", target: 0.7, note: ""))
+
+        _ = try await client.send("DEL", "bench:seq", "bench:p")
+        await client.close()
+
+        let table = Row.markdown(rows)
+        print()
+        print(table)
+        if let markdownPath {
+            let header = """
+                Measured \(ISO8601DateFormatter().string(from: Date())) with `swift run -c release jobq-bench client`
+                on \(ProcessInfo.processInfo.activeProcessorCount) cores, redis \(info.version) over TCP loopback,
+                \(runs) runs per figure (median, min–max), \(sequentialCount) sequential / \(pipelinedCount) pipelined SETs per run.
+
+
+                """
+            try (header + table + "\n").write(toFile: markdownPath, atomically: true, encoding: .utf8)
+        }
+    }
+}
+
+/// One result line: our rate and the reference's, each over several runs.
+struct Row {
+    let figure: String
+    let ours: [Double]
+    let reference: [Double]
+    let referenceName: String
+    let target: Double
+    let note: String
+
+    var ratio: Double { median(ours) / median(reference) }
+
+    static func markdown(_ rows: [Row]) -> String {
+        var lines = [
+            "| figure | jobq ops/s (median, min–max) | reference | reference ops/s (median, min–max) | ratio | target | |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in rows {
+            lines.append("| \(r.figure) | \(spread(r.ours)) | `\(r.referenceName)` | \(spread(r.reference)) | \(String(format: "%.2f", r.ratio)) | ≥ \(String(format: "%.2f", r.target)) | \(r.ratio >= r.target ? "met" : "MISSED") |")
+        }
+        let notes = rows.filter { !$0.note.isEmpty }.map { "- \($0.figure): \($0.note)" }
+        return (lines + [""] + notes).joined(separator: "\n")
+    }
+
+    static func spread(_ values: [Double]) -> String {
+        "\(Int(median(values))) (\(Int(values.min() ?? 0))–\(Int(values.max() ?? 0)))"
+    }
+}
+
+func median(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    guard !sorted.isEmpty else { return 0 }
+    return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+}
+
+/// Runs `redis-benchmark` against the same server and reads its requests per second.
+struct RedisBenchmarkTool {
+    let path: String
+    let configuration: RedisConfiguration
+
+    func rps(clients: Int, pipeline: Int, requests: Int) async throws -> Double {
+        var args: [String]
+        switch configuration.endpoint {
+        case .tcp(let host, let port): args = ["-h", host, "-p", String(port)]
+        case .unix(let socket): args = ["-s", socket]
+        }
+        args += ["-c", String(clients), "-n", String(requests), "-P", String(pipeline), "-t", "set", "-q"]
+        if let user = configuration.username { args += ["--user", user] }
+        var environment = ProcessInfo.processInfo.environment
+        if let password = configuration.password { environment["REDISCLI_AUTH"] = password }
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("jobq-bench-\(UUID().uuidString).txt").path
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        let child = try ChildProcess(executable: path, arguments: args, environment: environment, outputPath: output)
+        _ = await child.wait()
+        let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        // "SET: 31250.00 requests per second, p50=0.031 msec" (after \r progress lines)
+        for line in text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).reversed() where line.hasPrefix("SET: ") {
+            if let number = line.dropFirst(5).split(separator: " ").first, let value = Double(number) { return value }
+        }
+        throw ValidationError("could not read redis-benchmark output: \(text.suffix(200))")
+    }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+    var nanoseconds: Int64 { components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000 }
+}

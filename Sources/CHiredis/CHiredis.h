@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
+#include <sys/prctl.h>
 
 /// Connects over TCP with a connect timeout in milliseconds. Never returns NULL unless out of memory;
 /// check `c->err`.
@@ -73,6 +74,17 @@ static inline int CHiredis_waitReadable(int fd, int wakeFd, int timeoutMs) {
     if (r <= 0) return r;
     if (fd >= 0 && (p[0].revents & (POLLIN | POLLHUP | POLLERR))) return 1;
     return 2;
+}
+
+/// Bytes appended but not yet written to the socket.
+static inline size_t CHiredis_pendingOutput(const redisContext *c) {
+    return c->obuf ? sdslen(c->obuf) : 0;
+}
+
+/// Names the calling thread (at most 15 bytes are kept), so `top -H`, `perf` and gdb show which
+/// connection a thread serves.
+static inline void CHiredis_nameThread(const char *name) {
+    prctl(PR_SET_NAME, name, 0, 0, 0);
 }
 
 /// Creates a non-blocking, close-on-exec pipe for waking a thread blocked in poll(2).

@@ -29,7 +29,15 @@ struct JobQBench: AsyncParsableCommand {
     @Option(name: .customLong("markdown"), help: "Also write the result table to this Markdown file.")
     var markdownPath: String?
 
+    @Option(help: "Run only these figures (sequential, concurrent, pipeline), e.g. to profile one.")
+    var only: [String] = []
+
+    private func wants(_ figure: String) -> Bool { only.isEmpty || only.contains(figure) }
+
     func validate() throws {
+        for figure in only where !["sequential", "concurrent", "pipeline"].contains(figure) {
+            throw ValidationError("unknown figure \"\(figure)\" (known: sequential, concurrent, pipeline)")
+        }
         for s in scenarios where s != "client" {
             throw ValidationError("unknown scenario \"\(s)\" (known: client)")
         }
@@ -69,7 +77,7 @@ struct JobQBench: AsyncParsableCommand {
         var ours: [Double] = []
         var refs: [Double] = []
         var latency = Histogram<UInt64>(numberOfSignificantValueDigits: .three)
-        for run in 0..<runs {
+        for run in 0..<(wants("sequential") ? runs : 0) {
             refs.append(try await reference.rps(clients: 1, pipeline: 1, requests: sequentialCount))
             let start = ContinuousClock.now
             for _ in 0..<sequentialCount {
@@ -79,40 +87,41 @@ struct JobQBench: AsyncParsableCommand {
             }
             ours.append(Double(sequentialCount) / (ContinuousClock.now - start).seconds)
         }
-        rows.append(Row(figure: "sequential awaited SET, 1 caller", ours: ours, reference: refs, referenceName: "redis-benchmark -c 1", target: 0.5,
-                        note: "our latency p50 \(latency.valueAtPercentile(50)) µs, p99 \(latency.valueAtPercentile(99)) µs, max \(latency.max) µs"))
+        if wants("sequential") { rows.append(Row(figure: "sequential awaited SET, 1 caller", ours: ours, reference: refs, referenceName: "redis-benchmark -c 1", target: 0.5,
+                        note: "our latency p50 \(latency.valueAtPercentile(50)) µs, p99 \(latency.valueAtPercentile(99)) µs, max \(latency.max) µs")) }
 
         // 2. 32 concurrent callers on one connection, pipelined automatically.
         ours = []
         refs = []
-        for _ in 0..<runs {
+        for _ in 0..<(wants("concurrent") ? runs : 0) {
             refs.append(try await reference.rps(clients: 1, pipeline: 32, requests: pipelinedCount))
             let perTask = pipelinedCount / 32
             let start = ContinuousClock.now
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for t in 0..<32 {
                     group.addTask {
-                        for _ in 0..<perTask { _ = try await client.send("SET", "bench:c\(t)", "xxx") }
+                        let key = "bench:c\(t)"
+                        for _ in 0..<perTask { _ = try await client.send("SET", key, "xxx") }
                     }
                 }
                 try await group.waitForAll()
             }
             ours.append(Double(perTask * 32) / (ContinuousClock.now - start).seconds)
         }
-        rows.append(Row(figure: "32 concurrent callers, 1 connection", ours: ours, reference: refs, referenceName: "redis-benchmark -c 1 -P 32", target: 0.5, note: ""))
+        if wants("concurrent") { rows.append(Row(figure: "32 concurrent callers, 1 connection", ours: ours, reference: refs, referenceName: "redis-benchmark -c 1 -P 32", target: 0.5, note: "")) }
 
         // 3. Explicit pipelines of 16.
         ours = []
         refs = []
         let pipeline = (0..<16).map { _ in RedisCommand("SET", "bench:p", "xxx") }
-        for _ in 0..<runs {
+        for _ in 0..<(wants("pipeline") ? runs : 0) {
             refs.append(try await reference.rps(clients: 1, pipeline: 16, requests: pipelinedCount))
             let batches = pipelinedCount / 16
             let start = ContinuousClock.now
             for _ in 0..<batches { _ = try await client.pipeline(pipeline) }
             ours.append(Double(batches * 16) / (ContinuousClock.now - start).seconds)
         }
-        rows.append(Row(figure: "explicit pipelines of 16", ours: ours, reference: refs, referenceName: "redis-benchmark -c 1 -P 16", target: 0.7, note: ""))
+        if wants("pipeline") { rows.append(Row(figure: "explicit pipelines of 16", ours: ours, reference: refs, referenceName: "redis-benchmark -c 1 -P 16", target: 0.7, note: "")) }
 
         _ = try await client.send("DEL", "bench:seq", "bench:p")
         await client.close()

@@ -207,6 +207,69 @@ struct RedisFailureTests {
         }
     }
 
+    @Test("a database other than 0 is selected after every connect")
+    func selectsDatabase() async throws {
+        try await withPrivateRedis { server in
+            var three = server.configuration
+            three.database = 3
+            let db3 = RedisClient(configuration: three)
+            let db0 = RedisClient(configuration: server.configuration)
+            defer { Task { await db3.close(); await db0.close() } }
+            _ = try await db3.send("SET", "k", "in-3")
+            #expect(try await db0.send("GET", "k") == .null)
+            let admin = RedisClient(configuration: server.configuration)
+            defer { Task { await admin.close() } }
+            _ = try await admin.send("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+            #expect(try await db3.send("GET", "k") == .bulk(Array("in-3".utf8)))
+        }
+    }
+
+    @Test("READONLY from a replica: reconnect and retry until the deadline, then `unavailable`")
+    func readonlyReplica() async throws {
+        try await withPrivateRedis(.init(transport: .tcp)) { primary in
+            guard case .tcp(let host, let port) = primary.endpoint else { return }
+            try await withPrivateRedis(.init(transport: .tcp, extraArguments: ["--replicaof", host, String(port)])) { replica in
+                var configuration = replica.configuration
+                configuration.retryDeadline = .milliseconds(500)
+                let client = RedisClient(configuration: configuration)
+                defer { Task { await client.close() } }
+                #expect(try await client.send("ROLE").array?.first == .bulk(Array("slave".utf8)))
+                do {
+                    _ = try await client.send("SET", "k", "v")
+                    Issue.record("expected unavailable")
+                } catch let error as RedisError {
+                    #expect(error.code == .unavailable)
+                    #expect(error.detail.contains("READONLY"))
+                }
+                // Reads still work on the replica.
+                #expect(try await client.send("GET", "k") == .null)
+            }
+        }
+    }
+
+    @Test("a server that accepts and drops (maxclients reached) is retried with backoff, then `unavailable`")
+    func maxClients() async throws {
+        try await withPrivateRedis(.init(extraArguments: ["--maxclients", "1"])) { server in
+            let first = RedisClient(configuration: server.configuration)
+            defer { Task { await first.close() } }
+            try await first.ping()
+            var configuration = server.configuration
+            configuration.retryDeadline = .milliseconds(400)
+            let second = RedisClient(configuration: configuration)
+            defer { Task { await second.close() } }
+            do {
+                try await second.ping()
+                Issue.record("expected unavailable")
+            } catch let error as RedisError {
+                #expect(error.code == .unavailable)
+                #expect(error.detail.contains("max number of clients"))
+            }
+            // The server saw a bounded number of attempts, not a tight loop.
+            let rejected = try await first.info("stats", "rejected_connections").flatMap { Int($0) } ?? 0
+            #expect(rejected >= 1 && rejected < 100)
+        }
+    }
+
     private func waitUntilBlocked(_ admin: RedisClient, clientID: Int) async throws {
         try await within(20, "client \(clientID) to block") {
             while try await admin.send("CLIENT", "LIST", "ID", clientID).string?.contains("cmd=blpop") != true {

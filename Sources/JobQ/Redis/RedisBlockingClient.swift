@@ -30,11 +30,11 @@ public final class RedisBlockingClient: Sendable {
     ///   a wake-up marker is safe to repeat; popping a job is not.
     public func send(_ command: RedisCommand, idempotent: Bool = true) async throws(RedisError) -> RedisReply {
         let result = await withTaskCancellationHandler {
-            await loop.submit([.command(command)], idempotent: idempotent, wakeable: true)
+            await loop.submit(one: .command(command), idempotent: idempotent, wakeable: true)
         } onCancel: {
             self.wake()
         }
-        return try result.get()[0]
+        return try result.get()
     }
 
     /// Makes the blocked (or next) blocking command return `.null` now.

@@ -24,7 +24,7 @@ public final class RedisClient: Sendable {
     /// - Parameter idempotent: when true and the connection dies with the command on the wire, it
     ///   is resent after the reconnect instead of failing with `outcomeUnknown`.
     public func send(_ command: RedisCommand, idempotent: Bool = false) async throws(RedisError) -> RedisReply {
-        try await pickLoop().submit([.command(command)], idempotent: idempotent).get()[0]
+        try await pickLoop().submit(one: .command(command), idempotent: idempotent).get()
     }
 
     /// Sends one command given as name and arguments: `try await client.send("GET", key)`.

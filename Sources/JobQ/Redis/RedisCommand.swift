@@ -1,34 +1,48 @@
-/// One Redis command, its arguments packed into a single buffer (binary-safe: NUL bytes survive).
+/// One Redis command, encoded as RESP when it is built (on the caller's thread, not the
+/// connection's): every argument is length-prefixed, so any bytes, NUL included, go through.
 ///
 /// Build it with ``init(_:_:)``: `RedisCommand("SET", key, bytes)`. Arguments are anything
 /// ``RedisArgument``: `String`, `Substring`, `[UInt8]`, integers, `Double`.
 public struct RedisCommand: Sendable, Hashable, CustomStringConvertible {
-    var buffer: [UInt8]
-    var lengths: [Int]
+    /// `$<len>\r\n<bytes>\r\n` for each argument, in order (the `*<count>` header is added
+    /// when the command is sent, so arguments can still be appended).
+    private(set) var body: [UInt8]
+    public private(set) var argumentCount: Int
 
     public init(_ name: String, _ arguments: any RedisArgument...) {
         self.init(name, arguments: arguments)
     }
 
     public init(_ name: String, arguments: [any RedisArgument]) {
-        buffer = []
-        lengths = []
-        lengths.reserveCapacity(arguments.count + 1)
+        body = []
+        body.reserveCapacity(16 + name.utf8.count + arguments.count * 16)
+        argumentCount = 0
         append(name)
         for argument in arguments { append(argument) }
     }
 
     /// An empty command, to be filled with ``append(_:)``.
     init() {
-        buffer = []
-        lengths = []
+        body = []
+        argumentCount = 0
     }
 
     /// Appends one argument.
     public mutating func append(_ argument: some RedisArgument) {
-        let before = buffer.count
-        argument.appendRedisArgument(to: &buffer)
-        lengths.append(buffer.count - before)
+        appendLengthLine(argument.redisByteCount)
+        let before = body.count
+        argument.appendRedisArgument(to: &body)
+        assert(body.count - before == argument.redisByteCount, "redisByteCount disagrees with the encoding")
+        body.append(13)
+        body.append(10)
+        argumentCount += 1
+    }
+
+    private mutating func appendLengthLine(_ length: Int) {
+        body.append(UInt8(ascii: "$"))
+        body.append(contentsOf: String(length).utf8)
+        body.append(13)
+        body.append(10)
     }
 
     /// Appends every argument in order.
@@ -36,25 +50,33 @@ public struct RedisCommand: Sendable, Hashable, CustomStringConvertible {
         for argument in arguments { append(argument) }
     }
 
-    /// Appends another command's arguments.
-    mutating func append(arguments other: RedisCommand) {
-        buffer.append(contentsOf: other.buffer)
-        lengths.append(contentsOf: other.lengths)
+    /// The `*<count>\r\n` header for this command with `extra` more arguments in front.
+    func header(extra: Int = 0) -> [UInt8] {
+        Array("*\(argumentCount + extra)\r\n".utf8)
     }
-
-    public var argumentCount: Int { lengths.count }
 
     /// The command's name (first argument), upper-cased, for logs and errors.
     public var name: String {
-        guard let first = lengths.first else { return "" }
-        return String(decoding: buffer[0..<first], as: UTF8.self).uppercased()
+        guard argumentCount > 0 else { return "" }
+        return String(decoding: argument(0), as: UTF8.self).uppercased()
     }
 
     /// Argument `i` as bytes.
     public func argument(_ i: Int) -> [UInt8] {
-        var start = 0
-        for j in 0..<i { start += lengths[j] }
-        return Array(buffer[start..<start + lengths[i]])
+        var position = 0
+        for j in 0...i {
+            // "$<digits>\r\n"
+            var length = 0
+            position += 1
+            while body[position] != 13 {
+                length = length * 10 + Int(body[position] - UInt8(ascii: "0"))
+                position += 1
+            }
+            position += 2
+            if j == i { return Array(body[position..<position + length]) }
+            position += length + 2
+        }
+        return []
     }
 
     /// The name and argument count only: arguments may hold secrets (AUTH) or large payloads.
@@ -63,41 +85,53 @@ public struct RedisCommand: Sendable, Hashable, CustomStringConvertible {
 
 /// Something that can be a Redis command argument.
 public protocol RedisArgument: Sendable {
+    /// Appends the argument's bytes.
     func appendRedisArgument(to buffer: inout [UInt8])
+    /// How many bytes ``appendRedisArgument(to:)`` appends.
+    var redisByteCount: Int { get }
 }
 
 extension String: RedisArgument {
     public func appendRedisArgument(to buffer: inout [UInt8]) { buffer.append(contentsOf: utf8) }
+    public var redisByteCount: Int { utf8.count }
 }
 
 extension Substring: RedisArgument {
     public func appendRedisArgument(to buffer: inout [UInt8]) { buffer.append(contentsOf: utf8) }
+    public var redisByteCount: Int { utf8.count }
 }
 
 extension Array: RedisArgument where Element == UInt8 {
     public func appendRedisArgument(to buffer: inout [UInt8]) { buffer.append(contentsOf: self) }
+    public var redisByteCount: Int { count }
 }
 
 extension ArraySlice: RedisArgument where Element == UInt8 {
     public func appendRedisArgument(to buffer: inout [UInt8]) { buffer.append(contentsOf: self) }
+    public var redisByteCount: Int { count }
 }
 
 extension Int: RedisArgument {
     public func appendRedisArgument(to buffer: inout [UInt8]) { buffer.append(contentsOf: String(self).utf8) }
+    public var redisByteCount: Int { String(self).utf8.count }
 }
 
 extension Int64: RedisArgument {
     public func appendRedisArgument(to buffer: inout [UInt8]) { buffer.append(contentsOf: String(self).utf8) }
+    public var redisByteCount: Int { String(self).utf8.count }
 }
 
 extension UInt64: RedisArgument {
     public func appendRedisArgument(to buffer: inout [UInt8]) { buffer.append(contentsOf: String(self).utf8) }
+    public var redisByteCount: Int { String(self).utf8.count }
 }
 
 extension Double: RedisArgument {
-    public func appendRedisArgument(to buffer: inout [UInt8]) {
-        if self == .infinity { buffer.append(contentsOf: "+inf".utf8) }
-        else if self == -.infinity { buffer.append(contentsOf: "-inf".utf8) }
-        else { buffer.append(contentsOf: String(self).utf8) }
+    private var redisText: String {
+        if self == .infinity { return "+inf" }
+        if self == -.infinity { return "-inf" }
+        return String(self)
     }
+    public func appendRedisArgument(to buffer: inout [UInt8]) { buffer.append(contentsOf: redisText.utf8) }
+    public var redisByteCount: Int { redisText.utf8.count }
 }

@@ -99,6 +99,10 @@ final class RedisConnection {
         if id.errorCode == "NOAUTH" {
             throw RedisError(.authFailed, endpoint: endpointDescription, detail: "the server requires a password and none was given")
         }
+        if let message = id.errorMessage {
+            // e.g. "ERR max number of clients reached": the server will close this connection.
+            throw RedisError(.connectionFailed, endpoint: endpointDescription, detail: Self.firstLine(message))
+        }
         clientID = Int64(id.int ?? 0)
     }
 
@@ -115,37 +119,24 @@ final class RedisConnection {
     }
 
     /// Queues `prefix` arguments followed by `command`'s arguments as one command.
+    ///
+    /// The command is already RESP-encoded (``RedisCommand``), so this is a copy into hiredis'
+    /// output buffer: the header line, the prefix arguments, then the body.
     func append(prefix: [[UInt8]], _ command: RedisCommand) {
         guard let context else { return }
-        let count = prefix.count + command.lengths.count
-        let argv = UnsafeMutablePointer<UnsafePointer<CChar>?>.allocate(capacity: count)
-        let argvlen = UnsafeMutablePointer<Int>.allocate(capacity: count)
-        defer {
-            argv.deallocate()
-            argvlen.deallocate()
+        var head = command.header(extra: prefix.count)
+        for p in prefix {
+            head.append(UInt8(ascii: "$"))
+            head.append(contentsOf: String(p.count).utf8)
+            head.append(contentsOf: [13, 10])
+            head.append(contentsOf: p)
+            head.append(contentsOf: [13, 10])
         }
-        // Prefix arguments are few and short (EVALSHA, a SHA, a key count): copy them into one
-        // buffer that lives as long as the call.
-        var prefixBuffer: [UInt8] = []
-        for p in prefix { prefixBuffer.append(contentsOf: p) }
-        prefixBuffer.withUnsafeBufferPointer { pre in
-            command.buffer.withUnsafeBufferPointer { body in
-                let preBase = UnsafeRawPointer(pre.baseAddress ?? UnsafePointer(bitPattern: 1)!).assumingMemoryBound(to: CChar.self)
-                let bodyBase = UnsafeRawPointer(body.baseAddress ?? UnsafePointer(bitPattern: 1)!).assumingMemoryBound(to: CChar.self)
-                var offset = 0
-                for (i, p) in prefix.enumerated() {
-                    argv[i] = preBase + offset
-                    argvlen[i] = p.count
-                    offset += p.count
-                }
-                offset = 0
-                for (j, length) in command.lengths.enumerated() {
-                    argv[prefix.count + j] = bodyBase + offset
-                    argvlen[prefix.count + j] = length
-                    offset += length
-                }
-                _ = redisAppendCommandArgv(context, Int32(count), argv, argvlen)
-            }
+        head.withUnsafeBufferPointer { h in
+            h.withMemoryRebound(to: CChar.self) { _ = redisAppendFormattedCommand(context, $0.baseAddress, $0.count) }
+        }
+        command.body.withUnsafeBufferPointer { b in
+            b.withMemoryRebound(to: CChar.self) { _ = redisAppendFormattedCommand(context, $0.baseAddress, $0.count) }
         }
     }
 
@@ -183,6 +174,34 @@ final class RedisConnection {
     var idleSocketLooksClosed: Bool {
         guard let context else { return true }
         return CHiredis_idleSocketIsReadable(context) != 0
+    }
+
+    /// What became of a write.
+    enum WriteOutcome {
+        case written
+        /// The connection failed before any byte left: the commands were not sent.
+        case notSent(RedisError)
+        /// The connection failed part-way: some commands may have been received.
+        case partlySent(RedisError)
+    }
+
+    /// Writes everything appended so far, telling apart "nothing left" from "some left".
+    func writeAll() -> WriteOutcome {
+        guard let context else {
+            return .notSent(RedisError(.connectionFailed, endpoint: endpointDescription, detail: "not connected"))
+        }
+        let total = CHiredis_pendingOutput(context)
+        var done: Int32 = 0
+        while done == 0 {
+            if redisBufferWrite(context, &done) != REDIS_OK {
+                let detail = errorText ?? "write failed"
+                let unsent = CHiredis_pendingOutput(context) == total
+                let error = RedisError(unsent ? .connectionFailed : .outcomeUnknown, endpoint: endpointDescription, detail: detail)
+                return unsent ? .notSent(error) : .partlySent(error)
+            }
+        }
+        lastActivity = .now
+        return .written
     }
 
     /// Sends buffered output without reading (used by the subscriber). False on a connection error.

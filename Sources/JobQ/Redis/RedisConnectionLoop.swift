@@ -1,5 +1,9 @@
 import Foundation
+internal import CHiredis
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// One Redis connection on its own thread, fed by a queue that any task may submit to.
 ///
@@ -26,29 +30,72 @@ final class RedisConnectionLoop: @unchecked Sendable {
         case script(RedisScript, RedisCommand)
     }
 
-    typealias Completion = @Sendable (Result<[RedisReply], RedisError>) -> Void
-
-    /// Confined to the loop thread once submitted.
+    /// Confined to the loop thread once submitted. One-command requests (the common case) carry
+    /// no arrays, and the waiting task's continuation is stored as is: no closure per command.
     final class Request {
-        let items: [Item]
-        var replies: [RedisReply]
+        enum Waiter {
+            case one(UnsafeContinuation<Result<RedisReply, RedisError>, Never>)
+            case many(UnsafeContinuation<Result<[RedisReply], RedisError>, Never>)
+            case done
+        }
+
+        private let single: Item?
+        private let items: [Item]
+        private var replies: [RedisReply]
+        private var singleReply: RedisReply = .null
         var remaining: Int
         let idempotent: Bool
         let wakeable: Bool
         let deadline: ContinuousClock.Instant
-        var completion: Completion?
+        private var waiter: Waiter
 
-        init(items: [Item], idempotent: Bool, wakeable: Bool, deadline: ContinuousClock.Instant, completion: @escaping Completion) {
+        init(one item: Item, idempotent: Bool, wakeable: Bool, deadline: ContinuousClock.Instant, continuation: UnsafeContinuation<Result<RedisReply, RedisError>, Never>) {
+            self.single = item
+            self.items = []
+            self.replies = []
+            self.remaining = 1
+            self.idempotent = idempotent
+            self.wakeable = wakeable
+            self.deadline = deadline
+            self.waiter = .one(continuation)
+        }
+
+        init(many items: [Item], idempotent: Bool, wakeable: Bool, deadline: ContinuousClock.Instant, continuation: UnsafeContinuation<Result<[RedisReply], RedisError>, Never>) {
+            self.single = nil
             self.items = items
             self.replies = Array(repeating: .null, count: items.count)
             self.remaining = items.count
             self.idempotent = idempotent
             self.wakeable = wakeable
             self.deadline = deadline
-            self.completion = completion
+            self.waiter = .many(continuation)
         }
 
-        var isDone: Bool { completion == nil }
+        var count: Int { single == nil ? items.count : 1 }
+        func item(_ i: Int) -> Item { single ?? items[i] }
+        var isDone: Bool { if case .done = waiter { return true } else { return false } }
+
+        /// Stores reply `i`; true when that was the last one outstanding.
+        func store(_ reply: RedisReply, at i: Int) -> Bool {
+            if single != nil { singleReply = reply } else { replies[i] = reply }
+            remaining -= 1
+            return remaining == 0
+        }
+
+        /// Resumes the waiting task (with the replies, or `error`). Only the first call counts.
+        func complete(_ error: RedisError?) -> Bool {
+            switch waiter {
+            case .done:
+                return false
+            case .one(let c):
+                waiter = .done
+                c.resume(returning: error.map { .failure($0) } ?? .success(singleReply))
+            case .many(let c):
+                waiter = .done
+                c.resume(returning: error.map { .failure($0) } ?? .success(replies))
+            }
+            return true
+        }
     }
 
     struct Queued {
@@ -67,8 +114,15 @@ final class RedisConnectionLoop: @unchecked Sendable {
 
     /// At most this many commands go in one write; the rest follow in the next flight.
     static let maxFlight = 4096
-    /// A connection idle this long is checked for a server-side close before it is written to.
-    static let idleCheckAfter: Duration = .milliseconds(20)
+    /// After a flight the thread does not sleep at once: it yields the CPU (`sched_yield`) while
+    /// watching the queue, for at most this long. The callers it just answered usually submit
+    /// again within microseconds; picking them up this way saves a futex sleep and wake-up per
+    /// round trip, and each yield gives the core to anyone runnable.
+    static let idleWatch: Duration = .microseconds(60)
+    /// While fewer commands are queued than the last flight answered, the thread waits up to this
+    /// long for the rest, so that N concurrent callers keep sharing one round trip instead of
+    /// trickling out in small flights. A lone sequential caller expects 1 and never waits.
+    static let gatherWindow: Duration = .microseconds(40)
 
     let configuration: RedisConfiguration
     let label: String
@@ -78,6 +132,8 @@ final class RedisConnectionLoop: @unchecked Sendable {
     // Shared state, guarded by `lock`.
     private let lock = ConditionLock()
     private var pending: [Queued] = []
+    /// `pending.count`, readable without the lock while spinning.
+    private let pendingHint = Atomic<Int>(0)
     private var closing = false
     private var threadWaiting = false
     private var exited = false
@@ -95,6 +151,8 @@ final class RedisConnectionLoop: @unchecked Sendable {
     private var reconnectAttempt = 0
     private var nextConnectAttempt = ContinuousClock.now
     private var everConnected = false
+    /// Commands answered by the last flight: how many to expect back soon.
+    private var lastFlightSize = 0
     private var onReconnect: (@Sendable () -> Void)?
 
     init(configuration: RedisConfiguration, replyTimeout: Duration, label: String) {
@@ -108,27 +166,35 @@ final class RedisConnectionLoop: @unchecked Sendable {
 
     // MARK: Submitting (any thread or task)
 
-    /// Queues a request; `completion` runs on the loop thread, exactly once.
-    func submit(_ items: [Item], idempotent: Bool, wakeable: Bool = false, completion: @escaping Completion) {
-        let request = Request(items: items, idempotent: idempotent, wakeable: wakeable,
-                              deadline: .now + configuration.retryDeadline, completion: completion)
+    /// Sends one command or script call; resumes when its reply is in.
+    func submit(one item: Item, idempotent: Bool, wakeable: Bool = false) async -> Result<RedisReply, RedisError> {
+        await withUnsafeContinuation { continuation in
+            enqueue(Request(one: item, idempotent: idempotent, wakeable: wakeable,
+                            deadline: .now + configuration.retryDeadline, continuation: continuation))
+        }
+    }
+
+    /// Sends the items in one flight, in order; resumes when every reply is in.
+    func submit(_ items: [Item], idempotent: Bool, wakeable: Bool = false) async -> Result<[RedisReply], RedisError> {
+        await withUnsafeContinuation { continuation in
+            enqueue(Request(many: items, idempotent: idempotent, wakeable: wakeable,
+                            deadline: .now + configuration.retryDeadline, continuation: continuation))
+        }
+    }
+
+    private func enqueue(_ request: Request) {
         lock.lock()
         if closing {
             lock.unlock()
-            completion(.failure(RedisError(.closed, endpoint: configuration.displayEndpoint, detail: "client closed")))
+            _ = request.complete(RedisError(.closed, endpoint: configuration.displayEndpoint, detail: "client closed"))
             return
         }
         load.add(1, ordering: .relaxed)
-        for i in items.indices { pending.append(Queued(request: request, index: i)) }
+        for i in 0..<request.count { pending.append(Queued(request: request, index: i)) }
+        pendingHint.store(pending.count, ordering: .relaxed)
         let wake = threadWaiting
         lock.unlock()
         if wake { lock.signal() }
-    }
-
-    func submit(_ items: [Item], idempotent: Bool, wakeable: Bool = false) async -> Result<[RedisReply], RedisError> {
-        await withUnsafeContinuation { continuation in
-            submit(items, idempotent: idempotent, wakeable: wakeable) { continuation.resume(returning: $0) }
-        }
     }
 
     /// Scripts to (re)load with `SCRIPT LOAD` after every connect.
@@ -182,7 +248,9 @@ final class RedisConnectionLoop: @unchecked Sendable {
     // MARK: The loop thread
 
     private func run() {
+        CHiredis_nameThread(String(label.prefix(15)))
         while true {
+            if backlog.isEmpty { watchForWork() }
             lock.lock()
             while pending.isEmpty && backlog.isEmpty && !closing {
                 threadWaiting = true
@@ -194,7 +262,7 @@ final class RedisConnectionLoop: @unchecked Sendable {
                 pending = []
                 lock.unlock()
                 let error = RedisError(.closed, endpoint: configuration.displayEndpoint, detail: "client closed before the command was sent")
-                for q in backlog + rest { finish(q.request, .failure(error)) }
+                for q in backlog + rest { finish(q.request, error) }
                 backlog = []
                 connection.close()
                 lock.lock()
@@ -207,6 +275,7 @@ final class RedisConnectionLoop: @unchecked Sendable {
             }
             if !pending.isEmpty {
                 if backlog.isEmpty { swap(&backlog, &pending) } else { backlog.append(contentsOf: pending); pending.removeAll(keepingCapacity: true) }
+                pendingHint.store(0, ordering: .relaxed)
             }
             lock.unlock()
 
@@ -222,13 +291,29 @@ final class RedisConnectionLoop: @unchecked Sendable {
 
     private var closingRequested: Bool { lock.withLock { closing } }
 
+    /// Yields the CPU while watching for submissions: returns once as many commands as the last
+    /// flight answered are queued, once some are queued and the gather window has passed, or
+    /// once the idle watch is over (then the caller sleeps on the condition variable).
+    private func watchForWork() {
+        let expected = max(1, lastFlightSize)
+        let start = ContinuousClock.now
+        while true {
+            let queued = pendingHint.load(ordering: .relaxed)
+            if queued >= expected { return }
+            let waited = ContinuousClock.now - start
+            if queued > 0 && waited >= Self.gatherWindow { return }
+            if waited >= Self.idleWatch { return }
+            sched_yield()
+        }
+    }
+
     /// Connects if needed. On failure fails what is past its deadline (or everything, for errors
     /// that waiting cannot fix) and waits for the next attempt; returns false then.
     private func ensureConnected() -> Bool {
         if connection.isConnected {
-            if ContinuousClock.now - connection.lastActivity < Self.idleCheckAfter || !connection.idleSocketLooksClosed {
-                return true
-            }
+            // Nothing is in flight between flights, so a readable socket means the server closed
+            // it (CLIENT KILL, timeout, restart): reconnect rather than write into it.
+            if !connection.idleSocketLooksClosed { return true }
             connection.close()
         }
         let now = ContinuousClock.now
@@ -239,7 +324,6 @@ final class RedisConnectionLoop: @unchecked Sendable {
         do {
             try connection.connect()
             try reloadScripts()
-            reconnectAttempt = 0
             let handler: (@Sendable () -> Void)?
             lock.lock()
             sharedClientID = connection.clientID
@@ -260,18 +344,23 @@ final class RedisConnectionLoop: @unchecked Sendable {
                 // the next request comes.
                 let failing = backlog
                 backlog = []
-                for q in failing { finish(q.request, .failure(error)) }
+                for q in failing { finish(q.request, error) }
                 return false
             }
             let now = ContinuousClock.now
             let expired = backlog.filter { $0.request.deadline <= now }
             backlog.removeAll { $0.request.deadline <= now }
             let unavailable = RedisError(.unavailable, endpoint: error.endpoint, detail: "no connection within the retry deadline; last error: \(error.detail)")
-            for q in expired { finish(q.request, .failure(unavailable)) }
-            nextConnectAttempt = now + configuration.backoff.delay(attempt: reconnectAttempt)
-            reconnectAttempt += 1
+            for q in expired { finish(q.request, unavailable) }
+            scheduleReconnect()
             return false
         }
+    }
+
+    /// The next connect waits for the backoff of the current attempt count.
+    private func scheduleReconnect() {
+        nextConnectAttempt = .now + configuration.backoff.delay(attempt: reconnectAttempt)
+        reconnectAttempt += 1
     }
 
     private func reloadScripts() throws(RedisError) {
@@ -321,7 +410,7 @@ final class RedisConnectionLoop: @unchecked Sendable {
                 }
                 hasWakeable = true
             }
-            switch q.request.items[q.index] {
+            switch q.request.item(q.index) {
             case .command(let command):
                 connection.append(command)
                 flight.append(.user(q, sentAsEvalSHA: false))
@@ -341,6 +430,7 @@ final class RedisConnectionLoop: @unchecked Sendable {
             }
         }
         backlog.removeFirst(count)
+        lastFlightSize = count
         if !learning.isEmpty { register(learning) }
         if hasWakeable {
             lock.withLock {
@@ -359,6 +449,21 @@ final class RedisConnectionLoop: @unchecked Sendable {
 
         var requeue: [Queued] = []
         var reconnectAfter = false
+        if case .notSent(let error) = connection.writeAll() {
+            // The socket died before a byte of this flight left: nothing ran, send it all again
+            // on the next connection (the reconnect applies the backoff).
+            connection.close()
+            lock.withLock { lastConnectionError = error }
+            for entry in flight {
+                if case .user(var q, _) = entry, !q.request.isDone {
+                    q.retries += 1
+                    requeue.append(q)
+                }
+            }
+            backlog.insert(contentsOf: requeue, at: 0)
+            scheduleReconnect()
+            return
+        }
         for (position, entry) in flight.enumerated() {
             if case .skipped = entry { continue }
             let reply: RedisReply
@@ -367,6 +472,7 @@ final class RedisConnectionLoop: @unchecked Sendable {
             } catch {
                 // The connection died with these commands on the wire.
                 connection.close()
+                scheduleReconnect()
                 lock.withLock { lastConnectionError = error }
                 for rest in flight[position...] {
                     guard case .user(var q, _) = rest, !q.request.isDone else { continue }
@@ -374,11 +480,12 @@ final class RedisConnectionLoop: @unchecked Sendable {
                         q.retries += 1
                         requeue.append(q)
                     } else {
-                        finish(q.request, .failure(error))
+                        finish(q.request, error)
                     }
                 }
                 break
             }
+            reconnectAttempt = 0  // a reply came back: the connection works
             switch entry {
             case .skipped:
                 continue
@@ -399,17 +506,22 @@ final class RedisConnectionLoop: @unchecked Sendable {
                             q.retries += 1
                             requeue.append(q)
                         } else {
-                            finish(q.request, .failure(RedisError(.unavailable, endpoint: configuration.displayEndpoint,
-                                                                  detail: "server still answering \(RedisConnection.firstLine(reply.errorMessage ?? "")) at the retry deadline")))
+                            finish(q.request, RedisError(.unavailable, endpoint: configuration.displayEndpoint,
+                                                         detail: "server still answering \(RedisConnection.firstLine(reply.errorMessage ?? "")) at the retry deadline"))
                         }
                         continue
                     case "READONLY":
+                        // A replica (after a failover, or a wrong address): reconnect, which
+                        // re-resolves the primary where that is possible, and send again.
+                        reconnectAfter = true
                         if ContinuousClock.now < q.request.deadline {
-                            reconnectAfter = true
                             q.retries += 1
                             requeue.append(q)
-                            continue
+                        } else {
+                            finish(q.request, RedisError(.unavailable, endpoint: configuration.displayEndpoint,
+                                                         detail: "the server is a read-only replica (READONLY) and no primary answered by the retry deadline; point jobq at the primary"))
                         }
+                        continue
                     default:
                         break
                     }
@@ -424,15 +536,10 @@ final class RedisConnectionLoop: @unchecked Sendable {
     private func deliver(_ q: Queued, _ reply: RedisReply) {
         let request = q.request
         guard !request.isDone else { return }
-        request.replies[q.index] = reply
-        request.remaining -= 1
-        if request.remaining == 0 { finish(request, .success(request.replies)) }
+        if request.store(reply, at: q.index) { finish(request, nil) }
     }
 
-    private func finish(_ request: Request, _ result: Result<[RedisReply], RedisError>) {
-        guard let completion = request.completion else { return }
-        request.completion = nil
-        load.subtract(1, ordering: .relaxed)
-        completion(result)
+    private func finish(_ request: Request, _ error: RedisError?) {
+        if request.complete(error) { load.subtract(1, ordering: .relaxed) }
     }
 }

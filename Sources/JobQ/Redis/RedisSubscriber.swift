@@ -157,6 +157,7 @@ private final class SubscriberThread: @unchecked Sendable {
     // MARK: Thread
 
     private func run() {
+        CHiredis_nameThread("jobq-redis-sub")
         while true {
             lock.lock()
             let isClosing = closing

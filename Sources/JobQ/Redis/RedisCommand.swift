@@ -50,10 +50,15 @@ public struct RedisCommand: Sendable, Hashable, CustomStringConvertible {
         for argument in arguments { append(argument) }
     }
 
-    /// The `*<count>\r\n` header for this command with `extra` more arguments in front.
-    func header(extra: Int = 0) -> [UInt8] {
-        Array("*\(argumentCount + extra)\r\n".utf8)
+    /// Calls `body` with the `*<count>\r\n` header for this command with `extra` more arguments
+    /// in front (from a table for the usual counts: no allocation per command).
+    func withHeader<R>(extra: Int = 0, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+        let n = argumentCount + extra
+        if n < Self.headers.count { return Self.headers[n].withUnsafeBufferPointer(body) }
+        return Array("*\(n)\r\n".utf8).withUnsafeBufferPointer(body)
     }
+
+    private static let headers: [[UInt8]] = (0..<64).map { Array("*\($0)\r\n".utf8) }
 
     /// The command's name (first argument), upper-cased, for logs and errors.
     public var name: String {

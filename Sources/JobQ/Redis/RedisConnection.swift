@@ -124,16 +124,21 @@ final class RedisConnection {
     /// output buffer: the header line, the prefix arguments, then the body.
     func append(prefix: [[UInt8]], _ command: RedisCommand) {
         guard let context else { return }
-        var head = command.header(extra: prefix.count)
-        for p in prefix {
-            head.append(UInt8(ascii: "$"))
-            head.append(contentsOf: String(p.count).utf8)
-            head.append(contentsOf: [13, 10])
-            head.append(contentsOf: p)
-            head.append(contentsOf: [13, 10])
-        }
-        head.withUnsafeBufferPointer { h in
+        command.withHeader(extra: prefix.count) { h in
             h.withMemoryRebound(to: CChar.self) { _ = redisAppendFormattedCommand(context, $0.baseAddress, $0.count) }
+        }
+        if !prefix.isEmpty {
+            var head: [UInt8] = []
+            for p in prefix {
+                head.append(UInt8(ascii: "$"))
+                head.append(contentsOf: String(p.count).utf8)
+                head.append(contentsOf: [13, 10])
+                head.append(contentsOf: p)
+                head.append(contentsOf: [13, 10])
+            }
+            head.withUnsafeBufferPointer { h in
+                h.withMemoryRebound(to: CChar.self) { _ = redisAppendFormattedCommand(context, $0.baseAddress, $0.count) }
+            }
         }
         command.body.withUnsafeBufferPointer { b in
             b.withMemoryRebound(to: CChar.self) { _ = redisAppendFormattedCommand(context, $0.baseAddress, $0.count) }

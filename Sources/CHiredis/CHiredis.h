@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 
 /// Connects over TCP with a connect timeout in milliseconds. Never returns NULL unless out of memory;
 /// check `c->err`.
@@ -79,6 +80,26 @@ static inline int CHiredis_waitReadable(int fd, int wakeFd, int timeoutMs) {
 /// Bytes appended but not yet written to the socket.
 static inline size_t CHiredis_pendingOutput(const redisContext *c) {
     return c->obuf ? sdslen(c->obuf) : 0;
+}
+
+/// Copies (without consuming) up to `len - 1` bytes the server sent but nobody read yet, NUL-
+/// terminated; returns how many. After a failed write this may hold the server's parting words
+/// (`-ERR max number of clients reached`), which hiredis will no longer read.
+static inline long CHiredis_peekUnread(const redisContext *c, char *buf, size_t len) {
+    if (c->fd < 0 || len < 2) return 0;
+    ssize_t n = recv(c->fd, buf, len - 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0) n = 0;
+    buf[n] = 0;
+    return (long)n;
+}
+
+/// Marks the connection's socket close-on-exec (hiredis does not), so a child process spawned
+/// by any thread never inherits a Redis connection, its credentials included.
+static inline int CHiredis_setCloseOnExec(const redisContext *c) {
+    if (c->fd < 0) return -1;
+    int flags = fcntl(c->fd, F_GETFD);
+    if (flags < 0) return -1;
+    return fcntl(c->fd, F_SETFD, flags | FD_CLOEXEC);
 }
 
 /// Names the calling thread (at most 15 bytes are kept), so `top -H`, `perf` and gdb show which

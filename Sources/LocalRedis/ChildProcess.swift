@@ -27,6 +27,8 @@ public final class ChildProcess: Sendable {
         let out = outputPath ?? "/dev/null"
         posix_spawn_file_actions_addopen(&fileActions, 1, out, O_WRONLY | O_CREAT | O_APPEND, 0o600)
         posix_spawn_file_actions_adddup2(&fileActions, 1, 2)
+        // Nothing else crosses: no Redis socket, pipe or file of ours stays open in the child.
+        posix_spawn_file_actions_addclosefrom_np(&fileActions, 3)
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
@@ -80,3 +82,8 @@ public final class ChildProcess: Sendable {
 
     public var hasExited: Bool { status.withLock { $0 } != nil }
 }
+
+/// glibc ≥ 2.34 (Debian 12 has 2.36) declares this only under _GNU_SOURCE, which Swift's Glibc
+/// module does not define; the symbol itself is always exported.
+@_silgen_name("posix_spawn_file_actions_addclosefrom_np")
+private func posix_spawn_file_actions_addclosefrom_np(_ actions: UnsafeMutablePointer<posix_spawn_file_actions_t>, _ from: Int32) -> Int32

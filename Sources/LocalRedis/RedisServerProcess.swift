@@ -171,7 +171,6 @@ public final class RedisServerProcess: Sendable {
         probe.retryDeadline = .seconds(20)
         probe.backoff = RetryBackoff(base: .milliseconds(2), cap: .milliseconds(50))
         let client = RedisClient(configuration: probe)
-        defer { Task { await client.close() } }
         // Whichever comes first: the server answers PING, or the process exits.
         let once = ResumeOnce()
         let ready: Result<Void, Error> = await withUnsafeContinuation { continuation in
@@ -188,6 +187,8 @@ public final class RedisServerProcess: Sendable {
                 once.run { continuation.resume(returning: .failure(StartError(description: "redis-server exited at start: \(self.logTail())"))) }
             }
         }
+        // Closed before returning, so the probe never holds one of the server's client slots.
+        await client.close()
         if case .failure(let error) = ready {
             await signalAndWait(SIGKILL)
             throw error

@@ -1,3 +1,4 @@
+import Foundation
 internal import CHiredis
 #if canImport(Glibc)
 import Glibc
@@ -56,6 +57,7 @@ final class RedisConnection {
             throw RedisError(.connectionFailed, endpoint: endpointDescription, detail: detail)
         }
         context = c
+        _ = CHiredis_setCloseOnExec(c)
         if CHiredis_setTimeout(c, replyTimeoutMs) != REDIS_OK {
             let detail = String(cString: CHiredis_errstr(c))
             close()
@@ -161,6 +163,7 @@ final class RedisConnection {
                 detail = "no reply within \(replyTimeoutMs) ms (socket timeout)"
             }
             if detail.isEmpty { detail = "connection lost" }
+            if let parting = partingError() { detail += " after the server said: \(parting)" }
             throw RedisError(.outcomeUnknown, endpoint: endpointDescription, detail: detail)
         }
         defer { freeReplyObject(raw) }
@@ -199,7 +202,8 @@ final class RedisConnection {
         var done: Int32 = 0
         while done == 0 {
             if redisBufferWrite(context, &done) != REDIS_OK {
-                let detail = errorText ?? "write failed"
+                var detail = errorText ?? "write failed"
+                if let parting = partingError() { detail += " after the server said: \(parting)" }
                 let unsent = CHiredis_pendingOutput(context) == total
                 let error = RedisError(unsent ? .connectionFailed : .outcomeUnknown, endpoint: endpointDescription, detail: detail)
                 return unsent ? .notSent(error) : .partlySent(error)
@@ -236,6 +240,16 @@ final class RedisConnection {
         defer { freeReplyObject(raw) }
         lastActivity = .now
         return RedisReply(hiredis: raw.assumingMemoryBound(to: redisReply.self))
+    }
+
+    /// An error line the server sent before closing, if one is waiting unread in the socket.
+    private func partingError() -> String? {
+        guard let context else { return nil }
+        var buffer = [CChar](repeating: 0, count: 256)
+        let n = CHiredis_peekUnread(context, &buffer, buffer.count)
+        guard n > 1, buffer[0] == CChar(UInt8(ascii: "-")) else { return nil }
+        let text = String(decoding: buffer[1..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return Self.firstLine(text).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     /// The connection's error text, if it failed.

@@ -419,13 +419,14 @@ final class RedisConnectionLoop: @unchecked Sendable {
                     connection.append(prefix: [Array("EVALSHA".utf8), Array(sha.utf8)], arguments)
                     flight.append(.user(q, sentAsEvalSHA: true))
                 } else {
-                    connection.append(prefix: [Array("EVAL".utf8), Array(script.source.utf8)], arguments)
-                    flight.append(.user(q, sentAsEvalSHA: false))
+                    // SCRIPT LOAD goes first, so the SHA is known by the time the caller resumes.
                     if script.sha == nil, !learning.contains(where: { $0 === script }) {
                         learning.append(script)
                         connection.append(RedisCommand("SCRIPT", "LOAD", script.source))
                         flight.append(.learnSHA(script))
                     }
+                    connection.append(prefix: [Array("EVAL".utf8), Array(script.source.utf8)], arguments)
+                    flight.append(.user(q, sentAsEvalSHA: false))
                 }
             }
         }

@@ -39,6 +39,8 @@ let package = Package(
                 "CHiredis",
                 .product(name: "Logging", package: "swift-log"),
             ],
+            // One Lua file per atomic state move (STYLE.md), read at run time.
+            resources: [.copy("Lua")],
             swiftSettings: strict
         ),
         // Starts and stops private redis-server processes (tests, demo, benchmark). Not a product.

@@ -28,7 +28,7 @@ public final class ChildProcess: Sendable {
         posix_spawn_file_actions_addopen(&fileActions, 1, out, O_WRONLY | O_CREAT | O_APPEND, 0o600)
         posix_spawn_file_actions_adddup2(&fileActions, 1, 2)
         // Nothing else crosses: no Redis socket, pipe or file of ours stays open in the child.
-        posix_spawn_file_actions_addclosefrom_np(&fileActions, 3)
+        _ = posix_spawn_file_actions_addclosefrom_np(&fileActions, 3)
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)

@@ -1,0 +1,306 @@
+public import Foundation
+
+/// Counts of one queue's jobs per state.
+public struct JobCounts: Sendable, Hashable, Codable {
+    public var waiting = 0, delayed = 0, active = 0, completed = 0, failed = 0, cancelled = 0
+    public var paused = false
+
+    public init() {}
+
+    public subscript(state: JobState) -> Int {
+        switch state {
+        case .waiting: waiting
+        case .delayed: delayed
+        case .active: active
+        case .completed: completed
+        case .failed: failed
+        case .cancelled: cancelled
+        }
+    }
+}
+
+/// Queries and operator actions on one queue (what `jobq-admin` calls; DESIGN §6). Every
+/// action that touches many jobs runs as bounded script calls (≤ 1,000 jobs each).
+public struct QueueInspector: Sendable {
+    let core: QueueCore
+
+    init(core: QueueCore) { self.core = core }
+
+    public init(name: String, client: RedisClient, settings: QueueSettings = QueueSettings()) throws(JobQError) {
+        core = try QueueCore(name: name, client: client, settings: settings)
+    }
+
+    public var name: String { core.name }
+
+    // MARK: - Reading
+
+    /// One job's record; nil if there is none.
+    public func job(_ id: String) async throws(JobQError) -> Job? {
+        let reply: RedisReply
+        do {
+            reply = try await core.client.send(RedisCommand("HGETALL", core.keys.job(id)), idempotent: true)
+        } catch {
+            throw JobQError(redis: error, queue: name, jobID: id)
+        }
+        try core.check(reply, script: nil, jobID: id)
+        guard let flat = reply.array, !flat.isEmpty else { return nil }
+        return Job(id: id, queue: name, flat: flat)
+    }
+
+    /// Counts per state and the paused flag, read atomically.
+    public func counts() async throws(JobQError) -> JobCounts {
+        let reply = try await core.run(core.scripts.countJobs, keys: core.countKeys, arguments: [], idempotent: true)
+        guard let items = reply.array?.compactMap(\.int), items.count == 7 else { throw core.unexpected(reply, core.scripts.countJobs) }
+        var counts = JobCounts()
+        (counts.waiting, counts.delayed, counts.active) = (items[0], items[1], items[2])
+        (counts.completed, counts.failed, counts.cancelled) = (items[3], items[4], items[5])
+        counts.paused = items[6] == 1
+        return counts
+    }
+
+    public var isPaused: Bool {
+        get async throws(JobQError) { try await counts().paused }
+    }
+
+    /// Every queue that was ever used on this Redis (`jobq:queues`), with its counts, by name.
+    public static func queues(client: RedisClient, settings: QueueSettings = QueueSettings()) async throws(JobQError) -> [(name: String, counts: JobCounts)] {
+        let reply: RedisReply
+        do {
+            reply = try await client.send(RedisCommand("SMEMBERS", QueueKeys.queueRegistry), idempotent: true)
+        } catch {
+            throw JobQError(redis: error, queue: nil)
+        }
+        let names = (reply.array ?? []).compactMap(\.string).sorted()
+        var out: [(String, JobCounts)] = []
+        for name in names {
+            guard let inspector = try? QueueInspector(name: name, client: client, settings: settings) else { continue }
+            out.append((name, try await inspector.counts()))
+        }
+        return out
+    }
+
+    /// Jobs in one state, in the order they will run (waiting, delayed, active) or newest first
+    /// (finished), optionally filtered by name and creation time.
+    ///
+    /// - Important: filtering reads records in pages of 500 and stops after scanning 100,000, so
+    ///   a filtered listing of a huge queue may be partial.
+    public func jobs(state: JobState, name jobName: String? = nil, createdAfter: Date? = nil, createdBefore: Date? = nil,
+                     limit: Int = 100, offset: Int = 0) async throws(JobQError) -> [Job] {
+        let limit = max(0, min(limit, 10_000))
+        let filtered = jobName != nil || createdAfter != nil || createdBefore != nil
+        var out: [Job] = []
+        var skipped = 0
+        var rank = filtered ? 0 : max(0, offset)
+        let page = filtered ? 500 : max(1, limit)
+        let newestFirst = state.isFinished
+        var scanned = 0
+        while out.count < limit, scanned < 100_000 {
+            let range = RedisCommand(newestFirst ? "ZREVRANGE" : "ZRANGE", core.keys.set(for: state), rank, rank + page - 1)
+            let idsReply: RedisReply
+            do { idsReply = try await core.client.send(range, idempotent: true) } catch { throw JobQError(redis: error, queue: name) }
+            let ids = (idsReply.array ?? []).compactMap(\.string)
+            if ids.isEmpty { break }
+            let replies: [RedisReply]
+            do {
+                replies = try await core.client.pipeline(ids.map { RedisCommand("HGETALL", core.keys.job($0)) }, idempotent: true)
+            } catch {
+                throw JobQError(redis: error, queue: name)
+            }
+            for (id, reply) in zip(ids, replies) {
+                guard let flat = reply.array, let job = Job(id: id, queue: name, flat: flat) else { continue }
+                if let jobName, job.name != jobName { continue }
+                if let createdAfter, job.createdAt <= createdAfter { continue }
+                if let createdBefore, job.createdAt >= createdBefore { continue }
+                if filtered, skipped < offset { skipped += 1; continue }
+                out.append(job)
+                if out.count == limit { break }
+            }
+            rank += ids.count
+            scanned += ids.count
+            if ids.count < page { break }
+        }
+        return out
+    }
+
+    // MARK: - Operator actions
+
+    /// What removing one job did.
+    public enum RemoveOutcome: Sendable, Hashable {
+        case removed(from: JobState)
+        /// Refused: it is running (cancel it instead).
+        case isActive
+        case notFound
+    }
+
+    /// Removes jobs that are not running; their `removed` event stays in the stream.
+    public func remove(_ ids: [String]) async throws(JobQError) -> [RemoveOutcome] {
+        var outcomes: [RemoveOutcome] = []
+        for id in ids {
+            let reply = try await core.run(core.scripts.removeJob, keys: core.removeKeys(id), arguments: [id, core.maxLen], jobID: id, idempotent: true)
+            guard let items = reply.array, let code = items.first?.int else { throw core.unexpected(reply, core.scripts.removeJob, jobID: id) }
+            switch code {
+            case 1:
+                guard items.count == 2, let state = items[1].string.flatMap(JobState.init(rawValue:)) else { throw core.unexpected(reply, core.scripts.removeJob, jobID: id) }
+                outcomes.append(.removed(from: state))
+            case ScriptCode.isActive.rawValue: outcomes.append(.isActive)
+            case ScriptCode.notFound.rawValue: outcomes.append(.notFound)
+            default: throw core.unexpected(reply, core.scripts.removeJob, jobID: id)
+            }
+        }
+        return outcomes
+    }
+
+    /// Removes every job with this name that is not running; returns how many.
+    public func removeJobs(named jobName: String) async throws(JobQError) -> Int {
+        var removed = 0
+        for state in [JobState.waiting, .delayed, .completed, .failed, .cancelled] {
+            var cursor = 0
+            for _ in 0..<1_000_000 {
+                let reply = try await core.run(core.scripts.removeJobsNamed, keys: core.removeNamedKeys(state),
+                                               arguments: [jobName, cursor, core.settings.batchSize, core.maxLen, state.rawValue], idempotent: true)
+                guard let items = reply.array?.compactMap(\.int), items.count == 3 else { throw core.unexpected(reply, core.scripts.removeJobsNamed) }
+                removed += items[0]
+                cursor = items[1]
+                if items[2] == 0 { break }
+            }
+        }
+        return removed
+    }
+
+    /// Pauses the queue: running jobs finish, nothing new starts; adds go on. Returns false if
+    /// it was paused already.
+    @discardableResult
+    public func pause() async throws(JobQError) -> Bool { try await setPaused(true) }
+
+    /// Resumes a paused queue. Returns false if it was not paused.
+    @discardableResult
+    public func resume() async throws(JobQError) -> Bool { try await setPaused(false) }
+
+    private func setPaused(_ paused: Bool) async throws(JobQError) -> Bool {
+        let reply = try await core.run(core.scripts.setPaused, keys: core.pauseKeys, arguments: [paused ? "1" : "0", core.maxLen], idempotent: true)
+        guard let code = QueueCore.status(reply) else { throw core.unexpected(reply, core.scripts.setPaused) }
+        return code == 1
+    }
+
+    /// Deletes every waiting and delayed job (in calls of at most ``QueueSettings/batchSize``);
+    /// returns how many. Running and finished jobs stay.
+    public func purge() async throws(JobQError) -> Int {
+        try await repeatBatches(core.scripts.purgeJobs, keys: core.purgeKeys, arguments: [core.settings.batchSize, core.maxLen])
+    }
+
+    /// Deletes finished records of `state` older than `olderThan`, at most `limit` of them
+    /// (all when nil), oldest first; returns how many.
+    public func clean(state: JobState, olderThan: Duration = .zero, limit: Int? = nil) async throws(JobQError) -> Int {
+        guard state.isFinished else {
+            throw JobQError(.invalidOptions, queue: name, detail: "clean takes completed, failed or cancelled (use purge for waiting and delayed jobs)")
+        }
+        var deleted = 0
+        let cap = limit ?? Int.max
+        while deleted < cap {
+            let batch = min(core.settings.batchSize, cap - deleted)
+            let reply = try await core.run(core.scripts.cleanJobs, keys: core.cleanKeys(state),
+                                           arguments: [Int64(olderThan.milliseconds), batch, core.maxLen, state.rawValue], idempotent: true)
+            guard let items = reply.array?.compactMap(\.int), items.count == 2 else { throw core.unexpected(reply, core.scripts.cleanJobs) }
+            deleted += items[0]
+            if items[1] == 0 || items[0] == 0 { break }
+        }
+        return deleted
+    }
+
+    /// What retrying one job did.
+    public enum RetryOutcome: Sendable, Hashable {
+        case retried
+        /// Only failed and cancelled jobs can be retried.
+        case wrongState
+        case notFound
+    }
+
+    /// Sends failed or cancelled jobs back to waiting with attempts and stall count reset (the
+    /// last error is kept as the previous error).
+    public func retry(_ ids: [String]) async throws(JobQError) -> [RetryOutcome] {
+        var outcomes: [RetryOutcome] = []
+        var start = 0
+        while start < ids.count {
+            let chunk = Array(ids[start..<min(start + core.settings.batchSize, ids.count)])
+            let reply = try await core.run(core.scripts.retryJobs, keys: core.retryKeys,
+                                           arguments: [core.maxLen, "ids", core.settings.batchSize] + chunk.map { $0 as any RedisArgument }, idempotent: true)
+            guard let codes = reply.array?.compactMap(\.int), codes.count == chunk.count else { throw core.unexpected(reply, core.scripts.retryJobs) }
+            for code in codes {
+                switch code {
+                case 1: outcomes.append(.retried)
+                case ScriptCode.wrongState.rawValue: outcomes.append(.wrongState)
+                default: outcomes.append(.notFound)
+                }
+            }
+            start += chunk.count
+        }
+        return outcomes
+    }
+
+    /// Retries every failed job kept by retention; returns how many.
+    public func retryAllFailed() async throws(JobQError) -> Int {
+        try await repeatBatches(core.scripts.retryJobs, keys: core.retryKeys, arguments: [core.maxLen, "failed", core.settings.batchSize])
+    }
+
+    /// Deletes the queue: every job and key. Needs a paused queue with no running job, unless
+    /// `force`. Returns how many jobs were deleted.
+    @discardableResult
+    public func obliterate(force: Bool = false) async throws(JobQError) -> Int {
+        let deleted = try await repeatBatches(core.scripts.obliterateQueue, keys: core.obliterateKeys, arguments: [force ? "1" : "0", core.settings.batchSize])
+        do {
+            _ = try await core.client.send(RedisCommand("SREM", QueueKeys.queueRegistry, name), idempotent: true)
+        } catch {
+            throw JobQError(redis: error, queue: name)
+        }
+        return deleted
+    }
+
+    /// Sets the queue's retention: how many finished records of each kind are kept (DESIGN §6).
+    /// Takes effect at the next finishes (each trims at most 10 beyond the limit); `clean` trims
+    /// at once.
+    public func setRetention(completed: Int? = nil, failed: Int? = nil, cancelled: Int? = nil) async throws(JobQError) {
+        var command = RedisCommand("HSET", core.keys.meta)
+        for (field, value) in [("kc", completed), ("kf", failed), ("kx", cancelled)] {
+            guard let value else { continue }
+            guard value >= 0 else { throw JobQError(.invalidOptions, queue: name, detail: "retention limits are 0 or more") }
+            command.append(field)
+            command.append(value)
+        }
+        guard command.argumentCount > 2 else { return }
+        let reply: RedisReply
+        do {
+            reply = try await core.client.send(command, idempotent: true)
+        } catch {
+            throw JobQError(redis: error, queue: name)
+        }
+        try core.check(reply, script: nil, jobID: nil)
+    }
+
+    /// The queue's retention limits (completed, failed, cancelled).
+    public func retention() async throws(JobQError) -> (completed: Int, failed: Int, cancelled: Int) {
+        let reply: RedisReply
+        do {
+            reply = try await core.client.send(RedisCommand("HMGET", core.keys.meta, "kc", "kf", "kx"), idempotent: true)
+        } catch {
+            throw JobQError(redis: error, queue: name)
+        }
+        let v = reply.array ?? []
+        func value(_ i: Int, _ fallback: Int) -> Int { i < v.count ? v[i].int ?? fallback : fallback }
+        return (value(0, 10), value(1, 5), value(2, 10))
+    }
+
+    /// Calls a bounded script until it reports nothing remaining; sums what each call did.
+    /// A call that does nothing while work remains (a refusal) stops the loop.
+    private func repeatBatches(_ script: RedisScript, keys: [String], arguments: [any RedisArgument]) async throws(JobQError) -> Int {
+        var total = 0
+        for _ in 0..<10_000_000 {
+            let reply = try await core.run(script, keys: keys, arguments: arguments, idempotent: true)
+            guard let items = reply.array?.compactMap(\.int), let first = items.first else { throw core.unexpected(reply, script) }
+            if first < 0, let code = ScriptCode(rawValue: first) { throw code.error(queue: name, jobID: nil) }
+            guard items.count == 2 else { throw core.unexpected(reply, script) }
+            total += items[0]
+            if items[1] == 0 || items[0] == 0 { break }
+        }
+        return total
+    }
+}

@@ -1,0 +1,78 @@
+/// Every Redis key of one queue (DESIGN §2): all start with `jobq:{<queue>}:`, so the whole
+/// queue lives in one Redis Cluster slot and one script may touch any of them.
+///
+/// Side keys use fixed suffixes defined here and nowhere else. Keys of jobs a script discovers
+/// (the next job, trimmed records, due delayed jobs) are built inside the script from
+/// ``jobPrefix``, which is itself passed as a KEY.
+public struct QueueKeys: Sendable, Hashable {
+    /// The validated queue name.
+    public let queue: String
+    /// `jobq:{<queue>}:`
+    public let base: String
+
+    public init(queue: String) throws(JobQError) {
+        try Self.validate(queue: queue)
+        self.queue = queue
+        self.base = "jobq:{\(queue)}:"
+    }
+
+    /// `ZSET` of waiting jobs; score = (1000 − priority) · 2⁴¹ + sequence.
+    public var wait: String { base + "wait" }
+    /// `ZSET` of delayed jobs; score = due time (ms, Redis clock).
+    public var delayed: String { base + "delayed" }
+    /// `ZSET` of running jobs; score = lease deadline (ms, Redis clock).
+    public var active: String { base + "active" }
+    /// `ZSET` of retained completed records; score = finish time.
+    public var completed: String { base + "completed" }
+    /// `ZSET` of retained failed records; score = finish time.
+    public var failed: String { base + "failed" }
+    /// `ZSET` of retained cancelled records; score = finish time.
+    public var cancelled: String { base + "cancelled" }
+    /// `HASH`: paused flag, retention limits.
+    public var meta: String { base + "meta" }
+    /// `ZSET` with at most one member: idle fetchers block on it (`BZPOPMIN`).
+    public var marker: String { base + "marker" }
+    /// `STREAM` of events, capped.
+    public var events: String { base + "events" }
+    /// `STRING` counter giving FIFO order inside a priority.
+    public var sequence: String { base + "seq" }
+    /// `STRING` lock held by the worker running the reaper.
+    public var reaperLock: String { base + "reaper" }
+    /// Pub/sub channel carrying cancel requests (sharded pub/sub in cluster mode).
+    public var cancelChannel: String { base + "cancel" }
+    /// Prefix of job records: `jobq:{<queue>}:job:`.
+    public var jobPrefix: String { base + "job:" }
+
+    /// `HASH` record of one job.
+    public func job(_ id: String) -> String { jobPrefix + id }
+
+    /// The key of the set holding jobs in `state`.
+    public func set(for state: JobState) -> String {
+        switch state {
+        case .waiting: wait
+        case .delayed: delayed
+        case .active: active
+        case .completed: completed
+        case .failed: failed
+        case .cancelled: cancelled
+        }
+    }
+
+    /// Global `SET` of queue names (its own slot; never touched inside a queue script).
+    public static let queueRegistry = "jobq:queues"
+    /// Global `ZSET` of live workers (score = last heartbeat).
+    public static let workerRegistry = "jobq:workers"
+
+    /// Checks a queue name: 1–100 bytes of UTF-8, no `{`, `}` or control characters (an empty or
+    /// broken hash tag would scatter the queue across cluster slots).
+    public static func validate(queue: String) throws(JobQError) {
+        let bytes = queue.utf8.count
+        guard bytes >= 1, bytes <= 100 else {
+            throw JobQError(.invalidQueueName, queue: queue, detail: "a queue name is 1 to 100 bytes long; this one is \(bytes)")
+        }
+        if let bad = queue.unicodeScalars.first(where: { $0 == "{" || $0 == "}" || $0.properties.generalCategory == .control }) {
+            let shown = bad.properties.generalCategory == .control ? "a control character (U+\(String(bad.value, radix: 16, uppercase: true)))" : "\"\(bad)\""
+            throw JobQError(.invalidQueueName, queue: queue, detail: "a queue name may not contain \(shown): it would break the key's {hash tag}")
+        }
+    }
+}

@@ -1,0 +1,68 @@
+--[[
+  Adds one job: waiting (immediate) or delayed; a job id that exists already adds nothing.
+
+  KEYS[1] jobq:{<q>}:job:<id>  HASH    the job's record
+  KEYS[2] jobq:{<q>}:wait      ZSET    score = (1000 - priority) * 2^41 + sequence
+  KEYS[3] jobq:{<q>}:delayed   ZSET    score = due ms (Redis clock)
+  KEYS[4] jobq:{<q>}:marker    ZSET    wake-up marker, one member "0"
+  KEYS[5] jobq:{<q>}:events    STREAM  capped event stream
+  KEYS[6] jobq:{<q>}:seq       STRING  the queue's sequence counter
+
+  ARGV[1] job id
+  ARGV[2] delay in ms from now (Redis TIME); 0 = none
+  ARGV[3] run-at time in ms since the epoch; 0 = none (a time in the past runs at once)
+  ARGV[4] priority, -1000...1000
+  ARGV[5] events stream cap (MAXLEN ~)
+  ARGV[6...] the record's fields as name, value pairs (n, d, e, a, bo, to, ms, rc, rf, p)
+
+  Returns {1, state} created, state "waiting" or "delayed"
+          {0, state} the id exists already (dedup); nothing written
+  Events: "added" (to waiting) or "delayed", with the job name.
+]]
+--@include common
+local jobKey, waitKey, delayedKey, markerKey, eventsKey, seqKey =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local id, delay, runAt, priority, maxLen = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
+
+local existing = redis.call('HGET', jobKey, 's')
+if existing then return {0, existing} end
+
+local name = ''
+for i = 6, #ARGV, 2 do
+  if ARGV[i] == 'n' then name = ARGV[i + 1] end
+end
+
+local due = nil
+local now
+if runAt > 0 then
+  now = nowMs()
+  if runAt > now then due = runAt end
+end
+
+local state = 'waiting'
+if due or delay > 0 then state = 'delayed' end
+
+-- The event's stream id carries the Redis clock: it stamps the record too (no extra TIME call).
+local eventId = emit(eventsKey, maxLen, state == 'waiting' and 'added' or 'delayed', id, {'n', name})
+if not now then now = tonumber(string.match(eventId, '^(%d+)')) end
+if not due and delay > 0 then due = now + delay end
+
+local fields = {'HSET', jobKey, 's', state, 'ct', now}
+for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
+if due then
+  fields[#fields + 1] = 'du'
+  fields[#fields + 1] = due
+end
+redis.call(unpack(fields))
+
+if due then
+  local first = redis.call('ZRANGE', delayedKey, 0, 0, 'WITHSCORES')
+  redis.call('ZADD', delayedKey, due, id)
+  -- Due sooner than every other delayed job: wake an idle fetcher so it re-arms its timer.
+  if not first[2] or due < tonumber(first[2]) then
+    redis.call('ZADD', markerKey, 0, '0')
+  end
+else
+  enqueueWaiting(waitKey, seqKey, markerKey, id, priority)
+end
+return {1, state}

@@ -1,0 +1,31 @@
+--[[
+  Renews the leases of a worker's active jobs (at most 1,000 per call) and reports which of them
+  have a cancel request, so a worker that missed the pub/sub message still learns it.
+
+  KEYS[1] jobq:{<q>}:active    ZSET    score = lease deadline ms
+  KEYS[2] jobq:{<q>}:job:      prefix of job records
+  Derived keys: jobq:{<q>}:job:<id> HASH for every id in ARGV.
+
+  ARGV[1] lease length, ms
+  ARGV[2], ARGV[3], ... job id, lease token pairs
+
+  Returns {renewed, {lost ids}, {cancel-requested ids}}: a lost id is no longer active with that
+  token (LEASE_LOST: the worker must drop its result and fire the job's token).
+  Events: none.
+]]
+--@include common
+local activeKey, jobPrefix = KEYS[1], KEYS[2]
+local deadline = nowMs() + tonumber(ARGV[1])
+local renewed, lost, cancelRequested = 0, {}, {}
+for i = 2, #ARGV, 2 do
+  local id, token = ARGV[i], ARGV[i + 1]
+  local v = redis.call('HMGET', jobPrefix .. id, 's', 'x', 'cr')
+  if v[1] == 'active' and v[2] == token then
+    redis.call('ZADD', activeKey, 'XX', deadline, id)
+    renewed = renewed + 1
+    if v[3] == '1' then cancelRequested[#cancelRequested + 1] = id end
+  else
+    lost[#lost + 1] = id
+  end
+end
+return {renewed, lost, cancelRequested}

@@ -1,0 +1,130 @@
+--[[
+  Ends a run of an active job, in DESIGN §4's outcome order, applies retention, and (optionally)
+  takes the next job in the same call.
+
+  KEYS[1]  jobq:{<q>}:job:<id>  HASH    the job's record
+  KEYS[2]  jobq:{<q>}:active    ZSET    score = lease deadline ms
+  KEYS[3]  jobq:{<q>}:wait      ZSET    score = (1000 - priority) * 2^41 + sequence
+  KEYS[4]  jobq:{<q>}:delayed   ZSET    score = due ms
+  KEYS[5]  jobq:{<q>}:completed ZSET    score = finish ms
+  KEYS[6]  jobq:{<q>}:failed    ZSET    score = finish ms
+  KEYS[7]  jobq:{<q>}:cancelled ZSET    score = finish ms
+  KEYS[8]  jobq:{<q>}:meta      HASH    paused flag, retention limits (kc, kf, kx)
+  KEYS[9]  jobq:{<q>}:marker    ZSET    wake-up marker
+  KEYS[10] jobq:{<q>}:events    STREAM
+  KEYS[11] jobq:{<q>}:seq       STRING  sequence counter
+  KEYS[12] jobq:{<q>}:job:      prefix of job records
+  Derived keys: jobq:{<q>}:job:<id> HASH of records trimmed by retention, of delayed jobs
+  promoted and of the next job taken.
+
+  ARGV[1]  job id
+  ARGV[2]  lease token of this run
+  ARGV[3]  outcome: completed | failed | unrecoverable | timeout | cancelled | shutdown
+  ARGV[4]  result bytes (completed) or error details (failures)
+  ARGV[5]  error reason (failures)
+  ARGV[6]  retry delay in ms if attempts remain (failed, timeout); -1 = never retry
+  ARGV[7]  events stream cap
+  ARGV[8]  "1" to take the next job in the same call
+  ARGV[9]  lease token for the next job
+  ARGV[10] lease length, ms
+  ARGV[11] worker id
+  ARGV[12] event excerpt limit in bytes (result / error in completed and failed events)
+
+  Returns {1, state, next}  applied; state = completed | failed | cancelled | delayed | waiting;
+                            next = the takeNext reply ({1, id, nextDue, fields} | {0, nextDue} |
+                            {-3}) or {} when not asked
+          {-8, state}       OK_ALREADY: this run's outcome was applied before
+          {-2}              LEASE_LOST: the job is not active with this token; nothing changed
+          {-1}              NOT_FOUND
+  Events: exactly one of completed (result excerpt), failed (reason, details excerpt), cancelled,
+  retrying (delay), waiting (shutdown requeue); then those of the take.
+]]
+--@include common
+--@include take
+local jobKey, activeKey, waitKey, delayedKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local completedKey, failedKey, cancelledKey, metaKey = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local markerKey, eventsKey, seqKey, jobPrefix = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
+local id, token, outcome, value, reason = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local retryDelay, maxLen, fetchNext = tonumber(ARGV[6]), ARGV[7], ARGV[8] == '1'
+local excerptLimit = tonumber(ARGV[12])
+
+local job = toMap(redis.call('HGETALL', jobKey))
+if not job['s'] then return {NOT_FOUND} end
+if job['x'] ~= token then return {LEASE_LOST} end
+if job['s'] ~= 'active' then return {OK_ALREADY, job['s']} end
+
+local now = nowMs()
+local attempt = tonumber(job['am'] or 1)
+local maxAttempts = tonumber(job['a'] or 3)
+redis.call('ZREM', activeKey, id)
+
+local function finishAs(state, setKey, keep, fields, eventFields)
+  local args = {'HSET', jobKey, 's', state, 'ft', now}
+  for i = 1, #fields do args[#args + 1] = fields[i] end
+  redis.call(unpack(args))
+  emit(eventsKey, maxLen, state, id, eventFields)
+  if keep then
+    redis.call('ZADD', setKey, now, id)
+  else
+    redis.call('UNLINK', jobKey)
+  end
+  local kc, kf, kx = retention(metaKey)
+  local limit = kc
+  if state == 'failed' then limit = kf elseif state == 'cancelled' then limit = kx end
+  trimFinished(setKey, limit, jobPrefix, 10)
+end
+
+local state
+if outcome == 'completed' then
+  state = 'completed'
+  finishAs(state, completedKey, job['rc'] ~= '1', {'r', value}, {'at', attempt, 'r', excerpt(value, excerptLimit)})
+elseif job['cr'] == '1' or outcome == 'cancelled' then
+  state = 'cancelled'
+  local why = job['cx'] or reason
+  finishAs(state, cancelledKey, true, {'er', 'cancelled', 'ed', why or ''},
+    {'at', attempt, 'by', job['cb'] or '', 'er', excerpt(why, excerptLimit)})
+elseif outcome == 'shutdown' then
+  -- Requeued with no attempt used; the token stays so a repeat of this call is recognised.
+  state = 'waiting'
+  local args = {'HSET', jobKey, 's', 'waiting', 'am', attempt - 1}
+  redis.call(unpack(args))
+  enqueueWaiting(waitKey, seqKey, markerKey, id, tonumber(job['p'] or 0))
+  emit(eventsKey, maxLen, 'waiting', id, {'from', 'active', 'er', 'shutdown'})
+else
+  local retry = outcome ~= 'unrecoverable' and retryDelay >= 0 and attempt < maxAttempts
+  local errorFields = {'er', reason, 'ed', value}
+  if job['er'] then
+    errorFields[#errorFields + 1] = 'pe'; errorFields[#errorFields + 1] = job['er']
+    errorFields[#errorFields + 1] = 'pd'; errorFields[#errorFields + 1] = job['ed'] or ''
+  end
+  if retry then
+    if retryDelay > 0 then
+      state = 'delayed'
+      local args = {'HSET', jobKey, 's', 'delayed', 'du', now + retryDelay}
+      for i = 1, #errorFields do args[#args + 1] = errorFields[i] end
+      redis.call(unpack(args))
+      local first = redis.call('ZRANGE', delayedKey, 0, 0, 'WITHSCORES')
+      redis.call('ZADD', delayedKey, now + retryDelay, id)
+      if not first[2] or now + retryDelay < tonumber(first[2]) then redis.call('ZADD', markerKey, 0, '0') end
+    else
+      state = 'waiting'
+      local args = {'HSET', jobKey, 's', 'waiting'}
+      for i = 1, #errorFields do args[#args + 1] = errorFields[i] end
+      redis.call(unpack(args))
+      enqueueWaiting(waitKey, seqKey, markerKey, id, tonumber(job['p'] or 0))
+    end
+    emit(eventsKey, maxLen, 'retrying', id, {'at', attempt, 'dl', retryDelay, 'er', reason,
+      'ed', excerpt(value, excerptLimit)})
+  else
+    state = 'failed'
+    finishAs(state, failedKey, job['rf'] ~= '1', errorFields,
+      {'at', attempt, 'er', reason, 'ed', excerpt(value, excerptLimit)})
+  end
+end
+
+local nextJob = {}
+if fetchNext then
+  nextJob = takeNext(waitKey, activeKey, delayedKey, metaKey, markerKey, eventsKey, seqKey, jobPrefix,
+    ARGV[9], tonumber(ARGV[10]), ARGV[11], maxLen, now, 100)
+end
+return {1, state, nextJob}

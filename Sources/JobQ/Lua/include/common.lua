@@ -1,0 +1,104 @@
+--[[
+  Shared helpers, spliced into a script by its include line (`--@include` + name).
+  Locals only (Redis forbids globals). Codes returned to Swift (ScriptCode.swift mirrors them):
+    -1 NOT_FOUND      no such job
+    -2 LEASE_LOST     the job is not active with that lease token
+    -3 PAUSED         the queue is paused
+    -4 IS_ACTIVE      refused: the job is running
+    -5 NOT_PAUSED     refused: pause the queue first (or force)
+    -6 HAS_ACTIVE     refused: jobs are running (or force)
+    -7 WRONG_STATE    refused: the job is not in a state this call accepts
+    -8 OK_ALREADY     a repeat of a call that was already applied
+    -9 TOO_LARGE      a value over its size limit
+]]
+local NOT_FOUND, LEASE_LOST, PAUSED, IS_ACTIVE = -1, -2, -3, -4
+local NOT_PAUSED, HAS_ACTIVE, WRONG_STATE, OK_ALREADY, TOO_LARGE = -5, -6, -7, -8, -9
+
+-- Priority band width in the `wait` score: score = (1000 - priority) * BAND + sequence, so a
+-- larger priority sorts first and the queue's sequence keeps FIFO inside one priority.
+local BAND = 2199023255552 -- 2^41
+
+local function nowMs()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function int(n)
+  return string.format('%.0f', n)
+end
+
+-- Appends one event; `fields` is a flat list of name, value pairs (the type comes first).
+local function emit(eventsKey, maxLen, eventType, jobId, fields)
+  local args = {'XADD', eventsKey, 'MAXLEN', '~', maxLen, '*', 'ev', eventType, 'id', jobId}
+  if fields then
+    for i = 1, #fields do args[#args + 1] = fields[i] end
+  end
+  return redis.call(unpack(args))
+end
+
+-- The first `limit` bytes of a value, for event payloads.
+local function excerpt(value, limit)
+  if not value then return '' end
+  if #value > limit then return string.sub(value, 1, limit) end
+  return value
+end
+
+-- Puts a job into `wait` with a fresh sequence number and arms the marker.
+local function enqueueWaiting(waitKey, seqKey, markerKey, jobId, priority)
+  local seq = redis.call('INCR', seqKey)
+  redis.call('ZADD', waitKey, int((1000 - priority) * BAND + seq), jobId)
+  redis.call('ZADD', markerKey, 0, '0')
+end
+
+-- Deletes finished records beyond `limit` in a finished-state ZSET, oldest first, at most
+-- `most` of them (DESIGN §6: lowering a limit never makes one call huge).
+local function trimFinished(setKey, limit, jobPrefix, most)
+  local excess = redis.call('ZCARD', setKey) - limit
+  if excess <= 0 then return 0 end
+  if excess > most then excess = most end
+  local ids = redis.call('ZRANGE', setKey, 0, excess - 1)
+  for i = 1, #ids do
+    redis.call('UNLINK', jobPrefix .. ids[i])
+  end
+  redis.call('ZREMRANGEBYRANK', setKey, 0, excess - 1)
+  return #ids
+end
+
+-- The queue's retention limits: completed, failed, cancelled (DESIGN §6 defaults 10, 5, 10).
+local function retention(metaKey)
+  local v = redis.call('HMGET', metaKey, 'kc', 'kf', 'kx')
+  return tonumber(v[1] or 10), tonumber(v[2] or 5), tonumber(v[3] or 10)
+end
+
+-- Moves delayed jobs due at `now` into `wait`, at most `most`. Returns how many moved and the
+-- next due time as an offset from now (-1 when nothing is delayed).
+local function promoteDue(delayedKey, waitKey, seqKey, markerKey, eventsKey, jobPrefix, maxLen, now, most)
+  local first = redis.call('ZRANGE', delayedKey, 0, 0, 'WITHSCORES')
+  if not first[2] then return 0, -1 end
+  if tonumber(first[2]) > now then return 0, tonumber(first[2]) - now end
+  local ids = redis.call('ZRANGEBYSCORE', delayedKey, '-inf', now, 'LIMIT', 0, most)
+  for i = 1, #ids do
+    local id = ids[i]
+    local jobKey = jobPrefix .. id
+    local priority = tonumber(redis.call('HGET', jobKey, 'p') or 0)
+    redis.call('ZREM', delayedKey, id)
+    redis.call('HSET', jobKey, 's', 'waiting')
+    redis.call('HDEL', jobKey, 'du')
+    enqueueWaiting(waitKey, seqKey, markerKey, id, priority)
+    emit(eventsKey, maxLen, 'waiting', id, nil)
+  end
+  local nextDue = -1
+  first = redis.call('ZRANGE', delayedKey, 0, 0, 'WITHSCORES')
+  if first[2] then
+    nextDue = tonumber(first[2]) - now
+    if nextDue < 0 then nextDue = 0 end
+  end
+  return #ids, nextDue
+end
+
+-- Reads a flat HGETALL reply into a table.
+local function toMap(flat)
+  local m = {}
+  for i = 1, #flat, 2 do m[flat[i]] = flat[i + 1] end
+  return m
+end

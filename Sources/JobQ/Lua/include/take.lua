@@ -1,0 +1,48 @@
+--[[
+  Taking the next job, shared by takeJob and finishJob (which hands back the next job in the
+  same call). Needs common. Returns a flat reply:
+    {1, id, nextDue, {field, value, ...}}  the job, now active with the caller's lease token
+    {0, nextDue}                           nothing runnable; nextDue = ms until the earliest
+                                           delayed job is due, -1 when none is delayed
+    {PAUSED}                               the queue is paused
+]]
+local function takeNext(waitKey, activeKey, delayedKey, metaKey, markerKey, eventsKey, seqKey, jobPrefix,
+                        token, leaseMs, workerId, maxLen, now, promoteBatch)
+  if redis.call('HEXISTS', metaKey, 'paused') == 1 then return {PAUSED} end
+  local _, nextDue = promoteDue(delayedKey, waitKey, seqKey, markerKey, eventsKey, jobPrefix, maxLen, now, promoteBatch)
+  -- An id without a record (deleted by hand) is dropped; a few in a row at most.
+  for _ = 1, 10 do
+    local popped = redis.call('ZPOPMIN', waitKey)
+    if not popped[1] then return {0, nextDue} end
+    local id = popped[1]
+    local jobKey = jobPrefix .. id
+    local flat = redis.call('HGETALL', jobKey)
+    if #flat > 0 then
+      local attempt = 1
+      for i = 1, #flat, 2 do
+        if flat[i] == 'am' then attempt = tonumber(flat[i + 1]) + 1 end
+      end
+      redis.call('HSET', jobKey, 's', 'active', 'am', attempt, 'st', now, 'w', workerId, 'x', token)
+      redis.call('ZADD', activeKey, now + leaseMs, id)
+      -- Re-arm the marker while jobs remain, so the next idle fetcher wakes too.
+      if redis.call('ZCARD', waitKey) > 0 then redis.call('ZADD', markerKey, 0, '0') end
+      emit(eventsKey, maxLen, 'active', id, {'at', attempt, 'w', workerId})
+      local seen = {}
+      for i = 1, #flat, 2 do
+        local f = flat[i]
+        if f == 's' then flat[i + 1] = 'active'
+        elseif f == 'am' then flat[i + 1] = tostring(attempt)
+        elseif f == 'st' then flat[i + 1] = tostring(now)
+        elseif f == 'w' then flat[i + 1] = workerId
+        elseif f == 'x' then flat[i + 1] = token end
+        seen[f] = true
+      end
+      if not seen['am'] then flat[#flat + 1] = 'am'; flat[#flat + 1] = tostring(attempt) end
+      if not seen['st'] then flat[#flat + 1] = 'st'; flat[#flat + 1] = tostring(now) end
+      if not seen['w'] then flat[#flat + 1] = 'w'; flat[#flat + 1] = workerId end
+      if not seen['x'] then flat[#flat + 1] = 'x'; flat[#flat + 1] = token end
+      return {1, id, nextDue, flat}
+    end
+  end
+  return {0, nextDue}
+end

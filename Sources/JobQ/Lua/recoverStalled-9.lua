@@ -1,0 +1,72 @@
+--[[
+  The reaper: active jobs whose lease ran out (their worker died or hung) go back to waiting
+  with stallCount + 1; the stall that exceeds the job's maxStalls fails it (reason "stalled");
+  a job with a cancel request ends cancelled. Bounded: at most ARGV[2] jobs per call.
+
+  KEYS[1] jobq:{<q>}:active    ZSET    score = lease deadline ms
+  KEYS[2] jobq:{<q>}:wait      ZSET    score = (1000 - priority) * 2^41 + sequence
+  KEYS[3] jobq:{<q>}:failed    ZSET    score = finish ms
+  KEYS[4] jobq:{<q>}:cancelled ZSET    score = finish ms
+  KEYS[5] jobq:{<q>}:meta      HASH    retention limits
+  KEYS[6] jobq:{<q>}:marker    ZSET    wake-up marker
+  KEYS[7] jobq:{<q>}:events    STREAM
+  KEYS[8] jobq:{<q>}:seq       STRING  sequence counter
+  KEYS[9] jobq:{<q>}:job:      prefix of job records
+  Derived keys: jobq:{<q>}:job:<id> HASH of each expired job and of records trimmed by retention.
+
+  ARGV[1] events stream cap
+  ARGV[2] most jobs to recover in this call (<= 1000)
+
+  Returns {requeued, failed, cancelled, remaining}: remaining = expired leases left for the next
+  call. The lease token is cleared, so a late finish from the stalled run gets LEASE_LOST.
+  Events: "stalled" (requeued), "failed" (reason stalled) or "cancelled" per job.
+]]
+--@include common
+local activeKey, waitKey, failedKey, cancelledKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local metaKey, markerKey, eventsKey, seqKey, jobPrefix = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local maxLen, batch = ARGV[1], tonumber(ARGV[2])
+local now = nowMs()
+local _, keepFailed, keepCancelled = retention(metaKey)
+local ids = redis.call('ZRANGEBYSCORE', activeKey, '-inf', now, 'LIMIT', 0, batch)
+local requeued, failed, cancelled = 0, 0, 0
+for i = 1, #ids do
+  local id = ids[i]
+  local jobKey = jobPrefix .. id
+  redis.call('ZREM', activeKey, id)
+  local v = redis.call('HMGET', jobKey, 's', 'sc', 'ms', 'cr', 'cx', 'cb', 'p', 'am', 'er', 'ed', 'rf')
+  if v[1] then
+    local stalls = tonumber(v[2] or 0) + 1
+    local maxStalls = tonumber(v[3] or 1)
+    redis.call('HDEL', jobKey, 'x')
+    if v[4] == '1' then
+      redis.call('HSET', jobKey, 's', 'cancelled', 'ft', now, 'sc', stalls, 'er', 'cancelled', 'ed', v[5] or '')
+      redis.call('ZADD', cancelledKey, now, id)
+      emit(eventsKey, maxLen, 'cancelled', id, {'at', v[8] or 0, 'by', v[6] or '', 'er', v[5] or ''})
+      trimFinished(cancelledKey, keepCancelled, jobPrefix, 10)
+      cancelled = cancelled + 1
+    elseif stalls > maxStalls then
+      local fields = {'HSET', jobKey, 's', 'failed', 'ft', now, 'sc', stalls, 'er', 'stalled',
+        'ed', 'the worker holding the job stopped renewing its lease ' .. stalls .. ' times'}
+      if v[9] then
+        fields[#fields + 1] = 'pe'; fields[#fields + 1] = v[9]
+        fields[#fields + 1] = 'pd'; fields[#fields + 1] = v[10] or ''
+      end
+      redis.call(unpack(fields))
+      emit(eventsKey, maxLen, 'failed', id, {'at', v[8] or 0, 'er', 'stalled'})
+      if v[11] == '1' then
+        redis.call('UNLINK', jobKey)
+      else
+        redis.call('ZADD', failedKey, now, id)
+      end
+      trimFinished(failedKey, keepFailed, jobPrefix, 10)
+      failed = failed + 1
+    else
+      redis.call('HSET', jobKey, 's', 'waiting', 'sc', stalls)
+      enqueueWaiting(waitKey, seqKey, markerKey, id, tonumber(v[7] or 0))
+      emit(eventsKey, maxLen, 'stalled', id, {'at', v[8] or 0, 'sc', stalls})
+      requeued = requeued + 1
+    end
+  end
+end
+local remaining = redis.call('ZCOUNT', activeKey, '-inf', now)
+return {requeued, failed, cancelled, remaining}

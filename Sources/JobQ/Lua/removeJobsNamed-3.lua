@@ -1,0 +1,36 @@
+--[[
+  Removes the jobs with a given name from one non-active state, scanning at most ARGV[3] ids
+  per call from a cursor, so a large queue takes many small calls.
+
+  KEYS[1] jobq:{<q>}:<state>   ZSET    wait | delayed | completed | failed | cancelled
+  KEYS[2] jobq:{<q>}:events    STREAM
+  KEYS[3] jobq:{<q>}:job:      prefix of job records
+  Derived keys: jobq:{<q>}:job:<id> HASH of each job scanned.
+
+  ARGV[1] job name
+  ARGV[2] cursor: rank to start scanning at
+  ARGV[3] most ids to scan (<= 1000)
+  ARGV[4] events stream cap
+  ARGV[5] the state's name, for the events
+
+  Returns {removed, nextCursor, remaining}: remaining = ids not scanned yet (0 = done).
+  Events: "removed" per job.
+]]
+--@include common
+local setKey, eventsKey, jobPrefix = KEYS[1], KEYS[2], KEYS[3]
+local cursor, batch = tonumber(ARGV[2]), tonumber(ARGV[3])
+local ids = redis.call('ZRANGE', setKey, cursor, cursor + batch - 1)
+local removed = 0
+for i = 1, #ids do
+  local jobKey = jobPrefix .. ids[i]
+  if redis.call('HGET', jobKey, 'n') == ARGV[1] then
+    redis.call('UNLINK', jobKey)
+    redis.call('ZREM', setKey, ids[i])
+    emit(eventsKey, ARGV[4], 'removed', ids[i], {'from', ARGV[5]})
+    removed = removed + 1
+  end
+end
+local nextCursor = cursor + #ids - removed
+local remaining = redis.call('ZCARD', setKey) - nextCursor
+if remaining < 0 then remaining = 0 end
+return {removed, nextCursor, remaining}

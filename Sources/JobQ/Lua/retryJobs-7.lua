@@ -1,0 +1,53 @@
+--[[
+  Sends failed or cancelled jobs back to waiting, by id or all failed ones in bounded batches.
+  Attempts and stall count start again; the last error is kept as the previous error.
+
+  KEYS[1] jobq:{<q>}:failed    ZSET
+  KEYS[2] jobq:{<q>}:cancelled ZSET
+  KEYS[3] jobq:{<q>}:wait      ZSET    score = (1000 - priority) * 2^41 + sequence
+  KEYS[4] jobq:{<q>}:marker    ZSET    wake-up marker
+  KEYS[5] jobq:{<q>}:events    STREAM
+  KEYS[6] jobq:{<q>}:seq       STRING  sequence counter
+  KEYS[7] jobq:{<q>}:job:      prefix of job records
+  Derived keys: jobq:{<q>}:job:<id> HASH of each job retried.
+
+  ARGV[1] events stream cap
+  ARGV[2] "ids": retry the ids in ARGV[4...]; "failed": the oldest ARGV[3] failed jobs
+  ARGV[3] most jobs in this call (<= 1000)
+
+  Returns ids mode:    {code per id}: 1 retried, -7 WRONG_STATE (not failed/cancelled), -1 NOT_FOUND
+          failed mode: {retried, remaining}
+  Events: "waiting" per job (from failed / cancelled).
+]]
+--@include common
+local failedKey, cancelledKey, waitKey, markerKey, eventsKey, seqKey, jobPrefix =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local maxLen = ARGV[1]
+
+local function retryOne(id)
+  local jobKey = jobPrefix .. id
+  local v = redis.call('HMGET', jobKey, 's', 'p', 'er', 'ed')
+  if not v[1] then return NOT_FOUND end
+  local from = v[1]
+  if from ~= 'failed' and from ~= 'cancelled' then return WRONG_STATE end
+  redis.call('ZREM', from == 'failed' and failedKey or cancelledKey, id)
+  redis.call('HDEL', jobKey, 'am', 'sc', 'er', 'ed', 'ft', 'r', 'cr', 'cx', 'cb', 'x', 'w', 'st', 'pp', 'pm')
+  local fields = {'HSET', jobKey, 's', 'waiting'}
+  if v[3] then
+    fields[#fields + 1] = 'pe'; fields[#fields + 1] = v[3]
+    fields[#fields + 1] = 'pd'; fields[#fields + 1] = v[4] or ''
+  end
+  redis.call(unpack(fields))
+  enqueueWaiting(waitKey, seqKey, markerKey, id, tonumber(v[2] or 0))
+  emit(eventsKey, maxLen, 'waiting', id, {'from', from})
+  return 1
+end
+
+if ARGV[2] == 'failed' then
+  local ids = redis.call('ZRANGE', failedKey, 0, tonumber(ARGV[3]) - 1)
+  for i = 1, #ids do retryOne(ids[i]) end
+  return {#ids, redis.call('ZCARD', failedKey)}
+end
+local codes = {}
+for i = 4, #ARGV do codes[#codes + 1] = retryOne(ARGV[i]) end
+return codes

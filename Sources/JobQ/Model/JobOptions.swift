@@ -1,0 +1,103 @@
+public import Foundation
+
+/// How a job is added and run. Defaults follow DESIGN §3; only non-defaults are stored.
+public struct JobOptions: Sendable, Hashable {
+    /// A custom id: adding an id that exists adds nothing (dedup, for as long as the record lives).
+    public var jobID: String?
+    /// Run no earlier than this long after the add (Redis clock).
+    public var delay: Duration?
+    /// Run no earlier than this time (a time in the past runs at once).
+    public var runAt: Date?
+    public var priority: JobPriority = .normal
+    /// Runs in all, the first included (1…1000).
+    public var attempts: Int = 3
+    public var backoff: Backoff = .default
+    /// A run still going after this long fails with reason `timeout` (retried while attempts remain).
+    public var timeout: Duration = .seconds(300)
+    /// Lease expiries tolerated before the job fails with reason `stalled` (0…1000).
+    public var maxStalls: Int = 1
+    /// Delete this job's record as soon as it completes (the `completed` event keeps the result).
+    public var removeOnComplete: Bool = false
+    /// Delete this job's record as soon as it fails for good.
+    public var removeOnFail: Bool = false
+
+    public init(jobID: String? = nil, delay: Duration? = nil, runAt: Date? = nil, priority: JobPriority = .normal,
+                attempts: Int = 3, backoff: Backoff = .default, timeout: Duration = .seconds(300), maxStalls: Int = 1,
+                removeOnComplete: Bool = false, removeOnFail: Bool = false) {
+        self.jobID = jobID
+        self.delay = delay
+        self.runAt = runAt
+        self.priority = priority
+        self.attempts = attempts
+        self.backoff = backoff
+        self.timeout = timeout
+        self.maxStalls = maxStalls
+        self.removeOnComplete = removeOnComplete
+        self.removeOnFail = removeOnFail
+    }
+
+    public static let `default` = JobOptions()
+
+    /// Checks every range; throws ``JobQError/Code-swift.struct/invalidOptions`` naming the option.
+    func validate(queue: String) throws(JobQError) {
+        func bad(_ text: String) -> JobQError { JobQError(.invalidOptions, queue: queue, jobID: jobID, detail: text) }
+        if let jobID { try JobID.validate(custom: jobID, queue: queue) }
+        guard JobPriority.range.contains(priority.value) else { throw bad("priority \(priority.value) is outside -1000…1000") }
+        guard (1...1000).contains(attempts) else { throw bad("attempts \(attempts) is outside 1…1000 (it counts runs, the first included)") }
+        guard (0...1000).contains(maxStalls) else { throw bad("maxStalls \(maxStalls) is outside 0…1000") }
+        guard timeout > .zero, timeout <= .seconds(7 * 86400) else { throw bad("timeout must be more than 0 and at most 7 days") }
+        if let delay, delay < .zero || delay > .seconds(10 * 365 * 86400) { throw bad("delay must be 0…10 years") }
+        if delay != nil && runAt != nil { throw bad("give delay or runAt, not both") }
+        guard backoff.base >= .zero, backoff.cap >= backoff.base, (0...10).contains(backoff.jitter) else {
+            throw bad("backoff needs 0 ≤ base ≤ max and jitter 0…10")
+        }
+    }
+
+    /// The record's option fields, defaults omitted (DESIGN §2: keeps small hashes compact).
+    var storedFields: [(String, String)] {
+        var fields: [(String, String)] = []
+        if priority.value != 0 { fields.append(("p", String(priority.value))) }
+        if attempts != 3 { fields.append(("a", String(attempts))) }
+        if backoff != .default { fields.append(("bo", backoff.encoded)) }
+        if timeout != .seconds(300) { fields.append(("to", String(timeout.milliseconds))) }
+        if maxStalls != 1 { fields.append(("ms", String(maxStalls))) }
+        if removeOnComplete { fields.append(("rc", "1")) }
+        if removeOnFail { fields.append(("rf", "1")) }
+        return fields
+    }
+
+    /// Options read back from a record's fields.
+    init(fields: [String: [UInt8]], id: String) {
+        func text(_ f: String) -> String? { fields[f].map { String(decoding: $0, as: UTF8.self) } }
+        self.init()
+        jobID = JobID.isGenerated(id) ? nil : id
+        if let p = text("p").flatMap(Int.init) { priority = JobPriority(p) }
+        if let a = text("a").flatMap(Int.init) { attempts = a }
+        if let b = text("bo").flatMap(Backoff.init(encoded:)) { backoff = b }
+        if let t = text("to").flatMap(Int64.init) { timeout = .milliseconds(t) }
+        if let m = text("ms").flatMap(Int.init) { maxStalls = m }
+        removeOnComplete = text("rc") == "1"
+        removeOnFail = text("rf") == "1"
+    }
+}
+
+/// Limits and knobs of one queue as seen by this process.
+public struct QueueSettings: Sendable, Hashable {
+    /// Largest payload accepted by `add` (DESIGN §2: 1 MiB).
+    public var maxPayloadBytes = 1 << 20
+    /// Largest result and checkpoint stored.
+    public var maxResultBytes = 1 << 20
+    public var maxCheckpointBytes = 1 << 20
+    /// Largest error details stored (longer ones are cut, with a note).
+    public var maxErrorBytes = 16 << 10
+    /// Approximate cap of the events stream (`XADD MAXLEN ~`).
+    public var eventsMaxLength = 10_000
+    /// Bytes of result or error carried by completed/failed events.
+    public var eventExcerptBytes = 1024
+    /// Records handled per call by bulk operations (clean, purge, obliterate, retry all); ≤ 1,000.
+    public var batchSize = 1000
+    /// Publish cancel requests with `SPUBLISH` (Redis Cluster).
+    public var shardedPubSub = false
+
+    public init() {}
+}

@@ -1,0 +1,285 @@
+import Foundation
+
+/// The producer's handle on one queue: add jobs (one, many, typed), cancel them, wait for their
+/// outcome, follow their events.
+///
+/// ```swift
+/// let queue = try JobQueue(name: "emails", client: client)
+/// let added = try await queue.add(SendEmail(to: "a@example.com"), options: .init(attempts: 5))
+/// let outcome = try await queue.result(of: added.id, timeout: .seconds(30))
+/// ```
+/// - Important: every add carries an id made before sending, so a retried add (after an unknown
+///   outcome on a dropped connection) creates the job at most once.
+public final class JobQueue: Sendable {
+    let core: QueueCore
+
+    public var name: String { core.name }
+    public var client: RedisClient { core.client }
+    public var settings: QueueSettings { core.settings }
+    public var keys: QueueKeys { core.keys }
+
+    /// - Throws: ``JobQError/Code-swift.struct/invalidQueueName`` for a bad name;
+    ///   ``JobQError/Code-swift.struct/installation`` when jobq's scripts cannot be read.
+    public init(name: String, client: RedisClient, settings: QueueSettings = QueueSettings()) throws(JobQError) {
+        core = try QueueCore(name: name, client: client, settings: settings)
+    }
+
+    /// What an add did.
+    public struct AddResult: Sendable, Hashable {
+        public let id: String
+        /// False when a job with this id existed already (nothing was written).
+        public let created: Bool
+        /// The job's state: where it went, or where the existing job is.
+        public let state: JobState
+    }
+
+    /// A job for ``addBulk(_:)``.
+    public struct NewJob: Sendable {
+        public var name: String
+        public var payload: JobPayload
+        public var options: JobOptions
+
+        public init(name: String, payload: JobPayload, options: JobOptions = .default) {
+            self.name = name
+            self.payload = payload
+            self.options = options
+        }
+
+        public init<P: JobParameters>(_ parameters: P, options: JobOptions = .default) throws(JobQError) {
+            self.init(name: P.jobName, payload: try .encoding(parameters), options: options)
+        }
+    }
+
+    /// Adds one job.
+    /// - Throws: ``JobQError`` — invalid name, id or options and oversized payloads are refused
+    ///   before anything is written; `outOfMemory` when Redis is full; `redis` when Redis stays
+    ///   unreachable past the retry deadline.
+    @discardableResult
+    public func add(name: String, payload: JobPayload, options: JobOptions = .default) async throws(JobQError) -> AddResult {
+        let (id, arguments) = try prepare(NewJob(name: name, payload: payload, options: options))
+        var batch = RedisBatch()
+        let registration = core.registration()
+        if let registration { batch.append(registration) }
+        batch.append(core.scripts.addJob, keys: core.addKeys(id), arguments: arguments)
+        let replies = try await core.execute(batch, idempotent: true)
+        return try decodeAdd(replies[registration == nil ? 0 : 1], id: id)
+    }
+
+    /// Adds a typed job: its payload is `parameters` as JSON, its name `P.jobName`.
+    @discardableResult
+    public func add<P: JobParameters>(_ parameters: P, options: JobOptions = .default) async throws(JobQError) -> AddResult {
+        try await add(name: P.jobName, payload: try .encoding(parameters), options: options)
+    }
+
+    /// Adds many jobs, pipelined (one flight per 10,000), in order; one result per job. A job
+    /// that fails validation gets its error and the others are still added.
+    /// - Throws: only when Redis fails for the whole flight.
+    public func addBulk(_ jobs: [NewJob]) async throws(JobQError) -> [Result<AddResult, JobQError>] {
+        var results: [Result<AddResult, JobQError>] = []
+        results.reserveCapacity(jobs.count)
+        var start = 0
+        while start < jobs.count {
+            let chunk = jobs[start..<min(start + 10_000, jobs.count)]
+            var batch = RedisBatch()
+            var slots: [(index: Int, id: String)] = []
+            var chunkResults: [Result<AddResult, JobQError>?] = Array(repeating: nil, count: chunk.count)
+            if let registration = core.registration() { batch.append(registration); slots.append((-1, "")) }
+            for (offset, job) in chunk.enumerated() {
+                do {
+                    let (id, arguments) = try prepare(job)
+                    batch.append(core.scripts.addJob, keys: core.addKeys(id), arguments: arguments)
+                    slots.append((offset, id))
+                } catch {
+                    chunkResults[offset] = .failure(error)
+                }
+            }
+            let replies = try await core.execute(batch, idempotent: true)
+            for (slot, reply) in zip(slots, replies) where slot.index >= 0 {
+                chunkResults[slot.index] = Result { () throws(JobQError) in try decodeAdd(reply, id: slot.id) }
+            }
+            results.append(contentsOf: chunkResults.map { $0! })
+            start += chunk.count
+        }
+        return results
+    }
+
+    /// Validates a job and builds the add script's arguments.
+    func prepare(_ job: NewJob) throws(JobQError) -> (id: String, arguments: [any RedisArgument]) {
+        try Self.validate(jobName: job.name, queue: name)
+        try job.options.validate(queue: name)
+        guard job.payload.bytes.count <= settings.maxPayloadBytes else {
+            throw JobQError(.tooLarge, queue: name, jobID: job.options.jobID,
+                            detail: "the payload is \(job.payload.bytes.count) bytes; the limit is \(settings.maxPayloadBytes) bytes")
+        }
+        let id = job.options.jobID ?? JobID.generate()
+        let options = job.options
+        var arguments: [any RedisArgument] = [
+            id,
+            options.delay.map { Int64($0.milliseconds) } ?? Int64(0),
+            options.runAt.map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) } ?? Int64(0),
+            options.priority.value,
+            core.maxLen,
+            "n", job.name,
+            "d", job.payload.bytes,
+        ]
+        if job.payload.encoding == .bytes { arguments.append("e"); arguments.append("b") }
+        for (field, value) in options.storedFields { arguments.append(field); arguments.append(value) }
+        return (id, arguments)
+    }
+
+    private func decodeAdd(_ reply: RedisReply, id: String) throws(JobQError) -> AddResult {
+        try core.check(reply, script: core.scripts.addJob, jobID: id)
+        guard let items = reply.array, items.count == 2, let flag = items[0].int,
+              let state = items[1].string.flatMap(JobState.init(rawValue:)) else {
+            throw core.unexpected(reply, core.scripts.addJob, jobID: id)
+        }
+        return AddResult(id: id, created: flag == 1, state: state)
+    }
+
+    /// Checks a job name: 1–200 bytes, no control characters.
+    public static func validate(jobName: String, queue: String) throws(JobQError) {
+        let bytes = jobName.utf8.count
+        guard bytes >= 1, bytes <= 200 else {
+            throw JobQError(.invalidJobName, queue: queue, detail: "a job name is 1 to 200 bytes long; this one is \(bytes)")
+        }
+        if jobName.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+            throw JobQError(.invalidJobName, queue: queue, detail: "a job name may not contain control characters")
+        }
+    }
+
+    // MARK: - Cancel
+
+    /// What a cancel did (DESIGN §5).
+    public enum CancelOutcome: Sendable, Hashable, CustomStringConvertible {
+        /// It was waiting or delayed: it ended `cancelled` at once.
+        case cancelled
+        /// It is running: the request is stored in its record and was published; `listeners` is
+        /// how many workers' subscribers received it (not proof the owner heard: its next lease
+        /// renewal reports the request anyway).
+        case cancelRequested(listeners: Int)
+        /// It had already ended in this state.
+        case alreadyFinished(JobState)
+        case notFound
+
+        public var description: String {
+            switch self {
+            case .cancelled: "cancelled"
+            case .cancelRequested(let n): "cancel requested (\(n) listener\(n == 1 ? "" : "s"))"
+            case .alreadyFinished(let s): "already \(s)"
+            case .notFound: "not found"
+            }
+        }
+    }
+
+    /// Cancels a job from any process.
+    /// - Parameters:
+    ///   - reason: stored in the record and the event.
+    ///   - requestedBy: who asked (defaults to this host and process).
+    public func cancel(_ id: String, reason: String = "cancelled", requestedBy: String? = nil) async throws(JobQError) -> CancelOutcome {
+        let by = requestedBy ?? Self.processDescription
+        let reply = try await core.run(core.scripts.cancelJob, keys: core.cancelKeys(id),
+                                       arguments: [id, String(reason.prefix(1024)), String(by.prefix(256)), core.maxLen, settings.shardedPubSub ? "1" : "0"],
+                                       jobID: id, idempotent: true)
+        guard let items = reply.array, let code = items.first?.int else { throw core.unexpected(reply, core.scripts.cancelJob, jobID: id) }
+        switch code {
+        case 1: return .cancelled
+        case 2: return .cancelRequested(listeners: items.count > 1 ? items[1].int ?? 0 : 0)
+        case 3:
+            guard items.count > 1, let state = items[1].string.flatMap(JobState.init(rawValue:)) else { throw core.unexpected(reply, core.scripts.cancelJob, jobID: id) }
+            return .alreadyFinished(state)
+        case ScriptCode.notFound.rawValue: return .notFound
+        default: throw core.unexpected(reply, core.scripts.cancelJob, jobID: id)
+        }
+    }
+
+    /// Cancels many jobs; one outcome per id, in order.
+    public func cancel(_ ids: [String], reason: String = "cancelled", requestedBy: String? = nil) async throws(JobQError) -> [CancelOutcome] {
+        var outcomes: [CancelOutcome] = []
+        for id in ids { outcomes.append(try await cancel(id, reason: reason, requestedBy: requestedBy)) }
+        return outcomes
+    }
+
+    static let processDescription: String = {
+        let host = ProcessInfo.processInfo.hostName
+        return "\(host):\(ProcessInfo.processInfo.processIdentifier)"
+    }()
+
+    // MARK: - Outcomes and events
+
+    /// A job's final outcome.
+    public enum Outcome: Sendable, Hashable {
+        /// The handler's result (the full result from the record, or the event's excerpt of up
+        /// to ``QueueSettings/eventExcerptBytes`` when retention already dropped the record).
+        case completed(result: [UInt8])
+        case failed(Job.Failure)
+        case cancelled(reason: String)
+        /// Removed by an operator before it finished.
+        case removed
+    }
+
+    /// Waits for a job's outcome: returns at once if it has finished, else follows the queue's
+    /// events until it does.
+    /// - Throws: `notFound` (no such job, or its record and event are both gone); `timedOut`.
+    public func result(of id: String, timeout: Duration) async throws(JobQError) -> Outcome {
+        let deadline = ContinuousClock.now + timeout
+        let reader = QueueEventReader(core: core)
+        defer { Task { await reader.close() } }
+        // Position first, record second: an outcome after the position is in the events.
+        try await reader.start(at: .end)
+        guard let first = try await inspector.job(id) else {
+            throw JobQError(.notFound, queue: name, jobID: id, detail: "no such job (never added, removed, or dropped by retention)")
+        }
+        if let outcome = Self.outcome(of: first) { return outcome }
+        while true {
+            let remaining = deadline - ContinuousClock.now
+            if remaining <= .zero {
+                throw JobQError(.timedOut, queue: name, jobID: id, detail: "no outcome within \(timeout)")
+            }
+            for element in try await reader.next(wait: min(remaining, .seconds(5))) {
+                switch element {
+                case .gap:
+                    // Events were trimmed before we read them: the record tells.
+                    guard let job = try await inspector.job(id) else {
+                        throw JobQError(.notFound, queue: name, jobID: id, detail: "the job's record and its final event are both gone (retention and a full events stream)")
+                    }
+                    if let outcome = Self.outcome(of: job) { return outcome }
+                case .event(let event) where event.jobID == id:
+                    switch event.kind {
+                    case .completed:
+                        if let job = try await inspector.job(id), let outcome = Self.outcome(of: job) { return outcome }
+                        return .completed(result: event.fields["r"] ?? [])
+                    case .failed:
+                        return .failed(Job.Failure(reason: event["er"] ?? "", details: event["ed"] ?? ""))
+                    case .cancelled:
+                        return .cancelled(reason: event["er"] ?? "")
+                    case .removed:
+                        return .removed
+                    default:
+                        break
+                    }
+                case .event:
+                    break
+                }
+            }
+        }
+    }
+
+    /// The outcome stored in a record; nil while unfinished.
+    static func outcome(of job: Job) -> Outcome? {
+        switch job.state {
+        case .completed: return .completed(result: job.result ?? [])
+        case .failed: return .failed(job.error ?? Job.Failure(reason: "failed", details: ""))
+        case .cancelled: return .cancelled(reason: job.cancelReason ?? job.error?.details ?? "")
+        default: return nil
+        }
+    }
+
+    /// The queue's events from now on (or from the oldest kept), with `.gap` when some were
+    /// trimmed before they could be read.
+    public func events(from start: QueueEvents.Start = .end) -> QueueEvents {
+        QueueEvents(core: core, start: start)
+    }
+
+    /// An inspector for this queue.
+    public var inspector: QueueInspector { QueueInspector(core: core) }
+}

@@ -1,0 +1,123 @@
+import Foundation
+import Synchronization
+
+/// One queue's keys, scripts and client, and every script call with its reply decoded. The
+/// public faces (``JobQueue``, ``QueueInspector``, the worker) are thin layers over this.
+final class QueueCore: Sendable {
+    let keys: QueueKeys
+    let client: RedisClient
+    let settings: QueueSettings
+    let scripts: QueueScripts
+    private let registered = Atomic<Bool>(false)
+
+    var name: String { keys.queue }
+
+    init(name: String, client: RedisClient, settings: QueueSettings) throws(JobQError) {
+        self.keys = try QueueKeys(queue: name)
+        self.client = client
+        var s = settings
+        s.batchSize = min(max(s.batchSize, 1), 1000)
+        self.settings = s
+        self.scripts = try QueueScripts.get()
+    }
+
+    // MARK: - Calling scripts
+
+    /// Runs one script; a Redis failure or error reply becomes a ``JobQError``.
+    func run(_ script: RedisScript, keys: [String], arguments: [any RedisArgument], jobID: String? = nil, idempotent: Bool = false) async throws(JobQError) -> RedisReply {
+        let reply: RedisReply
+        do {
+            reply = try await client.run(script, keys: keys, arguments: arguments, idempotent: idempotent)
+        } catch {
+            throw JobQError(redis: error, queue: name, jobID: jobID)
+        }
+        try check(reply, script: script, jobID: jobID)
+        return reply
+    }
+
+    /// Runs a batch in one flight; returns each reply (error replies included, unchecked).
+    func execute(_ batch: RedisBatch, idempotent: Bool) async throws(JobQError) -> [RedisReply] {
+        do {
+            return try await client.execute(batch, idempotent: idempotent)
+        } catch {
+            throw JobQError(redis: error, queue: name)
+        }
+    }
+
+    /// Turns an error reply into the matching error: `OOM` → outOfMemory; anything else is a bug.
+    func check(_ reply: RedisReply, script: RedisScript?, jobID: String?) throws(JobQError) {
+        guard let message = reply.errorMessage else { return }
+        if reply.errorCode == "OOM" {
+            throw JobQError(.outOfMemory, queue: name, jobID: jobID, detail: "Redis refused the write: \(message)")
+        }
+        throw JobQError(.internalError, queue: name, jobID: jobID, detail: "\(script?.name ?? "command") failed: \(message)")
+    }
+
+    /// The leading status of a script reply: a ``ScriptCode`` when negative.
+    static func status(_ reply: RedisReply) -> Int? {
+        if case .array(let items) = reply { return items.first?.int }
+        return reply.int
+    }
+
+    func unexpected(_ reply: RedisReply, _ script: RedisScript, jobID: String? = nil) -> JobQError {
+        JobQError(.internalError, queue: name, jobID: jobID, detail: "\(script.name) answered \(reply)")
+    }
+
+    /// Registers the queue in the global `jobq:queues` set once per process (its own slot, so
+    /// not inside a queue script). Added to the first add's flight.
+    func registration() -> RedisCommand? {
+        registered.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged
+            ? RedisCommand("SADD", QueueKeys.queueRegistry, name) : nil
+    }
+
+    // MARK: - Key lists, in each script's header order
+
+    func addKeys(_ id: String) -> [String] {
+        [keys.job(id), keys.wait, keys.delayed, keys.marker, keys.events, keys.sequence]
+    }
+    var takeKeys: [String] {
+        [keys.wait, keys.active, keys.delayed, keys.meta, keys.marker, keys.events, keys.sequence, keys.jobPrefix]
+    }
+    func finishKeys(_ id: String) -> [String] {
+        [keys.job(id), keys.active, keys.wait, keys.delayed, keys.completed, keys.failed, keys.cancelled,
+         keys.meta, keys.marker, keys.events, keys.sequence, keys.jobPrefix]
+    }
+    var recoverKeys: [String] {
+        [keys.active, keys.wait, keys.failed, keys.cancelled, keys.meta, keys.marker, keys.events, keys.sequence, keys.jobPrefix]
+    }
+    var promoteKeys: [String] { [keys.delayed, keys.wait, keys.marker, keys.events, keys.sequence, keys.jobPrefix] }
+    func cancelKeys(_ id: String) -> [String] {
+        [keys.job(id), keys.wait, keys.delayed, keys.cancelled, keys.meta, keys.events, keys.cancelChannel, keys.jobPrefix]
+    }
+    func removeKeys(_ id: String) -> [String] {
+        [keys.job(id), keys.wait, keys.delayed, keys.completed, keys.failed, keys.cancelled, keys.events]
+    }
+    var pauseKeys: [String] { [keys.meta, keys.wait, keys.marker, keys.events] }
+    var purgeKeys: [String] { [keys.wait, keys.delayed, keys.events, keys.jobPrefix] }
+    func cleanKeys(_ state: JobState) -> [String] { [keys.set(for: state), keys.events, keys.jobPrefix] }
+    var countKeys: [String] { [keys.wait, keys.delayed, keys.active, keys.completed, keys.failed, keys.cancelled, keys.meta] }
+    var retryKeys: [String] { [keys.failed, keys.cancelled, keys.wait, keys.marker, keys.events, keys.sequence, keys.jobPrefix] }
+    var obliterateKeys: [String] {
+        [keys.meta, keys.wait, keys.delayed, keys.active, keys.completed, keys.failed, keys.cancelled,
+         keys.events, keys.marker, keys.sequence, keys.reaperLock, keys.jobPrefix]
+    }
+    var extendKeys: [String] { [keys.active, keys.jobPrefix] }
+    func progressKeys(_ id: String) -> [String] { [keys.job(id), keys.events] }
+    func checkpointKeys(_ id: String) -> [String] { [keys.job(id)] }
+    func removeNamedKeys(_ state: JobState) -> [String] { [keys.set(for: state), keys.events, keys.jobPrefix] }
+    var readEventsKeys: [String] { [keys.events] }
+
+    /// Every script with the keys one call passes (ids and states filled with samples): the
+    /// contract test compares them with the script headers.
+    func callSites(id: String, state: JobState) -> [(RedisScript, [String])] {
+        [(scripts.addJob, addKeys(id)), (scripts.takeJob, takeKeys), (scripts.finishJob, finishKeys(id)),
+         (scripts.extendLeases, extendKeys), (scripts.recoverStalled, recoverKeys), (scripts.promoteDelayed, promoteKeys),
+         (scripts.cancelJob, cancelKeys(id)), (scripts.removeJob, removeKeys(id)), (scripts.setPaused, pauseKeys),
+         (scripts.purgeJobs, purgeKeys), (scripts.cleanJobs, cleanKeys(state)), (scripts.countJobs, countKeys),
+         (scripts.retryJobs, retryKeys), (scripts.obliterateQueue, obliterateKeys), (scripts.setProgress, progressKeys(id)),
+         (scripts.saveCheckpoint, checkpointKeys(id)), (scripts.removeJobsNamed, removeNamedKeys(state)),
+         (scripts.readEvents, readEventsKeys)]
+    }
+
+    var maxLen: String { String(settings.eventsMaxLength) }
+}

@@ -1,0 +1,132 @@
+import Foundation
+
+/// jobq's Lua scripts, read once from the `Lua/` resource folder.
+///
+/// Each file `Lua/<verbObject>-<numKeys>.lua` is one atomic state move; `--@include <name>` lines
+/// splice a helper file from `Lua/include/` in place (locals only), so shared logic — taking the
+/// next job, retention, promotion — is written once. The number in the file name is the KEYS
+/// count every call passes, checked before a call is sent.
+struct QueueScripts: Sendable {
+    let addJob: RedisScript
+    let takeJob: RedisScript
+    let finishJob: RedisScript
+    let extendLeases: RedisScript
+    let recoverStalled: RedisScript
+    let promoteDelayed: RedisScript
+    let cancelJob: RedisScript
+    let removeJob: RedisScript
+    let setPaused: RedisScript
+    let purgeJobs: RedisScript
+    let cleanJobs: RedisScript
+    let countJobs: RedisScript
+    let retryJobs: RedisScript
+    let obliterateQueue: RedisScript
+    let setProgress: RedisScript
+    let saveCheckpoint: RedisScript
+    let removeJobsNamed: RedisScript
+    let readEvents: RedisScript
+
+    /// Every script, for preloading with ``RedisClient/load(_:)``.
+    var all: [RedisScript] {
+        [addJob, takeJob, finishJob, extendLeases, recoverStalled, promoteDelayed, cancelJob, removeJob,
+         setPaused, purgeJobs, cleanJobs, countJobs, retryJobs, obliterateQueue, setProgress,
+         saveCheckpoint, removeJobsNamed, readEvents]
+    }
+
+    /// The scripts of this build, or why they could not be read.
+    static let shared: Result<QueueScripts, JobQError> = Result { () throws(JobQError) in try QueueScripts(directory: resourceDirectory()) }
+
+    static func get() throws(JobQError) -> QueueScripts { try shared.get() }
+
+    init(directory: URL) throws(JobQError) {
+        let files: [String]
+        do {
+            files = try FileManager.default.contentsOfDirectory(atPath: directory.path)
+        } catch {
+            throw JobQError(.installation, detail: "cannot list \(directory.path): \(error)")
+        }
+        var byName: [String: RedisScript] = [:]
+        for file in files where file.hasSuffix(".lua") {
+            let script = try Self.load(file: file, directory: directory)
+            byName[String(file.dropLast(4).split(separator: "-").first ?? "")] = script
+        }
+        func named(_ name: String) throws(JobQError) -> RedisScript {
+            guard let script = byName[name] else {
+                throw JobQError(.installation, detail: "script \(name)-<keys>.lua is missing from \(directory.path)")
+            }
+            return script
+        }
+        addJob = try named("addJob")
+        takeJob = try named("takeJob")
+        finishJob = try named("finishJob")
+        extendLeases = try named("extendLeases")
+        recoverStalled = try named("recoverStalled")
+        promoteDelayed = try named("promoteDelayed")
+        cancelJob = try named("cancelJob")
+        removeJob = try named("removeJob")
+        setPaused = try named("setPaused")
+        purgeJobs = try named("purgeJobs")
+        cleanJobs = try named("cleanJobs")
+        countJobs = try named("countJobs")
+        retryJobs = try named("retryJobs")
+        obliterateQueue = try named("obliterateQueue")
+        setProgress = try named("setProgress")
+        saveCheckpoint = try named("saveCheckpoint")
+        removeJobsNamed = try named("removeJobsNamed")
+        readEvents = try named("readEvents")
+    }
+
+    /// Reads one script file, splices its includes and takes the KEYS count from its name.
+    static func load(file: String, directory: URL) throws(JobQError) -> RedisScript {
+        let base = String(file.dropLast(4))
+        guard let dash = base.lastIndex(of: "-"), let keyCount = Int(base[base.index(after: dash)...]) else {
+            throw JobQError(.installation, detail: "script file \(file) is not named <verbObject>-<numKeys>.lua")
+        }
+        let source = try expand(read(directory.appendingPathComponent(file)), directory: directory, file: file)
+        return RedisScript(name: base, source: source, keyCount: keyCount)
+    }
+
+    /// The text with each `--@include name` line replaced by `include/name.lua`.
+    static func expand(_ text: String, directory: URL, file: String) throws(JobQError) -> String {
+        var out: [Substring] = []
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("--@include ") {
+                let name = line.dropFirst("--@include ".count).trimmingCharacters(in: .whitespaces)
+                let included = try read(directory.appendingPathComponent("include").appendingPathComponent(name + ".lua"))
+                out.append(Substring(included))
+            } else {
+                out.append(line)
+            }
+        }
+        return out.joined(separator: "\n")
+    }
+
+    private static func read(_ url: URL) throws(JobQError) -> String {
+        do {
+            return try String(contentsOf: url, encoding: .utf8)
+        } catch {
+            throw JobQError(.installation, detail: "cannot read \(url.path): \(error)")
+        }
+    }
+
+    /// The `Lua/` folder: `$JOBQ_LUA_DIR` if set; else the `jobq_JobQ.resources` bundle SwiftPM puts
+    /// next to every binary (ship it with the binary); else the source tree of a development build.
+    static func resourceDirectory() throws(JobQError) -> URL {
+        var candidates: [URL] = []
+        if let dir = ProcessInfo.processInfo.environment["JOBQ_LUA_DIR"], !dir.isEmpty {
+            candidates.append(URL(fileURLWithPath: dir))
+        }
+        candidates.append(Bundle.main.bundleURL.appendingPathComponent("jobq_JobQ.resources/Lua"))
+        if let executable = Bundle.main.executableURL?.resolvingSymlinksInPath() {
+            candidates.append(executable.deletingLastPathComponent().appendingPathComponent("jobq_JobQ.resources/Lua"))
+        }
+        candidates.append(URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Lua"))
+        for url in candidates {
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: url.appendingPathComponent("addJob-6.lua").path, isDirectory: &isDirectory) {
+                return url
+            }
+        }
+        throw JobQError(.installation, detail: "jobq's Lua scripts were not found (looked in \(candidates.map(\.path).joined(separator: ", ")))")
+    }
+}

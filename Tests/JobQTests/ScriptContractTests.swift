@@ -1,0 +1,115 @@
+import Foundation
+import Testing
+@testable import JobQ
+
+/// The contract between the Lua files and their Swift call sites (STYLE.md §7): every header
+/// lists exactly as many KEYS as its file name says, each KEYS line names the key the Swift call
+/// site passes in that position, and every result code Swift knows appears in the headers.
+@Suite("Lua script headers, file names and call sites agree")
+struct ScriptContractTests {
+    static let directory: URL = try! QueueScripts.resourceDirectory()
+
+    static var scriptFiles: [String] {
+        (try? FileManager.default.contentsOfDirectory(atPath: directory.path))?.filter { $0.hasSuffix(".lua") }.sorted() ?? []
+    }
+
+    /// The header: the opening `--[[ … ]]` comment.
+    static func header(_ file: String) throws -> String {
+        let text = try String(contentsOf: directory.appendingPathComponent(file), encoding: .utf8)
+        guard text.hasPrefix("--[["), let end = text.range(of: "]]") else { return "" }
+        return String(text[..<end.lowerBound])
+    }
+
+    /// `KEYS[i] pattern` lines of a header, by index.
+    static func keyLines(_ header: String) -> [Int: String] {
+        var lines: [Int: String] = [:]
+        for line in header.split(separator: "\n") {
+            let t = line.trimmingCharacters(in: .whitespaces)
+            guard t.hasPrefix("KEYS["), let close = t.firstIndex(of: "]"), let i = Int(t[t.index(t.startIndex, offsetBy: 5)..<close]) else { continue }
+            let rest = t[t.index(after: close)...].trimmingCharacters(in: .whitespaces)
+            lines[i] = String(rest.split(separator: " ").first ?? "")
+        }
+        return lines
+    }
+
+    @Test("there are scripts, one file per state move, named <verbObject>-<numKeys>.lua")
+    func files() throws {
+        #expect(Self.scriptFiles.count >= 17)
+        for file in Self.scriptFiles {
+            let base = file.dropLast(4)
+            let parts = base.split(separator: "-")
+            #expect(parts.count == 2 && Int(parts[1]) != nil, "\(file)")
+            #expect(parts[0].first?.isLowercase == true, "\(file) starts with a verb")
+        }
+    }
+
+    @Test("each header has a purpose, KEYS 1…N matching the file name, ARGV lines and its returns")
+    func headers() throws {
+        for file in Self.scriptFiles {
+            let header = try Self.header(file)
+            #expect(!header.isEmpty, "\(file) has no --[[ header ]]")
+            let n = Int(file.dropLast(4).split(separator: "-")[1])!
+            let keys = Self.keyLines(header)
+            #expect(keys.count == n, "\(file): header lists \(keys.count) KEYS")
+            #expect(Set(keys.keys) == Set(1...max(n, 1)).intersection(n == 0 ? [] : Set(1...n)), "\(file): KEYS numbered 1…\(n)")
+            for (i, pattern) in keys {
+                #expect(pattern.hasPrefix("jobq:{<q>}:"), "\(file) KEYS[\(i)] is under the queue's hash tag: \(pattern)")
+            }
+            #expect(header.contains("Returns"), "\(file) documents its return")
+            #expect(header.contains("Events"), "\(file) documents its events")
+            if file != "countJobs-7.lua" { #expect(header.contains("ARGV[1]"), "\(file) documents ARGV") }
+            if header.contains("Derived keys") == false {
+                let body = try String(contentsOf: Self.directory.appendingPathComponent(file), encoding: .utf8)
+                #expect(!body.contains("jobPrefix .."), "\(file) builds job keys but lists no Derived keys")
+            }
+        }
+    }
+
+    @Test("each Swift call site passes the keys its script's header names, in order")
+    func callSites() throws {
+        let client = RedisClient(configuration: RedisConfiguration(endpoint: .unix(path: "/nonexistent")))
+        let core = try QueueCore(name: "contract", client: client, settings: QueueSettings())
+        let sites = core.callSites(id: "ID1", state: .completed)
+        #expect(Set(sites.map(\.0.name)) == Set(Self.scriptFiles.map { String($0.dropLast(4)) }), "every script has a call site")
+        for (script, keys) in sites {
+            #expect(script.keyCount == keys.count, "\(script.name) is called with \(keys.count) keys")
+            let header = try Self.header(script.name + ".lua")
+            let patterns = Self.keyLines(header)
+            for (i, key) in keys.enumerated() {
+                let expected = (patterns[i + 1] ?? "?")
+                    .replacingOccurrences(of: "<q>", with: "contract")
+                    .replacingOccurrences(of: "<id>", with: "ID1")
+                    .replacingOccurrences(of: "<state>", with: "completed")
+                #expect(key == expected, "\(script.name) KEYS[\(i + 1)]: Swift passes \(key), header says \(expected)")
+            }
+        }
+    }
+
+    @Test("every result code Swift knows is listed, with its value, where scripts define them")
+    func codes() throws {
+        let common = try String(contentsOf: Self.directory.appendingPathComponent("include/common.lua"), encoding: .utf8)
+        for code in ScriptCode.allCases {
+            #expect(common.contains("\(code.rawValue) \(code.luaName)"), "common.lua lists \(code.rawValue) \(code.luaName)")
+        }
+        // And each code a header returns by number is one Swift knows.
+        for file in Self.scriptFiles {
+            let header = try Self.header(file)
+            for match in header.matches(of: /\{(-\d+)[,}]/) {
+                let value = Int(match.1)!
+                #expect(ScriptCode(rawValue: value) != nil, "\(file) returns \(value), unknown to ScriptCode")
+            }
+        }
+    }
+
+    @Test("includes are spliced and the sources carry no globals")
+    func includes() throws {
+        let scripts = try QueueScripts.get()
+        for script in scripts.all {
+            #expect(!script.source.split(separator: "\n").contains { $0.hasPrefix("--@include ") }, "\(script.name) has an unresolved include")
+            for line in script.source.split(separator: "\n") where line.hasPrefix("function ") {
+                Issue.record("\(script.name) defines a global function: \(line)")
+            }
+        }
+        #expect(scripts.finishJob.source.contains("local function takeNext"))
+    }
+}

@@ -184,13 +184,16 @@ public struct QueueInspector: Sendable {
 
     /// Deletes every waiting and delayed job (in calls of at most ``QueueSettings/batchSize``);
     /// returns how many. Running and finished jobs stay.
-    public func purge() async throws(JobQError) -> Int {
-        try await repeatBatches(core.scripts.purgeJobs, keys: core.purgeKeys, arguments: [core.settings.batchSize, core.maxLen])
+    /// - Parameter onBatch: called after each script call with (done in this call, remaining).
+    public func purge(onBatch: (_ done: Int, _ remaining: Int) -> Void = { _, _ in }) async throws(JobQError) -> Int {
+        try await repeatBatches(core.scripts.purgeJobs, keys: core.purgeKeys, arguments: [core.settings.batchSize, core.maxLen], onBatch: onBatch)
     }
 
     /// Deletes finished records of `state` older than `olderThan`, at most `limit` of them
     /// (all when nil), oldest first; returns how many.
-    public func clean(state: JobState, olderThan: Duration = .zero, limit: Int? = nil) async throws(JobQError) -> Int {
+    /// - Parameter onBatch: called after each script call with (done in this call, remaining).
+    public func clean(state: JobState, olderThan: Duration = .zero, limit: Int? = nil,
+                      onBatch: (_ done: Int, _ remaining: Int) -> Void = { _, _ in }) async throws(JobQError) -> Int {
         guard state.isFinished else {
             throw JobQError(.invalidOptions, queue: name, detail: "clean takes completed, failed or cancelled (use purge for waiting and delayed jobs)")
         }
@@ -202,6 +205,7 @@ public struct QueueInspector: Sendable {
                                            arguments: [Int64(olderThan.milliseconds), batch, core.maxLen, state.rawValue], idempotent: true)
             guard let items = reply.array?.compactMap(\.int), items.count == 2 else { throw core.unexpected(reply, core.scripts.cleanJobs) }
             deleted += items[0]
+            onBatch(items[0], items[1])
             if items[1] == 0 || items[0] == 0 { break }
         }
         return deleted
@@ -238,15 +242,15 @@ public struct QueueInspector: Sendable {
     }
 
     /// Retries every failed job kept by retention; returns how many.
-    public func retryAllFailed() async throws(JobQError) -> Int {
-        try await repeatBatches(core.scripts.retryJobs, keys: core.retryKeys, arguments: [core.maxLen, "failed", core.settings.batchSize])
+    public func retryAllFailed(onBatch: (_ done: Int, _ remaining: Int) -> Void = { _, _ in }) async throws(JobQError) -> Int {
+        try await repeatBatches(core.scripts.retryJobs, keys: core.retryKeys, arguments: [core.maxLen, "failed", core.settings.batchSize], onBatch: onBatch)
     }
 
     /// Deletes the queue: every job and key. Needs a paused queue with no running job, unless
     /// `force`. Returns how many jobs were deleted.
     @discardableResult
-    public func obliterate(force: Bool = false) async throws(JobQError) -> Int {
-        let deleted = try await repeatBatches(core.scripts.obliterateQueue, keys: core.obliterateKeys, arguments: [force ? "1" : "0", core.settings.batchSize])
+    public func obliterate(force: Bool = false, onBatch: (_ done: Int, _ remaining: Int) -> Void = { _, _ in }) async throws(JobQError) -> Int {
+        let deleted = try await repeatBatches(core.scripts.obliterateQueue, keys: core.obliterateKeys, arguments: [force ? "1" : "0", core.settings.batchSize], onBatch: onBatch)
         do {
             _ = try await core.client.send(RedisCommand("SREM", QueueKeys.queueRegistry, name), idempotent: true)
         } catch {
@@ -291,7 +295,8 @@ public struct QueueInspector: Sendable {
 
     /// Calls a bounded script until it reports nothing remaining; sums what each call did.
     /// A call that does nothing while work remains (a refusal) stops the loop.
-    private func repeatBatches(_ script: RedisScript, keys: [String], arguments: [any RedisArgument]) async throws(JobQError) -> Int {
+    private func repeatBatches(_ script: RedisScript, keys: [String], arguments: [any RedisArgument],
+                               onBatch: (_ done: Int, _ remaining: Int) -> Void) async throws(JobQError) -> Int {
         var total = 0
         for _ in 0..<10_000_000 {
             let reply = try await core.run(script, keys: keys, arguments: arguments, idempotent: true)
@@ -299,6 +304,7 @@ public struct QueueInspector: Sendable {
             if first < 0, let code = ScriptCode(rawValue: first) { throw code.error(queue: name, jobID: nil) }
             guard items.count == 2 else { throw core.unexpected(reply, script) }
             total += items[0]
+            onBatch(items[0], items[1])
             if items[1] == 0 || items[0] == 0 { break }
         }
         return total

@@ -8,12 +8,19 @@
 ]]
 local function takeNext(waitKey, activeKey, delayedKey, metaKey, markerKey, eventsKey, seqKey, jobPrefix,
                         token, leaseMs, workerId, maxLen, now, promoteBatch)
-  if redis.call('HEXISTS', metaKey, 'paused') == 1 then return {PAUSED} end
+  if redis.call('HEXISTS', metaKey, 'paused') == 1 then
+    redis.call('DEL', markerKey)
+    return {PAUSED}
+  end
   local _, nextDue = promoteDue(delayedKey, waitKey, seqKey, markerKey, eventsKey, jobPrefix, maxLen, now, promoteBatch)
   -- An id without a record (deleted by hand) is dropped; a few in a row at most.
   for _ = 1, 10 do
     local popped = redis.call('ZPOPMIN', waitKey)
-    if not popped[1] then return {0, nextDue} end
+    if not popped[1] then
+      -- Nothing to wake anyone for: the caller re-arms its timer from nextDue.
+      redis.call('DEL', markerKey)
+      return {0, nextDue}
+    end
     local id = popped[1]
     local jobKey = jobPrefix .. id
     local flat = redis.call('HGETALL', jobKey)
@@ -24,8 +31,13 @@ local function takeNext(waitKey, activeKey, delayedKey, metaKey, markerKey, even
       end
       redis.call('HSET', jobKey, 's', 'active', 'am', attempt, 'st', now, 'w', workerId, 'x', token)
       redis.call('ZADD', activeKey, now + leaseMs, id)
-      -- Re-arm the marker while jobs remain, so the next idle fetcher wakes too.
-      if redis.call('ZCARD', waitKey) > 0 then redis.call('ZADD', markerKey, 0, '0') end
+      -- Re-arm the marker while jobs remain, so the next idle fetcher wakes too; clear it
+      -- when none do (the caller learns the next due time from this reply).
+      if redis.call('ZCARD', waitKey) > 0 then
+        redis.call('ZADD', markerKey, 0, '0')
+      else
+        redis.call('DEL', markerKey)
+      end
       emit(eventsKey, maxLen, 'active', id, {'at', attempt, 'w', workerId})
       local seen = {}
       for i = 1, #flat, 2 do

@@ -17,8 +17,8 @@ struct JobQBench: AsyncParsableCommand {
         abstract: "Measure jobq against redis-benchmark on the same server, in the same run."
     )
 
-    @Argument(help: "Scenarios to run (client).")
-    var scenarios: [String] = ["client"]
+    @Argument(help: "Scenarios to run: client, enqueue (default: all).")
+    var scenarios: [String] = ["client", "enqueue"]
 
     @Flag(help: "Fewer operations per run: a fast look, noisier figures.")
     var quick = false
@@ -32,14 +32,14 @@ struct JobQBench: AsyncParsableCommand {
     @Option(help: "Run only these figures (sequential, concurrent, pipeline), e.g. to profile one.")
     var only: [String] = []
 
-    private func wants(_ figure: String) -> Bool { only.isEmpty || only.contains(figure) }
+    private func wants(_ figure: String) -> Bool { scenarios.contains("client") && (only.isEmpty || only.contains(figure)) }
 
     func validate() throws {
         for figure in only where !["sequential", "concurrent", "pipeline"].contains(figure) {
             throw ValidationError("unknown figure \"\(figure)\" (known: sequential, concurrent, pipeline)")
         }
-        for s in scenarios where s != "client" {
-            throw ValidationError("unknown scenario \"\(s)\" (known: client)")
+        for s in scenarios where !["client", "enqueue"].contains(s) {
+            throw ValidationError("unknown scenario \"\(s)\" (known: client, enqueue)")
         }
         guard (1...50).contains(runs) else { throw ValidationError("--runs must be 1…50") }
     }
@@ -70,7 +70,7 @@ struct JobQBench: AsyncParsableCommand {
         let sequentialCount = 5_000 * scale
         let pipelinedCount = 50_000 * scale
 
-        print("jobq-bench client — redis \(info.version) at \(configuration.redactedURL), \(runs) runs per figure, \(ProcessInfo.processInfo.activeProcessorCount) cores")
+        print("jobq-bench \(scenarios.joined(separator: " ")) — redis \(info.version) at \(configuration.redactedURL), \(runs) runs per figure, \(ProcessInfo.processInfo.activeProcessorCount) cores")
         var rows: [Row] = []
 
         // 1. Sequential awaited SET from one caller.
@@ -124,14 +124,22 @@ struct JobQBench: AsyncParsableCommand {
         if wants("pipeline") { rows.append(Row(figure: "explicit pipelines of 16", ours: ours, reference: refs, referenceName: "redis-benchmark -c 1 -P 16", target: 0.7, note: "")) }
 
         _ = try await client.send("DEL", "bench:seq", "bench:p")
-        await client.close()
 
-        let table = Row.markdown(rows)
+        var table = rows.isEmpty ? "" : Row.markdown(rows)
+        if scenarios.contains("enqueue") {
+            let report = try await EnqueueScenario(client: client, reference: reference, runs: runs, quick: quick).run()
+            table += (table.isEmpty ? "" : "\n\n") + """
+                | enqueue figure | jobq (median, min–max) | reference | reference (median, min–max) | ratio | target | |
+                |---|---|---|---|---|---|---|
+
+                """ + report.rows.joined(separator: "\n") + "\n\n" + report.notes.map { "- \($0)" }.joined(separator: "\n")
+        }
+        await client.close()
         print()
         print(table)
         if let markdownPath {
             let header = """
-                Measured \(ISO8601DateFormatter().string(from: Date())) with `swift run -c release jobq-bench client`
+                Measured \(ISO8601DateFormatter().string(from: Date())) with `swift run -c release jobq-bench \(scenarios.joined(separator: " "))`
                 on \(ProcessInfo.processInfo.activeProcessorCount) cores, redis \(info.version) over TCP loopback,
                 \(runs) runs per figure (median, min–max), \(sequentialCount) sequential / \(pipelinedCount) pipelined SETs per run.
 
@@ -174,34 +182,6 @@ func median(_ values: [Double]) -> Double {
     let sorted = values.sorted()
     guard !sorted.isEmpty else { return 0 }
     return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
-}
-
-/// Runs `redis-benchmark` against the same server and reads its requests per second.
-struct RedisBenchmarkTool {
-    let path: String
-    let configuration: RedisConfiguration
-
-    func rps(clients: Int, pipeline: Int, requests: Int) async throws -> Double {
-        var args: [String]
-        switch configuration.endpoint {
-        case .tcp(let host, let port): args = ["-h", host, "-p", String(port)]
-        case .unix(let socket): args = ["-s", socket]
-        }
-        args += ["-c", String(clients), "-n", String(requests), "-P", String(pipeline), "-t", "set", "-q"]
-        if let user = configuration.username { args += ["--user", user] }
-        var environment = ProcessInfo.processInfo.environment
-        if let password = configuration.password { environment["REDISCLI_AUTH"] = password }
-        let output = FileManager.default.temporaryDirectory.appendingPathComponent("jobq-bench-\(UUID().uuidString).txt").path
-        defer { try? FileManager.default.removeItem(atPath: output) }
-        let child = try ChildProcess(executable: path, arguments: args, environment: environment, outputPath: output)
-        _ = await child.wait()
-        let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
-        // "SET: 31250.00 requests per second, p50=0.031 msec" (after \r progress lines)
-        for line in text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).reversed() where line.hasPrefix("SET: ") {
-            if let number = line.dropFirst(5).split(separator: " ").first, let value = Double(number) { return value }
-        }
-        throw ValidationError("could not read redis-benchmark output: \(text.suffix(200))")
-    }
 }
 
 extension Duration {

@@ -33,6 +33,20 @@ public final class JobQueue: Sendable {
         public let state: JobState
     }
 
+    /// Loads every jobq script on the client's connections now (and after each reconnect), so
+    /// pipelined calls never meet `NOSCRIPT`. Returns each script's SHA1 by name (`addJob-6`…).
+    @discardableResult
+    public func preloadScripts() async throws(JobQError) -> [String: String] {
+        do {
+            try await client.load(core.scripts.all)
+        } catch {
+            throw JobQError(redis: error, queue: name)
+        }
+        var shas: [String: String] = [:]
+        for script in core.scripts.all { shas[script.name] = script.sha }
+        return shas
+    }
+
     /// A job for ``addBulk(_:)``.
     public struct NewJob: Sendable {
         public var name: String

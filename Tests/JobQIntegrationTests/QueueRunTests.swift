@@ -14,16 +14,23 @@ struct QueueRunTests {
             jobs.append(.init(name: "j", payload: .json(#"{"i":\#(i)}"#), options: .init(jobID: "job-\(i)", priority: priorities[(i * 7) % priorities.count])))
         }
         _ = try await queue.addBulk(jobs)
+        // Cancelling waiting jobs takes them out of line, prioritized or not.
+        #expect(try await queue.cancel("job-0") == .cancelled)
+        #expect(try await queue.cancel("job-1") == .cancelled)
+        let listed = try await queue.inspector.jobs(state: .waiting, limit: 2000).map(\.id)
+        let paged = try await queue.inspector.jobs(state: .waiting, limit: 100, offset: 450).map(\.id)
+        #expect(listed.count == 998 && paged == Array(listed[450..<550]))
         var taken: [(priority: Int, index: Int)] = []
         for _ in 0..<1001 {
             guard let (job, _) = try await queue.takeJob() else { break }
             taken.append((job.options.priority.value, Int(job.id.dropFirst(4))!))
         }
-        #expect(taken.count == 1000)
+        #expect(taken.count == 998)
+        #expect(taken.map { "job-\($0.index)" } == listed, "the listing shows waiting jobs in run order")
         for (a, b) in zip(taken, taken.dropFirst()) {
             #expect(a.priority > b.priority || (a.priority == b.priority && a.index < b.index), "\(a) before \(b)")
         }
-        #expect(try await queue.inspector.counts().active == 1000)
+        #expect(try await queue.inspector.counts().active == 998)
     }
 
     @Test("take: the job goes active under the lease token with attempt 1; an empty queue says so")

@@ -38,9 +38,12 @@ extension JobQueue {
         return keys
     }
 
-    /// Members of one of the queue's sorted sets, in order.
+    /// Members of one of the queue's sorted sets in order; for the `wait` list, in run order.
     func members(_ key: String) async throws -> [String] {
-        try await client.send(RedisCommand("ZRANGE", key, 0, -1)).array?.compactMap(\.string) ?? []
+        if key == keys.wait {
+            return (try await client.send(RedisCommand("LRANGE", key, 0, -1)).array?.compactMap(\.string) ?? []).reversed()
+        }
+        return try await client.send(RedisCommand("ZRANGE", key, 0, -1)).array?.compactMap(\.string) ?? []
     }
 
     /// Event types in the stream for one job, oldest first.

@@ -95,10 +95,7 @@ public struct QueueInspector: Sendable {
         let newestFirst = state.isFinished
         var scanned = 0
         while out.count < limit, scanned < 100_000 {
-            let range = RedisCommand(newestFirst ? "ZREVRANGE" : "ZRANGE", core.keys.set(for: state), rank, rank + page - 1)
-            let idsReply: RedisReply
-            do { idsReply = try await core.client.send(range, idempotent: true) } catch { throw JobQError(redis: error, queue: name) }
-            let ids = (idsReply.array ?? []).compactMap(\.string)
+            let ids = try await idsInOrder(state, start: rank, count: page, newestFirst: newestFirst)
             if ids.isEmpty { break }
             let replies: [RedisReply]
             do {
@@ -120,6 +117,42 @@ public struct QueueInspector: Sendable {
             if ids.count < page { break }
         }
         return out
+    }
+
+    /// Ids of one state by rank. Waiting jobs in run order: priorities above 0, then the FIFO
+    /// list (oldest first), then priorities below 0.
+    private func idsInOrder(_ state: JobState, start: Int, count: Int, newestFirst: Bool) async throws(JobQError) -> [String] {
+        func strings(_ reply: RedisReply) -> [String] { (reply.array ?? []).compactMap(\.string) }
+        do {
+            guard state == .waiting else {
+                let reply = try await core.client.send(RedisCommand(newestFirst ? "ZREVRANGE" : "ZRANGE", core.keys.set(for: state), start, start + count - 1), idempotent: true)
+                return strings(reply)
+            }
+            let zero = "2199023255552000"  // 1000 · 2⁴¹: scores below it are priorities above 0
+            let sizes = try await core.client.pipeline([RedisCommand("ZCOUNT", core.keys.prioritized, "-inf", "(" + zero),
+                                                        RedisCommand("LLEN", core.keys.wait)], idempotent: true)
+            let high = sizes[0].int ?? 0, listed = sizes[1].int ?? 0
+            var ids: [String] = []
+            var rank = start
+            let end = start + count
+            if rank < high {
+                ids += strings(try await core.client.send(RedisCommand("ZRANGE", core.keys.prioritized, rank, min(end, high) - 1), idempotent: true))
+                rank = min(end, high)
+            }
+            if rank < end, rank < high + listed {
+                // List position p (0 = next to run) is index −1 − p.
+                let a = rank - high, b = min(end, high + listed) - high - 1
+                ids += strings(try await core.client.send(RedisCommand("LRANGE", core.keys.wait, -1 - b, -1 - a), idempotent: true)).reversed()
+                rank = min(end, high + listed)
+            }
+            if rank < end {
+                let a = rank - listed
+                ids += strings(try await core.client.send(RedisCommand("ZRANGE", core.keys.prioritized, a, a + (end - rank) - 1), idempotent: true))
+            }
+            return ids
+        } catch {
+            throw JobQError(redis: error, queue: name)
+        }
     }
 
     // MARK: - Operator actions
@@ -153,10 +186,12 @@ public struct QueueInspector: Sendable {
     /// Removes every job with this name that is not running; returns how many.
     public func removeJobs(named jobName: String) async throws(JobQError) -> Int {
         var removed = 0
-        for state in [JobState.waiting, .delayed, .completed, .failed, .cancelled] {
+        let sets: [(String, JobState)] = [(core.keys.wait, .waiting), (core.keys.prioritized, .waiting), (core.keys.delayed, .delayed),
+                                          (core.keys.completed, .completed), (core.keys.failed, .failed), (core.keys.cancelled, .cancelled)]
+        for (key, state) in sets {
             var cursor = 0
             for _ in 0..<1_000_000 {
-                let reply = try await core.run(core.scripts.removeJobsNamed, keys: core.removeNamedKeys(state),
+                let reply = try await core.run(core.scripts.removeJobsNamed, keys: core.removeNamedKeys(key),
                                                arguments: [jobName, cursor, core.settings.batchSize, core.maxLen, state.rawValue], idempotent: true)
                 guard let items = reply.array?.compactMap(\.int), items.count == 3 else { throw core.unexpected(reply, core.scripts.removeJobsNamed) }
                 removed += items[0]

@@ -16,8 +16,11 @@ public struct QueueKeys: Sendable, Hashable {
         self.base = "jobq:{\(queue)}:"
     }
 
-    /// `ZSET` of waiting jobs; score = (1000 − priority) · 2⁴¹ + sequence.
+    /// `LIST` of waiting jobs of priority 0: `LPUSH` in, `RPOP` out (FIFO, O(1)).
     public var wait: String { base + "wait" }
+    /// `ZSET` of waiting jobs of other priorities; score = (1000 − priority) · 2⁴¹ + sequence.
+    /// Those above 0 run before the `wait` list, those below after it.
+    public var prioritized: String { base + "prioritized" }
     /// `ZSET` of delayed jobs; score = due time (ms, Redis clock).
     public var delayed: String { base + "delayed" }
     /// `ZSET` of running jobs; score = lease deadline (ms, Redis clock).
@@ -46,7 +49,8 @@ public struct QueueKeys: Sendable, Hashable {
     /// `HASH` record of one job.
     public func job(_ id: String) -> String { jobPrefix + id }
 
-    /// The key of the set holding jobs in `state`.
+    /// The key of the set holding jobs in `state` (for `waiting`: the list of priority-0 jobs;
+    /// the others are in ``prioritized``).
     public func set(for state: JobState) -> String {
         switch state {
         case .waiting: wait

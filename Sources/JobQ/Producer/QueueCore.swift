@@ -73,38 +73,38 @@ final class QueueCore: Sendable {
     // MARK: - Key lists, in each script's header order
 
     func addKeys(_ id: String) -> [String] {
-        [keys.job(id), keys.wait, keys.delayed, keys.marker, keys.events, keys.sequence]
+        [keys.job(id), keys.wait, keys.prioritized, keys.delayed, keys.marker, keys.events, keys.sequence]
     }
     var takeKeys: [String] {
-        [keys.wait, keys.active, keys.delayed, keys.meta, keys.marker, keys.events, keys.sequence, keys.jobPrefix]
+        [keys.wait, keys.prioritized, keys.active, keys.delayed, keys.meta, keys.marker, keys.events, keys.sequence, keys.jobPrefix]
     }
     func finishKeys(_ id: String) -> [String] {
-        [keys.job(id), keys.active, keys.wait, keys.delayed, keys.completed, keys.failed, keys.cancelled,
+        [keys.job(id), keys.active, keys.wait, keys.prioritized, keys.delayed, keys.completed, keys.failed, keys.cancelled,
          keys.meta, keys.marker, keys.events, keys.sequence, keys.jobPrefix]
     }
     var recoverKeys: [String] {
-        [keys.active, keys.wait, keys.failed, keys.cancelled, keys.meta, keys.marker, keys.events, keys.sequence, keys.jobPrefix]
+        [keys.active, keys.wait, keys.prioritized, keys.failed, keys.cancelled, keys.meta, keys.marker, keys.events, keys.sequence, keys.jobPrefix]
     }
-    var promoteKeys: [String] { [keys.delayed, keys.wait, keys.marker, keys.events, keys.sequence, keys.jobPrefix] }
+    var promoteKeys: [String] { [keys.delayed, keys.wait, keys.prioritized, keys.marker, keys.events, keys.sequence, keys.jobPrefix] }
     func cancelKeys(_ id: String) -> [String] {
-        [keys.job(id), keys.wait, keys.delayed, keys.cancelled, keys.meta, keys.events, keys.cancelChannel, keys.jobPrefix]
+        [keys.job(id), keys.wait, keys.prioritized, keys.delayed, keys.cancelled, keys.meta, keys.events, keys.cancelChannel, keys.jobPrefix]
     }
     func removeKeys(_ id: String) -> [String] {
-        [keys.job(id), keys.wait, keys.delayed, keys.completed, keys.failed, keys.cancelled, keys.events]
+        [keys.job(id), keys.wait, keys.prioritized, keys.delayed, keys.completed, keys.failed, keys.cancelled, keys.events]
     }
-    var pauseKeys: [String] { [keys.meta, keys.wait, keys.marker, keys.events] }
-    var purgeKeys: [String] { [keys.wait, keys.delayed, keys.events, keys.jobPrefix] }
+    var pauseKeys: [String] { [keys.meta, keys.marker, keys.events] }
+    var purgeKeys: [String] { [keys.wait, keys.prioritized, keys.delayed, keys.events, keys.jobPrefix] }
     func cleanKeys(_ state: JobState) -> [String] { [keys.set(for: state), keys.events, keys.jobPrefix] }
-    var countKeys: [String] { [keys.wait, keys.delayed, keys.active, keys.completed, keys.failed, keys.cancelled, keys.meta] }
-    var retryKeys: [String] { [keys.failed, keys.cancelled, keys.wait, keys.marker, keys.events, keys.sequence, keys.jobPrefix] }
+    var countKeys: [String] { [keys.wait, keys.prioritized, keys.delayed, keys.active, keys.completed, keys.failed, keys.cancelled, keys.meta] }
+    var retryKeys: [String] { [keys.failed, keys.cancelled, keys.wait, keys.prioritized, keys.marker, keys.events, keys.sequence, keys.jobPrefix] }
     var obliterateKeys: [String] {
-        [keys.meta, keys.wait, keys.delayed, keys.active, keys.completed, keys.failed, keys.cancelled,
+        [keys.meta, keys.wait, keys.prioritized, keys.delayed, keys.active, keys.completed, keys.failed, keys.cancelled,
          keys.events, keys.marker, keys.sequence, keys.reaperLock, keys.jobPrefix]
     }
     var extendKeys: [String] { [keys.active, keys.jobPrefix] }
     func progressKeys(_ id: String) -> [String] { [keys.job(id), keys.events] }
     func checkpointKeys(_ id: String) -> [String] { [keys.job(id)] }
-    func removeNamedKeys(_ state: JobState) -> [String] { [keys.set(for: state), keys.events, keys.jobPrefix] }
+    func removeNamedKeys(_ key: String) -> [String] { [key, keys.events, keys.jobPrefix] }
     var readEventsKeys: [String] { [keys.events] }
 
     /// Every script with the keys one call passes (ids and states filled with samples): the
@@ -115,7 +115,7 @@ final class QueueCore: Sendable {
          (scripts.cancelJob, cancelKeys(id)), (scripts.removeJob, removeKeys(id)), (scripts.setPaused, pauseKeys),
          (scripts.purgeJobs, purgeKeys), (scripts.cleanJobs, cleanKeys(state)), (scripts.countJobs, countKeys),
          (scripts.retryJobs, retryKeys), (scripts.obliterateQueue, obliterateKeys), (scripts.setProgress, progressKeys(id)),
-         (scripts.saveCheckpoint, checkpointKeys(id)), (scripts.removeJobsNamed, removeNamedKeys(state)),
+         (scripts.saveCheckpoint, checkpointKeys(id)), (scripts.removeJobsNamed, removeNamedKeys(keys.set(for: state))),
          (scripts.readEvents, readEventsKeys)]
     }
 

@@ -7,7 +7,7 @@ import Synchronization
 /// so pipelines of `EVALSHA` do not meet `NOSCRIPT`. A script whose SHA is not known yet is sent
 /// with `EVAL` (the server caches it) and its SHA is fetched in the same flight.
 public final class RedisScript: Sendable, Hashable, CustomStringConvertible {
-    /// A name for logs and errors (the file name without extension, e.g. `addJob-6`).
+    /// A name for logs and errors (the file name without extension, e.g. `addJob-7`).
     public let name: String
     public let source: String
     /// The number of KEYS every call passes, when fixed (checked before sending).

@@ -123,7 +123,7 @@ struct QueueScripts: Sendable {
         candidates.append(URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Lua"))
         for url in candidates {
             var isDirectory: ObjCBool = false
-            if FileManager.default.fileExists(atPath: url.appendingPathComponent("addJob-6.lua").path, isDirectory: &isDirectory) {
+            if FileManager.default.fileExists(atPath: url.appendingPathComponent("include/common.lua").path, isDirectory: &isDirectory) {
                 return url
             }
         }

@@ -14,9 +14,12 @@
 local NOT_FOUND, LEASE_LOST, PAUSED, IS_ACTIVE = -1, -2, -3, -4
 local NOT_PAUSED, HAS_ACTIVE, WRONG_STATE, OK_ALREADY, TOO_LARGE = -5, -6, -7, -8, -9
 
--- Priority band width in the `wait` score: score = (1000 - priority) * BAND + sequence, so a
--- larger priority sorts first and the queue's sequence keeps FIFO inside one priority.
+-- Waiting jobs of priority 0 (the usual case) sit in the `wait` LIST: LPUSH in, RPOP out, FIFO
+-- at O(1). Other priorities sit in the `prioritized` ZSET, score = (1000 - priority) * BAND +
+-- sequence: a larger priority sorts first, the queue's sequence keeps FIFO inside one priority.
+-- Scores below ZERO_SCORE are priorities above 0 (they run before the list); the rest after it.
 local BAND = 2199023255552 -- 2^41
+local ZERO_SCORE = 1000 * BAND
 
 local function nowMs()
   local t = redis.call('TIME')
@@ -43,11 +46,27 @@ local function excerpt(value, limit)
   return value
 end
 
--- Puts a job into `wait` with a fresh sequence number and arms the marker.
-local function enqueueWaiting(waitKey, seqKey, markerKey, jobId, priority)
-  local seq = redis.call('INCR', seqKey)
-  redis.call('ZADD', waitKey, int((1000 - priority) * BAND + seq), jobId)
-  redis.call('ZADD', markerKey, 0, '0')
+-- Puts a job among the waiting ones and arms the marker when an idle fetcher may need waking:
+-- always for a prioritized job; for the list only when it was empty (while it is not, the
+-- marker is set or the fetcher that popped it is about to take, and take re-arms it).
+local function enqueueWaiting(waitKey, prioritizedKey, seqKey, markerKey, jobId, priority)
+  if priority == 0 then
+    if redis.call('LPUSH', waitKey, jobId) == 1 then redis.call('ZADD', markerKey, 0, '0') end
+  else
+    local seq = redis.call('INCR', seqKey)
+    redis.call('ZADD', prioritizedKey, int((1000 - priority) * BAND + seq), jobId)
+    redis.call('ZADD', markerKey, 0, '0')
+  end
+end
+
+-- Takes a waiting job out of line (cancel, remove): O(1) for a prioritized job, a scan of the
+-- list from its oldest end otherwise.
+local function unqueueWaiting(waitKey, prioritizedKey, jobId, priority)
+  if priority == 0 then
+    redis.call('LREM', waitKey, -1, jobId)
+  else
+    redis.call('ZREM', prioritizedKey, jobId)
+  end
 end
 
 -- Deletes finished records beyond `limit` in a finished-state ZSET, oldest first, at most
@@ -72,7 +91,7 @@ end
 
 -- Moves delayed jobs due at `now` into `wait`, at most `most`. Returns how many moved and the
 -- next due time as an offset from now (-1 when nothing is delayed).
-local function promoteDue(delayedKey, waitKey, seqKey, markerKey, eventsKey, jobPrefix, maxLen, now, most)
+local function promoteDue(delayedKey, waitKey, prioritizedKey, seqKey, markerKey, eventsKey, jobPrefix, maxLen, now, most)
   local first = redis.call('ZRANGE', delayedKey, 0, 0, 'WITHSCORES')
   if not first[2] then return 0, -1 end
   if tonumber(first[2]) > now then return 0, tonumber(first[2]) - now end
@@ -84,7 +103,7 @@ local function promoteDue(delayedKey, waitKey, seqKey, markerKey, eventsKey, job
     redis.call('ZREM', delayedKey, id)
     redis.call('HSET', jobKey, 's', 'waiting')
     redis.call('HDEL', jobKey, 'du')
-    enqueueWaiting(waitKey, seqKey, markerKey, id, priority)
+    enqueueWaiting(waitKey, prioritizedKey, seqKey, markerKey, id, priority)
     emit(eventsKey, maxLen, 'waiting', id, nil)
   end
   local nextDue = -1

@@ -6,22 +6,35 @@
                                            delayed job is due, -1 when none is delayed
     {PAUSED}                               the queue is paused
 ]]
-local function takeNext(waitKey, activeKey, delayedKey, metaKey, markerKey, eventsKey, seqKey, jobPrefix,
+local function takeNext(waitKey, prioritizedKey, activeKey, delayedKey, metaKey, markerKey, eventsKey, seqKey, jobPrefix,
                         token, leaseMs, workerId, maxLen, now, promoteBatch)
   if redis.call('HEXISTS', metaKey, 'paused') == 1 then
     redis.call('DEL', markerKey)
     return {PAUSED}
   end
-  local _, nextDue = promoteDue(delayedKey, waitKey, seqKey, markerKey, eventsKey, jobPrefix, maxLen, now, promoteBatch)
+  local _, nextDue = promoteDue(delayedKey, waitKey, prioritizedKey, seqKey, markerKey, eventsKey, jobPrefix, maxLen, now, promoteBatch)
   -- An id without a record (deleted by hand) is dropped; a few in a row at most.
   for _ = 1, 10 do
-    local popped = redis.call('ZPOPMIN', waitKey)
-    if not popped[1] then
+    -- Priorities above 0 first, then the list (FIFO), then priorities below 0.
+    local id
+    local prioritized = redis.call('ZCARD', prioritizedKey)
+    if prioritized > 0 then
+      local top = redis.call('ZRANGE', prioritizedKey, 0, 0, 'WITHSCORES')
+      if tonumber(top[2]) < ZERO_SCORE then id = top[1] end
+      if not id then id = redis.call('RPOP', waitKey) end
+      if not id then id = top[1] end
+      if id == top[1] then
+        redis.call('ZREM', prioritizedKey, id)
+        prioritized = prioritized - 1
+      end
+    else
+      id = redis.call('RPOP', waitKey)
+    end
+    if not id then
       -- Nothing to wake anyone for: the caller re-arms its timer from nextDue.
       redis.call('DEL', markerKey)
       return {0, nextDue}
     end
-    local id = popped[1]
     local jobKey = jobPrefix .. id
     local flat = redis.call('HGETALL', jobKey)
     if #flat > 0 then
@@ -33,7 +46,7 @@ local function takeNext(waitKey, activeKey, delayedKey, metaKey, markerKey, even
       redis.call('ZADD', activeKey, now + leaseMs, id)
       -- Re-arm the marker while jobs remain, so the next idle fetcher wakes too; clear it
       -- when none do (the caller learns the next due time from this reply).
-      if redis.call('ZCARD', waitKey) > 0 then
+      if prioritized > 0 or redis.call('LLEN', waitKey) > 0 then
         redis.call('ZADD', markerKey, 0, '0')
       else
         redis.call('DEL', markerKey)

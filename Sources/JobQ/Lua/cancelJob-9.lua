@@ -4,13 +4,14 @@
   queue's cancel channel for the owner's subscriber. Finished: nothing changes.
 
   KEYS[1] jobq:{<q>}:job:<id>  HASH    the job's record
-  KEYS[2] jobq:{<q>}:wait      ZSET
-  KEYS[3] jobq:{<q>}:delayed   ZSET
-  KEYS[4] jobq:{<q>}:cancelled ZSET    score = finish ms
-  KEYS[5] jobq:{<q>}:meta      HASH    retention limits
-  KEYS[6] jobq:{<q>}:events    STREAM
-  KEYS[7] jobq:{<q>}:cancel    channel (pub/sub; sharded in cluster mode)
-  KEYS[8] jobq:{<q>}:job:      prefix of job records
+  KEYS[2] jobq:{<q>}:wait        LIST    waiting jobs of priority 0
+  KEYS[3] jobq:{<q>}:prioritized ZSET    waiting jobs of other priorities
+  KEYS[4] jobq:{<q>}:delayed     ZSET
+  KEYS[5] jobq:{<q>}:cancelled   ZSET    score = finish ms
+  KEYS[6] jobq:{<q>}:meta        HASH    retention limits
+  KEYS[7] jobq:{<q>}:events      STREAM
+  KEYS[8] jobq:{<q>}:cancel      channel (pub/sub; sharded in cluster mode)
+  KEYS[9] jobq:{<q>}:job:        prefix of job records
   Derived keys: jobq:{<q>}:job:<id> HASH of records trimmed by retention.
 
   ARGV[1] job id
@@ -27,11 +28,12 @@
   Events: "cancelled" (waiting/delayed) or "cancel-requested" (active).
 ]]
 --@include common
-local jobKey, waitKey, delayedKey, cancelledKey, metaKey, eventsKey, channel, jobPrefix =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local jobKey, waitKey, prioritizedKey, delayedKey, cancelledKey, metaKey, eventsKey, channel, jobPrefix =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local id, reason, by, maxLen = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 
-local state = redis.call('HGET', jobKey, 's')
+local v = redis.call('HMGET', jobKey, 's', 'p')
+local state = v[1]
 if not state then return {NOT_FOUND} end
 if state == 'completed' or state == 'failed' or state == 'cancelled' then return {3, state} end
 
@@ -48,7 +50,11 @@ if state == 'active' then
 end
 
 local now = nowMs()
-if state == 'waiting' then redis.call('ZREM', waitKey, id) else redis.call('ZREM', delayedKey, id) end
+if state == 'waiting' then
+  unqueueWaiting(waitKey, prioritizedKey, id, tonumber(v[2] or 0))
+else
+  redis.call('ZREM', delayedKey, id)
+end
 redis.call('HSET', jobKey, 's', 'cancelled', 'ft', now, 'cr', '1', 'cx', reason, 'cb', by, 'er', 'cancelled', 'ed', reason)
 redis.call('HDEL', jobKey, 'du')
 redis.call('ZADD', cancelledKey, now, id)

@@ -2,11 +2,12 @@
   Adds one job: waiting (immediate) or delayed; a job id that exists already adds nothing.
 
   KEYS[1] jobq:{<q>}:job:<id>  HASH    the job's record
-  KEYS[2] jobq:{<q>}:wait      ZSET    score = (1000 - priority) * 2^41 + sequence
-  KEYS[3] jobq:{<q>}:delayed   ZSET    score = due ms (Redis clock)
-  KEYS[4] jobq:{<q>}:marker    ZSET    wake-up marker, one member "0"
-  KEYS[5] jobq:{<q>}:events    STREAM  capped event stream
-  KEYS[6] jobq:{<q>}:seq       STRING  the queue's sequence counter
+  KEYS[2] jobq:{<q>}:wait        LIST    waiting jobs of priority 0 (LPUSH in, RPOP out)
+  KEYS[3] jobq:{<q>}:prioritized ZSET    other priorities; score = (1000 - priority) * 2^41 + sequence
+  KEYS[4] jobq:{<q>}:delayed     ZSET    score = due ms (Redis clock)
+  KEYS[5] jobq:{<q>}:marker      ZSET    wake-up marker, one member "0"
+  KEYS[6] jobq:{<q>}:events      STREAM  capped event stream
+  KEYS[7] jobq:{<q>}:seq         STRING  the queue's sequence counter (prioritized jobs)
 
   ARGV[1] job id
   ARGV[2] delay in ms from now (Redis TIME); 0 = none
@@ -20,8 +21,8 @@
   Events: "added" (to waiting) or "delayed", with the job name.
 ]]
 --@include common
-local jobKey, waitKey, delayedKey, markerKey, eventsKey, seqKey =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local jobKey, waitKey, prioritizedKey, delayedKey, markerKey, eventsKey, seqKey =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local id, delay, runAt, priority, maxLen = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
 
 local existing = redis.call('HGET', jobKey, 's')
@@ -63,6 +64,6 @@ if due then
     redis.call('ZADD', markerKey, 0, '0')
   end
 else
-  enqueueWaiting(waitKey, seqKey, markerKey, id, priority)
+  enqueueWaiting(waitKey, prioritizedKey, seqKey, markerKey, id, priority)
 end
 return {1, state}

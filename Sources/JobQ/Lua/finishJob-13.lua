@@ -4,16 +4,17 @@
 
   KEYS[1]  jobq:{<q>}:job:<id>  HASH    the job's record
   KEYS[2]  jobq:{<q>}:active    ZSET    score = lease deadline ms
-  KEYS[3]  jobq:{<q>}:wait      ZSET    score = (1000 - priority) * 2^41 + sequence
-  KEYS[4]  jobq:{<q>}:delayed   ZSET    score = due ms
-  KEYS[5]  jobq:{<q>}:completed ZSET    score = finish ms
-  KEYS[6]  jobq:{<q>}:failed    ZSET    score = finish ms
-  KEYS[7]  jobq:{<q>}:cancelled ZSET    score = finish ms
-  KEYS[8]  jobq:{<q>}:meta      HASH    paused flag, retention limits (kc, kf, kx)
-  KEYS[9]  jobq:{<q>}:marker    ZSET    wake-up marker
-  KEYS[10] jobq:{<q>}:events    STREAM
-  KEYS[11] jobq:{<q>}:seq       STRING  sequence counter
-  KEYS[12] jobq:{<q>}:job:      prefix of job records
+  KEYS[3]  jobq:{<q>}:wait        LIST    waiting jobs of priority 0
+  KEYS[4]  jobq:{<q>}:prioritized ZSET    other priorities; score = (1000 - priority) * 2^41 + sequence
+  KEYS[5]  jobq:{<q>}:delayed     ZSET    score = due ms
+  KEYS[6]  jobq:{<q>}:completed   ZSET    score = finish ms
+  KEYS[7]  jobq:{<q>}:failed      ZSET    score = finish ms
+  KEYS[8]  jobq:{<q>}:cancelled   ZSET    score = finish ms
+  KEYS[9]  jobq:{<q>}:meta        HASH    paused flag, retention limits (kc, kf, kx)
+  KEYS[10] jobq:{<q>}:marker      ZSET    wake-up marker
+  KEYS[11] jobq:{<q>}:events      STREAM
+  KEYS[12] jobq:{<q>}:seq         STRING  sequence counter
+  KEYS[13] jobq:{<q>}:job:        prefix of job records
   Derived keys: jobq:{<q>}:job:<id> HASH of records trimmed by retention, of delayed jobs
   promoted and of the next job taken.
 
@@ -41,9 +42,9 @@
 ]]
 --@include common
 --@include take
-local jobKey, activeKey, waitKey, delayedKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local completedKey, failedKey, cancelledKey, metaKey = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local markerKey, eventsKey, seqKey, jobPrefix = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
+local jobKey, activeKey, waitKey, prioritizedKey, delayedKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local completedKey, failedKey, cancelledKey, metaKey = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local markerKey, eventsKey, seqKey, jobPrefix = KEYS[10], KEYS[11], KEYS[12], KEYS[13]
 local id, token, outcome, value, reason = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local retryDelay, maxLen, fetchNext = tonumber(ARGV[6]), ARGV[7], ARGV[8] == '1'
 local excerptLimit = tonumber(ARGV[12])
@@ -88,7 +89,7 @@ elseif outcome == 'shutdown' then
   state = 'waiting'
   local args = {'HSET', jobKey, 's', 'waiting', 'am', attempt - 1}
   redis.call(unpack(args))
-  enqueueWaiting(waitKey, seqKey, markerKey, id, tonumber(job['p'] or 0))
+  enqueueWaiting(waitKey, prioritizedKey, seqKey, markerKey, id, tonumber(job['p'] or 0))
   emit(eventsKey, maxLen, 'waiting', id, {'from', 'active', 'er', 'shutdown'})
 else
   local retry = outcome ~= 'unrecoverable' and retryDelay >= 0 and attempt < maxAttempts
@@ -111,7 +112,7 @@ else
       local args = {'HSET', jobKey, 's', 'waiting'}
       for i = 1, #errorFields do args[#args + 1] = errorFields[i] end
       redis.call(unpack(args))
-      enqueueWaiting(waitKey, seqKey, markerKey, id, tonumber(job['p'] or 0))
+      enqueueWaiting(waitKey, prioritizedKey, seqKey, markerKey, id, tonumber(job['p'] or 0))
     end
     emit(eventsKey, maxLen, 'retrying', id, {'at', attempt, 'dl', retryDelay, 'er', reason,
       'ed', excerpt(value, excerptLimit)})
@@ -124,7 +125,7 @@ end
 
 local nextJob = {}
 if fetchNext then
-  nextJob = takeNext(waitKey, activeKey, delayedKey, metaKey, markerKey, eventsKey, seqKey, jobPrefix,
+  nextJob = takeNext(waitKey, prioritizedKey, activeKey, delayedKey, metaKey, markerKey, eventsKey, seqKey, jobPrefix,
     ARGV[9], tonumber(ARGV[10]), ARGV[11], maxLen, now, 100)
 end
 return {1, state, nextJob}

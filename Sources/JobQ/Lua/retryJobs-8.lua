@@ -4,11 +4,12 @@
 
   KEYS[1] jobq:{<q>}:failed    ZSET
   KEYS[2] jobq:{<q>}:cancelled ZSET
-  KEYS[3] jobq:{<q>}:wait      ZSET    score = (1000 - priority) * 2^41 + sequence
-  KEYS[4] jobq:{<q>}:marker    ZSET    wake-up marker
-  KEYS[5] jobq:{<q>}:events    STREAM
-  KEYS[6] jobq:{<q>}:seq       STRING  sequence counter
-  KEYS[7] jobq:{<q>}:job:      prefix of job records
+  KEYS[3] jobq:{<q>}:wait        LIST    waiting jobs of priority 0
+  KEYS[4] jobq:{<q>}:prioritized ZSET    other priorities; score = (1000 - priority) * 2^41 + sequence
+  KEYS[5] jobq:{<q>}:marker      ZSET    wake-up marker
+  KEYS[6] jobq:{<q>}:events      STREAM
+  KEYS[7] jobq:{<q>}:seq         STRING  sequence counter
+  KEYS[8] jobq:{<q>}:job:        prefix of job records
   Derived keys: jobq:{<q>}:job:<id> HASH of each job retried.
 
   ARGV[1] events stream cap
@@ -20,8 +21,8 @@
   Events: "waiting" per job (from failed / cancelled).
 ]]
 --@include common
-local failedKey, cancelledKey, waitKey, markerKey, eventsKey, seqKey, jobPrefix =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local failedKey, cancelledKey, waitKey, prioritizedKey, markerKey, eventsKey, seqKey, jobPrefix =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local maxLen = ARGV[1]
 
 local function retryOne(id)
@@ -38,7 +39,7 @@ local function retryOne(id)
     fields[#fields + 1] = 'pd'; fields[#fields + 1] = v[4] or ''
   end
   redis.call(unpack(fields))
-  enqueueWaiting(waitKey, seqKey, markerKey, id, tonumber(v[2] or 0))
+  enqueueWaiting(waitKey, prioritizedKey, seqKey, markerKey, id, tonumber(v[2] or 0))
   emit(eventsKey, maxLen, 'waiting', id, {'from', from})
   return 1
 end

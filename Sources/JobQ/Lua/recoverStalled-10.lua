@@ -4,14 +4,15 @@
   a job with a cancel request ends cancelled. Bounded: at most ARGV[2] jobs per call.
 
   KEYS[1] jobq:{<q>}:active    ZSET    score = lease deadline ms
-  KEYS[2] jobq:{<q>}:wait      ZSET    score = (1000 - priority) * 2^41 + sequence
-  KEYS[3] jobq:{<q>}:failed    ZSET    score = finish ms
-  KEYS[4] jobq:{<q>}:cancelled ZSET    score = finish ms
-  KEYS[5] jobq:{<q>}:meta      HASH    retention limits
-  KEYS[6] jobq:{<q>}:marker    ZSET    wake-up marker
-  KEYS[7] jobq:{<q>}:events    STREAM
-  KEYS[8] jobq:{<q>}:seq       STRING  sequence counter
-  KEYS[9] jobq:{<q>}:job:      prefix of job records
+  KEYS[2]  jobq:{<q>}:wait        LIST    waiting jobs of priority 0
+  KEYS[3]  jobq:{<q>}:prioritized ZSET    other priorities; score = (1000 - priority) * 2^41 + sequence
+  KEYS[4]  jobq:{<q>}:failed      ZSET    score = finish ms
+  KEYS[5]  jobq:{<q>}:cancelled   ZSET    score = finish ms
+  KEYS[6]  jobq:{<q>}:meta        HASH    retention limits
+  KEYS[7]  jobq:{<q>}:marker      ZSET    wake-up marker
+  KEYS[8]  jobq:{<q>}:events      STREAM
+  KEYS[9]  jobq:{<q>}:seq         STRING  sequence counter
+  KEYS[10] jobq:{<q>}:job:        prefix of job records
   Derived keys: jobq:{<q>}:job:<id> HASH of each expired job and of records trimmed by retention.
 
   ARGV[1] events stream cap
@@ -22,8 +23,8 @@
   Events: "stalled" (requeued), "failed" (reason stalled) or "cancelled" per job.
 ]]
 --@include common
-local activeKey, waitKey, failedKey, cancelledKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local metaKey, markerKey, eventsKey, seqKey, jobPrefix = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local activeKey, waitKey, prioritizedKey, failedKey, cancelledKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local metaKey, markerKey, eventsKey, seqKey, jobPrefix = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 local maxLen, batch = ARGV[1], tonumber(ARGV[2])
 local now = nowMs()
 local _, keepFailed, keepCancelled = retention(metaKey)
@@ -62,7 +63,7 @@ for i = 1, #ids do
       failed = failed + 1
     else
       redis.call('HSET', jobKey, 's', 'waiting', 'sc', stalls)
-      enqueueWaiting(waitKey, seqKey, markerKey, id, tonumber(v[7] or 0))
+      enqueueWaiting(waitKey, prioritizedKey, seqKey, markerKey, id, tonumber(v[7] or 0))
       emit(eventsKey, maxLen, 'stalled', id, {'at', v[8] or 0, 'sc', stalls})
       requeued = requeued + 1
     end

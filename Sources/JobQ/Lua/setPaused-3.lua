@@ -3,9 +3,8 @@
   answers PAUSED and the marker is removed so idle fetchers stay asleep. Resume re-arms it.
 
   KEYS[1] jobq:{<q>}:meta      HASH    field "paused"
-  KEYS[2] jobq:{<q>}:wait      ZSET
-  KEYS[3] jobq:{<q>}:marker    ZSET    wake-up marker
-  KEYS[4] jobq:{<q>}:events    STREAM
+  KEYS[2] jobq:{<q>}:marker    ZSET    wake-up marker
+  KEYS[3] jobq:{<q>}:events    STREAM
 
   ARGV[1] "1" pause, "0" resume
   ARGV[2] events stream cap
@@ -14,7 +13,7 @@
   Events: "paused" or "resumed" (id "").
 ]]
 --@include common
-local metaKey, waitKey, markerKey, eventsKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local metaKey, markerKey, eventsKey = KEYS[1], KEYS[2], KEYS[3]
 if ARGV[1] == '1' then
   if redis.call('HSETNX', metaKey, 'paused', '1') == 0 then return {0} end
   redis.call('DEL', markerKey)

@@ -1,0 +1,56 @@
+--[[
+  Deletes a whole queue in bounded batches: job records first (at most ARGV[2] per call), then,
+  once no job is left, the queue's own keys. Refused unless the queue is paused with no active
+  job, or ARGV[1] forces it.
+
+  KEYS[1]  jobq:{<q>}:meta        HASH
+  KEYS[2]  jobq:{<q>}:wait        LIST
+  KEYS[3]  jobq:{<q>}:prioritized ZSET
+  KEYS[4]  jobq:{<q>}:delayed     ZSET
+  KEYS[5]  jobq:{<q>}:active      ZSET
+  KEYS[6]  jobq:{<q>}:completed   ZSET
+  KEYS[7]  jobq:{<q>}:failed      ZSET
+  KEYS[8]  jobq:{<q>}:cancelled   ZSET
+  KEYS[9]  jobq:{<q>}:events      STREAM
+  KEYS[10] jobq:{<q>}:marker      ZSET
+  KEYS[11] jobq:{<q>}:seq         STRING
+  KEYS[12] jobq:{<q>}:reaper      STRING  the reaper's lock
+  KEYS[13] jobq:{<q>}:job:        prefix of job records
+  Derived keys: jobq:{<q>}:job:<id> HASH of each job deleted.
+
+  ARGV[1] "1" = force (not paused, or active jobs: their workers get NOT_FOUND when they finish)
+  ARGV[2] most jobs to delete in this call (<= 1000)
+
+  Returns {deleted, remaining}: remaining = 0 means the queue is gone (meta last, so a paused
+          queue stays paused until the end)
+          {-5} NOT_PAUSED, {-6} HAS_ACTIVE: refused, nothing deleted
+  Events: none (the stream itself is deleted at the end).
+]]
+--@include common
+local force, batch = ARGV[1] == '1', tonumber(ARGV[2])
+local jobPrefix = KEYS[13]
+if not force then
+  if redis.call('HEXISTS', KEYS[1], 'paused') == 0 then return {NOT_PAUSED} end
+  if redis.call('ZCARD', KEYS[5]) > 0 then return {HAS_ACTIVE} end
+end
+local deleted = 0
+local ids = redis.call('LRANGE', KEYS[2], -batch, -1)
+if #ids > 0 then
+  redis.call('LTRIM', KEYS[2], 0, -#ids - 1)
+  for i = 1, #ids do redis.call('UNLINK', jobPrefix .. ids[i]) end
+  deleted = #ids
+end
+for k = 3, 8 do
+  if deleted < batch then
+    ids = redis.call('ZRANGE', KEYS[k], 0, batch - deleted - 1)
+    for i = 1, #ids do redis.call('UNLINK', jobPrefix .. ids[i]) end
+    if #ids > 0 then redis.call('ZREMRANGEBYRANK', KEYS[k], 0, #ids - 1) end
+    deleted = deleted + #ids
+  end
+end
+local remaining = redis.call('LLEN', KEYS[2])
+for k = 3, 8 do remaining = remaining + redis.call('ZCARD', KEYS[k]) end
+if remaining == 0 then
+  redis.call('UNLINK', KEYS[9], KEYS[10], KEYS[11], KEYS[12], KEYS[1])
+end
+return {deleted, remaining}

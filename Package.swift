@@ -24,6 +24,10 @@ let package = Package(
         // The logging API every Swift server library speaks: structured metadata (queue, job id,
         // worker id) and pluggable back ends without our own logger.
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        // The `Service` protocol and graceful shutdown on SIGTERM/SIGINT for the worker: saves our
+        // own signal handling, service ordering and shutdown fan-out (and composes with the user's
+        // other services in one ServiceGroup).
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         // HdrHistogram for benchmark latencies (p50…p99.9, max) without our own bucketing maths.
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
@@ -38,6 +42,7 @@ let package = Package(
             dependencies: [
                 "CHiredis",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             // One Lua file per atomic state move (STYLE.md), read at run time.
             resources: [.copy("Lua")],

@@ -1,0 +1,241 @@
+import Foundation
+import Logging
+import Synchronization
+internal import CHiredis
+
+/// Renews the leases of a worker's running jobs and runs the reaper, on its own thread and its
+/// own Redis connection, so handlers hogging Swift's cooperative pool can never starve it
+/// (DESIGN §4):
+/// - every L/3, one `extendLeases` call per queue (≤ 1,000 jobs each); ids reported lost fire
+///   their token with `leaseLost`, ids with a cancel request fire it with `cancelled`;
+/// - a queue whose leases could not be renewed for 5L/6 fires all its jobs' tokens (`leaseLost`):
+///   by then another worker may have them;
+/// - every L/4, per queue, the reaper (`recoverStalled`) under a `SET … NX PX` lock, so one worker
+///   at a time does it.
+final class LeaseKeeper: @unchecked Sendable {
+    struct Run: Sendable {
+        let queueIndex: Int
+        let id: String
+        let token: String
+        let cancellation: JobCancellation
+    }
+
+    private let cores: [QueueCore]
+    private let lease: Duration
+    private let workerID: String
+    private let logger: Logger
+    private let configuration: RedisConfiguration
+    private let lock = ConditionLock()
+    // Guarded by `lock`.
+    private var runs: [String: Run] = [:]   // key: queueIndex + "\u{0}" + id
+    private var stopping = false
+    private var stopped = false
+    private var renewNow = false
+    // Thread-confined.
+    private var connection: RedisConnection?
+    private var lastRenewal: [ContinuousClock.Instant]
+    private var lastReap: [ContinuousClock.Instant]
+
+    init(cores: [QueueCore], lease: Duration, workerID: String, logger: Logger) {
+        self.cores = cores
+        self.lease = lease
+        self.workerID = workerID
+        self.logger = logger
+        self.configuration = cores[0].client.configuration
+        let now = ContinuousClock.now
+        self.lastRenewal = Array(repeating: now, count: cores.count)
+        self.lastReap = Array(repeating: now - lease, count: cores.count)
+    }
+
+    func start() {
+        let thread = Thread { [self] in self.loop() }
+        thread.name = "jobq-leases"
+        thread.start()
+    }
+
+    func add(_ run: Run) {
+        lock.withLock { runs["\(run.queueIndex)\u{0}\(run.id)"] = run }
+    }
+
+    func remove(queueIndex: Int, id: String) {
+        lock.withLock { _ = runs.removeValue(forKey: "\(queueIndex)\u{0}\(id)") }
+    }
+
+    var activeRuns: [Run] { lock.withLock { Array(runs.values) } }
+
+    /// Renews at once (after a reconnect elsewhere, a worker renews first: DESIGN §4).
+    func renewSoon() {
+        lock.withLock { renewNow = true }
+        lock.broadcast()
+    }
+
+    /// Stops the thread and waits for it (from a thread that may block: not the cooperative pool).
+    func stop() async {
+        lock.withLock { stopping = true }
+        lock.broadcast()
+        // Poll briefly from the pool without blocking a thread: the loop exits within one wait.
+        for _ in 0..<2000 {
+            if lock.withLock({ stopped }) { return }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
+    // MARK: The thread
+
+    private func loop() {
+        CHiredis_nameThread("jobq-leases")
+        let renewEvery = lease / 3
+        let reapEvery = lease / 4
+        while true {
+            let now = ContinuousClock.now
+            var nextWake = now + min(renewEvery, reapEvery)
+            for index in cores.indices {
+                if now - lastRenewal[index] >= renewEvery || lock.withLock({ renewNow }) {
+                    renew(index)
+                }
+                if now - lastReap[index] >= reapEvery {
+                    reap(index)
+                    lastReap[index] = now
+                }
+                nextWake = min(nextWake, lastRenewal[index] + renewEvery, lastReap[index] + reapEvery)
+            }
+            lock.withLock { renewNow = false }
+            fence()
+            lock.lock()
+            if stopping {
+                stopped = true
+                lock.unlock()
+                connection?.close()
+                return
+            }
+            let wait = nextWake - ContinuousClock.now
+            if wait > .zero, !renewNow { lock.wait(for: wait) }
+            let exit = stopping
+            lock.unlock()
+            if exit {
+                lock.withLock { stopped = true }
+                connection?.close()
+                return
+            }
+        }
+    }
+
+    private func renew(_ index: Int) {
+        let mine = activeRuns.filter { $0.queueIndex == index && !$0.cancellation.isFired }
+        if mine.isEmpty {
+            lastRenewal[index] = .now
+            return
+        }
+        let started = ContinuousClock.now
+        var start = 0
+        var ok = true
+        while start < mine.count {
+            let chunk = Array(mine[start..<min(start + 1000, mine.count)])
+            start += chunk.count
+            var arguments: [any RedisArgument] = [lease.milliseconds]
+            for run in chunk { arguments.append(run.id); arguments.append(run.token) }
+            let core = cores[index]
+            guard let reply = call(core.scripts.extendLeases, keys: core.extendKeys, arguments: arguments),
+                  let items = reply.array, items.count == 3 else {
+                ok = false
+                break
+            }
+            let byID = Dictionary(chunk.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+            for id in (items[1].array ?? []).compactMap(\.string) {
+                if let run = byID[id], run.cancellation.fire(.leaseLost) {
+                    logger.warning("lease lost: the job is no longer held by this worker", metadata: ["queue": "\(core.name)", "job": "\(id)"])
+                }
+            }
+            for id in (items[2].array ?? []).compactMap(\.string) {
+                byID[id]?.cancellation.fire(.cancelled)
+            }
+        }
+        if ok { lastRenewal[index] = started }
+    }
+
+    /// Self-fencing: a queue not renewed for 5L/6 fires its jobs' tokens.
+    private func fence() {
+        let now = ContinuousClock.now
+        for index in cores.indices where now - lastRenewal[index] >= lease * 5 / 6 {
+            for run in activeRuns where run.queueIndex == index {
+                if run.cancellation.fire(.leaseLost) {
+                    logger.error("leases not renewed for 5/6 of their length: stopping the job", metadata: ["queue": "\(cores[index].name)", "job": "\(run.id)"])
+                }
+            }
+        }
+    }
+
+    private func reap(_ index: Int) {
+        let core = cores[index]
+        // One worker at a time per queue; the lock lapses by itself.
+        guard let got = command(RedisCommand("SET", core.keys.reaperLock, workerID, "NX", "PX", max(1, (lease / 4).milliseconds))),
+              got.string == "OK" else { return }
+        for _ in 0..<10 {
+            guard let reply = call(core.scripts.recoverStalled, keys: core.recoverKeys, arguments: [core.maxLen, 1000]),
+                  let v = reply.array?.compactMap(\.int), v.count == 4 else { return }
+            if v[0] + v[1] + v[2] > 0 {
+                logger.warning("recovered stalled jobs", metadata: ["queue": "\(core.name)", "requeued": "\(v[0])", "failed": "\(v[1])", "cancelled": "\(v[2])"])
+            }
+            if v[3] == 0 { return }
+        }
+    }
+
+    // MARK: Redis, synchronously, on this thread
+
+    private func connected() -> RedisConnection? {
+        if let connection, connection.isConnected { return connection }
+        let c = RedisConnection(configuration: configuration, replyTimeout: max(.seconds(2), lease / 3))
+        do {
+            try c.connect()
+            connection = c
+            return c
+        } catch {
+            logger.warning("lease keeper cannot reach Redis: \(error)")
+            connection = nil
+            return nil
+        }
+    }
+
+    private func command(_ command: RedisCommand) -> RedisReply? {
+        guard let c = connected() else { return nil }
+        do {
+            return try c.roundTrip(command)
+        } catch {
+            c.close()
+            connection = nil
+            return nil
+        }
+    }
+
+    /// EVALSHA, with one EVAL when the server does not know the script.
+    private func call(_ script: RedisScript, keys: [String], arguments: [any RedisArgument]) -> RedisReply? {
+        guard let c = connected() else { return nil }
+        var tail = RedisCommand()
+        tail.append(keys.count)
+        tail.append(contentsOf: keys)
+        tail.append(contentsOf: arguments)
+        do {
+            var reply: RedisReply
+            if let sha = script.sha {
+                c.append(prefix: [Array("EVALSHA".utf8), Array(sha.utf8)], tail)
+                reply = try c.readReply()
+                if reply.errorCode == "NOSCRIPT" {
+                    c.append(prefix: [Array("EVAL".utf8), Array(script.source.utf8)], tail)
+                    reply = try c.readReply()
+                }
+            } else {
+                c.append(prefix: [Array("EVAL".utf8), Array(script.source.utf8)], tail)
+                reply = try c.readReply()
+            }
+            if let message = reply.errorMessage {
+                logger.error("\(script.name) failed: \(message)")
+                return nil
+            }
+            return reply
+        } catch {
+            c.close()
+            connection = nil
+            return nil
+        }
+    }
+}

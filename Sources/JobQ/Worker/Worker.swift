@@ -1,0 +1,401 @@
+import Foundation
+public import Logging
+public import ServiceLifecycle
+import Synchronization
+
+/// Runs jobs: takes them from its queues with bounded concurrency, keeps their leases, applies
+/// each run's outcome in DESIGN §4's order, and shuts down gracefully.
+///
+/// ```swift
+/// var handlers = JobHandlers()
+/// handlers.register(SendEmail.self) { email, context in try await send(email) }
+/// let worker = try Worker(client: client, configuration: .init(queues: [.init("emails")], concurrency: 16), handlers: handlers)
+/// let group = ServiceGroup(services: [worker], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+/// try await group.run()
+/// ```
+/// - Important: idle, a worker waits by blocking on each queue's marker (no polling); take and
+///   finish are one script each, and finishing a job takes the next one in the same call.
+public final class Worker: Service, Sendable {
+    public let configuration: WorkerConfiguration
+    public let client: RedisClient
+    private let handlers: JobHandlers
+    private let logger: Logger
+    private let cores: [QueueCore]
+    private let gate: SlotGate
+    private let keeper: LeaseKeeper
+    private let blocking: [RedisBlockingClient]
+    private let state = Mutex(RunState())
+
+    private struct RunState {
+        var stopRequested = false
+        var stopWaiters: [CheckedContinuation<Void, Never>] = []
+        var started = false
+        var unsettled = 0
+        var settleWaiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    /// - Throws: ``JobQError`` for a configuration out of range, a bad queue name, or jobq's
+    ///   scripts missing from the installation.
+    public init(client: RedisClient, configuration: WorkerConfiguration, handlers: JobHandlers, logger: Logger? = nil) throws(JobQError) {
+        try configuration.validate()
+        self.configuration = configuration
+        self.client = client
+        self.handlers = handlers
+        var log = logger ?? Logger(label: "jobq.worker")
+        log[metadataKey: "worker"] = "\(configuration.workerID)"
+        self.logger = log
+        var cores: [QueueCore] = []
+        for share in configuration.queues {
+            cores.append(try QueueCore(name: share.name, client: client, settings: configuration.settings))
+        }
+        self.cores = cores
+        self.gate = SlotGate(capacity: configuration.concurrency, quotas: configuration.quotas())
+        self.keeper = LeaseKeeper(cores: cores, lease: configuration.lease, workerID: configuration.workerID, logger: log)
+        self.blocking = cores.map { _ in
+            RedisBlockingClient(configuration: client.configuration, control: client, maxBlockTimeout: configuration.maxBlockTimeout)
+        }
+    }
+
+    /// Runs until ``shutdown()`` or a graceful-shutdown signal from the `ServiceGroup`: running
+    /// jobs may finish within ``WorkerConfiguration/shutdownGrace``; then their tokens fire
+    /// (`shutdown`) and they go back to waiting with no attempt used. A Redis outage never ends it.
+    public func run() async throws {
+        let first = state.withLock { s -> Bool in
+            defer { s.started = true }
+            return !s.started
+        }
+        guard first else { throw JobQError(.invalidOptions, detail: "a Worker runs once; create another to run again") }
+        do {
+            try await client.load(cores[0].scripts.all)
+        } catch {
+            logger.warning("could not preload scripts (they load on first use): \(error)")
+        }
+        keeper.start()
+        logger.info("worker started", metadata: ["queues": "\(configuration.queues.map { "\($0.name):\($0.weight)" }.joined(separator: ","))",
+                                                 "concurrency": "\(configuration.concurrency)", "handlers": "\(handlers.names.joined(separator: ","))"])
+        await withTaskGroup(of: Void.self) { group in
+            for index in cores.indices {
+                group.addTask { await self.fetch(index) }
+            }
+            await withGracefulShutdownHandler {
+                await self.waitForStopRequest()
+            } onGracefulShutdown: {
+                self.shutdown()
+            }
+            // Stop taking: close the gate, wake every fetcher blocked on its marker.
+            gate.close()
+            for b in blocking { b.wake() }
+            await group.waitForAll()
+        }
+        await drain()
+        await keeper.stop()
+        for b in blocking { await b.close() }
+        logger.info("worker stopped")
+    }
+
+    /// Starts a graceful stop (what SIGTERM does under a `ServiceGroup`). Returns at once.
+    public func shutdown() {
+        let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+            s.stopRequested = true
+            defer { s.stopWaiters = [] }
+            return s.stopWaiters
+        }
+        for w in waiters { w.resume() }
+        gate.close()
+        for b in blocking { b.wake() }
+    }
+
+    private var stopRequested: Bool { state.withLock { $0.stopRequested } }
+
+    private func waitForStopRequest() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { s -> Bool in
+                if s.stopRequested { return true }
+                s.stopWaiters.append(c)
+                return false
+            }
+            if now { c.resume() }
+        }
+    }
+
+    /// Lets running jobs finish within the grace, then fires their tokens (`shutdown`) and waits
+    /// (bounded) until each has been requeued.
+    private func drain() async {
+        let grace = configuration.shutdownGrace
+        let drained = await firstOf(seconds: grace) { await self.gate.waitUntilEmpty() }
+        if drained { return }
+        let runs = keeper.activeRuns
+        logger.info("shutdown grace over: requeueing running jobs", metadata: ["jobs": "\(runs.count)"])
+        for run in runs { run.cancellation.fire(.shutdown) }
+        _ = await firstOf(seconds: .seconds(10)) { await self.waitUntilSettled() }
+    }
+
+    // MARK: Fetching
+
+    private func fetch(_ q: Int) async {
+        let core = cores[q]
+        var failures = 0
+        while !stopRequested {
+            guard await gate.acquire(q) else { return }
+            let lease = QueueCore.Lease(token: JobID.generate(), workerID: configuration.workerID, length: configuration.lease)
+            do {
+                switch try await core.take(lease: lease) {
+                case .job(let job, _):
+                    failures = 0
+                    startRun(q, job: job, lease: lease)
+                case .empty(let nextDue):
+                    failures = 0
+                    gate.release(q)
+                    await waitForWork(q, nextDueMs: nextDue)
+                case .paused:
+                    gate.release(q)
+                    await waitForWork(q, nextDueMs: nil)
+                }
+            } catch {
+                gate.release(q)
+                failures += 1
+                logger.warning("take failed; retrying", metadata: ["queue": "\(core.name)", "error": "\(error)"])
+                try? await Task.sleep(for: min(.seconds(5), .milliseconds(100 * (1 << min(failures, 6)))))
+            }
+        }
+    }
+
+    /// Blocks on the queue's marker until something arrives, the next delayed job is due (a
+    /// local timer wakes the connection), the cap passes, or the worker stops.
+    private func waitForWork(_ q: Int, nextDueMs: Int?) async {
+        guard !stopRequested else { return }
+        gate.setIdle(q, true)
+        defer { gate.setIdle(q, false) }
+        let b = blocking[q]
+        var timer: Task<Void, Never>?
+        if let nextDueMs, nextDueMs < configuration.maxBlockTimeout.milliseconds {
+            timer = Task {
+                try? await Task.sleep(for: .milliseconds(nextDueMs))
+                if !Task.isCancelled { b.wake() }
+            }
+        }
+        let seconds = Double(configuration.maxBlockTimeout.milliseconds) / 1000
+        do {
+            _ = try await b.send(RedisCommand("BZPOPMIN", cores[q].keys.marker, String(format: "%.3f", seconds)))
+        } catch {
+            logger.debug("marker wait ended: \(error)")
+            try? await Task.sleep(for: .milliseconds(200))
+        }
+        timer?.cancel()
+    }
+
+    // MARK: Running
+
+    private func startRun(_ q: Int, job: Job, lease: QueueCore.Lease) {
+        state.withLock { $0.unsettled += 1 }
+        Task {
+            var current: (Job, QueueCore.Lease)? = (job, lease)
+            while let (job, lease) = current {
+                current = nil
+                let (end, handlerTask) = await execute(q, job: job, lease: lease)
+                var next: QueueCore.Lease?
+                if handlerTask == nil, !stopRequested, gate.mayContinue(q) {
+                    next = QueueCore.Lease(token: JobID.generate(), workerID: configuration.workerID, length: configuration.lease)
+                }
+                if let end {
+                    current = await finish(q, job: job, lease: lease, end: end, next: next)
+                }
+                keeper.remove(queueIndex: q, id: job.id)
+                if current != nil { state.withLock { $0.unsettled += 1 } }
+                settle()
+                if let handlerTask {
+                    // The outcome is in Redis; the slot stays taken until the handler returns.
+                    await handlerTask.value
+                    logger.info("handler returned after its job was stopped; its result was discarded", metadata: ["queue": "\(cores[q].name)", "job": "\(job.id)"])
+                }
+            }
+            gate.release(q)
+        }
+    }
+
+    private func settle() {
+        let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+            s.unsettled -= 1
+            guard s.unsettled == 0 else { return [] }
+            defer { s.settleWaiters = [] }
+            return s.settleWaiters
+        }
+        for w in waiters { w.resume() }
+    }
+
+    private func waitUntilSettled() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { s -> Bool in
+                if s.unsettled == 0 { return true }
+                s.settleWaiters.append(c)
+                return false
+            }
+            if now { c.resume() }
+        }
+    }
+
+    /// Runs one job's handler against its token. Returns the run's end (nil when the lease was
+    /// lost: nothing may be written) and, when the token fired first, the still-running handler.
+    private func execute(_ q: Int, job: Job, lease: QueueCore.Lease) async -> (QueueCore.RunEnd?, Task<Void, Never>?) {
+        let core = cores[q]
+        let cancellation = JobCancellation()
+        keeper.add(.init(queueIndex: q, id: job.id, token: lease.token, cancellation: cancellation))
+        let retryDelay = job.options.backoff.delayMs(afterAttempt: job.attemptsMade)
+        guard let handler = handlers.handler(for: job.name) else {
+            logger.warning("no handler for this job name; the attempt fails and is retried", metadata: ["queue": "\(core.name)", "job": "\(job.id)", "name": "\(job.name)"])
+            return (.failed(reason: "unknownJobName", details: "no handler for \"\(job.name)\" in worker \(configuration.workerID) (it has: \(handlers.names.joined(separator: ", ")))", retryDelayMs: retryDelay), nil)
+        }
+        let context = JobContext(job: job, executionID: lease.token, workerID: configuration.workerID, core: core,
+                                 cancellation: cancellation, progressInterval: configuration.progressInterval, logger: logger)
+        let race = RunRace()
+        let handlerTask = Task {
+            let result: Result<[UInt8], any Error>
+            do {
+                result = .success(try await handler(job, context))
+            } catch {
+                result = .failure(error)
+            }
+            race.handlerReturned(result)
+        }
+        cancellation.onFire { reason in
+            handlerTask.cancel()
+            race.tokenFired(reason)
+        }
+        let timeout = job.options.timeout
+        let timer = Task {
+            try? await Task.sleep(for: timeout)
+            if !Task.isCancelled { cancellation.fire(.timeout) }
+        }
+        let first = await race.first()
+        timer.cancel()
+        if case .handler = first { await context.finishProgress() }
+        switch first {
+        case .handler(.success(let bytes)):
+            return (.completed(result: bytes), nil)
+        case .handler(.failure(let error)):
+            if let reason = cancellation.reason { return (end(for: reason, job: job, retryDelay: retryDelay), nil) }
+            if let fatal = error as? UnrecoverableError {
+                return (.unrecoverable(reason: fatal.reason, details: fatal.details), nil)
+            }
+            let reason = String(describing: type(of: error))
+            return (.failed(reason: reason, details: String(describing: error), retryDelayMs: retryDelay), nil)
+        case .token(let reason):
+            let rest = Task { _ = await handlerTask.value }
+            return (end(for: reason, job: job, retryDelay: retryDelay), rest)
+        }
+    }
+
+    private func end(for reason: CancellationReason, job: Job, retryDelay: Int64) -> QueueCore.RunEnd? {
+        switch reason {
+        case .cancelled: return .cancelled(reason: "cancelled")
+        case .timeout: return .timeout(details: "no result within the job's timeout of \(job.options.timeout)", retryDelayMs: retryDelay)
+        case .shutdown: return .shutdown
+        case .leaseLost: return nil
+        }
+    }
+
+    /// Applies a run's end; returns the next job when the same call took one.
+    private func finish(_ q: Int, job: Job, lease: QueueCore.Lease, end: QueueCore.RunEnd, next: QueueCore.Lease?) async -> (Job, QueueCore.Lease)? {
+        let core = cores[q]
+        for attempt in 0..<20 {
+            do {
+                switch try await core.finish(job.id, token: lease.token, end: end, next: next) {
+                case .applied(let state, let take):
+                    logger.debug("job ended a run", metadata: ["queue": "\(core.name)", "job": "\(job.id)", "state": "\(state)"])
+                    if case .job(let nextJob, _)? = take, let next { return (nextJob, next) }
+                    return nil
+                case .alreadyApplied:
+                    return nil
+                case .leaseLost:
+                    logger.warning("lease lost before the result was stored: result discarded", metadata: ["queue": "\(core.name)", "job": "\(job.id)"])
+                    return nil
+                case .notFound:
+                    logger.warning("the job was deleted while it ran (obliterate): result discarded", metadata: ["queue": "\(core.name)", "job": "\(job.id)"])
+                    return nil
+                }
+            } catch {
+                // Finish is idempotent (token-checked, OK_ALREADY on a repeat): retry until the
+                // lease would have run out anyway.
+                logger.warning("finish failed; retrying", metadata: ["queue": "\(core.name)", "job": "\(job.id)", "error": "\(error)"])
+                try? await Task.sleep(for: .milliseconds(min(2000, 50 << min(attempt, 6))))
+            }
+        }
+        return nil
+    }
+
+    /// Waits for `body` at most `seconds`; true if it finished.
+    private func firstOf(seconds: Duration, _ body: @escaping @Sendable () async -> Void) async -> Bool {
+        let race = TimedRace()
+        let work = Task {
+            await body()
+            race.done(true)
+        }
+        let timer = Task {
+            try? await Task.sleep(for: seconds)
+            race.done(false)
+        }
+        let result = await race.value()
+        work.cancel()
+        timer.cancel()
+        return result
+    }
+}
+
+/// The first of: the handler returned, or the job's token fired.
+final class RunRace: Sendable {
+    enum First: Sendable {
+        case handler(Result<[UInt8], any Error>)
+        case token(CancellationReason)
+    }
+    private let state = Mutex<(First?, CheckedContinuation<First, Never>?)>((nil, nil))
+
+    func handlerReturned(_ result: Result<[UInt8], any Error>) { settle(.handler(result)) }
+    func tokenFired(_ reason: CancellationReason) { settle(.token(reason)) }
+
+    private func settle(_ value: First) {
+        let c = state.withLock { s -> CheckedContinuation<First, Never>? in
+            guard s.0 == nil else { return nil }
+            s.0 = value
+            defer { s.1 = nil }
+            return s.1
+        }
+        c?.resume(returning: value)
+    }
+
+    func first() async -> First {
+        await withCheckedContinuation { c in
+            let now = state.withLock { s -> First? in
+                if let v = s.0 { return v }
+                s.1 = c
+                return nil
+            }
+            if let now { c.resume(returning: now) }
+        }
+    }
+}
+
+/// A one-shot Bool, settled by the first caller.
+final class TimedRace: Sendable {
+    private let state = Mutex<(Bool?, CheckedContinuation<Bool, Never>?)>((nil, nil))
+
+    func done(_ value: Bool) {
+        let c = state.withLock { s -> CheckedContinuation<Bool, Never>? in
+            guard s.0 == nil else { return nil }
+            s.0 = value
+            defer { s.1 = nil }
+            return s.1
+        }
+        c?.resume(returning: value)
+    }
+
+    func value() async -> Bool {
+        await withCheckedContinuation { c in
+            let now = state.withLock { s -> Bool? in
+                if let v = s.0 { return v }
+                s.1 = c
+                return nil
+            }
+            if let now { c.resume(returning: now) }
+        }
+    }
+}

@@ -1,0 +1,290 @@
+import Foundation
+import Synchronization
+import Testing
+@testable import JobQ
+
+/// Runs a worker on `queue` for the duration of `body`, then shuts it down and waits for it.
+func withWorker<T: Sendable>(_ queue: JobQueue, concurrency: Int = 4, lease: Duration = .seconds(2), grace: Duration = .seconds(5),
+                             configure: (inout WorkerConfiguration) -> Void = { _ in },
+                             handlers: JobHandlers, _ body: (Worker) async throws -> T) async throws -> T {
+    var configuration = WorkerConfiguration(queues: [.init(queue.name)], concurrency: concurrency)
+    configuration.lease = lease
+    configuration.shutdownGrace = grace
+    configuration.maxBlockTimeout = .seconds(1)
+    configure(&configuration)
+    let worker = try Worker(client: queue.client, configuration: configuration, handlers: handlers)
+    let running = Task { try await worker.run() }
+    do {
+        let result = try await body(worker)
+        worker.shutdown()
+        try await running.value
+        return result
+    } catch {
+        worker.shutdown()
+        _ = try? await running.value
+        throw error
+    }
+}
+
+/// Waits until `condition` holds, checking every 20 ms, for at most `seconds` (a deadline that
+/// catches a hang, not slowness).
+func eventually(_ seconds: Double = 20, _ what: String, _ condition: @escaping @Sendable () async throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + .seconds(seconds)
+    while ContinuousClock.now < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+    throw TimedOut(what: what)
+}
+
+/// Counters shared with handlers.
+final class Probe: Sendable {
+    private let state = Mutex<(running: Int, maxRunning: Int, runs: [String: [ContinuousClock.Instant]])>((0, 0, [:]))
+    func enter(_ id: String) {
+        state.withLock { s in
+            s.running += 1
+            s.maxRunning = max(s.maxRunning, s.running)
+            s.runs[id, default: []].append(.now)
+        }
+    }
+    func leave() { state.withLock { $0.running -= 1 } }
+    var maxRunning: Int { state.withLock { $0.maxRunning } }
+    func runs(_ id: String) -> [ContinuousClock.Instant] { state.withLock { $0.runs[id] ?? [] } }
+    var totalRuns: Int { state.withLock { $0.runs.values.reduce(0) { $0 + $1.count } } }
+}
+
+/// A gate a handler waits on, ignoring task cancellation (a handler that does not cooperate).
+final class Latch: Sendable {
+    private let state = Mutex<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+    func wait() async {
+        await withCheckedContinuation { c in
+            let open = state.withLock { s -> Bool in
+                if s.open { return true }
+                s.waiters.append(c)
+                return false
+            }
+            if open { c.resume() }
+        }
+    }
+    func open() {
+        let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+            s.open = true
+            defer { s.waiters = [] }
+            return s.waiters
+        }
+        for w in waiters { w.resume() }
+    }
+}
+
+@Suite("Worker runtime")
+struct WorkerTests {
+    struct Greet: JobParameters {
+        static let jobName = "greet"
+        var name: String
+    }
+
+    @Test("runs every job with at most N at once; results are stored; typed handlers decode payloads")
+    func concurrency() async throws {
+        let queue = try await uniqueQueue()
+        try await queue.inspector.setRetention(completed: 1000)
+        let probe = Probe()
+        var handlers = JobHandlers()
+        handlers.register(Greet.self, returning: String.self) { greet, context in
+            probe.enter(context.jobID)
+            defer { probe.leave() }
+            try await Task.sleep(for: .milliseconds(20))
+            return "hello \(greet.name)"
+        }
+        let ids = try await queue.addBulk((0..<60).map { try JobQueue.NewJob(Greet(name: "n\($0)")) }).map { try $0.get().id }
+        try await withWorker(queue, concurrency: 4, handlers: handlers) { _ in
+            try await eventually(30, "60 completed jobs") { try await queue.inspector.counts().completed == 60 }
+        }
+        #expect(probe.maxRunning <= 4)
+        #expect(probe.maxRunning >= 2, "jobs ran concurrently")
+        #expect(probe.totalRuns == 60)
+        let job = try #require(try await queue.inspector.job(ids[7]))
+        #expect(job.resultText == #""hello n7""#)
+        #expect(try await queue.eventKinds(for: ids[7]) == ["added", "active", "completed"])
+    }
+
+    @Test("failures retry with the job's backoff until attempts are spent; UnrecoverableError and bad payloads fail at once")
+    func retriesAndFailures() async throws {
+        let queue = try await uniqueQueue()
+        let probe = Probe()
+        var handlers = JobHandlers()
+        handlers.register(name: "flaky") { job, context in
+            probe.enter(job.id)
+            defer { probe.leave() }
+            if context.attempt < 3 { throw NSError(domain: "test", code: context.attempt) }
+            return Array("ok".utf8)
+        }
+        handlers.register(name: "fatal") { job, _ in
+            throw UnrecoverableError("bad input", reason: "badInput")
+        }
+        handlers.register(Greet.self) { _, _ in }
+        let flaky = try await queue.add(name: "flaky", payload: .json("{}"), options: .init(attempts: 3, backoff: .fixed(.milliseconds(300))))
+        let fatal = try await queue.add(name: "fatal", payload: .json("{}"), options: .init(attempts: 5))
+        let garbled = try await queue.add(name: Greet.jobName, payload: .json(#"{"nom":1}"#), options: .init(attempts: 5))
+        let unknown = try await queue.add(name: "nobody-handles-this", payload: .json("{}"), options: .init(attempts: 2, backoff: .fixed(.milliseconds(10))))
+        try await withWorker(queue, handlers: handlers) { _ in
+            try await eventually(30, "all four jobs finished") {
+                let c = try await queue.inspector.counts()
+                return c.completed == 1 && c.failed == 3
+            }
+        }
+        let runs = probe.runs(flaky.id)
+        #expect(runs.count == 3)
+        for (a, b) in zip(runs, runs.dropFirst()) {
+            #expect(b - a >= .milliseconds(300), "retries wait at least the un-jittered backoff")
+        }
+        let f = try #require(try await queue.inspector.job(fatal.id))
+        #expect(f.state == .failed && f.attemptsMade == 1 && f.error?.reason == "badInput")
+        let g = try #require(try await queue.inspector.job(garbled.id))
+        #expect(g.state == .failed && g.attemptsMade == 1 && g.error?.reason == "undecodablePayload")
+        let u = try #require(try await queue.inspector.job(unknown.id))
+        #expect(u.state == .failed && u.attemptsMade == 2 && u.error?.reason == "unknownJobName")
+    }
+
+    @Test("a timeout fails the attempt at the deadline even when the handler ignores cancellation")
+    func timeout() async throws {
+        let queue = try await uniqueQueue()
+        let latch = Latch()
+        var handlers = JobHandlers()
+        handlers.register(name: "stubborn") { _, _ in
+            await latch.wait()   // ignores task cancellation
+            return Array("late".utf8)
+        }
+        let added = try await queue.add(name: "stubborn", payload: .json("{}"), options: .init(attempts: 1, timeout: .milliseconds(300)))
+        try await withWorker(queue, handlers: handlers) { _ in
+            try await eventually(20, "the job failed with reason timeout") {
+                try await queue.inspector.job(added.id)?.state == .failed
+            }
+            let job = try #require(try await queue.inspector.job(added.id))
+            #expect(job.error?.reason == "timeout")
+            latch.open()
+        }
+        #expect(try await queue.inspector.job(added.id)?.state == .failed, "the late result was discarded")
+    }
+
+    @Test("cancelling a running job fires its token; it ends cancelled and is not retried")
+    func cancelRunning() async throws {
+        let queue = try await uniqueQueue()
+        let started = Latch()
+        var handlers = JobHandlers()
+        handlers.register(name: "long") { _, context in
+            started.open()
+            while !context.isCancelled { try? await Task.sleep(for: .milliseconds(10)) }
+            try context.checkCancellation()
+            return []
+        }
+        let added = try await queue.add(name: "long", payload: .json("{}"), options: .init(attempts: 5))
+        try await withWorker(queue, handlers: handlers) { _ in
+            await started.wait()
+            #expect(try await queue.cancel(added.id, reason: "user asked") == .cancelRequested(listeners: 0))
+            try await eventually(20, "the job ended cancelled") { try await queue.inspector.job(added.id)?.state == .cancelled }
+        }
+        let job = try #require(try await queue.inspector.job(added.id))
+        #expect(job.attemptsMade == 1 && job.cancelReason == "user asked")
+    }
+
+    @Test("shutdown lets short jobs finish and requeues long ones with no attempt used")
+    func gracefulShutdown() async throws {
+        let queue = try await uniqueQueue()
+        let started = Latch()
+        var handlers = JobHandlers()
+        handlers.register(name: "endless") { _, context in
+            started.open()
+            while !context.isCancelled { try? await Task.sleep(for: .milliseconds(10)) }
+            throw JobCancelledError(reason: context.cancellationReason ?? .shutdown)
+        }
+        let added = try await queue.add(name: "endless", payload: .json("{}"))
+        try await withWorker(queue, grace: .milliseconds(300), handlers: handlers) { _ in
+            await started.wait()
+        }
+        let job = try #require(try await queue.inspector.job(added.id))
+        #expect(job.state == .waiting && job.attemptsMade == 0 && job.stallCount == 0)
+        #expect(try await queue.eventKinds(for: added.id) == ["added", "active", "waiting"])
+    }
+
+    @Test("late finisher: a run whose lease was lost is stopped, the job re-runs, and the stale result is discarded")
+    func lateFinisher() async throws {
+        let queue = try await uniqueQueue()
+        let firstStarted = Latch()
+        let release = Latch()
+        let probe = Probe()
+        var handlers = JobHandlers()
+        handlers.register(name: "slow") { job, context in
+            probe.enter(job.id)
+            defer { probe.leave() }
+            if context.attempt == 1 {
+                firstStarted.open()
+                await release.wait()   // ignores cancellation: finishes late
+                return Array("stale".utf8)
+            }
+            return Array("fresh".utf8)
+        }
+        let added = try await queue.add(name: "slow", payload: .json("{}"), options: .init(maxStalls: 5))
+        try await withWorker(queue, concurrency: 2, lease: .seconds(1), handlers: handlers) { _ in
+            await firstStarted.wait()
+            // Force the lease to expire and reap it in one transaction (a live worker's renewal
+            // would otherwise extend it again): the job goes back to waiting as stalled.
+            var batch = RedisBatch()
+            batch.append(RedisCommand("MULTI"))
+            batch.append(RedisCommand("ZADD", queue.keys.active, 0, added.id))
+            batch.append(queue.core.scripts.recoverStalled, keys: queue.core.recoverKeys, arguments: [queue.core.maxLen, 1000])
+            batch.append(RedisCommand("EXEC"))
+            let replies = try await queue.client.execute(batch)
+            #expect(replies.last?.array?.last?.array?.first == .integer(1), "the reaper requeued it: \(replies)")
+            try await eventually(20, "the job completed on its second run") { try await queue.inspector.job(added.id)?.state == .completed }
+            release.open()
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        let job = try #require(try await queue.inspector.job(added.id))
+        #expect(job.resultText == "fresh" && job.stallCount == 1)
+        #expect(try await queue.eventKinds(for: added.id).filter { $0 == "completed" }.count == 1)
+        #expect(probe.runs(added.id).count == 2)
+    }
+
+    @Test("a delayed job starts on time while the worker is idle (timer, not polling)")
+    func delayedStart() async throws {
+        let queue = try await uniqueQueue()
+        let probe = Probe()
+        var handlers = JobHandlers()
+        handlers.register(name: "later") { job, _ in
+            probe.enter(job.id)
+            probe.leave()
+            return []
+        }
+        try await withWorker(queue, handlers: handlers) { _ in
+            try await Task.sleep(for: .milliseconds(100))   // let the worker go idle on the marker
+            let t0 = ContinuousClock.now
+            let added = try await queue.add(name: "later", payload: .json("{}"), options: .init(delay: .milliseconds(400)))
+            try await eventually(20, "the delayed job ran") { probe.runs(added.id).count == 1 }
+            #expect(probe.runs(added.id)[0] - t0 >= .milliseconds(390), "not before it is due")
+        }
+    }
+
+    @Test("progress is coalesced and recorded; checkpoints are saved and handed to the next attempt")
+    func progressAndCheckpoints() async throws {
+        let queue = try await uniqueQueue()
+        var handlers = JobHandlers()
+        handlers.register(name: "steps") { _, context in
+            let start = context.lastCheckpoint(as: Int.self) ?? 0
+            for step in start..<10 {
+                context.progress(percent: Double(step + 1) * 10, message: "step \(step + 1)")
+                try await context.checkpoint(step + 1)
+                if step == 4 && context.attempt == 1 { throw NSError(domain: "test", code: 1) }
+            }
+            return Array("from \(start)".utf8)
+        }
+        let added = try await queue.add(name: "steps", payload: .json("{}"), options: .init(backoff: .fixed(.milliseconds(10))))
+        try await withWorker(queue, handlers: handlers) { _ in
+            try await eventually(20, "completed") { try await queue.inspector.job(added.id)?.state == .completed }
+        }
+        let job = try #require(try await queue.inspector.job(added.id))
+        #expect(job.resultText == "from 5", "the second attempt resumed from the first one's checkpoint")
+        try await eventually(5, "final progress written") { try await queue.inspector.job(added.id)?.progress?.percent == 100 }
+        let progressEvents = try await queue.eventKinds(for: added.id).filter { $0 == "progress" }.count
+        #expect(progressEvents >= 1 && progressEvents < 20, "progress writes are coalesced")
+    }
+}

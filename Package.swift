@@ -28,6 +28,13 @@ let package = Package(
         // own signal handling, service ordering and shutdown fan-out (and composes with the user's
         // other services in one ServiceGroup).
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        // The worker's configuration: one YAML file, JOBQ_* environment overrides, secrets kept out
+        // of logs (DESIGN §9), without our own YAML parser or precedence rules. `.defaults` keeps
+        // JSON; "YAML" brings Yams.
+        .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0", traits: [.defaults, "YAML"]),
+        // Already in the graph through swift-configuration; named here for `FilePath`, the type its
+        // file provider takes.
+        .package(url: "https://github.com/apple/swift-system", from: "1.5.0"),
         // HdrHistogram for benchmark latencies (p50…p99.9, max) without our own bucketing maths.
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
@@ -60,6 +67,10 @@ let package = Package(
                 "JobQ",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "SystemPackage", package: "swift-system"),
             ],
             swiftSettings: strict
         ),

@@ -2,29 +2,61 @@ import ArgumentParser
 import Foundation
 import JobQ
 import Logging
+import ServiceLifecycle
+import UnixSignals
 
-/// `jobq-worker`. This first version runs the start-up checks every worker runs (DESIGN §1):
-/// Redis reachable, credentials accepted, AOF on and `noeviction`. Exit codes (DESIGN §9):
-/// 0 ok, 2 usage, 3 Redis unreachable or auth refused, 78 bad configuration (including a
-/// non-durable Redis under `--require-durable`).
+/// `jobq-worker`: runs jobs from Redis with the handlers configured by job name. Deployed side by
+/// side on many machines against one Redis; SIGTERM/SIGINT stop it gracefully (running jobs get
+/// the shutdown grace, then go back to waiting with no attempt used); a second signal exits at
+/// once (leases bring its jobs back). Exit codes (DESIGN §9): 0 graceful stop, 1 forced stop
+/// (second signal), 2 usage, 3 Redis unreachable at start, 78 bad configuration.
 @main
 struct JobQWorker: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "jobq-worker",
-        abstract: "Run jobq jobs from Redis (this build: start-up checks only).",
+        abstract: "Run jobq jobs from Redis.",
         discussion: """
-            Redis: --redis-url, else $JOBQ_REDIS_URL, else redis://127.0.0.1:6379. The password comes from
-            --redis-password-file, $JOBQ_REDIS_PASSWORD or $JOBQ_REDIS_URL, never from --redis-url.
+            Configuration: --config FILE (YAML, see config/jobq.yaml), overridden by JOBQ_* environment
+            variables, overridden by flags. Redis: --redis-url, else $JOBQ_REDIS_URL, else redis.url, else
+            redis://127.0.0.1:6379; the password from --redis-password-file, $JOBQ_REDIS_PASSWORD, the config
+            file or $JOBQ_REDIS_URL — never from --redis-url.
 
-            Exit codes: 0 ok, 2 usage, 3 Redis unreachable or auth refused, 78 bad configuration.
+            Handlers (--handler jobName=kind[:argument], repeatable): \(HandlerSpec.kinds).
+
+            Exit codes: 0 graceful stop, 1 forced stop (second signal), 2 usage, 3 Redis unreachable at start,
+            78 bad configuration (the message names the key, the value and what is expected).
             """
     )
+
+    @Option(name: .customLong("config"), help: "YAML configuration file.")
+    var configPath: String?
 
     @Option(name: .customLong("redis-url"), help: "redis://[user@]host:port/db or unix:///path (no password here).")
     var redisURL: String?
 
     @Option(name: .customLong("redis-password-file"), help: "A file holding the Redis password.")
     var passwordFile: String?
+
+    @Option(name: .customLong("queue"), help: "A queue to serve, NAME or NAME:WEIGHT (repeatable).")
+    var queues: [String] = []
+
+    @Option(name: .customLong("concurrency"), help: "Jobs run at once by this process (default 8).")
+    var concurrency: Int?
+
+    @Option(name: .customLong("handler"), help: "jobName=kind[:argument] (repeatable).")
+    var handlers: [String] = []
+
+    @Option(name: .customLong("lease"), help: "Lease length, e.g. 10s (default).")
+    var lease: String?
+
+    @Option(name: .customLong("shutdown-grace"), help: "Time running jobs get on SIGTERM, e.g. 30s (default).")
+    var shutdownGrace: String?
+
+    @Option(name: .customLong("worker-id"), help: "This worker's id (default host:pid:random).")
+    var workerID: String?
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info (default), notice, warning, error.")
+    var logLevel: String?
 
     @Flag(name: .customLong("require-durable"), help: "Exit 78 unless Redis has AOF on and maxmemory-policy noeviction.")
     var requireDurable = false
@@ -50,39 +82,76 @@ struct JobQWorker: AsyncParsableCommand {
     }
 
     func run() async throws {
-        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
-        var logger = Logger(label: "jobq.worker")
-        logger.logLevel = .info
-        let configuration: RedisConfiguration
+        let settings: WorkerSettings
         do {
-            configuration = try RedisConfiguration.commandLine(urlFlag: redisURL, passwordFile: passwordFile)
+            settings = try await WorkerSettings.load(flags: .init(
+                configPath: configPath, redisURL: redisURL, passwordFile: passwordFile, queues: queues, concurrency: concurrency,
+                handlers: handlers, lease: lease, shutdownGrace: shutdownGrace, workerID: workerID, requireDurable: requireDurable,
+                logLevel: logLevel))
         } catch {
-            logger.error("\(error.description)")
-            throw WorkerExit(code: 2)
-        }
-        logger[metadataKey: "redis"] = "\(configuration.redactedURL)"
-        var withDeadline = configuration
-        withDeadline.retryDeadline = .seconds(10)
-        withDeadline.clientName = "jobq-worker"
-        let client = RedisClient(configuration: withDeadline)
-        defer { Task { await client.close() } }
-        let info: RedisServerInfo
-        do {
-            info = try await RedisServerInfo.fetch(from: client)
-        } catch {
-            logger.error("\(error.description)")
-            throw WorkerExit(code: error.code == .invalidURL ? 2 : 3)
-        }
-        logger.info("connected", metadata: ["version": "\(info.version)"])
-        let problems = info.durabilityProblems
-        for problem in problems {
-            logger.error("Redis is not durable: \(problem)")
-        }
-        if requireDurable && !problems.isEmpty {
-            logger.error("refusing to start: --require-durable is set")
+            FileHandle.standardError.write(Data("jobq-worker: \(error)\n".utf8))
             throw WorkerExit(code: 78)
         }
-        logger.info("start-up checks passed; this build runs no jobs yet")
+        let level = Logger.Level(rawValue: settings.logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        var logger = Logger(label: "jobq.worker")
+        logger[metadataKey: "redis"] = "\(settings.redis.redactedURL)"
+
+        // Start-up checks (DESIGN §1): reachable, credentials accepted, durable.
+        var checkConfiguration = settings.redis
+        checkConfiguration.retryDeadline = .seconds(10)
+        let probe = RedisClient(configuration: checkConfiguration)
+        let info: RedisServerInfo
+        do {
+            info = try await RedisServerInfo.fetch(from: probe)
+        } catch {
+            logger.error("\(error.description)")
+            await probe.close()
+            throw WorkerExit(code: 3)
+        }
+        await probe.close()
+        logger.info("connected", metadata: ["version": "\(info.version)"])
+        let problems = info.durabilityProblems
+        for problem in problems { logger.error("Redis is not durable: \(problem)") }
+        if settings.requireDurable && !problems.isEmpty {
+            logger.error("refusing to start: worker.requireDurable is set")
+            throw WorkerExit(code: 78)
+        }
+
+        var registry = JobHandlers()
+        for (name, spec) in settings.handlerSpecs { registry.register(name: name, spec.handler) }
+        let client = RedisClient(configuration: settings.redis)
+        let worker: Worker
+        do {
+            worker = try Worker(client: client, configuration: settings.worker, handlers: registry, logger: logger)
+        } catch {
+            logger.error("\(error.description)")
+            throw WorkerExit(code: 78)
+        }
+
+        // A second SIGTERM/SIGINT exits at once; the first is the ServiceGroup's graceful stop.
+        let forced = Task {
+            var seen = 0
+            for await signal in await UnixSignalsSequence(trapping: .sigterm, .sigint) {
+                seen += 1
+                if seen >= 2 {
+                    FileHandle.standardError.write(Data("jobq-worker: second \(signal): exiting now; leases will bring running jobs back\n".utf8))
+                    Foundation.exit(1)
+                }
+            }
+        }
+        let group = ServiceGroup(configuration: .init(services: [.init(service: worker)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        do {
+            try await group.run()
+        } catch {
+            logger.error("worker stopped with an error: \(error)")
+        }
+        forced.cancel()
+        await client.close()
     }
 }
 

@@ -76,32 +76,141 @@ struct ExecutableTests {
 
     @Suite("jobq-worker start-up checks")
     struct WorkerChecks {
-        @Test("logs the durability problem; --require-durable makes it exit 78")
+        @Test("logs the durability problem and runs; --require-durable makes it exit 78")
         func durability() async throws {
             let server = try await SharedRedis.instance.server()
-            let lax = try await runTool("jobq-worker", ["--redis-url", server.url])
-            #expect(lax.code == 0, "\(lax.output)")
-            #expect(lax.output.contains("AOF is off"))
-            let strict = try await runTool("jobq-worker", ["--redis-url", server.url, "--require-durable"])
+            let worker = try WorkerProcess(["--redis-url", server.url, "--queue", "checks-\(UUID().uuidString.prefix(6))", "--handler", "x=echo"])
+            try await worker.waitForLog("worker started")
+            #expect(worker.log.contains("AOF is off"))
+            worker.process.signal(SIGTERM)
+            #expect(try await worker.exitCode() == 0, "\(worker.log)")
+            let strict = try await runTool("jobq-worker", ["--redis-url", server.url, "--require-durable", "--queue", "q", "--handler", "x=echo"])
             #expect(strict.code == 78, "\(strict.output)")
         }
 
         @Test("a durable Redis (AOF, noeviction) passes --require-durable")
         func durableServer() async throws {
             try await withPrivateRedis(.init(appendFsync: "everysec")) { server in
-                let result = try await runTool("jobq-worker", ["--redis-url", server.url, "--require-durable"])
-                #expect(result.code == 0, "\(result.output)")
-                #expect(!result.output.contains("not durable"))
+                let worker = try WorkerProcess(["--redis-url", server.url, "--require-durable", "--queue", "q", "--handler", "x=echo"])
+                try await worker.waitForLog("worker started")
+                #expect(!worker.log.contains("not durable"))
+                worker.process.signal(SIGTERM)
+                #expect(try await worker.exitCode() == 0, "\(worker.log)")
             }
         }
 
-        @Test("an unreachable Redis exits 3 and a bad URL exits 2")
-        func unreachable() async throws {
+        @Test("an unreachable Redis exits 3; bad configuration exits 78 naming the key, the value and what is expected")
+        func unreachableAndBadConfig() async throws {
             let port = try RedisServerProcess.freeLoopbackPort()
-            let down = try await runTool("jobq-worker", ["--redis-url", "redis://127.0.0.1:\(port)"])
+            let down = try await runTool("jobq-worker", ["--redis-url", "redis://127.0.0.1:\(port)", "--queue", "q", "--handler", "x=echo"])
             #expect(down.code == 3, "\(down.output)")
-            let bad = try await runTool("jobq-worker", ["--redis-url", "nonsense"])
-            #expect(bad.code == 2, "\(bad.output)")
+            let bad = try await runTool("jobq-worker", ["--redis-url", "nonsense", "--queue", "q", "--handler", "x=echo"])
+            #expect(bad.code == 78, "\(bad.output)")
+            let concurrency = try await runTool("jobq-worker", ["--queue", "q", "--handler", "x=echo"], environment: ["JOBQ_WORKER_CONCURRENCY": "lots"])
+            #expect(concurrency.code == 78)
+            #expect(concurrency.output.contains("worker.concurrency = \"lots\": expected an integer"), "\(concurrency.output)")
+            let kind = try await runTool("jobq-worker", ["--queue", "q", "--handler", "x=teleport"])
+            #expect(kind.code == 78 && kind.output.contains("handlers = \"x=teleport\""), "\(kind.output)")
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("jobq-\(UUID().uuidString).yaml").path
+            try "worker:\n  queues: [\"a{b}\"]\nhandlers: [\"x=echo\"]\n".write(toFile: file, atomically: true, encoding: .utf8)
+            defer { try? FileManager.default.removeItem(atPath: file) }
+            let brace = try await runTool("jobq-worker", ["--config", file])
+            #expect(brace.code == 78 && brace.output.contains("worker.queues = \"a{b}\""), "\(brace.output)")
+            let usage = try await runTool("jobq-worker", ["--no-such-flag"])
+            #expect(usage.code == 2)
+            // The documented example file is valid.
+            let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("config/jobq.yaml").path
+            let documented = try await runTool("jobq-worker", ["--config", example, "--redis-url", "redis://127.0.0.1:\(port)"])
+            #expect(documented.code == 3, "the example config loads; only Redis is missing: \(documented.output)")
         }
+    }
+
+    @Suite("jobq-worker processes")
+    struct WorkerProcesses {
+        @Test("kill -9 of a worker mid-job: the job completes on another worker and ends exactly once")
+        func killNine() async throws {
+            let server = try await SharedRedis.instance.server()
+            let client = RedisClient(configuration: server.configuration)
+            defer { Task { await client.close() } }
+            let queue = try JobQueue(name: "kill9-\(UUID().uuidString.prefix(8))", client: client)
+            let args = ["--redis-url", server.url, "--queue", queue.name, "--handler", "slow=demo", "--lease", "1s", "--concurrency", "1"]
+            let first = try WorkerProcess(args + ["--worker-id", "first"])
+            try await first.waitForLog("worker started")
+            let added = try await queue.add(name: "slow", payload: .json(#"{"sleep_ms": 3000}"#))
+            try await eventually(20, "the first worker took the job") { try await queue.inspector.job(added.id)?.workerID == "first" }
+            first.process.signal(SIGKILL)
+            _ = try await first.exitCode()
+            let second = try WorkerProcess(args + ["--worker-id", "second"])
+            try await second.waitForLog("worker started")
+            try await eventually(30, "the job completed on the second worker") { try await queue.inspector.job(added.id)?.state == .completed }
+            let job = try #require(try await queue.inspector.job(added.id))
+            #expect(job.workerID == "second" && job.stallCount == 1 && job.attemptsMade == 2)
+            let kinds = try await queue.eventKinds(for: added.id)
+            #expect(kinds.filter { ["completed", "failed", "cancelled"].contains($0) } == ["completed"], "\(kinds)")
+            #expect(kinds.contains("stalled"))
+            second.process.signal(SIGTERM)
+            #expect(try await second.exitCode() == 0, "\(second.log)")
+        }
+
+        @Test("SIGTERM requeues a running job with no attempt used and exits 0; a second signal exits at once")
+        func sigterm() async throws {
+            let server = try await SharedRedis.instance.server()
+            let client = RedisClient(configuration: server.configuration)
+            defer { Task { await client.close() } }
+            let queue = try JobQueue(name: "term-\(UUID().uuidString.prefix(8))", client: client)
+            let args = ["--redis-url", server.url, "--queue", queue.name, "--handler", "slow=sleep:20s"]
+            let worker = try WorkerProcess(args + ["--shutdown-grace", "300ms"])
+            try await worker.waitForLog("worker started")
+            let added = try await queue.add(name: "slow", payload: .json("{}"))
+            try await eventually(20, "the job is running") { try await queue.inspector.job(added.id)?.state == .active }
+            worker.process.signal(SIGTERM)
+            #expect(try await worker.exitCode() == 0, "\(worker.log)")
+            let job = try #require(try await queue.inspector.job(added.id))
+            #expect(job.state == .waiting && job.attemptsMade == 0, "\(job.state) \(job.attemptsMade)")
+
+            // Two signals: out at once (exit 1), the job left for the leases to recover.
+            let impatient = try WorkerProcess(args + ["--shutdown-grace", "60s"])
+            try await impatient.waitForLog("worker started")
+            try await eventually(20, "the job is running again") { try await queue.inspector.job(added.id)?.state == .active }
+            impatient.process.signal(SIGTERM)
+            try await impatient.waitForLog("shutting down")
+            impatient.process.signal(SIGTERM)
+            #expect(try await impatient.exitCode() == 1, "\(impatient.log)")
+        }
+    }
+}
+
+/// A `jobq-worker` process started for a test: explicit environment, output in a temp file,
+/// killed by PID if the test leaves it running.
+final class WorkerProcess: Sendable {
+    let process: ChildProcess
+    let outputPath: String
+
+    init(_ arguments: [String], environment: [String: String] = [:]) throws {
+        let binDir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
+        outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("jobq-worker-\(UUID().uuidString).log").path
+        var env = ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": NSTemporaryDirectory()]
+        env.merge(environment) { $1 }
+        process = try ChildProcess(executable: binDir + "/jobq-worker", arguments: arguments, environment: env, outputPath: outputPath)
+    }
+
+    deinit {
+        if !process.hasExited { process.signal(SIGKILL) }
+        try? FileManager.default.removeItem(atPath: outputPath)
+    }
+
+    var log: String { (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "" }
+
+    func waitForLog(_ text: String, seconds: Double = 30) async throws {
+        try await eventually(seconds, "\"\(text)\" in the worker's log") { [self] in
+            if process.hasExited { throw TimedOut(what: "\"\(text)\" (the worker exited: \(log))") }
+            return log.contains(text)
+        }
+    }
+
+    /// The exit code (128 + signal when killed), within a generous deadline.
+    func exitCode() async throws -> Int32 {
+        let status = try await within(60, "the worker to exit") { await self.process.wait() }
+        return status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
     }
 }

@@ -95,10 +95,15 @@ public final class Worker: Service, Sendable {
 
     /// Starts a graceful stop (what SIGTERM does under a `ServiceGroup`). Returns at once.
     public func shutdown() {
-        let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+        let (waiters, first) = state.withLock { s -> ([CheckedContinuation<Void, Never>], Bool) in
+            let first = !s.stopRequested
             s.stopRequested = true
             defer { s.stopWaiters = [] }
-            return s.stopWaiters
+            return (s.stopWaiters, first)
+        }
+        if first {
+            logger.info("shutting down: taking no new jobs; running jobs get up to the shutdown grace", metadata: [
+                "running": "\(gate.activeCount)", "grace": "\(configuration.shutdownGrace)"])
         }
         for w in waiters { w.resume() }
         gate.close()

@@ -1,0 +1,101 @@
+import Foundation
+import JobQ
+
+/// A handler configured by name (`jobName=kind[:argument]`). Built-in kinds, for smoke tests,
+/// demos and load tests:
+/// - `sleep[:MIN[..MAX]]`: waits a random time in the range (default 100ms), reporting progress
+///   at each quarter; stops at once when the job's token fires;
+/// - `echo`: the payload becomes the result;
+/// - `fail[:REASON]`: every run fails (retried per the job's attempts and backoff);
+/// - `demo`: driven by the JSON payload: `{"sleep_ms": 800, "progress": true, "fail_attempts": 1,
+///   "unrecoverable": false}` sleeps, reports progress, fails the first `fail_attempts` runs.
+enum HandlerSpec: CustomStringConvertible {
+    case sleep(min: Duration, max: Duration)
+    case echo
+    case fail(reason: String)
+    case demo
+
+    static let kinds = "sleep[:MIN[..MAX]], echo, fail[:REASON], demo"
+
+    init?(parsing text: String) {
+        let kind = text.prefix(while: { $0 != ":" })
+        let argument = text.count > kind.count ? String(text.dropFirst(kind.count + 1)) : nil
+        switch kind {
+        case "sleep":
+            guard let argument else { self = .sleep(min: .milliseconds(100), max: .milliseconds(100)); return }
+            let parts = argument.components(separatedBy: "..")
+            guard let low = Duration(parsing: parts[0]) else { return nil }
+            let high = parts.count > 1 ? Duration(parsing: parts[1]) : low
+            guard let high, high >= low, parts.count <= 2 else { return nil }
+            self = .sleep(min: low, max: high)
+        case "echo":
+            guard argument == nil else { return nil }
+            self = .echo
+        case "fail":
+            self = .fail(reason: argument ?? "configured to fail")
+        case "demo":
+            guard argument == nil else { return nil }
+            self = .demo
+        default:
+            return nil
+        }
+    }
+
+    var description: String {
+        switch self {
+        case .sleep(let a, let b): "sleep:\(a)..\(b)"
+        case .echo: "echo"
+        case .fail(let r): "fail:\(r)"
+        case .demo: "demo"
+        }
+    }
+
+    struct DemoPayload: Decodable {
+        var sleep_ms: Int?
+        var progress: Bool?
+        var fail_attempts: Int?
+        var unrecoverable: Bool?
+    }
+
+    struct ConfiguredFailure: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    var handler: JobHandlers.Handler {
+        switch self {
+        case .sleep(let low, let high):
+            return { _, context in
+                let lowMs = Int(low.components.seconds * 1000 + low.components.attoseconds / 1_000_000_000_000_000)
+                let highMs = Int(high.components.seconds * 1000 + high.components.attoseconds / 1_000_000_000_000_000)
+                let total = Int.random(in: lowMs...max(lowMs, highMs))
+                try await Self.sleep(ms: total, context: context, progress: true)
+                return Array(#"{"slept_ms":\#(total)}"#.utf8)
+            }
+        case .echo:
+            return { job, _ in job.payload.bytes }
+        case .fail(let reason):
+            return { _, context in throw ConfiguredFailure(description: "\(reason) (attempt \(context.attempt))") }
+        case .demo:
+            return { job, context in
+                let p = (try? job.payload.decode(DemoPayload.self)) ?? DemoPayload()
+                let total = max(0, p.sleep_ms ?? 100)
+                if let failing = p.fail_attempts, context.attempt <= failing {
+                    try await Self.sleep(ms: total / 2, context: context, progress: false)
+                    if p.unrecoverable == true { throw UnrecoverableError("planned failure", reason: "plannedFailure") }
+                    throw ConfiguredFailure(description: "planned failure on attempt \(context.attempt) of the first \(failing)")
+                }
+                try await Self.sleep(ms: total, context: context, progress: p.progress ?? false)
+                return Array(#"{"slept_ms":\#(total),"attempt":\#(context.attempt)}"#.utf8)
+            }
+        }
+    }
+
+    /// Sleeps in quarters, reporting progress, and stops when the job's token fires.
+    static func sleep(ms: Int, context: JobContext, progress: Bool) async throws {
+        for quarter in 1...4 {
+            try await Task.sleep(for: .milliseconds(ms / 4))
+            try context.checkCancellation()
+            if progress { context.progress(percent: Double(quarter) * 25, message: "\(quarter * 25)%") }
+        }
+    }
+}

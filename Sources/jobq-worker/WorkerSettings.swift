@@ -1,0 +1,174 @@
+import Configuration
+import SystemPackage
+import Foundation
+import JobQ
+
+/// Everything `jobq-worker` needs, from (strongest first) flags, `JOBQ_*` environment variables
+/// and the YAML file given with `--config` (DESIGN §9). Keys, as in `config/jobq.yaml`:
+///
+/// | key | env | meaning |
+/// |---|---|---|
+/// | redis.url | JOBQ_REDIS_URL | `redis://[user@]host:port/db` or `unix:///path` |
+/// | redis.password | JOBQ_REDIS_PASSWORD | password (prefer a file) |
+/// | redis.passwordFile | JOBQ_REDIS_PASSWORD_FILE | file holding the password |
+/// | worker.queues | JOBQ_WORKER_QUEUES | `name[:weight]` list |
+/// | worker.concurrency | JOBQ_WORKER_CONCURRENCY | jobs at once |
+/// | worker.lease | JOBQ_WORKER_LEASE | lease length (`10s`) |
+/// | worker.shutdownGrace | JOBQ_WORKER_SHUTDOWN_GRACE | time running jobs get on SIGTERM |
+/// | worker.id | JOBQ_WORKER_ID | worker id (default host:pid:random) |
+/// | worker.requireDurable | JOBQ_WORKER_REQUIRE_DURABLE | exit 78 unless AOF + noeviction |
+/// | handlers | JOBQ_HANDLERS | `jobName=kind[:argument]` list |
+/// | log.level | JOBQ_LOG_LEVEL | trace, debug, info, notice, warning, error |
+///
+/// `JOBQ_JOB_*` variables are never read (they belong to jobs).
+struct WorkerSettings {
+    var redis: RedisConfiguration
+    var worker: WorkerConfiguration
+    var handlerSpecs: [(name: String, spec: HandlerSpec)]
+    var requireDurable: Bool
+    var logLevel: String
+
+    /// A configuration value that cannot be used: names the key, the value and what is expected.
+    struct Problem: Error, CustomStringConvertible {
+        let key: String
+        let value: String
+        let expected: String
+        var description: String { "bad configuration: \(key) = \"\(value)\": expected \(expected)" }
+    }
+
+    struct Flags {
+        var configPath: String?
+        var redisURL: String?
+        var passwordFile: String?
+        var queues: [String] = []
+        var concurrency: Int?
+        var handlers: [String] = []
+        var lease: String?
+        var shutdownGrace: String?
+        var workerID: String?
+        var requireDurable = false
+        var logLevel: String?
+    }
+
+    static func load(flags: Flags, environment: [String: String] = ProcessInfo.processInfo.environment) async throws -> WorkerSettings {
+        // JOBQ_X_Y → X_Y for the environment provider; JOBQ_JOB_* are the jobs' own.
+        var scoped: [String: String] = [:]
+        for (key, value) in environment where key.hasPrefix("JOBQ_") && !key.hasPrefix("JOBQ_JOB_") {
+            scoped[String(key.dropFirst(5))] = value
+        }
+        var providers: [any ConfigProvider] = [
+            EnvironmentVariablesProvider(environmentVariables: scoped, secretsSpecifier: .specific(["REDIS_PASSWORD", "REDIS_URL"])),
+        ]
+        if let path = flags.configPath {
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw Problem(key: "--config", value: path, expected: "a readable YAML file (see config/jobq.yaml)")
+            }
+            do {
+                providers.append(try await FileProvider<YAMLSnapshot>(filePath: FilePath(path)))
+            } catch {
+                throw Problem(key: "--config", value: path, expected: "valid YAML (\(error))")
+            }
+        }
+        let config = ConfigReader(providers: providers)
+
+        // Redis: flag URL (never with a password), then env/file; password: file flag, env, file.
+        let urlFlagOrConfig = flags.redisURL ?? config.string(forKey: "redis.url", isSecret: true)
+        var redis: RedisConfiguration
+        do {
+            redis = try RedisConfiguration(url: urlFlagOrConfig ?? "redis://127.0.0.1:6379")
+        } catch {
+            throw Problem(key: flags.redisURL != nil ? "--redis-url" : "redis.url", value: "(hidden)", expected: "redis://[user@]host:port/db or unix:///path (\(error.detail))")
+        }
+        if flags.redisURL != nil, redis.password != nil {
+            throw Problem(key: "--redis-url", value: "(hidden)", expected: "a URL without a password (command lines show in ps): use JOBQ_REDIS_PASSWORD or --redis-password-file")
+        }
+        if let file = flags.passwordFile ?? config.string(forKey: "redis.passwordFile") {
+            guard let contents = try? String(contentsOfFile: file, encoding: .utf8) else {
+                throw Problem(key: "redis.passwordFile", value: file, expected: "a readable file holding the password")
+            }
+            let password = contents.trimmingCharacters(in: .newlines)
+            guard !password.isEmpty else { throw Problem(key: "redis.passwordFile", value: file, expected: "a file holding a non-empty password") }
+            redis.password = password
+        } else if let password = config.string(forKey: "redis.password", isSecret: true), !password.isEmpty {
+            redis.password = password
+        }
+        redis.clientName = "jobq-worker"
+
+        // Queues and slots.
+        let queueTexts = flags.queues.isEmpty ? (config.stringArray(forKey: "worker.queues") ?? []) : flags.queues
+        guard !queueTexts.isEmpty else {
+            throw Problem(key: "worker.queues", value: "", expected: "at least one queue (--queue NAME[:WEIGHT] or worker.queues in the config file)")
+        }
+        var shares: [WorkerConfiguration.QueueShare] = []
+        for text in queueTexts {
+            guard let share = WorkerConfiguration.QueueShare(parsing: text) else {
+                throw Problem(key: "worker.queues", value: text, expected: "NAME or NAME:WEIGHT")
+            }
+            do {
+                try QueueKeys.validate(queue: share.name)
+            } catch {
+                throw Problem(key: "worker.queues", value: text, expected: "a queue name of 1–100 bytes without {, } or control characters")
+            }
+            shares.append(share)
+        }
+        var concurrency = 8
+        if let c = flags.concurrency {
+            concurrency = c
+        } else if let text = config.string(forKey: "worker.concurrency") {
+            guard let c = Int(text) else { throw Problem(key: "worker.concurrency", value: text, expected: "an integer 1…10000") }
+            concurrency = c
+        }
+        var worker = WorkerConfiguration(queues: shares, concurrency: concurrency)
+        if let id = flags.workerID ?? config.string(forKey: "worker.id") { worker.workerID = id }
+        worker.lease = try duration(flags.lease, config, "worker.lease", default: worker.lease)
+        worker.shutdownGrace = try duration(flags.shutdownGrace, config, "worker.shutdownGrace", default: worker.shutdownGrace)
+        do {
+            try worker.validate()
+        } catch {
+            throw Problem(key: "worker", value: "", expected: error.detail)
+        }
+
+        var requireDurable = flags.requireDurable
+        if !requireDurable, let text = config.string(forKey: "worker.requireDurable") {
+            switch text.lowercased() {
+            case "true", "yes", "1": requireDurable = true
+            case "false", "no", "0": requireDurable = false
+            default: throw Problem(key: "worker.requireDurable", value: text, expected: "true or false")
+            }
+        }
+
+        // Handlers: `jobName=kind[:argument]`.
+        let handlerTexts = flags.handlers.isEmpty ? (config.stringArray(forKey: "handlers") ?? []) : flags.handlers
+        var specs: [(String, HandlerSpec)] = []
+        for text in handlerTexts {
+            guard let eq = text.firstIndex(of: "="), eq != text.startIndex else {
+                throw Problem(key: "handlers", value: text, expected: "jobName=kind[:argument], kinds: \(HandlerSpec.kinds)")
+            }
+            let name = String(text[..<eq])
+            do {
+                try JobQueue.validate(jobName: name, queue: "-")
+            } catch {
+                throw Problem(key: "handlers", value: text, expected: "a job name of 1–200 bytes without control characters")
+            }
+            guard let spec = HandlerSpec(parsing: String(text[text.index(after: eq)...])) else {
+                throw Problem(key: "handlers", value: text, expected: "jobName=kind[:argument], kinds: \(HandlerSpec.kinds)")
+            }
+            specs.append((name, spec))
+        }
+        guard !specs.isEmpty else {
+            throw Problem(key: "handlers", value: "", expected: "at least one handler (--handler jobName=kind or handlers in the config file)")
+        }
+
+        let level = flags.logLevel ?? config.string(forKey: "log.level") ?? "info"
+        guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(level) else {
+            throw Problem(key: "log.level", value: level, expected: "trace, debug, info, notice, warning, error or critical")
+        }
+        return WorkerSettings(redis: redis, worker: worker, handlerSpecs: specs, requireDurable: requireDurable, logLevel: level)
+    }
+
+    private static func duration(_ flag: String?, _ config: ConfigReader, _ key: String, default value: Duration) throws -> Duration {
+        guard let text = flag ?? config.string(forKey: ConfigKey(key)) else { return value }
+        guard let d = Duration(parsing: text) else { throw Problem(key: key, value: text, expected: "a duration such as 500ms, 10s, 2m") }
+        return d
+    }
+}

@@ -288,3 +288,63 @@ struct WorkerTests {
         #expect(progressEvents >= 1 && progressEvents < 20, "progress writes are coalesced")
     }
 }
+
+@Suite("Worker runtime: shares and heartbeats")
+struct WorkerSharingTests {
+    @Test("two queues weighted 3:1 share the slots 3:1 while both have work; one alone may use them all")
+    func weights() async throws {
+        let heavy = try await uniqueQueue("heavy")
+        let light = try JobQueue(name: heavy.name + "-light", client: heavy.client)
+        let probe = Probe()
+        let running = Mutex<[String: Int]>([:])
+        let peak = Mutex<[String: Int]>([:])
+        let lightBusyPeak = Mutex(0)
+        var handlers = JobHandlers()
+        handlers.register(name: "w") { job, _ in
+            running.withLock { $0[job.queue, default: 0] += 1 }
+            let now = running.withLock { $0[job.queue] ?? 0 }
+            peak.withLock { p in p[job.queue] = max(p[job.queue] ?? 0, now) }
+            if job.queue == light.name, (try? await heavy.inspector.counts().waiting) ?? 0 >= 5 {
+                // The heavy queue clearly has work: the light one must stay within its quota (2 of 8).
+                lightBusyPeak.withLock { $0 = max($0, now) }
+            }
+            probe.enter(job.id)
+            try await Task.sleep(for: .milliseconds(30))
+            probe.leave()
+            running.withLock { $0[job.queue, default: 0] -= 1 }
+            return []
+        }
+        _ = try await heavy.addBulk((0..<80).map { _ in JobQueue.NewJob(name: "w", payload: .json("{}")) })
+        _ = try await light.addBulk((0..<80).map { _ in JobQueue.NewJob(name: "w", payload: .json("{}")) })
+        try await withWorker(heavy, concurrency: 8, configure: { c in
+            c.queues = [.init(heavy.name, weight: 3), .init(light.name, weight: 1)]
+        }, handlers: handlers) { _ in
+            try await eventually(30, "all 160 jobs done") {
+                let a = try await heavy.inspector.counts(), b = try await light.inspector.counts()
+                return a.waiting + a.active + b.waiting + b.active == 0
+            }
+        }
+        let peaks = peak.withLock { $0 }
+        #expect(probe.maxRunning <= 8)
+        #expect((peaks[light.name] ?? 0) >= 1)
+        // While both queues had work, the light one stayed near its quota of 2; once the heavy
+        // one ran dry it could take more, but never beyond the worker's 8 slots.
+        #expect((peaks[heavy.name] ?? 0) >= 5, "\(peaks)")
+        #expect(lightBusyPeak.withLock { $0 } <= 2, "the light queue kept to its share while the heavy one had work")
+    }
+
+    @Test("a running worker appears in the worker list with its queues and leaves it at a graceful stop")
+    func heartbeats() async throws {
+        let queue = try await uniqueQueue()
+        var handlers = JobHandlers()
+        handlers.register(name: "x") { _, _ in [] }
+        let id = "hb-\(UUID().uuidString.prefix(8))"
+        try await withWorker(queue, concurrency: 3, lease: .seconds(1), configure: { $0.workerID = id }, handlers: handlers) { _ in
+            try await eventually(20, "the heartbeat") { try await WorkerInfo.list(client: queue.client).contains { $0.id == id } }
+            let me = try #require(try await WorkerInfo.list(client: queue.client, queue: queue.name).first { $0.id == id })
+            #expect(me.concurrency == 3 && me.queues == ["\(queue.name):1"] && me.pid == Int(ProcessInfo.processInfo.processIdentifier))
+            #expect(me.lastSeen != nil && me.started != nil)
+        }
+        #expect(try await WorkerInfo.list(client: queue.client).contains { $0.id == id } == false)
+    }
+}

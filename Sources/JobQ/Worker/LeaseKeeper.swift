@@ -35,9 +35,15 @@ final class LeaseKeeper: @unchecked Sendable {
     private var connection: RedisConnection?
     private var lastRenewal: [ContinuousClock.Instant]
     private var lastReap: [ContinuousClock.Instant]
+    private var lastBeat: ContinuousClock.Instant?
+    private var startedAt: Int?
+    private let beatFields: [String: String]
+    private let activeCount: @Sendable () -> Int
 
-    init(cores: [QueueCore], lease: Duration, workerID: String, logger: Logger) {
+    init(cores: [QueueCore], lease: Duration, workerID: String, logger: Logger, beatFields: [String: String] = [:], activeCount: @escaping @Sendable () -> Int = { 0 }) {
         self.cores = cores
+        self.beatFields = beatFields
+        self.activeCount = activeCount
         self.lease = lease
         self.workerID = workerID
         self.logger = logger
@@ -101,10 +107,15 @@ final class LeaseKeeper: @unchecked Sendable {
             }
             lock.withLock { renewNow = false }
             fence()
+            if lastBeat.map({ ContinuousClock.now - $0 >= renewEvery }) ?? true {
+                heartbeat()
+                lastBeat = .now
+            }
             lock.lock()
             if stopping {
-                stopped = true
                 lock.unlock()
+                leave()
+                lock.withLock { stopped = true }
                 connection?.close()
                 return
             }
@@ -113,6 +124,7 @@ final class LeaseKeeper: @unchecked Sendable {
             let exit = stopping
             lock.unlock()
             if exit {
+                leave()
                 lock.withLock { stopped = true }
                 connection?.close()
                 return
@@ -178,6 +190,33 @@ final class LeaseKeeper: @unchecked Sendable {
             }
             if v[3] == 0 { return }
         }
+    }
+
+    /// Heartbeat (DESIGN §2): `jobq:workers` ZSET (score = Redis time of the last beat) and a
+    /// hash per worker that expires after 3 beats, so `jobq-admin workers` lists live workers.
+    private func heartbeat() {
+        guard let time = command(RedisCommand("TIME"))?.array, time.count == 2,
+              let seconds = time[0].int, let micros = time[1].int else { return }
+        let now = seconds * 1000 + micros / 1000
+        let beat = max(1, (lease / 3).milliseconds)
+        let key = WorkerInfo.key(for: workerID)
+        if startedAt == nil { startedAt = now }
+        var hset = RedisCommand("HSET", key, "lastSeen", now, "active", activeCount(), "started", startedAt ?? now)
+        for (field, value) in beatFields.sorted(by: { $0.key < $1.key }) {
+            hset.append(field)
+            hset.append(value)
+        }
+        _ = command(hset)
+        _ = command(RedisCommand("PEXPIRE", key, beat * 3))
+        _ = command(RedisCommand("ZADD", QueueKeys.workerRegistry, now, workerID))
+        // Workers silent for 3 beats are gone.
+        _ = command(RedisCommand("ZREMRANGEBYSCORE", QueueKeys.workerRegistry, "-inf", "(\(now - beat * 3)"))
+    }
+
+    /// Says goodbye at a graceful stop, so the worker leaves the list at once.
+    private func leave() {
+        _ = command(RedisCommand("ZREM", QueueKeys.workerRegistry, workerID))
+        _ = command(RedisCommand("UNLINK", WorkerInfo.key(for: workerID)))
     }
 
     // MARK: Redis, synchronously, on this thread

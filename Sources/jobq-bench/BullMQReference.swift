@@ -62,6 +62,68 @@ struct BullMQReference {
     asyncio.run(main())
     """#
 
+    static let drainScript = #"""
+    import asyncio, json, sys, time
+    from bullmq import Queue, Worker
+    import redis.asyncio as aioredis
+
+    def calls_of(info):
+        out = {}
+        for k, v in info.items():
+            if isinstance(v, dict) and "calls" in v:
+                out[k.replace("cmdstat_", "")] = int(v["calls"])
+        return out
+
+    async def main():
+        url, name, n, concurrency = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+        q = Queue(name, {"connection": url})
+        r = aioredis.from_url(url)
+        for start in range(0, n, 1000):
+            await q.addBulk([{"name": "noop", "data": {}, "opts": {"removeOnComplete": 10, "removeOnFail": 5}} for _ in range(min(1000, n - start))])
+        async def snap():
+            cpu = await r.info("cpu")
+            return cpu["used_cpu_sys"] + cpu["used_cpu_user"], calls_of(await r.info("commandstats"))
+        async def process(job, token):
+            return None
+        c0, k0 = await snap()
+        t0 = time.perf_counter()
+        w = Worker(name, process, {"connection": url, "concurrency": concurrency})
+        deadline = t0 + 600
+        while time.perf_counter() < deadline:
+            counts = await q.getJobCounts("waiting", "active", "prioritized")
+            if sum(counts.values()) == 0:
+                break
+            await asyncio.sleep(0.02)
+        elapsed = time.perf_counter() - t0
+        c1, k1 = await snap()
+        await w.close()
+        calls = {k: v - k0.get(k, 0) for k, v in k1.items() if v - k0.get(k, 0) > 0 and k != "info"}
+        print(json.dumps({"n": n, "seconds": elapsed, "cpu_seconds": c1 - c0, "calls": calls}))
+        await q.obliterate(force=True)
+        await q.close()
+        await r.aclose()
+
+    asyncio.run(main())
+    """#
+
+    /// BullMQ's Python worker draining `n` pre-added no-op jobs at `concurrency`.
+    func measureDrain(_ n: Int, queue: String, concurrency: Int) async throws -> Measure {
+        guard configuration.password == nil, case .tcp(let host, let port) = configuration.endpoint else {
+            throw Unavailable.reason("the BullMQ reference needs a password-less TCP Redis (the bench's own server is one)")
+        }
+        let python = try await Self.python()
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("jobq-bench-bullmq-\(UUID().uuidString).py").path
+        try Self.drainScript.write(toFile: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let url = "redis://\(host):\(port)/\(configuration.database)"
+        let result = await Self.run(python, [file, url, queue, String(n), String(concurrency)])
+        guard result.status == 0, let line = result.output.split(separator: "\n").last(where: { $0.hasPrefix("{") }),
+              let measure = try? JSONDecoder().decode(Measure.self, from: Data(line.utf8)) else {
+            throw Unavailable.reason("the BullMQ drain failed: \(result.output.suffix(300))")
+        }
+        return measure
+    }
+
     /// The venv's python, created on first use.
     static func python() async throws -> String {
         let home = FileManager.default.homeDirectoryForCurrentUser.path

@@ -17,8 +17,8 @@ struct JobQBench: AsyncParsableCommand {
         abstract: "Measure jobq against redis-benchmark on the same server, in the same run."
     )
 
-    @Argument(help: "Scenarios to run: client, enqueue (default: all).")
-    var scenarios: [String] = ["client", "enqueue"]
+    @Argument(help: "Scenarios to run: client, enqueue, drain (default: all).")
+    var scenarios: [String] = ["client", "enqueue", "drain"]
 
     @Flag(help: "Fewer operations per run: a fast look, noisier figures.")
     var quick = false
@@ -38,8 +38,8 @@ struct JobQBench: AsyncParsableCommand {
         for figure in only where !["sequential", "concurrent", "pipeline"].contains(figure) {
             throw ValidationError("unknown figure \"\(figure)\" (known: sequential, concurrent, pipeline)")
         }
-        for s in scenarios where !["client", "enqueue"].contains(s) {
-            throw ValidationError("unknown scenario \"\(s)\" (known: client, enqueue)")
+        for s in scenarios where !["client", "enqueue", "drain"].contains(s) {
+            throw ValidationError("unknown scenario \"\(s)\" (known: client, enqueue, drain)")
         }
         guard (1...50).contains(runs) else { throw ValidationError("--runs must be 1…50") }
     }
@@ -130,6 +130,14 @@ struct JobQBench: AsyncParsableCommand {
             let report = try await EnqueueScenario(client: client, reference: reference, runs: runs, quick: quick).run()
             table += (table.isEmpty ? "" : "\n\n") + """
                 | enqueue figure | jobq (median, min–max) | reference | reference (median, min–max) | ratio | target | |
+                |---|---|---|---|---|---|---|
+
+                """ + report.rows.joined(separator: "\n") + "\n\n" + report.notes.map { "- \($0)" }.joined(separator: "\n")
+        }
+        if scenarios.contains("drain") {
+            let report = try await DrainScenario(client: client, runs: runs, quick: quick).run()
+            table += (table.isEmpty ? "" : "\n\n") + """
+                | drain figure | jobq (median, min–max) | reference | reference (median, min–max) | ratio | target | |
                 |---|---|---|---|---|---|---|
 
                 """ + report.rows.joined(separator: "\n") + "\n\n" + report.notes.map { "- \($0)" }.joined(separator: "\n")

@@ -48,7 +48,10 @@ struct QueueRunTests {
         let leaseLeft = score / 1000 - Date().timeIntervalSince1970
         #expect(leaseLeft > 5 && leaseLeft < 15, "lease deadline = Redis now + 10 s")
         #expect(try await queue.eventKinds(for: added.id) == ["added", "active"])
-        #expect(try await queue.client.send("ZCARD", queue.keys.marker) == .integer(0), "marker not re-armed: nothing left")
+        // Take re-arms the marker without counting what is left; the next empty take clears it.
+        #expect(try await queue.client.send("ZCARD", queue.keys.marker) == .integer(1))
+        #expect(try await queue.takeJob() == nil)
+        #expect(try await queue.client.send("ZCARD", queue.keys.marker) == .integer(0), "an empty take clears the marker")
     }
 
     @Test("delayed jobs become runnable in due order; take reports when the next one is due")

@@ -49,12 +49,15 @@ local id, token, outcome, value, reason = ARGV[1], ARGV[2], ARGV[3], ARGV[4], AR
 local retryDelay, maxLen, fetchNext = tonumber(ARGV[6]), ARGV[7], ARGV[8] == '1'
 local excerptLimit = tonumber(ARGV[12])
 
-local job = toMap(redis.call('HGETALL', jobKey))
+local v = redis.call('HMGET', jobKey, 's', 'x', 'am', 'a', 'p', 'cr', 'cx', 'cb', 'rc', 'rf', 'er', 'ed')
+local job = {s = v[1], x = v[2], am = v[3], a = v[4], p = v[5], cr = v[6], cx = v[7], cb = v[8],
+             rc = v[9], rf = v[10], er = v[11], ed = v[12]}
 if not job['s'] then return {NOT_FOUND} end
 if job['x'] ~= token then return {LEASE_LOST} end
 if job['s'] ~= 'active' then return {OK_ALREADY, job['s']} end
 
 local now = nowMs()
+local paused, keepCompleted, keepFailed, keepCancelled = queueMeta(metaKey)
 local attempt = tonumber(job['am'] or 1)
 local maxAttempts = tonumber(job['a'] or 3)
 redis.call('ZREM', activeKey, id)
@@ -69,9 +72,8 @@ local function finishAs(state, setKey, keep, fields, eventFields)
   else
     redis.call('UNLINK', jobKey)
   end
-  local kc, kf, kx = retention(metaKey)
-  local limit = kc
-  if state == 'failed' then limit = kf elseif state == 'cancelled' then limit = kx end
+  local limit = keepCompleted
+  if state == 'failed' then limit = keepFailed elseif state == 'cancelled' then limit = keepCancelled end
   trimFinished(setKey, limit, jobPrefix, 10)
 end
 
@@ -126,6 +128,6 @@ end
 local nextJob = {}
 if fetchNext then
   nextJob = takeNext(waitKey, prioritizedKey, activeKey, delayedKey, metaKey, markerKey, eventsKey, seqKey, jobPrefix,
-    ARGV[9], tonumber(ARGV[10]), ARGV[11], maxLen, now, 100)
+    ARGV[9], tonumber(ARGV[10]), ARGV[11], maxLen, now, 100, paused)
 end
 return {1, state, nextJob}

@@ -75,18 +75,23 @@ local function trimFinished(setKey, limit, jobPrefix, most)
   local excess = redis.call('ZCARD', setKey) - limit
   if excess <= 0 then return 0 end
   if excess > most then excess = most end
-  local ids = redis.call('ZRANGE', setKey, 0, excess - 1)
-  for i = 1, #ids do
-    redis.call('UNLINK', jobPrefix .. ids[i])
-  end
-  redis.call('ZREMRANGEBYRANK', setKey, 0, excess - 1)
-  return #ids
+  local popped = redis.call('ZPOPMIN', setKey, excess)
+  local keys = {}
+  for i = 1, #popped, 2 do keys[#keys + 1] = jobPrefix .. popped[i] end
+  redis.call('UNLINK', unpack(keys))
+  return #keys
 end
 
 -- The queue's retention limits: completed, failed, cancelled (DESIGN §6 defaults 10, 5, 10).
 local function retention(metaKey)
   local v = redis.call('HMGET', metaKey, 'kc', 'kf', 'kx')
   return tonumber(v[1] or 10), tonumber(v[2] or 5), tonumber(v[3] or 10)
+end
+
+-- The queue's settings in one read: paused (bool), then the three retention limits.
+local function queueMeta(metaKey)
+  local v = redis.call('HMGET', metaKey, 'paused', 'kc', 'kf', 'kx')
+  return v[1] == '1', tonumber(v[2] or 10), tonumber(v[3] or 5), tonumber(v[4] or 10)
 end
 
 -- Moves delayed jobs due at `now` into `wait`, at most `most`. Returns how many moved and the

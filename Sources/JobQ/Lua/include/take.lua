@@ -6,9 +6,11 @@
                                            delayed job is due, -1 when none is delayed
     {PAUSED}                               the queue is paused
 ]]
+-- `paused`: the caller's reading of the paused flag, or nil to read it here.
 local function takeNext(waitKey, prioritizedKey, activeKey, delayedKey, metaKey, markerKey, eventsKey, seqKey, jobPrefix,
-                        token, leaseMs, workerId, maxLen, now, promoteBatch)
-  if redis.call('HEXISTS', metaKey, 'paused') == 1 then
+                        token, leaseMs, workerId, maxLen, now, promoteBatch, paused)
+  if paused == nil then paused = redis.call('HEXISTS', metaKey, 'paused') == 1 end
+  if paused then
     redis.call('DEL', markerKey)
     return {PAUSED}
   end
@@ -44,13 +46,9 @@ local function takeNext(waitKey, prioritizedKey, activeKey, delayedKey, metaKey,
       end
       redis.call('HSET', jobKey, 's', 'active', 'am', attempt, 'st', now, 'w', workerId, 'x', token)
       redis.call('ZADD', activeKey, now + leaseMs, id)
-      -- Re-arm the marker while jobs remain, so the next idle fetcher wakes too; clear it
-      -- when none do (the caller learns the next due time from this reply).
-      if prioritized > 0 or redis.call('LLEN', waitKey) > 0 then
-        redis.call('ZADD', markerKey, 0, '0')
-      else
-        redis.call('DEL', markerKey)
-      end
+      -- Re-arm the marker, so another idle fetcher wakes while jobs may remain (one that finds
+      -- none clears it with its empty take: one spare round trip beats counting here).
+      redis.call('ZADD', markerKey, 0, '0')
       emit(eventsKey, maxLen, 'active', id, {'at', attempt, 'w', workerId})
       local seen = {}
       for i = 1, #flat, 2 do

@@ -1,0 +1,101 @@
+import Foundation
+import JobQ
+import Logging
+
+/// Scenario `drain` (issue 4's targets): one worker (in this process, its own connections)
+/// drains pre-added no-op jobs at concurrency 1, 8 and 32; Redis commands and CPU per job;
+/// BullMQ's Python worker draining the same way at concurrency 32.
+struct DrainScenario {
+    let client: RedisClient
+    let runs: Int
+    let quick: Bool
+
+    func run() async throws -> EnqueueScenario.Report {
+        var report = EnqueueScenario.Report()
+        let n = quick ? 20_000 : 100_000
+        var rate32: [Double] = [], cpu32: [Double] = []
+        for concurrency in [1, 8, 32] {
+            var rates: [Double] = [], cpu: [Double] = [], calls: [Double] = []
+            var breakdown: [String: Int] = [:]
+            for run in 0..<runs {
+                let m = try await drainOnce(n: concurrency == 1 ? n / 5 : n, concurrency: concurrency, run: run)
+                rates.append(m.rate)
+                cpu.append(m.cpu)
+                calls.append(m.calls)
+                breakdown = m.breakdown
+            }
+            if concurrency == 32 { rate32 = rates; cpu32 = cpu }
+            report.rows.append("| drain, 1 worker process, concurrency \(concurrency) | \(Row.spread(rates)) jobs/s | — | — | — | \(concurrency == 32 ? "≥ 20,000 (aim)" : "—") | |")
+            report.notes.append("concurrency \(concurrency): \(f2(median(calls))) Redis commands per job (\(breakdown.sorted { $0.value > $1.value }.prefix(12).map { "\($0.key) \(f2(Double($0.value) / Double(concurrency == 1 ? n / 5 : n)))" }.joined(separator: ", "))), \(f1(median(cpu))) µs Redis CPU per job")
+        }
+        report.rows.append("| Redis commands per job (take + finish, c = 32) | see notes | — | — | — | ≤ 12 | |")
+
+        var bull: [BullMQReference.Measure] = []
+        var note = ""
+        for run in 0..<runs {
+            do {
+                bull.append(try await BullMQReference(configuration: client.configuration).measureDrain(quick ? 10_000 : 30_000, queue: "bench-bull-drain-\(run)", concurrency: 32))
+            } catch {
+                note = "BullMQ drain skipped: \(error)"
+                break
+            }
+        }
+        if bull.isEmpty {
+            report.notes.append(note)
+        } else {
+            let bullRate = median(bull.map(\.rate)), bullCPU = median(bull.map(\.cpuMicrosPerJob))
+            let rateRatio = median(rate32) / bullRate, cpuRatio = median(cpu32) / bullCPU
+            report.rows.append("| drain rate, concurrency 32 | \(Row.spread(rate32)) jobs/s | BullMQ Python worker, concurrency 32 | \(Row.spread(bull.map(\.rate))) jobs/s | \(f1(rateRatio))× | ≥ 10× | \(rateRatio >= 10 ? "met" : "MISSED") |")
+            report.rows.append("| Redis CPU per job, concurrency 32 | \(f1(median(cpu32))) µs | same | \(f1(bullCPU)) µs | \(f2(cpuRatio))× | ≤ 0.33× | \(cpuRatio <= 1.0 / 3 ? "met" : "MISSED") |")
+            let last = bull.last!
+            report.notes.append("BullMQ drain: \(f2(median(bull.map(\.callsPerJob)))) Redis commands per job (\(last.calls.sorted { $0.value > $1.value }.prefix(12).map { "\($0.key) \(f2(Double($0.value) / Double(last.n)))" }.joined(separator: ", ")))")
+        }
+        return report
+    }
+
+    struct Measure {
+        var rate: Double
+        var cpu: Double
+        var calls: Double
+        var breakdown: [String: Int]
+    }
+
+    private func drainOnce(n: Int, concurrency: Int, run: Int) async throws -> Measure {
+        let name = "bench-drain-\(concurrency)-\(run)"
+        let queue = try JobQueue(name: name, client: client)
+        _ = try await queue.preloadScripts()
+        var start = 0
+        while start < n {
+            let count = min(10_000, n - start)
+            _ = try await queue.addBulk((0..<count).map { _ in JobQueue.NewJob(name: "noop", payload: .json("{}")) })
+            start += count
+        }
+        var handlers = JobHandlers()
+        handlers.register(name: "noop") { _, _ in [] }
+        var configuration = WorkerConfiguration(queues: [.init(name)], concurrency: concurrency)
+        configuration.maxBlockTimeout = .seconds(1)
+        var logger = Logger(label: "bench")
+        logger.logLevel = .error
+        // The worker gets its own client, as a separate worker process would.
+        let workerClient = RedisClient(configuration: client.configuration)
+        let worker = try Worker(client: workerClient, configuration: configuration, handlers: handlers, logger: logger)
+        let before = try await ServerStats.fetch(client)
+        let t0 = ContinuousClock.now
+        let running = Task { try await worker.run() }
+        let deadline = ContinuousClock.now + .seconds(600)
+        while ContinuousClock.now < deadline {
+            let c = try await queue.inspector.counts()
+            if c.waiting + c.active == 0 { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let elapsed = (ContinuousClock.now - t0).seconds
+        let after = try await ServerStats.fetch(client)
+        worker.shutdown()
+        try await running.value
+        await workerClient.close()
+        _ = try await queue.inspector.obliterate(force: true)
+        let calls = ServerStats.callsBetween(before, after)
+        let total = Double(calls.values.reduce(0, +))
+        return Measure(rate: Double(n) / elapsed, cpu: (after.cpuSeconds - before.cpuSeconds) * 1e6 / Double(n), calls: total / Double(n), breakdown: calls)
+    }
+}

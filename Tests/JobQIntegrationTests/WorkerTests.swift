@@ -178,10 +178,11 @@ struct WorkerTests {
             return []
         }
         let added = try await queue.add(name: "long", payload: .json("{}"), options: .init(attempts: 5))
-        try await withWorker(queue, handlers: handlers) { _ in
+        // A long lease: the cancel must come through pub/sub, not the next renewal.
+        try await withWorker(queue, lease: .seconds(60), handlers: handlers) { _ in
             await started.wait()
-            #expect(try await queue.cancel(added.id, reason: "user asked") == .cancelRequested(listeners: 0))
-            try await eventually(20, "the job ended cancelled") { try await queue.inspector.job(added.id)?.state == .cancelled }
+            #expect(try await queue.cancel(added.id, reason: "user asked") == .cancelRequested(listeners: 1), "the worker's subscriber heard it")
+            try await eventually(10, "the job ended cancelled") { try await queue.inspector.job(added.id)?.state == .cancelled }
         }
         let job = try #require(try await queue.inspector.job(added.id))
         #expect(job.attemptsMade == 1 && job.cancelReason == "user asked")

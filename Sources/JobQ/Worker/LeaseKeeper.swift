@@ -69,6 +69,11 @@ final class LeaseKeeper: @unchecked Sendable {
 
     var activeRuns: [Run] { lock.withLock { Array(runs.values) } }
 
+    /// The run of job `id` in queue `queueIndex`, if this worker holds it now.
+    func run(queueIndex: Int, id: String) -> Run? {
+        lock.withLock { runs["\(queueIndex)\u{0}\(id)"] }
+    }
+
     /// Renews at once (after a reconnect elsewhere, a worker renews first: DESIGN §4).
     func renewSoon() {
         lock.withLock { renewNow = true }

@@ -24,6 +24,8 @@ public final class Worker: Service, Sendable {
     private let gate: SlotGate
     private let keeper: LeaseKeeper
     private let blocking: [RedisBlockingClient]
+    /// One pub/sub connection per worker process: cancel requests for running jobs (DESIGN §5).
+    private let subscriber: RedisSubscriber
     private let state = Mutex(RunState())
 
     private struct RunState {
@@ -59,6 +61,7 @@ public final class Worker: Service, Sendable {
         ]
         self.keeper = LeaseKeeper(cores: cores, lease: configuration.lease, workerID: configuration.workerID, logger: log,
                                   beatFields: beat, activeCount: { gate.activeCount })
+        self.subscriber = RedisSubscriber(configuration: client.configuration)
         self.blocking = cores.map { _ in
             RedisBlockingClient(configuration: client.configuration, control: client, maxBlockTimeout: configuration.maxBlockTimeout)
         }
@@ -79,6 +82,12 @@ public final class Worker: Service, Sendable {
             logger.warning("could not preload scripts (they load on first use): \(error)")
         }
         keeper.start()
+        let listener = Task { await self.listenForCancels() }
+        do {
+            try await subscriber.subscribe(cores.map(\.keys.cancelChannel))
+        } catch {
+            logger.warning("cannot subscribe to cancel requests yet (lease renewals still report them): \(error)")
+        }
         logger.info("worker started", metadata: ["queues": "\(configuration.queues.map { "\($0.name):\($0.weight)" }.joined(separator: ","))",
                                                  "concurrency": "\(configuration.concurrency)", "handlers": "\(handlers.names.joined(separator: ","))"])
         await withTaskGroup(of: Void.self) { group in
@@ -96,6 +105,8 @@ public final class Worker: Service, Sendable {
             await group.waitForAll()
         }
         await drain()
+        await subscriber.close()
+        await listener.value
         await keeper.stop()
         for b in blocking { await b.close() }
         logger.info("worker stopped")
@@ -119,6 +130,25 @@ public final class Worker: Service, Sendable {
     }
 
     private var stopRequested: Bool { state.withLock { $0.stopRequested } }
+
+    /// Fires the token of a running job when its cancel request is published; after a
+    /// resubscribe (messages may have been missed) renews at once, which reports every cancel
+    /// flag set on this worker's jobs.
+    private func listenForCancels() async {
+        let channels = Dictionary(uniqueKeysWithValues: cores.enumerated().map { ($1.keys.cancelChannel, $0) })
+        for await event in subscriber.events {
+            switch event {
+            case .message(let channel, let payload):
+                guard let q = channels[channel] else { continue }
+                let id = String(decoding: payload, as: UTF8.self)
+                if let run = keeper.run(queueIndex: q, id: id), run.cancellation.fire(.cancelled) {
+                    logger.info("cancel requested: stopping the job", metadata: ["queue": "\(cores[q].name)", "job": "\(id)"])
+                }
+            case .resubscribed:
+                keeper.renewSoon()
+            }
+        }
+    }
 
     private func waitForStopRequest() async {
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in

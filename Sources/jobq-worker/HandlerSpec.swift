@@ -7,6 +7,8 @@ import JobQ
 ///   at each quarter; stops at once when the job's token fires;
 /// - `echo`: the payload becomes the result;
 /// - `fail[:REASON]`: every run fails (retried per the job's attempts and backoff);
+/// - `exec:/path/to/program [args…]`: runs the program per job (payload on stdin, protocol on
+///   fd 3; see `ExecHandler`), the path absolute and executable;
 /// - `demo`: driven by the JSON payload: `{"sleep_ms": 800, "progress": true, "fail_attempts": 1,
 ///   "unrecoverable": false}` sleeps, reports progress, fails the first `fail_attempts` runs.
 enum HandlerSpec: CustomStringConvertible {
@@ -14,8 +16,9 @@ enum HandlerSpec: CustomStringConvertible {
     case echo
     case fail(reason: String)
     case demo
+    case exec(ExecHandler)
 
-    static let kinds = "sleep[:MIN[..MAX]], echo, fail[:REASON], demo"
+    static let kinds = "sleep[:MIN[..MAX]], echo, fail[:REASON], demo, exec:/path/to/program [args…]"
 
     init?(parsing text: String) {
         let kind = text.prefix(while: { $0 != ":" })
@@ -36,6 +39,10 @@ enum HandlerSpec: CustomStringConvertible {
         case "demo":
             guard argument == nil else { return nil }
             self = .demo
+        case "exec":
+            let words = (argument ?? "").split(separator: " ").map(String.init)
+            guard let program = words.first, program.hasPrefix("/"), FileManager.default.isExecutableFile(atPath: program) else { return nil }
+            self = .exec(ExecHandler(executable: program, arguments: Array(words.dropFirst())))
         default:
             return nil
         }
@@ -47,6 +54,7 @@ enum HandlerSpec: CustomStringConvertible {
         case .echo: "echo"
         case .fail(let r): "fail:\(r)"
         case .demo: "demo"
+        case .exec(let e): "exec:\(e.executable)"
         }
     }
 
@@ -75,6 +83,8 @@ enum HandlerSpec: CustomStringConvertible {
             return { job, _ in job.payload.bytes }
         case .fail(let reason):
             return { _, context in throw ConfiguredFailure(description: "\(reason) (attempt \(context.attempt))") }
+        case .exec(let exec):
+            return exec.handler
         case .demo:
             return { job, context in
                 let p = (try? job.payload.decode(DemoPayload.self)) ?? DemoPayload()

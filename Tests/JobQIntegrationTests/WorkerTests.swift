@@ -349,3 +349,75 @@ struct WorkerSharingTests {
         #expect(try await WorkerInfo.list(client: queue.client).contains { $0.id == id } == false)
     }
 }
+
+@Suite("Worker runtime: exec handlers")
+struct ExecHandlerTests {
+    static func sh(_ script: String, killAfter: Duration = .seconds(10)) -> JobHandlers.Handler {
+        var exec = ExecHandler(executable: "/bin/sh", arguments: ["-c", script])
+        exec.killAfter = killAfter
+        return exec.handler
+    }
+
+    @Test("payload on stdin, progress, checkpoint and result on fd 3, the job's environment and nothing of Redis")
+    func success() async throws {
+        let queue = try await uniqueQueue()
+        var handlers = JobHandlers()
+        handlers.register(name: "ok", Self.sh("""
+            input=$(cat)
+            echo "progress 50 half way" >&3
+            echo "checkpoint $(printf 'step-1' | base64)" >&3
+            if env | grep -q '^JOBQ_REDIS'; then echo "leaked Redis settings" >&2; exit 100; fi
+            [ "$JOBQ_JOB_NAME" = ok ] && [ "$JOBQ_ATTEMPT" = 1 ] && [ -n "$JOBQ_EXECUTION_ID" ] || exit 100
+            printf 'result %s\\n' "$(printf 'got %s for %s on %s' "$input" "$JOBQ_JOB_ID" "$JOBQ_QUEUE_NAME" | base64 | tr -d '\\n')" >&3
+            test -f "$JOBQ_JOB_CHECKPOINT_FILE"
+            """))
+        let added = try await queue.add(name: "ok", payload: .json(#"{"n":1}"#))
+        // The worker's own environment has Redis settings; the program must not see them.
+        setenv("JOBQ_REDIS_URL_FOR_EXEC_TEST", "redis://secret@example", 1)
+        defer { unsetenv("JOBQ_REDIS_URL_FOR_EXEC_TEST") }
+        try await withWorker(queue, handlers: handlers) { _ in
+            try await eventually(20, "completed") { try await queue.inspector.job(added.id)?.state == .completed }
+        }
+        let job = try #require(try await queue.inspector.job(added.id))
+        #expect(job.resultText == #"got {"n":1} for \#(added.id) on \#(queue.name)"#)
+        #expect(job.checkpoint == Array("step-1".utf8))
+        #expect(job.progress == .init(percent: 50, message: "half way"))
+    }
+
+    @Test("exit 100 fails without retry; another exit code is a retried attempt; output becomes the details")
+    func failures() async throws {
+        let queue = try await uniqueQueue()
+        var handlers = JobHandlers()
+        handlers.register(name: "fatal", Self.sh("echo 'bad input' >&2; exit 100"))
+        handlers.register(name: "flaky", Self.sh("echo \"try $JOBQ_ATTEMPT\"; [ \"$JOBQ_ATTEMPT\" -ge 2 ]"))
+        let fatal = try await queue.add(name: "fatal", payload: .json("{}"), options: .init(attempts: 5))
+        let flaky = try await queue.add(name: "flaky", payload: .json("{}"), options: .init(attempts: 3, backoff: .fixed(.milliseconds(10))))
+        try await withWorker(queue, handlers: handlers) { _ in
+            try await eventually(20, "both ended") {
+                let a = try await queue.inspector.job(fatal.id)?.state, b = try await queue.inspector.job(flaky.id)?.state
+                return a == .failed && b == .completed
+            }
+        }
+        let f = try #require(try await queue.inspector.job(fatal.id))
+        #expect(f.attemptsMade == 1 && f.error?.reason == "exitCode100" && f.error?.details.contains("bad input") == true)
+        let g = try #require(try await queue.inspector.job(flaky.id))
+        #expect(g.attemptsMade == 2 && g.previousError == nil && g.error?.details.contains("try 1") == true)
+    }
+
+    @Test("a timeout sends SIGTERM to the process group, then SIGKILL to a child that traps it; `yes | head -1` ends")
+    func signals() async throws {
+        let queue = try await uniqueQueue()
+        var handlers = JobHandlers()
+        handlers.register(name: "stubborn", Self.sh("trap '' TERM; while :; do sleep 0.05; done", killAfter: .milliseconds(500)))
+        handlers.register(name: "pipe", Self.sh("yes | head -1"))
+        let stubborn = try await queue.add(name: "stubborn", payload: .json("{}"), options: .init(attempts: 1, timeout: .milliseconds(300)))
+        let pipe = try await queue.add(name: "pipe", payload: .json("{}"))
+        try await withWorker(queue, handlers: handlers) { _ in
+            try await eventually(20, "both ended") {
+                let a = try await queue.inspector.job(stubborn.id)?.state, b = try await queue.inspector.job(pipe.id)?.state
+                return a == .failed && b == .completed
+            }
+        }
+        #expect(try await queue.inspector.job(stubborn.id)?.error?.reason == "timeout")
+    }
+}

@@ -32,6 +32,15 @@ let package = Package(
         // of logs (DESIGN §9), without our own YAML parser or precedence rules. `.defaults` keeps
         // JSON; "YAML" brings Yams.
         .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0", traits: [.defaults, "YAML"]),
+        // The metrics API the worker reports through (counters, gauges, timers), backend-agnostic.
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        // Prometheus text exposition for `/metrics`: saves our own registry and formatter.
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        // HTTP client for `http` handlers (DESIGN §8): pooling, timeouts, redirects, TLS.
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        // HTTP server for `/metrics` and `/health` on the worker's metrics port (and the test
+        // suite's local endpoint for `http` handlers): saves our own NIO HTTP pipeline.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         // Already in the graph through swift-configuration; named here for `FilePath`, the type its
         // file provider takes.
         .package(url: "https://github.com/apple/swift-system", from: "1.5.0"),
@@ -50,9 +59,25 @@ let package = Package(
                 "CHiredis",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ],
             // One Lua file per atomic state move (STYLE.md), read at run time.
             resources: [.copy("Lua")],
+            swiftSettings: strict
+        ),
+        // What the stock `jobq-worker` adds to the library: `http` handlers and the metrics/health
+        // endpoint. A library target so the tests can drive them directly.
+        .target(
+            name: "JobQWorkerKit",
+            dependencies: [
+                "JobQ",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: strict
         ),
         // Starts and stops private redis-server processes (tests, demo, benchmark). Not a product.
@@ -65,6 +90,7 @@ let package = Package(
             name: "jobq-worker",
             dependencies: [
                 "JobQ",
+                "JobQWorkerKit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Configuration", package: "swift-configuration"),
@@ -98,6 +124,7 @@ let package = Package(
                 "LocalRedis",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
@@ -108,7 +135,12 @@ let package = Package(
         ),
         .testTarget(
             name: "JobQIntegrationTests",
-            dependencies: ["JobQ", "LocalRedis"],
+            dependencies: [
+                "JobQ", "LocalRedis", "JobQWorkerKit",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
     ]

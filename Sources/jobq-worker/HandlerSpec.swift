@@ -1,5 +1,7 @@
+import AsyncHTTPClient
 import Foundation
 import JobQ
+import JobQWorkerKit
 
 /// A handler configured by name (`jobName=kind[:argument]`). Built-in kinds, for smoke tests,
 /// demos and load tests:
@@ -9,6 +11,8 @@ import JobQ
 /// - `fail[:REASON]`: every run fails (retried per the job's attempts and backoff);
 /// - `exec:/path/to/program [args…]`: runs the program per job (payload on stdin, protocol on
 ///   fd 3; see `ExecHandler`), the path absolute and executable;
+/// - `http:URL`: POSTs the payload to the URL (see `HTTPHandler`: 2xx completes, 408/429/5xx
+///   retry, other 4xx fail for good);
 /// - `demo`: driven by the JSON payload: `{"sleep_ms": 800, "progress": true, "fail_attempts": 1,
 ///   "unrecoverable": false}` sleeps, reports progress, fails the first `fail_attempts` runs.
 enum HandlerSpec: CustomStringConvertible {
@@ -17,8 +21,9 @@ enum HandlerSpec: CustomStringConvertible {
     case fail(reason: String)
     case demo
     case exec(ExecHandler)
+    case http(URL)
 
-    static let kinds = "sleep[:MIN[..MAX]], echo, fail[:REASON], demo, exec:/path/to/program [args…]"
+    static let kinds = "sleep[:MIN[..MAX]], echo, fail[:REASON], demo, exec:/path/to/program [args…], http:http(s)://host/path"
 
     init?(parsing text: String) {
         let kind = text.prefix(while: { $0 != ":" })
@@ -39,6 +44,10 @@ enum HandlerSpec: CustomStringConvertible {
         case "demo":
             guard argument == nil else { return nil }
             self = .demo
+        case "http":
+            guard let argument, let url = URL(string: argument), ["http", "https"].contains(url.scheme?.lowercased() ?? ""),
+                  url.host?.isEmpty == false else { return nil }
+            self = .http(url)
         case "exec":
             let words = (argument ?? "").split(separator: " ").map(String.init)
             guard let program = words.first, program.hasPrefix("/"), FileManager.default.isExecutableFile(atPath: program) else { return nil }
@@ -55,6 +64,7 @@ enum HandlerSpec: CustomStringConvertible {
         case .fail(let r): "fail:\(r)"
         case .demo: "demo"
         case .exec(let e): "exec:\(e.executable)"
+        case .http(let url): "http:\(url.absoluteString)"
         }
     }
 
@@ -69,8 +79,10 @@ enum HandlerSpec: CustomStringConvertible {
         let description: String
     }
 
-    var handler: JobHandlers.Handler {
+    func handler(httpClient: HTTPClient) -> JobHandlers.Handler {
         switch self {
+        case .http(let url):
+            return HTTPHandler(url: url, client: httpClient).handler
         case .sleep(let low, let high):
             return { _, context in
                 let lowMs = Int(low.components.seconds * 1000 + low.components.attoseconds / 1_000_000_000_000_000)

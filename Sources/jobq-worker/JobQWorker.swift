@@ -1,6 +1,8 @@
 import ArgumentParser
+import AsyncHTTPClient
 import Foundation
 import JobQ
+import JobQWorkerKit
 import Logging
 import ServiceLifecycle
 import UnixSignals
@@ -58,6 +60,12 @@ struct JobQWorker: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info (default), notice, warning, error.")
     var logLevel: String?
 
+    @Option(name: .customLong("metrics-port"), help: "Serve /metrics, /health and /health/ready on this port (0: any free port).")
+    var metricsPort: Int?
+
+    @Option(name: .customLong("metrics-address"), help: "Address for the metrics port (default 127.0.0.1).")
+    var metricsAddress: String?
+
     @Flag(name: .customLong("require-durable"), help: "Exit 78 unless Redis has AOF on and maxmemory-policy noeviction.")
     var requireDurable = false
 
@@ -87,7 +95,7 @@ struct JobQWorker: AsyncParsableCommand {
             settings = try await WorkerSettings.load(flags: .init(
                 configPath: configPath, redisURL: redisURL, passwordFile: passwordFile, queues: queues, concurrency: concurrency,
                 handlers: handlers, lease: lease, shutdownGrace: shutdownGrace, workerID: workerID, requireDurable: requireDurable,
-                logLevel: logLevel))
+                logLevel: logLevel, metricsPort: metricsPort, metricsAddress: metricsAddress))
         } catch {
             FileHandle.standardError.write(Data("jobq-worker: \(error)\n".utf8))
             throw WorkerExit(code: 78)
@@ -122,8 +130,10 @@ struct JobQWorker: AsyncParsableCommand {
             throw WorkerExit(code: 78)
         }
 
+        let metricsRegistry = settings.metricsPort != nil ? MetricsEndpoint.bootstrap() : nil
+        let httpClient = HTTPClient(eventLoopGroupProvider: .singleton)
         var registry = JobHandlers()
-        for (name, spec) in settings.handlerSpecs { registry.register(name: name, spec.handler) }
+        for (name, spec) in settings.handlerSpecs { registry.register(name: name, spec.handler(httpClient: httpClient)) }
         let client = RedisClient(configuration: settings.redis)
         let worker: Worker
         do {
@@ -144,13 +154,24 @@ struct JobQWorker: AsyncParsableCommand {
                 }
             }
         }
-        let group = ServiceGroup(configuration: .init(services: [.init(service: worker)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: worker)]
+        if let port = settings.metricsPort, let metricsRegistry {
+            let address = settings.metricsAddress
+            let endpointLogger = logger
+            let server = MetricsEndpoint.server(host: address, port: port, registry: metricsRegistry,
+                                                ready: { [client] in worker.isRunning && client.connectionProblem == nil },
+                                                onBound: { endpointLogger.info("metrics and health on http://\(address):\($0)/metrics") },
+                                                logger: logger)
+            services.append(.init(service: server))
+        }
+        let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
             try await group.run()
         } catch {
             logger.error("worker stopped with an error: \(error)")
         }
         forced.cancel()
+        try? await httpClient.shutdown()
         await client.close()
     }
 }

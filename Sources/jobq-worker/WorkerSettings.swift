@@ -19,6 +19,8 @@ import JobQ
 /// | worker.requireDurable | JOBQ_WORKER_REQUIRE_DURABLE | exit 78 unless AOF + noeviction |
 /// | handlers | JOBQ_HANDLERS | `jobName=kind[:argument]` list |
 /// | log.level | JOBQ_LOG_LEVEL | trace, debug, info, notice, warning, error |
+/// | metrics.port | JOBQ_METRICS_PORT | `/metrics` and `/health` port (0: any free port; unset: off) |
+/// | metrics.address | JOBQ_METRICS_ADDRESS | address to bind (default 127.0.0.1) |
 ///
 /// `JOBQ_JOB_*` variables are never read (they belong to jobs).
 struct WorkerSettings {
@@ -27,6 +29,9 @@ struct WorkerSettings {
     var handlerSpecs: [(name: String, spec: HandlerSpec)]
     var requireDurable: Bool
     var logLevel: String
+    /// The metrics/health port (nil: no endpoint; 0: any free port) and address.
+    var metricsPort: Int?
+    var metricsAddress: String
 
     /// A configuration value that cannot be used: names the key, the value and what is expected.
     struct Problem: Error, CustomStringConvertible {
@@ -48,6 +53,8 @@ struct WorkerSettings {
         var workerID: String?
         var requireDurable = false
         var logLevel: String?
+        var metricsPort: Int?
+        var metricsAddress: String?
     }
 
     static func load(flags: Flags, environment: [String: String] = ProcessInfo.processInfo.environment) async throws -> WorkerSettings {
@@ -163,7 +170,17 @@ struct WorkerSettings {
         guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(level) else {
             throw Problem(key: "log.level", value: level, expected: "trace, debug, info, notice, warning, error or critical")
         }
-        return WorkerSettings(redis: redis, worker: worker, handlerSpecs: specs, requireDurable: requireDurable, logLevel: level)
+        var metricsPort: Int? = flags.metricsPort
+        if metricsPort == nil, let text = config.string(forKey: "metrics.port") {
+            guard let p = Int(text) else { throw Problem(key: "metrics.port", value: text, expected: "a port number 0…65535 (0: any free port)") }
+            metricsPort = p
+        }
+        if let p = metricsPort, !(0...65535).contains(p) {
+            throw Problem(key: "metrics.port", value: String(p), expected: "a port number 0…65535 (0: any free port)")
+        }
+        let metricsAddress = flags.metricsAddress ?? config.string(forKey: "metrics.address") ?? "127.0.0.1"
+        return WorkerSettings(redis: redis, worker: worker, handlerSpecs: specs, requireDurable: requireDurable, logLevel: level,
+                              metricsPort: metricsPort, metricsAddress: metricsAddress)
     }
 
     private static func duration(_ flag: String?, _ config: ConfigReader, _ key: String, default value: Duration) throws -> Duration {

@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Foundation
 import JobQ
 import LocalRedis
@@ -150,6 +151,47 @@ struct ExecutableTests {
             #expect(kinds.contains("stalled"))
             second.process.signal(SIGTERM)
             #expect(try await second.exitCode() == 0, "\(second.log)")
+        }
+
+        @Test("/metrics counts jobs by queue and name; /health and /health/ready answer; an idle worker is visible")
+        func metrics() async throws {
+            let server = try await SharedRedis.instance.server()
+            let client = RedisClient(configuration: server.configuration)
+            defer { Task { await client.close() } }
+            let queue = try JobQueue(name: "metrics-\(UUID().uuidString.prefix(8))", client: client)
+            let worker = try WorkerProcess(["--redis-url", server.url, "--queue", queue.name, "--handler", "e=echo", "--metrics-port", "0", "--lease", "1s"])
+            try await worker.waitForLog("/metrics")
+            let line = try #require(worker.log.split(separator: "\n").first { $0.contains("metrics and health on") })
+            let url = String(line[line.range(of: "http://")!.lowerBound...].prefix { !$0.isWhitespace })
+            let base = String(url.dropLast("/metrics".count))
+            for _ in 0..<3 { _ = try await queue.add(name: "e", payload: .json("{}")) }
+            try await eventually(20, "3 completed") { try await queue.inspector.counts().completed == 3 }
+            let http = HTTPClient(eventLoopGroupProvider: .singleton)
+            defer { Task { try? await http.shutdown() } }
+            @Sendable func get(_ path: String) async throws -> (Int, String) {
+                let response = try await http.execute(HTTPClientRequest(url: base + path), timeout: .seconds(10))
+                let body = try await response.body.collect(upTo: 1 << 20)
+                return (Int(response.status.code), String(buffer: body))
+            }
+            @Sendable func sample(_ text: String, _ metric: String, _ labels: [String]) -> Double? {
+                for line in text.split(separator: "\n") where line.hasPrefix(metric + "{") && labels.allSatisfy({ line.contains($0) }) {
+                    return Double(line.split(separator: " ").last ?? "")
+                }
+                return nil
+            }
+            let queueLabel = "queue=\"\(queue.name)\""
+            try await eventually(20, "the completed counter in /metrics") {
+                let (code, text) = try await get("/metrics")
+                return code == 200 && sample(text, "jobq_jobs_completed_total", [queueLabel, "name=\"e\""]) == 3
+            }
+            let (_, text) = try await get("/metrics")
+            #expect(text.contains("jobq_handler_duration_seconds"))
+            #expect(text.contains("jobq_jobs_started_total"))
+            try await eventually(20, "queue depth gauges") { sample(try await get("/metrics").1, "jobq_queue_jobs", [queueLabel, "state=\"completed\""]) == 3 }
+            #expect(try await get("/health").0 == 200)
+            #expect(try await get("/health/ready").0 == 200)
+            worker.process.signal(SIGTERM)
+            #expect(try await worker.exitCode() == 0, "\(worker.log)")
         }
 
         @Test("SIGTERM requeues a running job with no attempt used and exits 0; a second signal exits at once")

@@ -68,5 +68,12 @@ public struct UnrecoverableError: Error, Sendable, CustomStringConvertible {
 /// Thrown by `JobContext.checkCancellation()` once the job's token has fired.
 public struct JobCancelledError: Error, Sendable, CustomStringConvertible {
     public let reason: CancellationReason
+    public init(reason: CancellationReason) { self.reason = reason }
     public var description: String { "the job was stopped: \(reason)" }
+}
+
+/// An error that asks for its own retry delay (an HTTP 429's `Retry-After`): used instead of the
+/// job's backoff for that retry.
+public protocol RetryDelayProviding: Error {
+    var retryAfter: Duration? { get }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Metrics
 import Synchronization
 internal import CHiredis
 
@@ -190,6 +191,7 @@ final class LeaseKeeper: @unchecked Sendable {
         for _ in 0..<10 {
             guard let reply = call(core.scripts.recoverStalled, keys: core.recoverKeys, arguments: [core.maxLen, 1000]),
                   let v = reply.array?.compactMap(\.int), v.count == 4 else { return }
+            if v[0] > 0 { Counter(label: "jobq_jobs_stalled_total", dimensions: [("queue", core.name)]).increment(by: v[0]) }
             if v[0] + v[1] + v[2] > 0 {
                 logger.warning("recovered stalled jobs", metadata: ["queue": "\(core.name)", "requeued": "\(v[0])", "failed": "\(v[1])", "cancelled": "\(v[2])"])
             }
@@ -214,6 +216,13 @@ final class LeaseKeeper: @unchecked Sendable {
         _ = command(hset)
         _ = command(RedisCommand("PEXPIRE", key, beat * 3))
         _ = command(RedisCommand("ZADD", QueueKeys.workerRegistry, now, workerID))
+        // Queue depth by state, for /metrics.
+        for core in cores {
+            guard let counts = call(core.scripts.countJobs, keys: core.countKeys, arguments: [])?.array?.compactMap(\.int), counts.count == 7 else { continue }
+            for (state, value) in zip(["waiting", "delayed", "active", "completed", "failed", "cancelled"], counts) {
+                Gauge(label: "jobq_queue_jobs", dimensions: [("queue", core.name), ("state", state)]).record(value)
+            }
+        }
         // Workers silent for 3 beats are gone.
         _ = command(RedisCommand("ZREMRANGEBYSCORE", QueueKeys.workerRegistry, "-inf", "(\(now - beat * 3)"))
     }

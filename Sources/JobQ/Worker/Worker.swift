@@ -1,5 +1,6 @@
 import Foundation
 public import Logging
+import Metrics
 public import ServiceLifecycle
 import Synchronization
 
@@ -33,6 +34,7 @@ public final class Worker: Service, Sendable {
         var stopWaiters: [CheckedContinuation<Void, Never>] = []
         var started = false
         var unsettled = 0
+        var unresponsive = 0
         var settleWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
@@ -130,6 +132,9 @@ public final class Worker: Service, Sendable {
     }
 
     private var stopRequested: Bool { state.withLock { $0.stopRequested } }
+
+    /// True from the start of ``run()`` until a stop is requested (for readiness checks).
+    public var isRunning: Bool { state.withLock { $0.started && !$0.stopRequested } }
 
     /// Fires the token of a running job when its cancel request is published; after a
     /// resubscribe (messages may have been missed) renews at once, which reports every cancel
@@ -231,6 +236,7 @@ public final class Worker: Service, Sendable {
 
     private func startRun(_ q: Int, job: Job, lease: QueueCore.Lease) {
         state.withLock { $0.unsettled += 1 }
+        Gauge(label: "jobq_active_jobs").record(gate.activeCount)
         Task {
             var current: (Job, QueueCore.Lease)? = (job, lease)
             while let (job, lease) = current {
@@ -248,11 +254,18 @@ public final class Worker: Service, Sendable {
                 settle()
                 if let handlerTask {
                     // The outcome is in Redis; the slot stays taken until the handler returns.
+                    let unresponsive = Gauge(label: "jobq_handlers_unresponsive", dimensions: [("queue", cores[q].name)])
+                    let count = state.withLock { s -> Int in s.unresponsive += 1; return s.unresponsive }
+                    unresponsive.record(count)
+                    if end == nil { Counter(label: "jobq_results_discarded_total", dimensions: [("queue", cores[q].name)]).increment() }
                     await handlerTask.value
+                    let after = state.withLock { s -> Int in s.unresponsive -= 1; return s.unresponsive }
+                    unresponsive.record(after)
                     logger.info("handler returned after its job was stopped; its result was discarded", metadata: ["queue": "\(cores[q].name)", "job": "\(job.id)"])
                 }
             }
             gate.release(q)
+            Gauge(label: "jobq_active_jobs").record(gate.activeCount)
         }
     }
 
@@ -291,6 +304,9 @@ public final class Worker: Service, Sendable {
         let context = JobContext(job: job, executionID: lease.token, workerID: configuration.workerID, core: core,
                                  cancellation: cancellation, progressInterval: configuration.progressInterval, logger: logger)
         let race = RunRace()
+        let dimensions = [("queue", core.name), ("name", job.name)]
+        Counter(label: "jobq_jobs_started_total", dimensions: dimensions).increment()
+        let startedAt = ContinuousClock.now
         let handlerTask = Task {
             let result: Result<[UInt8], any Error>
             do {
@@ -311,6 +327,8 @@ public final class Worker: Service, Sendable {
         }
         let first = await race.first()
         timer.cancel()
+        Timer(label: "jobq_handler_duration_seconds", dimensions: dimensions, preferredDisplayUnit: .seconds)
+            .recordNanoseconds(Int64((ContinuousClock.now - startedAt).components.attoseconds / 1_000_000_000 + (ContinuousClock.now - startedAt).components.seconds * 1_000_000_000))
         if case .handler = first { await context.finishProgress() }
         switch first {
         case .handler(.success(let bytes)):
@@ -321,7 +339,9 @@ public final class Worker: Service, Sendable {
                 return (.unrecoverable(reason: fatal.reason, details: fatal.details), nil)
             }
             let reason = String(describing: type(of: error))
-            return (.failed(reason: reason, details: String(describing: error), retryDelayMs: retryDelay), nil)
+            var delay = retryDelay
+            if let asked = (error as? any RetryDelayProviding)?.retryAfter { delay = Int64(asked.milliseconds) }
+            return (.failed(reason: reason, details: String(describing: error), retryDelayMs: delay), nil)
         case .token(let reason):
             let rest = Task { _ = await handlerTask.value }
             return (end(for: reason, job: job, retryDelay: retryDelay), rest)
@@ -345,11 +365,21 @@ public final class Worker: Service, Sendable {
                 switch try await core.finish(job.id, token: lease.token, end: end, next: next) {
                 case .applied(let state, let take):
                     logger.debug("job ended a run", metadata: ["queue": "\(core.name)", "job": "\(job.id)", "state": "\(state)"])
+                    let outcome: String = switch state {
+                    case .completed: "jobq_jobs_completed_total"
+                    case .failed: "jobq_jobs_failed_total"
+                    case .cancelled: "jobq_jobs_cancelled_total"
+                    case .delayed: "jobq_jobs_retried_total"
+                    case .waiting: if case .shutdown = end { "jobq_jobs_requeued_total" } else { "jobq_jobs_retried_total" }
+                    case .active: "jobq_jobs_unexpected_total"
+                    }
+                    Counter(label: outcome, dimensions: [("queue", core.name), ("name", job.name)]).increment()
                     if case .job(let nextJob, _)? = take, let next { return (nextJob, next) }
                     return nil
                 case .alreadyApplied:
                     return nil
                 case .leaseLost:
+                    Counter(label: "jobq_results_discarded_total", dimensions: [("queue", core.name)]).increment()
                     logger.warning("lease lost before the result was stored: result discarded", metadata: ["queue": "\(core.name)", "job": "\(job.id)"])
                     return nil
                 case .notFound:

@@ -1,0 +1,79 @@
+public import AsyncHTTPClient
+public import Foundation
+public import JobQ
+import NIOCore
+import NIOHTTP1
+
+/// A handler that POSTs each job to an HTTP endpoint (DESIGN §8).
+///
+/// - Body: the payload; `Content-Type: application/json` or `application/octet-stream` from its
+///   encoding; headers `Jobq-Job-Id`, `Jobq-Job-Name`, `Jobq-Attempt`, `Jobq-Execution-Id`.
+/// - 2xx: completed; a body up to the result limit becomes the result.
+/// - 408, 429 (its `Retry-After` honoured as the retry delay), 5xx, connection errors and
+///   timeouts: a failed attempt, retried while attempts remain.
+/// - Any other 4xx: failed, not retried (the request itself is wrong).
+/// - Cancel, timeout, shutdown: the request is cancelled.
+public struct HTTPHandler: Sendable {
+    public var url: URL
+    public var requestTimeout: Duration
+    public var maxResultBytes: Int
+    private let client: HTTPClient
+
+    /// - Parameter client: shared by all handlers of a worker (its connection pool).
+    public init(url: URL, client: HTTPClient, requestTimeout: Duration = .seconds(30), maxResultBytes: Int = 1 << 20) {
+        self.url = url
+        self.client = client
+        self.requestTimeout = requestTimeout
+        self.maxResultBytes = maxResultBytes
+    }
+
+    /// A retryable failure that asks for a specific delay (429 with `Retry-After`).
+    public struct RetryLater: RetryDelayProviding, CustomStringConvertible {
+        public let description: String
+        public let retryAfter: Duration?
+    }
+
+    public var handler: JobHandlers.Handler {
+        let spec = self
+        return { job, context in try await spec.run(job, context) }
+    }
+
+    func run(_ job: Job, _ context: JobContext) async throws -> [UInt8] {
+        var request = HTTPClientRequest(url: url.absoluteString)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: job.payload.encoding == .json ? "application/json" : "application/octet-stream")
+        request.headers.add(name: "Jobq-Job-Id", value: job.id)
+        request.headers.add(name: "Jobq-Job-Name", value: job.name)
+        request.headers.add(name: "Jobq-Attempt", value: String(job.attemptsMade))
+        request.headers.add(name: "Jobq-Execution-Id", value: context.executionID)
+        request.body = .bytes(ByteBuffer(bytes: job.payload.bytes))
+        let timeout = TimeAmount.milliseconds(Int64(requestTimeout.components.seconds * 1000 + requestTimeout.components.attoseconds / 1_000_000_000_000_000))
+        let response: HTTPClientResponse
+        do {
+            response = try await client.execute(request, timeout: timeout)
+        } catch {
+            if let reason = context.cancellationReason { throw JobCancelledError(reason: reason) }
+            throw RetryLater(description: "POST \(url.absoluteString) failed: \(error)", retryAfter: nil)
+        }
+        let status = response.status.code
+        var body = ByteBuffer()
+        do {
+            body = try await response.body.collect(upTo: maxResultBytes)
+        } catch {
+            if (200..<300).contains(status) {
+                throw UnrecoverableError("POST \(url.absoluteString) answered \(status) with a body over the result limit of \(maxResultBytes) bytes", reason: "resultTooLarge")
+            }
+        }
+        let bytes = Array(body.readableBytesView)
+        let text = String(decoding: bytes.prefix(2048), as: UTF8.self)
+        switch status {
+        case 200..<300:
+            return bytes
+        case 408, 429, 500..<600:
+            let retryAfter = response.headers.first(name: "Retry-After").flatMap(Int.init).map { Duration.seconds($0) }
+            throw RetryLater(description: "POST \(url.absoluteString) answered \(status): \(text)", retryAfter: retryAfter)
+        default:
+            throw UnrecoverableError("POST \(url.absoluteString) answered \(status): \(text)", reason: "http\(status)")
+        }
+    }
+}

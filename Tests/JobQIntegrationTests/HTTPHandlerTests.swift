@@ -1,0 +1,93 @@
+import AsyncHTTPClient
+import Foundation
+import Hummingbird
+import HTTPTypes
+import Logging
+import Synchronization
+import Testing
+@testable import JobQ
+import JobQWorkerKit
+
+/// A local HTTP endpoint for `http` handlers (loopback, a free port), stopped with the test.
+func withTestServer<T: Sendable>(_ configure: (Router<BasicRequestContext>) -> Void, _ body: (Int) async throws -> T) async throws -> T {
+    let router = Router()
+    configure(router)
+    let bound = Latch()
+    let port = Mutex(0)
+    var logger = Logger(label: "test-http")
+    logger.logLevel = .warning
+    let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+                          onServerRunning: { channel in
+                              port.withLock { $0 = channel.localAddress?.port ?? 0 }
+                              bound.open()
+                          }, logger: logger)
+    let running = Task { try await app.runService(gracefulShutdownSignals: []) }
+    await bound.wait()
+    defer { running.cancel() }
+    return try await body(port.withLock { $0 })
+}
+
+@Suite("Worker runtime: http handlers")
+struct HTTPHandlerTests {
+    @Test("2xx completes with the body as result; 4xx fails for good; 429 waits Retry-After; 5xx and timeouts retry")
+    func outcomes() async throws {
+        let busyCalls = Mutex(0)
+        let busyTimes = Mutex<[ContinuousClock.Instant]>([])
+        try await withTestServer({ router in
+            router.post("ok") { request, _ -> String in
+                let body = try await request.body.collect(upTo: 1 << 20)
+                let id = request.headers[HTTPField.Name("Jobq-Job-Id")!] ?? "?"
+                let attempt = request.headers[HTTPField.Name("Jobq-Attempt")!] ?? "?"
+                let type = request.headers[.contentType] ?? "?"
+                return "done \(id) \(attempt) \(type) \(String(buffer: body))"
+            }
+            router.post("bad") { _, _ -> Response in Response(status: .badRequest, body: .init(byteBuffer: ByteBuffer(string: "no such user"))) }
+            router.post("busy") { _, _ -> Response in
+                busyTimes.withLock { $0.append(.now) }
+                if busyCalls.withLock({ c -> Bool in c += 1; return c == 1 }) {
+                    var headers = HTTPFields()
+                    headers[.retryAfter] = "1"
+                    return Response(status: .tooManyRequests, headers: headers)
+                }
+                return Response(status: .ok)
+            }
+            router.post("down") { _, _ -> Response in Response(status: .serviceUnavailable) }
+            router.post("slow") { _, _ -> Response in
+                try await Task.sleep(for: .seconds(5))
+                return Response(status: .ok)
+            }
+        }) { port in
+            let client = HTTPClient(eventLoopGroupProvider: .singleton)
+            defer { Task { try? await client.shutdown() } }
+            func handler(_ path: String) -> JobHandlers.Handler {
+                HTTPHandler(url: URL(string: "http://127.0.0.1:\(port)/\(path)")!, client: client, requestTimeout: .milliseconds(500)).handler
+            }
+            let queue = try await uniqueQueue()
+            var handlers = JobHandlers()
+            for path in ["ok", "bad", "busy", "down", "slow"] { handlers.register(name: path, handler(path)) }
+            let quick = JobOptions(attempts: 3, backoff: .fixed(.milliseconds(10)))
+            let ok = try await queue.add(name: "ok", payload: .json(#"{"x":1}"#), options: quick)
+            let bad = try await queue.add(name: "bad", payload: .json("{}"), options: quick)
+            let busy = try await queue.add(name: "busy", payload: .json("{}"), options: quick)
+            let down = try await queue.add(name: "down", payload: .json("{}"), options: JobOptions(attempts: 2, backoff: .fixed(.milliseconds(10))))
+            let slow = try await queue.add(name: "slow", payload: .json("{}"), options: JobOptions(attempts: 1))
+            try await withWorker(queue, concurrency: 5, handlers: handlers) { _ in
+                try await eventually(30, "all five ended") {
+                    let c = try await queue.inspector.counts()
+                    return c.completed == 2 && c.failed == 3
+                }
+            }
+            #expect(try await queue.inspector.job(ok.id)?.resultText == #"done \#(ok.id) 1 application/json {"x":1}"#)
+            let b = try #require(try await queue.inspector.job(bad.id))
+            #expect(b.state == .failed && b.attemptsMade == 1 && b.error?.reason == "http400" && b.error?.details.contains("no such user") == true)
+            let u = try #require(try await queue.inspector.job(busy.id))
+            #expect(u.state == .completed && u.attemptsMade == 2)
+            let times = busyTimes.withLock { $0 }
+            #expect(times.count == 2 && times[1] - times[0] >= .milliseconds(950), "Retry-After: 1 was honoured")
+            let d = try #require(try await queue.inspector.job(down.id))
+            #expect(d.state == .failed && d.attemptsMade == 2 && d.error?.details.contains("503") == true)
+            let s = try #require(try await queue.inspector.job(slow.id))
+            #expect(s.state == .failed && s.error?.reason == "RetryLater")
+        }
+    }
+}

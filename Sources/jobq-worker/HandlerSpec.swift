@@ -79,9 +79,12 @@ enum HandlerSpec: CustomStringConvertible {
         let description: String
     }
 
-    func handler(httpClient: HTTPClient) -> JobHandlers.Handler {
+    func handler(httpClient: HTTPClient?) -> JobHandlers.Handler {
         switch self {
         case .http(let url):
+            guard let httpClient else {
+                return { _, _ in throw UnrecoverableError("no HTTP client was started for \(url.absoluteString) (a bug in jobq-worker)", reason: "internalError") }
+            }
             return HTTPHandler(url: url, client: httpClient).handler
         case .sleep(let low, let high):
             return { _, context in

@@ -131,7 +131,9 @@ struct JobQWorker: AsyncParsableCommand {
         }
 
         let metricsRegistry = settings.metricsPort != nil ? MetricsEndpoint.bootstrap() : nil
-        let httpClient = HTTPClient(eventLoopGroupProvider: .singleton)
+        // The HTTP client (and its event loops) only when an `http` handler needs it.
+        let needsHTTP = settings.handlerSpecs.contains { if case .http = $0.spec { return true } else { return false } }
+        let httpClient: HTTPClient? = needsHTTP ? HTTPClient(eventLoopGroupProvider: .singleton) : nil
         var registry = JobHandlers()
         for (name, spec) in settings.handlerSpecs { registry.register(name: name, spec.handler(httpClient: httpClient)) }
         let client = RedisClient(configuration: settings.redis)
@@ -171,7 +173,7 @@ struct JobQWorker: AsyncParsableCommand {
             logger.error("worker stopped with an error: \(error)")
         }
         forced.cancel()
-        try? await httpClient.shutdown()
+        try? await httpClient?.shutdown()
         await client.close()
     }
 }

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 import JobQ
+import Logging
+import ServiceLifecycle
 
 /// The README's quick start, compiled and run (STYLE.md §19): if this stops building, the README
 /// is wrong. Only the URL differs (the suite's own server).
@@ -38,5 +40,34 @@ struct ReadmeQuickStartTests {
         #expect(seen == 3)
         let job = try #require(try await emails.inspector.job(added.id))
         #expect(try job.decode(SendEmail.self).to == "a@example.com")
+    }
+
+    struct Mailer: Sendable {
+        func send(to: String) async throws {}
+    }
+
+    @Test("the worker quick start runs as written, and stops on a graceful shutdown")
+    func workerQuickStart() async throws {
+        let client = try await SharedRedis.client()
+        defer { Task { await client.close() } }
+        let name = "emails-readme-\(UUID().uuidString.prefix(8))"
+        let mailer = Mailer()
+        let logger = Logger(label: "readme")
+        var handlers = JobHandlers()
+        handlers.register(SendEmail.self) { email, context in
+            context.progress(percent: 10, message: "rendering")
+            try await mailer.send(to: email.to)
+        }
+        let worker = try Worker(client: client,
+                                configuration: WorkerConfiguration(queues: [.init(name, weight: 3), .init(name + "-reports")],
+                                                                   concurrency: 16),
+                                handlers: handlers)
+        let group = ServiceGroup(services: [worker], gracefulShutdownSignals: [], logger: logger)
+        let running = Task { try await group.run() }
+        let queue = try JobQueue(name: name, client: client)
+        let added = try await queue.add(SendEmail(to: "a@example.com"))
+        #expect(try await queue.result(of: added.id, timeout: .seconds(30)) == .completed(result: []))
+        await group.triggerGracefulShutdown()
+        try await running.value
     }
 }

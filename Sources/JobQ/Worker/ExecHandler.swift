@@ -276,7 +276,7 @@ final class SpawnedProgram: Sendable {
     /// Waits until both readers hit end of file (bounded: a grandchild holding the pipes open
     /// does not hold the job forever).
     func protocolDone() async {
-        let race = TimedRace()
+        let race = OneShot<Bool>()
         let waiter = Task {
             await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
                 let done = state.withLock { s -> Bool in
@@ -286,11 +286,11 @@ final class SpawnedProgram: Sendable {
                 }
                 if done { c.resume() }
             }
-            race.done(true)
+            race.settle(true)
         }
         let timer = Task {
             try? await Task.sleep(for: .seconds(2))
-            race.done(false)
+            race.settle(false)
         }
         _ = await race.value()
         timer.cancel()

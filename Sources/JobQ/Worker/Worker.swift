@@ -303,7 +303,7 @@ public final class Worker: Service, Sendable {
         }
         let context = JobContext(job: job, executionID: lease.token, workerID: configuration.workerID, core: core,
                                  cancellation: cancellation, progressInterval: configuration.progressInterval, logger: logger)
-        let race = RunRace()
+        let race = OneShot<RunFirst>()
         let dimensions = [("queue", core.name), ("name", job.name)]
         Counter(label: "jobq_jobs_started_total", dimensions: dimensions).increment()
         let startedAt = ContinuousClock.now
@@ -314,18 +314,18 @@ public final class Worker: Service, Sendable {
             } catch {
                 result = .failure(error)
             }
-            race.handlerReturned(result)
+            race.settle(.handler(result))
         }
         cancellation.onFire { reason in
             handlerTask.cancel()
-            race.tokenFired(reason)
+            race.settle(.token(reason))
         }
         let timeout = job.options.timeout
         let timer = Task {
             try? await Task.sleep(for: timeout)
             if !Task.isCancelled { cancellation.fire(.timeout) }
         }
-        let first = await race.first()
+        let first = await race.value()
         timer.cancel()
         Timer(label: "jobq_handler_duration_seconds", dimensions: dimensions, preferredDisplayUnit: .seconds)
             .recordNanoseconds(Int64((ContinuousClock.now - startedAt).components.attoseconds / 1_000_000_000 + (ContinuousClock.now - startedAt).components.seconds * 1_000_000_000))
@@ -398,14 +398,14 @@ public final class Worker: Service, Sendable {
 
     /// Waits for `body` at most `seconds`; true if it finished.
     private func firstOf(seconds: Duration, _ body: @escaping @Sendable () async -> Void) async -> Bool {
-        let race = TimedRace()
+        let race = OneShot<Bool>()
         let work = Task {
             await body()
-            race.done(true)
+            race.settle(true)
         }
         let timer = Task {
             try? await Task.sleep(for: seconds)
-            race.done(false)
+            race.settle(false)
         }
         let result = await race.value()
         work.cancel()
@@ -414,32 +414,26 @@ public final class Worker: Service, Sendable {
     }
 }
 
-/// The first of: the handler returned, or the job's token fired.
-final class RunRace: Sendable {
-    enum First: Sendable {
-        case handler(Result<[UInt8], any Error>)
-        case token(CancellationReason)
-    }
-    private let state = Mutex<(First?, CheckedContinuation<First, Never>?)>((nil, nil))
+/// A value settled once, by the first of several racing parties; awaited by one reader.
+final class OneShot<Value: Sendable>: Sendable {
+    private let state = Mutex<(value: Value?, waiter: CheckedContinuation<Value, Never>?)>((nil, nil))
 
-    func handlerReturned(_ result: Result<[UInt8], any Error>) { settle(.handler(result)) }
-    func tokenFired(_ reason: CancellationReason) { settle(.token(reason)) }
-
-    private func settle(_ value: First) {
-        let c = state.withLock { s -> CheckedContinuation<First, Never>? in
-            guard s.0 == nil else { return nil }
-            s.0 = value
-            defer { s.1 = nil }
-            return s.1
+    /// Settles the value; later calls are ignored.
+    func settle(_ value: Value) {
+        let c = state.withLock { s -> CheckedContinuation<Value, Never>? in
+            guard s.value == nil else { return nil }
+            s.value = value
+            defer { s.waiter = nil }
+            return s.waiter
         }
         c?.resume(returning: value)
     }
 
-    func first() async -> First {
+    func value() async -> Value {
         await withCheckedContinuation { c in
-            let now = state.withLock { s -> First? in
-                if let v = s.0 { return v }
-                s.1 = c
+            let now = state.withLock { s -> Value? in
+                if let v = s.value { return v }
+                s.waiter = c
                 return nil
             }
             if let now { c.resume(returning: now) }
@@ -447,28 +441,8 @@ final class RunRace: Sendable {
     }
 }
 
-/// A one-shot Bool, settled by the first caller.
-final class TimedRace: Sendable {
-    private let state = Mutex<(Bool?, CheckedContinuation<Bool, Never>?)>((nil, nil))
-
-    func done(_ value: Bool) {
-        let c = state.withLock { s -> CheckedContinuation<Bool, Never>? in
-            guard s.0 == nil else { return nil }
-            s.0 = value
-            defer { s.1 = nil }
-            return s.1
-        }
-        c?.resume(returning: value)
-    }
-
-    func value() async -> Bool {
-        await withCheckedContinuation { c in
-            let now = state.withLock { s -> Bool? in
-                if let v = s.0 { return v }
-                s.1 = c
-                return nil
-            }
-            if let now { c.resume(returning: now) }
-        }
-    }
+/// The first of: the handler returned, or the job's token fired.
+enum RunFirst: Sendable {
+    case handler(Result<[UInt8], any Error>)
+    case token(CancellationReason)
 }

@@ -49,6 +49,7 @@ final class Probe: Sendable {
     }
     func leave() { state.withLock { $0.running -= 1 } }
     var maxRunning: Int { state.withLock { $0.maxRunning } }
+    var running: Int { state.withLock { $0.running } }
     func runs(_ id: String) -> [ContinuousClock.Instant] { state.withLock { $0.runs[id] ?? [] } }
     var totalRuns: Int { state.withLock { $0.runs.values.reduce(0) { $0 + $1.count } } }
 }
@@ -238,7 +239,9 @@ struct WorkerTests {
             #expect(replies.last?.array?.last?.array?.first == .integer(1), "the reaper requeued it: \(replies)")
             try await eventually(20, "the job completed on its second run") { try await queue.inspector.job(added.id)?.state == .completed }
             release.open()
-            try await Task.sleep(for: .milliseconds(200))
+            // Wait for the stale handler to return (an event, not a fixed sleep), so a wrongly
+            // written late result would be in Redis before the checks below.
+            try await eventually(20, "the stale handler returned") { probe.running == 0 }
         }
         let job = try #require(try await queue.inspector.job(added.id))
         #expect(job.resultText == "fresh" && job.stallCount == 1)
@@ -257,7 +260,9 @@ struct WorkerTests {
             return []
         }
         try await withWorker(queue, handlers: handlers) { _ in
-            try await Task.sleep(for: .milliseconds(100))   // let the worker go idle on the marker
+            try await eventually(20, "the worker is idle on the marker") {
+                try await WorkerInfo.list(client: queue.client, queue: queue.name).isEmpty == false
+            }
             let t0 = ContinuousClock.now
             let added = try await queue.add(name: "later", payload: .json("{}"), options: .init(delay: .milliseconds(400)))
             try await eventually(20, "the delayed job ran") { probe.runs(added.id).count == 1 }

@@ -27,10 +27,12 @@ public struct HTTPHandler: Sendable {
         self.maxResultBytes = maxResultBytes
     }
 
-    /// A retryable failure that asks for a specific delay (429 with `Retry-After`).
-    public struct RetryLater: RetryDelayProviding, CustomStringConvertible {
+    /// A retryable failure: its reason is `http<status>`, `httpTimeout` or `httpUnreachable`; a
+    /// `Retry-After` (429, 503) becomes the delay of the retry.
+    public struct RetryLater: RetryDelayProviding, FailureReasonProviding, CustomStringConvertible {
         public let description: String
         public let retryAfter: Duration?
+        public let failureReason: String
     }
 
     public var handler: JobHandlers.Handler {
@@ -53,7 +55,9 @@ public struct HTTPHandler: Sendable {
             response = try await client.execute(request, timeout: timeout)
         } catch {
             if let reason = context.cancellationReason { throw JobCancelledError(reason: reason) }
-            throw RetryLater(description: "POST \(url.absoluteString) failed: \(error)", retryAfter: nil)
+            let timedOut = [HTTPClientError.deadlineExceeded, .readTimeout, .connectTimeout, .writeTimeout].contains { $0 == error as? HTTPClientError }
+            throw RetryLater(description: "POST \(url.absoluteString) failed: \(error)", retryAfter: nil,
+                             failureReason: timedOut ? "httpTimeout" : "httpUnreachable")
         }
         let status = response.status.code
         var body = ByteBuffer()
@@ -71,7 +75,8 @@ public struct HTTPHandler: Sendable {
             return bytes
         case 408, 429, 500..<600:
             let retryAfter = response.headers.first(name: "Retry-After").flatMap(Int.init).map { Duration.seconds($0) }
-            throw RetryLater(description: "POST \(url.absoluteString) answered \(status): \(text)", retryAfter: retryAfter)
+            throw RetryLater(description: "POST \(url.absoluteString) answered \(status): \(text)", retryAfter: retryAfter,
+                             failureReason: "http\(status)")
         default:
             throw UnrecoverableError("POST \(url.absoluteString) answered \(status): \(text)", reason: "http\(status)")
         }

@@ -135,7 +135,7 @@ struct JobQBench: AsyncParsableCommand {
                 """ + report.rows.joined(separator: "\n") + "\n\n" + report.notes.map { "- \($0)" }.joined(separator: "\n")
         }
         if scenarios.contains("drain") {
-            let report = try await DrainScenario(client: client, runs: runs, quick: quick).run()
+            let report = try await DrainScenario(client: client, reference: reference, runs: runs, quick: quick).run()
             table += (table.isEmpty ? "" : "\n\n") + """
                 | drain figure | jobq (median, min–max) | reference | reference (median, min–max) | ratio | target | |
                 |---|---|---|---|---|---|---|

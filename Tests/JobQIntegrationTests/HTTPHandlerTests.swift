@@ -29,9 +29,10 @@ func withTestServer<T: Sendable>(_ configure: (Router<BasicRequestContext>) -> V
 
 @Suite("Worker runtime: http handlers")
 struct HTTPHandlerTests {
-    @Test("2xx completes with the body as result; 4xx fails for good; 429 waits Retry-After; 5xx and timeouts retry")
+    @Test("2xx completes with the body as result; 4xx fails for good; 408 retries; 429 waits Retry-After; 5xx and timeouts retry")
     func outcomes() async throws {
         let busyCalls = Mutex(0)
+        let timeoutCalls = Mutex(0)
         let busyTimes = Mutex<[ContinuousClock.Instant]>([])
         try await withTestServer({ router in
             router.post("ok") { request, _ -> String in
@@ -51,6 +52,9 @@ struct HTTPHandlerTests {
                 }
                 return Response(status: .ok)
             }
+            router.post("requestTimeout") { _, _ -> Response in
+                timeoutCalls.withLock { $0 += 1; return $0 } == 1 ? Response(status: .requestTimeout) : Response(status: .ok)
+            }
             router.post("down") { _, _ -> Response in Response(status: .serviceUnavailable) }
             router.post("slow") { _, _ -> Response in
                 try await Task.sleep(for: .seconds(5))
@@ -64,17 +68,18 @@ struct HTTPHandlerTests {
             }
             let queue = try await uniqueQueue()
             var handlers = JobHandlers()
-            for path in ["ok", "bad", "busy", "down", "slow"] { handlers.register(name: path, handler(path)) }
+            for path in ["ok", "bad", "busy", "requestTimeout", "down", "slow"] { handlers.register(name: path, handler(path)) }
             let quick = JobOptions(attempts: 3, backoff: .fixed(.milliseconds(10)))
             let ok = try await queue.add(name: "ok", payload: .json(#"{"x":1}"#), options: quick)
             let bad = try await queue.add(name: "bad", payload: .json("{}"), options: quick)
             let busy = try await queue.add(name: "busy", payload: .json("{}"), options: quick)
+            let requestTimeout = try await queue.add(name: "requestTimeout", payload: .json("{}"), options: quick)
             let down = try await queue.add(name: "down", payload: .json("{}"), options: JobOptions(attempts: 2, backoff: .fixed(.milliseconds(10))))
             let slow = try await queue.add(name: "slow", payload: .json("{}"), options: JobOptions(attempts: 1))
-            try await withWorker(queue, concurrency: 5, handlers: handlers) { _ in
-                try await eventually(30, "all five ended") {
+            try await withWorker(queue, concurrency: 6, handlers: handlers) { _ in
+                try await eventually(30, "all six ended") {
                     let c = try await queue.inspector.counts()
-                    return c.completed == 2 && c.failed == 3
+                    return c.completed == 3 && c.failed == 3
                 }
             }
             #expect(try await queue.inspector.job(ok.id)?.resultText == #"done \#(ok.id) 1 application/json {"x":1}"#)
@@ -84,10 +89,12 @@ struct HTTPHandlerTests {
             #expect(u.state == .completed && u.attemptsMade == 2)
             let times = busyTimes.withLock { $0 }
             #expect(times.count == 2 && times[1] - times[0] >= .milliseconds(950), "Retry-After: 1 was honoured")
+            let r = try #require(try await queue.inspector.job(requestTimeout.id))
+            #expect(r.state == .completed && r.attemptsMade == 2 && r.error?.reason == "http408", "408 is retried; the failed attempt stays on record")
             let d = try #require(try await queue.inspector.job(down.id))
-            #expect(d.state == .failed && d.attemptsMade == 2 && d.error?.details.contains("503") == true)
+            #expect(d.state == .failed && d.attemptsMade == 2 && d.error?.reason == "http503" && d.previousError?.reason == "http503")
             let s = try #require(try await queue.inspector.job(slow.id))
-            #expect(s.state == .failed && s.error?.reason == "RetryLater")
+            #expect(s.state == .failed && s.error?.reason == "httpTimeout")
         }
     }
 }

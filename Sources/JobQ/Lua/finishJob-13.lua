@@ -128,6 +128,6 @@ end
 local nextJob = {}
 if fetchNext then
   nextJob = takeNext(waitKey, prioritizedKey, activeKey, delayedKey, metaKey, markerKey, eventsKey, seqKey, jobPrefix,
-    ARGV[9], tonumber(ARGV[10]), ARGV[11], maxLen, now, 100, paused)
+    ARGV[9], tonumber(ARGV[10]), ARGV[11], maxLen, now, 100, paused, false)
 end
 return {1, state, nextJob}

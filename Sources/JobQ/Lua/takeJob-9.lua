@@ -28,4 +28,4 @@
 --@include common
 --@include take
 return takeNext(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9],
-  ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], nowMs(), tonumber(ARGV[5]))
+  ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], nowMs(), tonumber(ARGV[5]), nil, true)

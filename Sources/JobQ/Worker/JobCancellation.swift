@@ -77,3 +77,9 @@ public struct JobCancelledError: Error, Sendable, CustomStringConvertible {
 public protocol RetryDelayProviding: Error {
     var retryAfter: Duration? { get }
 }
+
+/// An error that names the failure reason recorded in the job (`error.reason`, the `failed` and
+/// `retrying` events) instead of its type name: `http503`, `httpTimeout`.
+public protocol FailureReasonProviding: Error {
+    var failureReason: String { get }
+}

@@ -338,7 +338,7 @@ public final class Worker: Service, Sendable {
             if let fatal = error as? UnrecoverableError {
                 return (.unrecoverable(reason: fatal.reason, details: fatal.details), nil)
             }
-            let reason = String(describing: type(of: error))
+            let reason = (error as? any FailureReasonProviding)?.failureReason ?? String(describing: type(of: error))
             var delay = retryDelay
             if let asked = (error as? any RetryDelayProviding)?.retryAfter { delay = Int64(asked.milliseconds) }
             return (.failed(reason: reason, details: String(describing: error), retryDelayMs: delay), nil)

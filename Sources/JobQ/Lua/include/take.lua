@@ -7,8 +7,11 @@
     {PAUSED}                               the queue is paused
 ]]
 -- `paused`: the caller's reading of the paused flag, or nil to read it here.
+-- `rearm`: true when the caller consumed the marker to get here (a fetcher woken by BZPOPMIN):
+-- taking a job then re-arms it for the next idle fetcher. A finish handing back the next job
+-- consumed nothing, so the marker is as the last add or take left it and needs no write.
 local function takeNext(waitKey, prioritizedKey, activeKey, delayedKey, metaKey, markerKey, eventsKey, seqKey, jobPrefix,
-                        token, leaseMs, workerId, maxLen, now, promoteBatch, paused)
+                        token, leaseMs, workerId, maxLen, now, promoteBatch, paused, rearm)
   if paused == nil then paused = redis.call('HEXISTS', metaKey, 'paused') == 1 end
   if paused then
     redis.call('DEL', markerKey)
@@ -48,7 +51,7 @@ local function takeNext(waitKey, prioritizedKey, activeKey, delayedKey, metaKey,
       redis.call('ZADD', activeKey, now + leaseMs, id)
       -- Re-arm the marker, so another idle fetcher wakes while jobs may remain (one that finds
       -- none clears it with its empty take: one spare round trip beats counting here).
-      redis.call('ZADD', markerKey, 0, '0')
+      if rearm then redis.call('ZADD', markerKey, 0, '0') end
       emit(eventsKey, maxLen, 'active', id, {'at', attempt, 'w', workerId})
       local seen = {}
       for i = 1, #flat, 2 do

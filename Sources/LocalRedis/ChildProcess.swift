@@ -17,16 +17,29 @@ public final class ChildProcess: Sendable {
         public let description: String
     }
 
-    /// Starts `executable` with `arguments`; stdin from /dev/null, stdout and stderr to
-    /// `outputPath` (appended) or /dev/null. `environment` nil = inherit.
-    public init(executable: String, arguments: [String], environment: [String: String]? = nil, outputPath: String? = nil) throws {
+    /// Starts `executable` with `arguments`; stdin from `inputPath` or /dev/null, stdout to
+    /// `outputPath` (appended) or /dev/null, stderr to `errorPath` or with stdout. With
+    /// `terminal` (the path of a pseudo-terminal's secondary side) stdin, stdout and stderr are
+    /// that terminal instead, in a session of the child's own. `environment` nil = inherit.
+    public init(executable: String, arguments: [String], environment: [String: String]? = nil, outputPath: String? = nil,
+                errorPath: String? = nil, inputPath: String? = nil, terminal: String? = nil) throws {
         var fileActions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&fileActions)
         defer { posix_spawn_file_actions_destroy(&fileActions) }
-        posix_spawn_file_actions_addopen(&fileActions, 0, "/dev/null", O_RDONLY, 0)
-        let out = outputPath ?? "/dev/null"
-        posix_spawn_file_actions_addopen(&fileActions, 1, out, O_WRONLY | O_CREAT | O_APPEND, 0o600)
-        posix_spawn_file_actions_adddup2(&fileActions, 1, 2)
+        if let terminal {
+            posix_spawn_file_actions_addopen(&fileActions, 0, terminal, O_RDWR, 0)
+            posix_spawn_file_actions_adddup2(&fileActions, 0, 1)
+            posix_spawn_file_actions_adddup2(&fileActions, 0, 2)
+        } else {
+            posix_spawn_file_actions_addopen(&fileActions, 0, inputPath ?? "/dev/null", O_RDONLY, 0)
+            let out = outputPath ?? "/dev/null"
+            posix_spawn_file_actions_addopen(&fileActions, 1, out, O_WRONLY | O_CREAT | O_APPEND, 0o600)
+            if let errorPath {
+                posix_spawn_file_actions_addopen(&fileActions, 2, errorPath, O_WRONLY | O_CREAT | O_APPEND, 0o600)
+            } else {
+                posix_spawn_file_actions_adddup2(&fileActions, 1, 2)
+            }
+        }
         // Nothing else crosses: no Redis socket, pipe or file of ours stays open in the child.
         _ = posix_spawn_file_actions_addclosefrom_np(&fileActions, 3)
 
@@ -40,7 +53,7 @@ public final class ChildProcess: Sendable {
         sigemptyset(&defaults)
         for s in [SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGCHLD, SIGUSR1, SIGUSR2] { sigaddset(&defaults, s) }
         posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | (terminal != nil ? spawnSetSID : 0)))
 
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { for p in argv { free(p) } }
@@ -87,3 +100,6 @@ public final class ChildProcess: Sendable {
 /// module does not define; the symbol itself is always exported.
 @_silgen_name("posix_spawn_file_actions_addclosefrom_np")
 private func posix_spawn_file_actions_addclosefrom_np(_ actions: UnsafeMutablePointer<posix_spawn_file_actions_t>, _ from: Int32) -> Int32
+
+/// `POSIX_SPAWN_SETSID` (glibc ≥ 2.26), declared only under _GNU_SOURCE like the function above.
+private let spawnSetSID: Int32 = 0x80

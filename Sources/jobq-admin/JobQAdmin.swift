@@ -10,24 +10,28 @@ struct JobQAdmin: AsyncParsableCommand {
         commandName: "jobq-admin",
         abstract: "Inspect and operate jobq queues.",
         discussion: """
-            Redis: --redis-url, else $JOBQ_REDIS_URL, else redis://127.0.0.1:6379. The password comes from
-            --redis-password-file, $JOBQ_REDIS_PASSWORD or $JOBQ_REDIS_URL, never from --redis-url.
+            Every command takes, before or after its name: --redis-url URL (redis://[user@]host:port/db or unix:///path; else $JOBQ_REDIS_URL, else redis://127.0.0.1:6379), --redis-password-file PATH (the password also comes from $JOBQ_REDIS_PASSWORD or $JOBQ_REDIS_URL, never from --redis-url), and --json (machine-readable output: one JSON object or array).
 
-            Exit codes: 0 success, 1 refused or partly failed, 2 usage, 3 Redis unreachable or auth failed,
-            4 not found. With --json, errors are one JSON object on stderr.
+            Durations: 500ms, 5s, 2m, 1h, 1d.
+
+            Exit codes: 0 success; 1 refused or partly failed; 2 usage; 3 Redis unreachable or auth failed; 4 not found. With --json, an error is one JSON object on stderr: {"error": {"kind", "message", "exitCode"}}.
             """,
-        subcommands: [Ping.self]
+        subcommands: [Queues.self, Counts.self, List.self, Inspect.self, Add.self, Cancel.self, Retry.self, Remove.self,
+                      Clean.self, Pause.self, Resume.self, Purge.self, Obliterate.self, Retention.self, Workers.self,
+                      Watch.self, Ping.self]
     )
 
     static func main() async {
         let wantsJSON = CommandLine.arguments.contains("--json")
         do {
-            var command = try parseAsRoot()
+            var command = try parseAsRoot(globalOptionsAfterCommand(Array(CommandLine.arguments.dropFirst())))
             if var asyncCommand = command as? AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {
                 try command.run()
             }
+        } catch let code as ExitCode {
+            Foundation.exit(code.rawValue)
         } catch let failure as AdminFailure {
             report(failure, json: wantsJSON)
             Foundation.exit(failure.exitCode)
@@ -36,7 +40,9 @@ struct JobQAdmin: AsyncParsableCommand {
             if code == .success {
                 exit(withError: error)  // --help, --version
             }
-            let message = fullMessage(for: error)
+            // One line: the problem, and where help is (the usage block would bury it).
+            let first = message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+            let message = first.replacingOccurrences(of: "Error: ", with: "") + " (see jobq-admin --help)"
             if code == .validationFailure {
                 report(AdminFailure(exitCode: 2, kind: "usage", message: message), json: wantsJSON)
                 Foundation.exit(2)
@@ -46,10 +52,34 @@ struct JobQAdmin: AsyncParsableCommand {
         }
     }
 
+    /// `jobq-admin --redis-url URL --json queues` means `jobq-admin queues --redis-url URL --json`:
+    /// the shared options may come before the command name too.
+    static func globalOptionsAfterCommand(_ arguments: [String]) -> [String] {
+        var leading: [String] = []
+        var i = 0
+        while i < arguments.count {
+            let a = arguments[i]
+            if a == "--json" {
+                leading.append(a)
+                i += 1
+            } else if a == "--redis-url" || a == "--redis-password-file", i + 1 < arguments.count {
+                leading += [a, arguments[i + 1]]
+                i += 2
+            } else if a.hasPrefix("--redis-url=") || a.hasPrefix("--redis-password-file=") {
+                leading.append(a)
+                i += 1
+            } else {
+                break
+            }
+        }
+        guard !leading.isEmpty, i < arguments.count, !arguments[i].hasPrefix("-") else { return arguments }
+        return [arguments[i]] + leading + arguments[(i + 1)...]
+    }
+
     static func report(_ failure: AdminFailure, json: Bool) {
         let text: String
         if json {
-            let object = ["error": ["kind": failure.kind, "message": failure.message, "exitCode": String(failure.exitCode)]]
+            let object: [String: Any] = ["error": ["kind": failure.kind, "message": failure.message, "exitCode": Int(failure.exitCode)] as [String: Any]]
             let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
             text = String(decoding: data, as: UTF8.self)
         } else {
@@ -83,6 +113,30 @@ struct GlobalOptions: ParsableArguments {
     }
 }
 
+extension GlobalOptions {
+    /// Runs `body` with a client, closes it, and turns every error into an ``AdminFailure`` with
+    /// its documented exit code.
+    func withClient<T>(_ body: (RedisClient) async throws -> T) async throws -> T {
+        let client = try makeClient()
+        do {
+            let value = try await body(client)
+            await client.close()
+            return value
+        } catch {
+            await client.close()
+            throw AdminFailure.from(error)
+        }
+    }
+
+    func queue(_ name: String, _ client: RedisClient) throws -> JobQueue {
+        do {
+            return try JobQueue(name: name, client: client)
+        } catch {
+            throw AdminFailure(exitCode: 2, kind: "usage", message: "bad queue name \"\(name)\": \(error.hint)")
+        }
+    }
+}
+
 /// A failure with its documented exit code.
 struct AdminFailure: Error {
     let exitCode: Int32
@@ -93,6 +147,24 @@ struct AdminFailure: Error {
         self.exitCode = exitCode
         self.kind = kind
         self.message = message
+    }
+
+    /// Any error of ours, with its exit code: JobQ's codes mapped per DESIGN §9.
+    static func from(_ error: any Error) -> AdminFailure {
+        if let failure = error as? AdminFailure { return failure }
+        if let error = error as? RedisError { return AdminFailure(error) }
+        guard let error = error as? JobQError else {
+            return AdminFailure(exitCode: 1, kind: "failed", message: "\(error)")
+        }
+        if error.code == .redis, let redis = error.redisError { return AdminFailure(redis) }
+        switch error.code {
+        case .notFound:
+            return AdminFailure(exitCode: 4, kind: "notFound", message: error.description)
+        case .invalidQueueName, .invalidJobID, .invalidJobName, .invalidOptions, .tooLarge:
+            return AdminFailure(exitCode: 2, kind: "usage", message: error.description)
+        default:
+            return AdminFailure(exitCode: 1, kind: error.code.description, message: error.description)
+        }
     }
 
     /// Maps a Redis error: unreachable or refused credentials → 3, anything else → 1.

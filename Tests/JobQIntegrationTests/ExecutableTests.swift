@@ -49,8 +49,8 @@ struct ExecutableTests {
             #expect(down.output.contains("127.0.0.1:\(port)"))
             let downJSON = try await runTool("jobq-admin", ["ping", "--json", "--redis-url", "redis://127.0.0.1:\(port)"])
             #expect(downJSON.code == 3)
-            let error = try JSONSerialization.jsonObject(with: Data(downJSON.output.utf8)) as? [String: [String: String]]
-            #expect(error?["error"]?["exitCode"] == "3")
+            let error = try JSONSerialization.jsonObject(with: Data(downJSON.output.utf8)) as? [String: [String: Any]]
+            #expect(error?["error"]?["exitCode"] as? Int == 3 && (error?["error"]?["kind"] as? String)?.isEmpty == false)
 
             let bad = try await runTool("jobq-admin", ["ping", "--redis-url", "redis://host:99999"])
             #expect(bad.code == 2, "\(bad.output)")

@@ -89,8 +89,18 @@ public struct Backoff: Sendable, Hashable, CustomStringConvertible {
         self.init(kind: kind, base: base, cap: max(cap, base), jitter: kind == .fixed ? 0 : 0.2)
     }
 
+    /// The command-line form (`exponential:1s:max=1h`), with the jitter when it has one.
     public var description: String {
-        "\(kind.rawValue)(base: \(base.milliseconds) ms, max: \(cap.milliseconds) ms, jitter: \(jitter))"
+        "\(kind.rawValue):\(Self.text(base)):max=\(Self.text(cap))" + (jitter > 0 ? " (jitter \(Int((jitter * 100).rounded()))%)" : "")
+    }
+
+    /// `250ms`, `5s`, `2m`, `1h`: the largest unit that divides the duration.
+    static func text(_ d: Duration) -> String {
+        let ms = d.milliseconds
+        for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)] where ms >= size && ms % size == 0 {
+            return "\(ms / size)\(unit)"
+        }
+        return "\(ms)ms"
     }
 }
 

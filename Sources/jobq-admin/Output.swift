@@ -1,0 +1,155 @@
+import Foundation
+import JobQ
+
+/// Printing for people (aligned tables, relative times) and for programs (`--json`: one object
+/// or one array, keys sorted, the shapes documented in README "jobq-admin --json").
+enum Output {
+    /// Writes one JSON value (a dictionary or an array of them) to stdout.
+    static func json(_ value: Any) {
+        let data = (try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])) ?? Data("null".utf8)
+        FileHandle.standardOutput.write(data + Data("\n".utf8))
+    }
+
+    static func line(_ text: String) {
+        FileHandle.standardOutput.write(Data((text + "\n").utf8))
+    }
+
+    /// A progress note on stderr, only when stderr is a terminal (long batched commands).
+    static func note(_ text: String) {
+        guard isatty(2) == 1 else { return }
+        FileHandle.standardError.write(Data(("\r\u{1b}[K" + text).utf8))
+    }
+
+    static func endNote() {
+        guard isatty(2) == 1 else { return }
+        FileHandle.standardError.write(Data("\r\u{1b}[K".utf8))
+    }
+
+    /// Columns padded to their widest cell; numbers right-aligned.
+    static func table(_ header: [String], _ rows: [[String]], numeric: Set<Int> = []) -> String {
+        var widths = header.map(\.count)
+        for row in rows {
+            for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) }
+        }
+        func render(_ cells: [String]) -> String {
+            var parts: [String] = []
+            for (i, cell) in cells.enumerated() {
+                let pad = String(repeating: " ", count: max(0, widths[i] - cell.count))
+                if i == cells.count - 1 && !numeric.contains(i) { parts.append(cell) } else { parts.append(numeric.contains(i) ? pad + cell : cell + pad) }
+            }
+            return parts.joined(separator: "  ")
+        }
+        return ([render(header)] + rows.map(render)).joined(separator: "\n")
+    }
+
+    /// "3 s ago", "in 2 min", "just now".
+    static func relative(_ date: Date?, now: Date = Date()) -> String {
+        guard let date else { return "—" }
+        let seconds = date.timeIntervalSince(now)
+        let text = span(abs(seconds))
+        if abs(seconds) < 1 { return "just now" }
+        return seconds < 0 ? "\(text) ago" : "in \(text)"
+    }
+
+    /// 850 ms, 12 s, 3 min, 5 h, 2 d.
+    static func span(_ seconds: Double) -> String {
+        if seconds < 1 { return "\(Int(seconds * 1000)) ms" }
+        if seconds < 120 { return "\(Int(seconds)) s" }
+        if seconds < 7200 { return "\(Int(seconds / 60)) min" }
+        if seconds < 172_800 { return "\(Int(seconds / 3600)) h" }
+        return "\(Int(seconds / 86_400)) d"
+    }
+
+    static func timestamp(_ date: Date?) -> Any {
+        guard let date else { return NSNull() }
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: date)
+    }
+
+    static func milliseconds(_ d: Duration) -> Int64 {
+        d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000
+    }
+
+    /// Bytes as a JSON value when they are JSON text; nil otherwise (the caller uses base64).
+    static func jsonValue(_ bytes: [UInt8]) -> Any? {
+        guard !bytes.isEmpty else { return nil }
+        return try? JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed])
+    }
+
+    /// Text for a terminal: printable UTF-8 shortened to `limit`, else a byte count.
+    static func excerpt(_ bytes: [UInt8], limit: Int = 60) -> String {
+        guard let text = String(validating: bytes, as: UTF8.self), !text.unicodeScalars.contains(where: { $0.value < 32 && $0 != "\n" && $0 != "\t" }) else {
+            return "<\(bytes.count) bytes>"
+        }
+        return shorten(text.replacingOccurrences(of: "\n", with: " "), limit)
+    }
+
+    static func shorten(_ text: String, _ limit: Int) -> String {
+        text.count > limit ? String(text.prefix(limit - 1)) + "…" : text
+    }
+
+    /// A progress bar: `[######....]  45%`.
+    static func bar(_ percent: Double, width: Int = 20) -> String {
+        let p = max(0, min(100, percent))
+        let filled = Int((p / 100 * Double(width)).rounded())
+        return "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] " + String(format: "%3.0f%%", p)
+    }
+}
+
+/// The `--json` shapes (stable; documented in the README).
+enum JSONShape {
+    static func counts(_ queue: String, _ c: JobCounts, workers: Int? = nil) -> [String: Any] {
+        var object: [String: Any] = ["queue": queue, "waiting": c.waiting, "delayed": c.delayed, "active": c.active,
+                                     "completed": c.completed, "failed": c.failed, "cancelled": c.cancelled, "paused": c.paused]
+        if let workers { object["workers"] = workers }
+        return object
+    }
+
+    static func failure(_ f: Job.Failure?) -> Any {
+        guard let f else { return NSNull() }
+        return ["reason": f.reason, "details": f.details]
+    }
+
+    static func job(_ job: Job) -> [String: Any] {
+        var object: [String: Any] = [
+            "id": job.id, "queue": job.queue, "name": job.name, "state": job.state.rawValue,
+            "payloadEncoding": job.payload.encoding.rawValue,
+            "attemptsMade": job.attemptsMade, "stallCount": job.stallCount,
+            "checkpointBytes": job.checkpoint?.count ?? 0,
+            "error": failure(job.error), "previousError": failure(job.previousError),
+            "createdAt": Output.timestamp(job.createdAt), "startedAt": Output.timestamp(job.startedAt),
+            "finishedAt": Output.timestamp(job.finishedAt), "dueAt": Output.timestamp(job.dueAt),
+            "workerId": job.workerID ?? NSNull(), "executionId": job.executionID ?? NSNull(),
+            "cancelRequested": job.cancelRequested, "cancelReason": job.cancelReason ?? NSNull(),
+            "cancelRequestedBy": job.cancelRequestedBy ?? NSNull(),
+            "options": [
+                "attempts": job.options.attempts, "backoff": job.options.backoff.description,
+                "timeoutMs": Output.milliseconds(job.options.timeout), "priority": job.options.priority.value,
+                "maxStalls": job.options.maxStalls, "removeOnComplete": job.options.removeOnComplete,
+                "removeOnFail": job.options.removeOnFail,
+            ] as [String: Any],
+        ]
+        if job.payload.encoding == .json, let value = Output.jsonValue(job.payload.bytes) {
+            object["payload"] = value
+        } else {
+            object["payloadBase64"] = Data(job.payload.bytes).base64EncodedString()
+        }
+        if let progress = job.progress {
+            object["progress"] = ["percent": progress.percent, "message": progress.message]
+        } else {
+            object["progress"] = NSNull()
+        }
+        if let result = job.result {
+            if let value = Output.jsonValue(result) { object["result"] = value } else { object["resultBase64"] = Data(result).base64EncodedString() }
+        } else {
+            object["result"] = NSNull()
+        }
+        return object
+    }
+
+    static func worker(_ w: WorkerInfo) -> [String: Any] {
+        ["id": w.id, "host": w.host, "pid": w.pid, "queues": w.queues, "concurrency": w.concurrency, "active": w.active,
+         "startedAt": Output.timestamp(w.started), "lastSeenAt": Output.timestamp(w.lastSeen)]
+    }
+}

@@ -1,0 +1,194 @@
+import ArgumentParser
+import Foundation
+import JobQ
+
+/// `jobq-admin queues`: every queue with its counts, paused flag and live workers.
+struct Queues: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Every queue: jobs per state, paused, live workers.")
+
+    @OptionGroup var global: GlobalOptions
+
+    func run() async throws {
+        let (queues, workers) = try await global.withClient { client in
+            (try await QueueInspector.queues(client: client), try await WorkerInfo.list(client: client))
+        }
+        func workerCount(_ queue: String) -> Int {
+            workers.filter { $0.queues.contains { $0 == queue || $0.hasPrefix(queue + ":") } }.count
+        }
+        if global.json {
+            Output.json(queues.map { JSONShape.counts($0.name, $0.counts, workers: workerCount($0.name)) })
+            return
+        }
+        guard !queues.isEmpty else {
+            Output.line("no queues (a queue appears with its first job)")
+            return
+        }
+        let rows = queues.map { q in
+            [q.name, String(q.counts.waiting), String(q.counts.delayed), String(q.counts.active), String(q.counts.completed),
+             String(q.counts.failed), String(q.counts.cancelled), q.counts.paused ? "yes" : "no", String(workerCount(q.name))]
+        }
+        Output.line(Output.table(["QUEUE", "WAITING", "DELAYED", "ACTIVE", "COMPLETED", "FAILED", "CANCELLED", "PAUSED", "WORKERS"],
+                                 rows, numeric: [1, 2, 3, 4, 5, 6, 8]))
+    }
+}
+
+/// `jobq-admin counts <queue>`.
+struct Counts: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Jobs per state of one queue, and whether it is paused.")
+
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The queue.") var queue: String
+
+    func run() async throws {
+        let (counts, workers) = try await global.withClient { client in
+            (try await global.queue(queue, client).inspector.counts(), try await WorkerInfo.list(client: client, queue: queue).count)
+        }
+        if global.json {
+            Output.json(JSONShape.counts(queue, counts, workers: workers))
+            return
+        }
+        var rows = JobState.allCases.map { [$0.rawValue, String(counts[$0])] }
+        rows.append(["paused", counts.paused ? "yes" : "no"])
+        rows.append(["workers", String(workers)])
+        Output.line(Output.table(["STATE", "JOBS"], rows, numeric: [1]))
+    }
+}
+
+/// `jobq-admin list <queue>`.
+struct List: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Jobs of a queue in run order (finished ones newest first).",
+        discussion: "Without --state: active, waiting, delayed, failed, cancelled, then completed jobs, up to --limit in all.")
+
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The queue.") var queue: String
+    @Option(help: "waiting, delayed, active, completed, failed or cancelled.") var state: String?
+    @Option(help: "Only jobs with this name.") var name: String?
+    @Option(help: "At most this many jobs (1–10000).") var limit = 50
+    @Option(help: "Skip this many jobs first.") var offset = 0
+
+    func validate() throws {
+        if let state, JobState(rawValue: state) == nil {
+            throw ValidationError("unknown state \"\(state)\" (use one of: \(JobState.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        guard (1...10_000).contains(limit) else { throw ValidationError("--limit must be 1…10000, not \(limit)") }
+        guard offset >= 0 else { throw ValidationError("--offset must be 0 or more, not \(offset)") }
+    }
+
+    func run() async throws {
+        let states: [JobState] = state.flatMap(JobState.init(rawValue:)).map { [$0] } ?? [.active, .waiting, .delayed, .failed, .cancelled, .completed]
+        let jobs = try await global.withClient { client in
+            let inspector = try global.queue(queue, client).inspector
+            var out: [Job] = []
+            var skip = offset
+            let counts = states.count > 1 ? try await inspector.counts() : nil
+            for s in states where out.count < limit {
+                if let counts, skip >= counts[s] { skip -= counts[s]; continue }
+                let page = try await inspector.jobs(state: s, name: name, limit: limit - out.count, offset: skip)
+                skip = 0
+                out += page
+            }
+            return out
+        }
+        if global.json {
+            Output.json(jobs.map(JSONShape.job))
+            return
+        }
+        guard !jobs.isEmpty else {
+            Output.line("no \(state.map { "\($0) " } ?? "")jobs\(name.map { " named \($0)" } ?? "") in \(queue)")
+            return
+        }
+        let now = Date()
+        let rows = jobs.map { job -> [String] in
+            var detail: String
+            switch job.state {
+            case .waiting: detail = job.options.priority == .normal ? "" : "priority \(job.options.priority)"
+            case .delayed: detail = "due " + Output.relative(job.dueAt, now: now)
+            case .active:
+                detail = "on \(job.workerID ?? "?")"
+                if let p = job.progress { detail += " " + Output.bar(p.percent, width: 10) + (p.message.isEmpty ? "" : " " + Output.shorten(p.message, 30)) }
+                if job.cancelRequested { detail += " (cancel requested)" }
+            case .completed: detail = job.result.map { Output.excerpt($0, limit: 50) } ?? ""
+            case .failed, .cancelled: detail = job.error.map { Output.shorten($0.description.replacingOccurrences(of: "\n", with: " "), 60) } ?? ""
+            }
+            let when = job.state.isFinished ? job.finishedAt : (job.state == .active ? job.startedAt : job.createdAt)
+            return [job.id, job.name, job.state.rawValue, "\(job.attemptsMade)/\(job.options.attempts)", Output.relative(when, now: now), detail]
+        }
+        Output.line(Output.table(["ID", "NAME", "STATE", "ATTEMPTS", "SINCE", "DETAIL"], rows))
+    }
+}
+
+/// `jobq-admin inspect <queue> <id>`.
+struct Inspect: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Everything about one job. Exit 4 when there is no such job.")
+
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The queue.") var queue: String
+    @Argument(help: "The job id.") var id: String
+
+    func run() async throws {
+        let found = try await global.withClient { client in try await global.queue(queue, client).inspector.job(id) }
+        guard let job = found else {
+            throw AdminFailure(exitCode: 4, kind: "notFound",
+                               message: "no job \(id) in queue \(queue) (finished records are kept only up to the queue's retention)")
+        }
+        if global.json {
+            Output.json(JSONShape.job(job))
+            return
+        }
+        let now = Date()
+        func when(_ d: Date?) -> String { d.map { "\(Output.timestamp($0)) (\(Output.relative($0, now: now)))" } ?? "—" }
+        var rows: [[String]] = [
+            ["id", job.id], ["queue", job.queue], ["name", job.name],
+            ["state", job.state.rawValue + (job.cancelRequested ? " (cancel requested)" : "")],
+            ["attempts", "\(job.attemptsMade) of \(job.options.attempts)" + (job.stallCount > 0 ? ", stalled \(job.stallCount)×" : "")],
+            ["payload", job.payload.encoding == .json ? Output.shorten(job.payload.text, 400) : "<\(job.payload.bytes.count) bytes> " + Data(job.payload.bytes.prefix(48)).base64EncodedString()],
+            ["options", "priority \(job.options.priority), backoff \(job.options.backoff), timeout \(Output.span(Double(Output.milliseconds(job.options.timeout)) / 1000)), max stalls \(job.options.maxStalls)"
+                + (job.options.removeOnComplete ? ", remove on complete" : "") + (job.options.removeOnFail ? ", remove on fail" : "")],
+            ["progress", job.progress.map { Output.bar($0.percent) + ($0.message.isEmpty ? "" : "  " + $0.message) } ?? "—"],
+            ["checkpoint", job.checkpoint.map { "\($0.count) bytes" } ?? "—"],
+            ["result", job.result.map { Output.excerpt($0, limit: 400) } ?? "—"],
+            ["error", job.error.map(\.description) ?? "—"],
+            ["previous error", job.previousError.map(\.description) ?? "—"],
+            ["created", when(job.createdAt)], ["due", when(job.dueAt)], ["started", when(job.startedAt)], ["finished", when(job.finishedAt)],
+            ["worker", job.workerID ?? "—"], ["execution", job.executionID ?? "—"],
+        ]
+        if job.cancelRequested || job.state == .cancelled {
+            rows.append(["cancel", "\(job.cancelReason ?? "cancelled") by \(job.cancelRequestedBy ?? "?")"])
+        }
+        let width = rows.map { $0[0].count }.max() ?? 0
+        for row in rows {
+            let value = row[1].replacingOccurrences(of: "\n", with: "\n" + String(repeating: " ", count: width + 2))
+            Output.line(row[0].padding(toLength: width, withPad: " ", startingAt: 0) + "  " + value)
+        }
+    }
+}
+
+/// `jobq-admin workers [<queue>]`.
+struct Workers: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Live workers, from their heartbeats (gone 3 beats after a worker stops).")
+
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "Only workers serving this queue.") var queue: String?
+
+    func run() async throws {
+        let workers = try await global.withClient { client in
+            if let queue { _ = try global.queue(queue, client) }
+            return try await WorkerInfo.list(client: client, queue: queue)
+        }
+        if global.json {
+            Output.json(workers.map(JSONShape.worker))
+            return
+        }
+        guard !workers.isEmpty else {
+            Output.line("no live workers" + (queue.map { " for \($0)" } ?? ""))
+            return
+        }
+        let now = Date()
+        let rows = workers.map { w in
+            [w.id, w.host, String(w.pid), w.queues.joined(separator: ","), String(w.concurrency), String(w.active),
+             Output.relative(w.started, now: now), Output.relative(w.lastSeen, now: now)]
+        }
+        Output.line(Output.table(["ID", "HOST", "PID", "QUEUES", "CONCURRENCY", "ACTIVE", "STARTED", "LAST SEEN"], rows, numeric: [2, 4, 5]))
+    }
+}

@@ -16,13 +16,14 @@ struct DrainScenario {
         let n = quick ? 20_000 : 100_000
         var rate32: [Double] = [], cpu32: [Double] = []
         for concurrency in [1, 8, 32] {
-            var rates: [Double] = [], cpu: [Double] = [], calls: [Double] = []
+            var rates: [Double] = [], cpu: [Double] = [], calls: [Double] = [], workerCPU: [Double] = []
             var breakdown: [String: Int] = [:]
             for run in 0..<runs {
                 let m = try await drainOnce(n: concurrency == 1 ? n / 5 : n, concurrency: concurrency, run: run)
                 rates.append(m.rate)
                 cpu.append(m.cpu)
                 calls.append(m.calls)
+                workerCPU.append(m.workerCPU)
                 breakdown = m.breakdown
             }
             let jobs = Double(concurrency == 1 ? n / 5 : n)
@@ -34,7 +35,7 @@ struct DrainScenario {
                 report.rows.append("| Redis commands per job (take + finish, c = 32) | \(f2(inScript)) inside scripts + \(f2(evalsha)) EVALSHA | — | — | — | ≤ 12 | \(inScript <= 12.01 ? "met" : "MISSED") |")
             }
             report.rows.append("| drain, 1 worker process, concurrency \(concurrency) | \(Row.spread(rates)) jobs/s | — | — | — | \(concurrency == 32 ? "≥ 20,000 (aim)" : "—") | |")
-            report.notes.append("concurrency \(concurrency): \(f2(median(calls))) Redis commands per job (\(breakdown.sorted { $0.value > $1.value }.prefix(16).map { "\($0.key) \(f2(Double($0.value) / jobs))" }.joined(separator: ", "))), \(f1(median(cpu))) µs Redis CPU per job")
+            report.notes.append("concurrency \(concurrency): \(f2(median(calls))) Redis commands per job (\(breakdown.sorted { $0.value > $1.value }.prefix(16).map { "\($0.key) \(f2(Double($0.value) / jobs))" }.joined(separator: ", "))), \(f1(median(cpu))) µs Redis CPU and \(f1(median(workerCPU))) µs worker CPU per job")
         }
 
         // The ceiling: redis-benchmark -c 1 -P 32 running take + finish in one script, no client.
@@ -95,6 +96,8 @@ struct DrainScenario {
         var cpu: Double
         var calls: Double
         var breakdown: [String: Int]
+        /// CPU time of this process (the worker, plus a counts poll every 20 ms) per job, µs.
+        var workerCPU: Double
     }
 
     private func drainOnce(n: Int, concurrency: Int, run: Int) async throws -> Measure {
@@ -117,6 +120,7 @@ struct DrainScenario {
         let workerClient = RedisClient(configuration: client.configuration)
         let worker = try Worker(client: workerClient, configuration: configuration, handlers: handlers, logger: logger)
         let before = try await ServerStats.fetch(client)
+        let cpuBefore = processCPUSeconds()
         let t0 = ContinuousClock.now
         let running = Task { try await worker.run() }
         let deadline = ContinuousClock.now + .seconds(600)
@@ -126,6 +130,7 @@ struct DrainScenario {
             try await Task.sleep(for: .milliseconds(20))
         }
         let elapsed = (ContinuousClock.now - t0).seconds
+        let workerCPU = processCPUSeconds() - cpuBefore
         let after = try await ServerStats.fetch(client)
         worker.shutdown()
         try await running.value
@@ -133,6 +138,14 @@ struct DrainScenario {
         _ = try await queue.inspector.obliterate(force: true)
         let calls = ServerStats.callsBetween(before, after)
         let total = Double(calls.values.reduce(0, +))
-        return Measure(rate: Double(n) / elapsed, cpu: (after.cpuSeconds - before.cpuSeconds) * 1e6 / Double(n), calls: total / Double(n), breakdown: calls)
+        return Measure(rate: Double(n) / elapsed, cpu: (after.cpuSeconds - before.cpuSeconds) * 1e6 / Double(n), calls: total / Double(n),
+                       breakdown: calls, workerCPU: workerCPU * 1e6 / Double(n))
     }
+}
+
+/// User + system CPU seconds of this process so far.
+func processCPUSeconds() -> Double {
+    var usage = rusage()
+    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+    return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
 }

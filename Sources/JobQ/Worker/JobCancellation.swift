@@ -50,6 +50,19 @@ final class JobCancellation: Sendable {
         }
         if let fired { callback(fired) }
     }
+
+    /// Suspends until the token fires and returns the reason. The token cancels the waiting
+    /// task as it fires, so the cancellation handler answers with the reason (already set by
+    /// then); a task cancelled for another reason gets nil.
+    func wait() async -> CancellationReason? {
+        let once = OneShot<CancellationReason?>()
+        return await withTaskCancellationHandler {
+            onFire { once.settle($0) }
+            return await once.value()
+        } onCancel: {
+            once.settle(self.reason)
+        }
+    }
 }
 
 /// Thrown by a handler to fail the job at once, without retries (DESIGN §4).

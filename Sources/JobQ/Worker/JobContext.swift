@@ -70,6 +70,22 @@ public final class JobContext: Sendable {
         cancellation.onFire(body)
     }
 
+    /// The token as an `AsyncSequence`: yields the reason once when it fires (at once if it
+    /// has), then ends. For loops that wait on several things:
+    ///
+    /// ```swift
+    /// for await reason in context.cancellations {
+    ///     context.logger.info("stopping: \(reason)")
+    /// }
+    /// ```
+    public var cancellations: JobCancellations { JobCancellations(cancellation: cancellation) }
+
+    /// Suspends until the token fires; returns why. Returns nil if the calling task is cancelled
+    /// for another reason first.
+    public func waitForCancellation() async -> CancellationReason? {
+        await cancellation.wait()
+    }
+
     // MARK: Progress and checkpoints
 
     /// Reports progress (0…100 and a message). Coalesced: at most one write per progress
@@ -167,5 +183,24 @@ public final class JobContext: Sendable {
     public func lastCheckpoint<T: Decodable>(as type: T.Type) -> T? {
         guard let bytes = lastCheckpoint else { return nil }
         return try? JSONDecoder().decode(type, from: Data(bytes))
+    }
+}
+
+/// A job's cancellation token as an `AsyncSequence` of one element (see ``JobContext/cancellations``).
+/// Firing the token also cancels the handler's task; the reason is still delivered.
+public struct JobCancellations: AsyncSequence, Sendable {
+    let cancellation: JobCancellation
+
+    public func makeAsyncIterator() -> Iterator { Iterator(cancellation: cancellation) }
+
+    public struct Iterator: AsyncIteratorProtocol {
+        let cancellation: JobCancellation
+        var done = false
+
+        public mutating func next() async -> CancellationReason? {
+            guard !done else { return nil }
+            done = true
+            return await cancellation.wait()
+        }
     }
 }

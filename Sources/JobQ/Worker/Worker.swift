@@ -314,7 +314,9 @@ public final class Worker: Service, Sendable {
             } catch {
                 result = .failure(error)
             }
-            race.settle(.handler(result))
+            // A handler that returns after its token fired (it saw isCancelled) returns because
+            // of it: the token came first and decides the outcome (DESIGN §4).
+            if let reason = cancellation.reason { race.settle(.token(reason)) } else { race.settle(.handler(result)) }
         }
         cancellation.onFire { reason in
             handlerTask.cancel()

@@ -2,160 +2,454 @@ import ArgumentParser
 import Foundation
 import JobQ
 import LocalRedis
+import Synchronization
 
-/// `jobq-demo`: until the queue demo lands, a tour of the Redis client layer against a private
-/// `redis-server` it starts itself (or `$JOBQ_REDIS_URL`): round trips, binary payloads,
-/// pipelines, concurrent callers, scripts, pub/sub and a woken blocking pop, with timings.
+/// `jobq-demo`: a fleet of `jobq-worker` processes chewing through real-looking jobs — emails,
+/// image resizes, data syncs, reports with progress and flaky webhooks that are retried — with a
+/// live account of who runs what, a cancellation, and a summary. Starts a private `redis-server`
+/// unless `$JOBQ_REDIS_URL` is set.
 @main
 struct JobQDemo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "jobq-demo",
-        abstract: "Smoke-test the jobq Redis client against a private redis-server (or $JOBQ_REDIS_URL)."
+        abstract: "Watch a fleet of jobq-worker processes run jobs of five kinds across four queues.",
+        discussion: """
+            Without $JOBQ_REDIS_URL a private redis-server is started on a free loopback port and stopped \
+            at the end (also on Ctrl-C). With it, the demo's queues get a unique prefix and are deleted at \
+            the end. Failures are planned from --seed: the same seed gives the same run plan.
+            """
     )
 
+    @Option(help: "Jobs to add (5–5000), split 5:3:4:2:6 across email, resize, sync, report, webhook.")
+    var jobs = 20
+
+    @Option(help: "jobq-worker processes to start (1–16).")
+    var workers = 4
+
+    @Option(help: "Jobs each worker runs at once (1–64).")
+    var concurrency = 3
+
+    @Option(help: "Seed for durations and planned webhook failures.")
+    var seed: UInt64 = 2026
+
+    func validate() throws {
+        guard (5...5000).contains(jobs) else { throw ValidationError("--jobs must be 5…5000, not \(jobs)") }
+        guard (1...16).contains(workers) else { throw ValidationError("--workers must be 1…16, not \(workers)") }
+        guard (1...64).contains(concurrency) else { throw ValidationError("--concurrency must be 1…64, not \(concurrency)") }
+    }
+
     func run() async throws {
+        let startedAt = ContinuousClock.now
+        let workerBinary = try Self.siblingBinary("jobq-worker")
+        let demoRSSBefore = rssKiB(getpid())
+
+        // Redis: private, or the one in $JOBQ_REDIS_URL.
         let server: RedisServerProcess?
         let configuration: RedisConfiguration
+        var prefix = ""
         if let url = ProcessInfo.processInfo.environment["JOBQ_REDIS_URL"], !url.isEmpty {
             server = nil
             configuration = try RedisConfiguration.commandLine(urlFlag: nil, passwordFile: nil)
-            print("using Redis at \(configuration.redactedURL) (JOBQ_REDIS_URL); keys under jobq-demo:*")
+            prefix = "demo-\(UUID().uuidString.prefix(6).lowercased())-"
+            say("using Redis at \(configuration.redactedURL) ($JOBQ_REDIS_URL); queues \(prefix)*")
         } else {
             let started = try await RedisServerProcess.start(.init(transport: .tcp))
             server = started
             configuration = started.configuration
-            print("started a private redis-server (pid \(started.pid ?? 0)) at \(started.url)")
+            say("started a private redis-server (pid \(started.pid ?? 0)) at \(started.url)")
         }
-        // Stop the private server on Ctrl-C / SIGTERM too.
-        let stopper = SignalStopper(server: server)
-        defer { stopper.cancel() }
+        let fleet = Fleet(server: server)
+        defer { fleet.stopSignals() }
 
-        var failures = 0
         let client = RedisClient(configuration: configuration)
-        let prefix = "jobq-demo:\(UUID().uuidString.prefix(8))"
-        func check(_ title: String, _ body: () async throws -> String) async {
-            let start = ContinuousClock.now
-            do {
-                let detail = try await body()
-                print("  ok    \(title.padding(toLength: 44, withPad: " ", startingAt: 0)) \(format(ContinuousClock.now - start))  \(detail)")
-            } catch {
-                failures += 1
-                print("  FAIL  \(title): \(error)")
-            }
+        let plan = Plan(jobs: jobs, seed: seed, prefix: prefix)
+        var queues: [String: JobQueue] = [:]
+        for name in plan.queueNames {
+            let queue = try JobQueue(name: name, client: client)
+            try await queue.inspector.setRetention(completed: 10_000, failed: 10_000, cancelled: 10_000)
+            queues[name] = queue
         }
 
-        print("checks:")
-        await check("PING + server facts") {
-            try await client.ping()
-            let info = try await RedisServerInfo.fetch(from: client)
-            return "redis \(info.version), AOF \(info.aofEnabled ? "on" : "off"), \(info.maxmemoryPolicy)"
-        }
-        await check("binary value with NUL bytes (64 KiB)") {
-            var value = [UInt8](repeating: 0, count: 65_536)
-            for i in value.indices { value[i] = UInt8(truncatingIfNeeded: i &* 31) }
-            _ = try await client.send("SET", "\(prefix):bin", value)
-            guard try await client.send("GET", "\(prefix):bin") == .bulk(value) else { throw DemoError("value changed") }
-            return "round-trip identical"
-        }
-        await check("1,000 sequential SETs") {
-            let start = ContinuousClock.now
-            for i in 0..<1_000 { _ = try await client.send("SET", "\(prefix):seq", i) }
-            return rate(1_000, ContinuousClock.now - start)
-        }
-        await check("pipeline of 10,000 RPUSH") {
-            let start = ContinuousClock.now
-            let replies = try await client.pipeline((0..<10_000).map { RedisCommand("RPUSH", "\(prefix):list", $0) })
-            guard replies.last == .integer(10_000) else { throw DemoError("unexpected reply \(replies.last!)") }
-            return rate(10_000, ContinuousClock.now - start)
-        }
-        await check("32 concurrent callers x 500 SETs") {
-            let start = ContinuousClock.now
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for t in 0..<32 {
-                    group.addTask { for i in 0..<500 { _ = try await client.send("SET", "\(prefix):c\(t)", i) } }
+        // One stream for everything the loop below reacts to: events of every queue, and a tick.
+        let (updates, sink) = AsyncStream<Update>.makeStream()
+        var readers: [Task<Void, Never>] = []
+        for (name, queue) in queues {
+            readers.append(Task {
+                do {
+                    for try await element in queue.events(from: .beginning) {
+                        if case .event(let e) = element { sink.yield(.event(name, e)) }
+                    }
+                } catch {
+                    sink.yield(.readerFailed(name, "\(error)"))
                 }
-                try await group.waitForAll()
+            })
+        }
+        let ticker = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(2))
+                sink.yield(.tick)
             }
-            return rate(16_000, ContinuousClock.now - start) + " (auto-pipelined on one connection)"
-        }
-        await check("Lua script by EVALSHA") {
-            let script = RedisScript(name: "demo-1", source: "return redis.call('LLEN', KEYS[1])", keyCount: 1)
-            try await client.load([script])
-            let reply = try await client.run(script, keys: ["\(prefix):list"], arguments: [])
-            return "LLEN = \(reply.int ?? -1), sha \(script.sha?.prefix(12) ?? "?")…"
-        }
-        await check("pub/sub round trip") {
-            let subscriber = RedisSubscriber(configuration: configuration)
-            defer { Task { await subscriber.close() } }
-            try await subscriber.subscribe(["\(prefix):chan"])
-            var iterator = subscriber.events.makeAsyncIterator()
-            let start = ContinuousClock.now
-            let listeners = try await client.send("PUBLISH", "\(prefix):chan", "hello").int ?? 0
-            guard case .message(_, let payload)? = await iterator.next(), payload == Array("hello".utf8) else { throw DemoError("no message") }
-            return "\(listeners) listener, delivered in \(format(ContinuousClock.now - start))"
-        }
-        await check("blocking pop woken early (block 5 s)") {
-            let blocking = RedisBlockingClient(configuration: configuration, control: client)
-            defer { Task { await blocking.close() } }
-            _ = try await blocking.send(RedisCommand("PING"))
-            let start = ContinuousClock.now
-            async let popped = blocking.send(RedisCommand("BLPOP", "\(prefix):empty", 5))
-            while try await client.send("CLIENT", "LIST", "ID", blocking.clientID).string?.contains("cmd=blpop") != true {
-                try await Task.sleep(for: .milliseconds(2))
-            }
-            blocking.wake()
-            guard try await popped == .null else { throw DemoError("expected a timeout reply") }
-            return "returned after \(format(ContinuousClock.now - start))"
         }
 
-        let keys = try await client.send("KEYS", "\(prefix):*").array ?? []
-        if !keys.isEmpty { _ = try await client.send(RedisCommand("DEL", arguments: keys.compactMap(\.bytes))) }
+        // The fleet: N worker processes serving all four queues.
+        var environment = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
+                           "JOBQ_REDIS_URL": Self.urlWithPassword(configuration)]
+        if let home = ProcessInfo.processInfo.environment["HOME"] { environment["HOME"] = home }
+        var arguments = ["--concurrency", String(concurrency), "--lease", "5s", "--log-level", "warning", "--shutdown-grace", "10s"]
+        for name in plan.queueNames { arguments += ["--queue", name] }
+        for kind in Kind.allCases { arguments += ["--handler", "\(kind.rawValue)=demo"] }
+        for i in 1...workers {
+            try fleet.startWorker(binary: workerBinary, arguments: arguments + ["--worker-id", "demo-w\(i)"], environment: environment)
+        }
+        say("started \(workers) jobq-worker processes (pids \(fleet.pids.map(String.init).joined(separator: ", "))), \(concurrency) jobs each at a time")
+
+        // The jobs.
+        for (name, batch) in plan.byQueue {
+            guard let queue = queues[name] else { continue }
+            for result in try await queue.addBulk(batch.map(\.newJob)) { _ = try result.get() }
+        }
+        say("added \(plan.jobs.count) jobs: " + Kind.allCases.map { kind in "\(plan.jobs.filter { $0.kind == kind }.count) \(kind.rawValue)" }.joined(separator: ", ")
+            + " (seed \(seed); \(plan.jobs.filter { $0.failAttempts > 0 }.count) webhook(s) planned to fail once)")
+        say("")
+
+        var tally = Tally()
+        var kindByID: [String: Kind] = [:]
+        var queueOfID: [String: String] = [:]
+        for job in plan.jobs { kindByID[job.id] = job.kind; queueOfID[job.id] = job.queue }
+        let cancelTarget = plan.jobs.first { $0.kind == .report }?.id
+        var cancelSent = false
+        let deadline = ContinuousClock.now + .seconds(60 + Double(jobs) * 2)
+
+        loop: for await update in updates {
+            switch update {
+            case .tick:
+                if ContinuousClock.now > deadline {
+                    say("the demo did not finish in time: \(tally.finished) of \(plan.jobs.count) jobs ended")
+                    break loop
+                }
+                await printStatus(queues: queues, plan: plan, tally: tally, fleet: fleet)
+            case .readerFailed(let name, let error):
+                say("event stream of \(name) failed: \(error)")
+            case .event(_, let e):
+                guard let kind = kindByID[e.jobID] else { continue }
+                let tag = "job \(e.jobID.suffix(6)) (\(kind.rawValue))"
+                switch e.kind {
+                case .active:
+                    tally.started[e.jobID] = .now
+                    say("\(worker(e["w"])): started \(tag)\(attemptNote(e["at"]))")
+                case .progress:
+                    let percent = Double(e["pp"] ?? "") ?? 0
+                    say("\(worker(tally.runner(e.jobID, from: e))): \(tag) at \(Int(percent))%")
+                    if e.jobID == cancelTarget, percent >= 50, !cancelSent, let queue = queueOfID[e.jobID].flatMap({ queues[$0] }) {
+                        cancelSent = true
+                        let outcome = try await queue.cancel(e.jobID, reason: "demo: cancelled at 50%", requestedBy: "jobq-demo")
+                        say("demo: cancelling \(tag) at \(Int(percent))% → \(outcome)")
+                    }
+                case .completed:
+                    tally.completed += 1
+                    say("\(worker(tally.runner(e.jobID, from: e))): completed \(tag) in \(tally.elapsed(e.jobID))")
+                case .retrying:
+                    tally.retried += 1
+                    let delay = Int(e["dl"] ?? "") ?? 0
+                    say("\(worker(tally.runner(e.jobID, from: e))): \(tag) failed (\(e["er"] ?? "error")), retrying in \(formatMs(delay))")
+                case .failed:
+                    tally.failed += 1
+                    say("\(worker(tally.runner(e.jobID, from: e))): \(tag) failed for good: \(e["er"] ?? "error")")
+                case .cancelled:
+                    tally.cancelled += 1
+                    say("\(worker(tally.runner(e.jobID, from: e))): \(tag) cancelled (\(e["er"] ?? "cancelled"))")
+                default:
+                    break
+                }
+                if case .active = e.kind { tally.runnerByJob[e.jobID] = e["w"] }
+                if tally.finished == plan.jobs.count { break loop }
+            }
+        }
+        ticker.cancel()
+        for r in readers { r.cancel() }
+        let elapsed = ContinuousClock.now - startedAt
+        await printStatus(queues: queues, plan: plan, tally: tally, fleet: fleet)
+
+        let workerRSS = fleet.pids.map { rssKiB($0) }
+        let cancelledJobs = try await queues.values.asyncFlatMap { try await $0.inspector.jobs(state: .cancelled) }
+        say("")
+        say("summary")
+        say("  total time       \(formatSeconds(elapsed))")
+        say("  jobs created     \(plan.jobs.count)")
+        say("  jobs finished    \(tally.finished) (completed \(tally.completed), failed \(tally.failed), cancelled \(tally.cancelled))")
+        say("  retries          \(tally.retried)")
+        say("  cancelled        \(tally.cancelled)" + cancelledJobs.map { " — \($0.name) \($0.id.suffix(6)): \($0.cancelReason ?? "")" }.joined())
+        say("  throughput       \(String(format: "%.1f", Double(tally.finished) / max(0.001, elapsed.seconds))) jobs/s over \(workers) workers × \(concurrency)")
+        say("  memory           demo \(kib(rssKiB(getpid()))) (\(signedKiB(rssKiB(getpid()) - demoRSSBefore)) since start); workers " + workerRSS.map(kib).joined(separator: ", "))
+
+        let codes = await fleet.stopWorkers()
+        say("  workers stopped  " + codes.map { $0 == 0 ? "ok" : "exit \($0)" }.joined(separator: ", ") + " (SIGTERM, graceful)")
+        if server == nil {
+            for queue in queues.values { _ = try? await queue.inspector.obliterate(force: true) }
+        }
         await client.close()
         if let server {
             await server.destroy()
-            print("stopped the private redis-server")
+            say("stopped the private redis-server")
         }
-        print(failures == 0 ? "all checks passed" : "\(failures) check(s) failed")
-        if failures > 0 { throw ExitCode.failure }
+        let complete = tally.finished == plan.jobs.count && codes.allSatisfy { $0 == 0 }
+        if !complete { throw ExitCode(1) }
+    }
+
+    enum Update: Sendable {
+        case event(String, QueueEvent)
+        case tick
+        case readerFailed(String, String)
+    }
+
+    struct Tally {
+        var completed = 0, failed = 0, cancelled = 0, retried = 0
+        var started: [String: ContinuousClock.Instant] = [:]
+        var runnerByJob: [String: String] = [:]
+        var finished: Int { completed + failed + cancelled }
+
+        func runner(_ id: String, from e: QueueEvent) -> String? { e["w"] ?? runnerByJob[id] }
+
+        func elapsed(_ id: String) -> String {
+            guard let start = started[id] else { return "?" }
+            return formatMs(Int((ContinuousClock.now - start).seconds * 1000))
+        }
+    }
+
+    func printStatus(queues: [String: JobQueue], plan: Plan, tally: Tally, fleet: Fleet) async {
+        var parts: [String] = []
+        for name in plan.queueNames {
+            guard let c = try? await queues[name]?.inspector.counts() else { continue }
+            parts.append("\(name.dropFirst(plan.prefix.count)) \(c.waiting)w/\(c.active)a/\(c.completed)c/\(c.failed)f")
+        }
+        let memory = "demo \(kib(rssKiB(getpid()))), workers " + fleet.pids.map { kib(rssKiB($0)) }.joined(separator: " ")
+        say("── status: " + parts.joined(separator: "  ") + "  | retried \(tally.retried), cancelled \(tally.cancelled) | \(memory)")
+    }
+
+    func worker(_ id: String?) -> String {
+        guard let id else { return "worker ?" }
+        return id.hasPrefix("demo-w") ? "worker \(id.dropFirst(6))" : "worker \(id)"
+    }
+
+    func attemptNote(_ attempt: String?) -> String {
+        guard let attempt, let n = Int(attempt), n > 1 else { return "" }
+        return ", attempt \(n)"
+    }
+
+    /// A binary built next to this one (`swift build` puts all products in one directory).
+    static func siblingBinary(_ name: String) throws -> String {
+        let own = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        let path = own.appendingPathComponent(name).path
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            throw ValidationError("\(path) is missing: build it first (swift build --product \(name)), or run scripts/demo")
+        }
+        return path
+    }
+
+    /// The URL the workers get in their environment (never on their command line).
+    static func urlWithPassword(_ c: RedisConfiguration) -> String {
+        switch c.endpoint {
+        case .unix(let path): return "unix://\(path)"
+        case .tcp(let host, let port):
+            var auth = ""
+            if let password = c.password { auth = "\(c.username ?? ""):\(password)@" } else if let user = c.username { auth = "\(user)@" }
+            let encoded = auth.addingPercentEncoding(withAllowedCharacters: .urlUserAllowed.union(CharacterSet(charactersIn: ":@"))) ?? auth
+            return "redis://\(encoded)\(host):\(port)/\(c.database)"
+        }
     }
 }
 
-struct DemoError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
+/// The five kinds of job, the queue each goes to and how long each takes.
+enum Kind: String, CaseIterable, Sendable {
+    case email, resize, sync, report, webhook
+
+    var queue: String {
+        switch self {
+        case .email: "emails"
+        case .resize: "media"
+        case .sync: "sync"
+        case .report, .webhook: "reports-webhooks"
+        }
+    }
+
+    /// Of every 20 jobs.
+    var share: Int {
+        switch self {
+        case .email: 5
+        case .resize: 3
+        case .sync: 4
+        case .report: 2
+        case .webhook: 6
+        }
+    }
+
+    var durationMs: ClosedRange<Int> {
+        switch self {
+        case .email: 500...1500
+        case .resize: 1000...3000
+        case .sync: 200...1000
+        case .report: 2000...5000
+        case .webhook: 100...600
+        }
+    }
 }
 
-func format(_ d: Duration) -> String {
-    let ms = Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15
-    return ms < 10 ? String(format: "%6.2f ms", ms) : String(format: "%6.0f ms", ms)
+/// The run plan, all drawn from the seed.
+struct Plan {
+    struct PlannedJob {
+        let id: String
+        let kind: Kind
+        let queue: String
+        let durationMs: Int
+        let failAttempts: Int
+
+        var newJob: JobQueue.NewJob {
+            var options = JobOptions(jobID: id)
+            if kind == .webhook { options.backoff = .exponential(base: .seconds(1), max: .seconds(10)) }
+            let payload = #"{"sleep_ms":\#(durationMs),"progress":\#(kind == .report),"fail_attempts":\#(failAttempts),"kind":"\#(kind.rawValue)"}"#
+            return JobQueue.NewJob(name: kind.rawValue, payload: .json(payload), options: options)
+        }
+    }
+
+    let prefix: String
+    let jobs: [PlannedJob]
+
+    init(jobs count: Int, seed: UInt64, prefix: String) {
+        self.prefix = prefix
+        var rng = SplitMix64(seed: seed)
+        var counts = Kind.allCases.map { ($0, count * $0.share / 20) }
+        let rest = count - counts.map(\.1).reduce(0, +)
+        if let w = counts.firstIndex(where: { $0.0 == .webhook }) { counts[w].1 += rest }
+        var jobs: [PlannedJob] = []
+        for (kind, n) in counts {
+            for _ in 0..<n {
+                let duration = Int.random(in: kind.durationMs, using: &rng)
+                let fails = kind == .webhook && Double.random(in: 0..<1, using: &rng) < 0.1 ? 1 : 0
+                jobs.append(PlannedJob(id: JobID.generate(), kind: kind, queue: prefix + kind.queue, durationMs: duration, failAttempts: fails))
+            }
+        }
+        // At least one webhook fails once and then succeeds, whatever the seed.
+        if !jobs.contains(where: { $0.failAttempts > 0 }), let i = jobs.firstIndex(where: { $0.kind == .webhook }) {
+            let j = jobs[i]
+            jobs[i] = PlannedJob(id: j.id, kind: j.kind, queue: j.queue, durationMs: j.durationMs, failAttempts: 1)
+        }
+        // The report to cancel should still be running at 50%: make the first one long.
+        if let i = jobs.firstIndex(where: { $0.kind == .report }) {
+            let j = jobs[i]
+            jobs[i] = PlannedJob(id: j.id, kind: j.kind, queue: j.queue, durationMs: max(j.durationMs, 4000), failAttempts: 0)
+        }
+        jobs.shuffle(using: &rng)
+        self.jobs = jobs
+    }
+
+    var queueNames: [String] { ["emails", "media", "sync", "reports-webhooks"].map { prefix + $0 } }
+
+    var byQueue: [(String, [PlannedJob])] {
+        queueNames.map { name in (name, jobs.filter { $0.queue == name }) }
+    }
 }
 
-func rate(_ count: Int, _ d: Duration) -> String {
-    let s = Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
-    return String(format: "%.0f/s", Double(count) / max(s, 1e-9))
+/// A small seeded generator, so `--seed` reproduces a run plan on every platform.
+struct SplitMix64: RandomNumberGenerator {
+    private var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
 }
 
-/// Stops the private server and exits when SIGINT or SIGTERM arrives.
-final class SignalStopper {
-    private let sources: [any DispatchSourceSignal]
+/// The worker processes and the private server; stopped on every way out, Ctrl-C included.
+final class Fleet: Sendable {
+    private let processes = Mutex<[ChildProcess]>([])
+    private let logs = Mutex<[String]>([])
+    private let server: RedisServerProcess?
+    private let sources = Mutex<[RetainedSource]>([])
+
+    struct RetainedSource: @unchecked Sendable { let source: any DispatchSourceSignal }
 
     init(server: RedisServerProcess?) {
-        var sources: [any DispatchSourceSignal] = []
+        self.server = server
         for sig in [SIGINT, SIGTERM] {
             signal(sig, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler {
+            source.setEventHandler { [self] in
                 Task {
+                    _ = await self.stopWorkers()
                     if let server { await server.destroy() }
-                    print("\ninterrupted: stopped the private redis-server")
+                    FileHandle.standardOutput.write(Data("\ninterrupted: stopped the workers and the private redis-server\n".utf8))
                     Foundation.exit(130)
                 }
             }
             source.resume()
-            sources.append(source)
+            sources.withLock { $0.append(RetainedSource(source: source)) }
         }
-        self.sources = sources
     }
 
-    func cancel() { for s in sources { s.cancel() } }
+    func stopSignals() { sources.withLock { $0.forEach { $0.source.cancel() } } }
+
+    var pids: [Int32] { processes.withLock { $0.map(\.pid) } }
+
+    func startWorker(binary: String, arguments: [String], environment: [String: String]) throws {
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("jobq-demo-worker-\(UUID().uuidString.prefix(8)).log").path
+        let process = try ChildProcess(executable: binary, arguments: arguments, environment: environment, outputPath: log)
+        processes.withLock { $0.append(process) }
+        logs.withLock { $0.append(log) }
+    }
+
+    /// SIGTERM to every worker, then their exit codes (SIGKILL after 20 s).
+    func stopWorkers() async -> [Int32] {
+        let all = processes.withLock { $0 }
+        for p in all { p.signal(SIGTERM) }
+        var codes: [Int32] = []
+        for p in all {
+            let killer = Task {
+                try await Task.sleep(for: .seconds(20))
+                p.signal(SIGKILL)
+            }
+            let status = await p.wait()
+            killer.cancel()
+            codes.append(status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f))
+        }
+        let paths = logs.withLock { $0 }
+        for (code, path) in zip(codes, paths) {
+            if code != 0, let text = try? String(contentsOfFile: path, encoding: .utf8) {
+                FileHandle.standardError.write(Data("worker log (\(path)):\n\(text.suffix(2000))\n".utf8))
+            } else {
+                try? FileManager.default.removeItem(atPath: path)
+            }
+        }
+        return codes
+    }
+}
+
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
+
+/// Resident memory of a process, KiB (0 when it is gone).
+func rssKiB(_ pid: Int32) -> Int {
+    guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+          let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return 0 }
+    return Int(line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first ?? "") ?? 0
+}
+
+func kib(_ v: Int) -> String { String(format: "%.1f MiB", Double(v) / 1024) }
+func signedKiB(_ v: Int) -> String { (v >= 0 ? "+" : "−") + kib(abs(v)) }
+func formatMs(_ ms: Int) -> String { ms < 1000 ? "\(ms) ms" : String(format: "%.1f s", Double(ms) / 1000) }
+func formatSeconds(_ d: Duration) -> String { String(format: "%.1f s", d.seconds) }
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}
+
+extension Sequence where Element: Sendable {
+    func asyncFlatMap<T>(_ transform: (Element) async throws -> [T]) async rethrows -> [T] {
+        var out: [T] = []
+        for element in self { out += try await transform(element) }
+        return out
+    }
 }

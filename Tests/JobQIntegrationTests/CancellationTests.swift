@@ -131,33 +131,6 @@ struct CancellationTests {
         #expect(runCounts.values.allSatisfy { $0 == 1 }, "no job ran twice")
     }
 
-    @Test("cancelling 1,000 running jobs across 4 jobq-worker processes")
-    func thousandAcrossProcesses() async throws {
-        let server = try await SharedRedis.instance.server()
-        let client = RedisClient(configuration: server.configuration)
-        defer { Task { await client.close() } }
-        let queue = try JobQueue(name: "cancel-1000-\(UUID().uuidString.prefix(8)))", client: client)
-        try await queue.inspector.setRetention(cancelled: 2000)
-        var workers: [WorkerProcess] = []
-        for i in 0..<4 {
-            let worker = try WorkerProcess(["--redis-url", server.url, "--queue", queue.name, "--handler", "long=sleep:10m",
-                                            "--concurrency", "250", "--lease", "5s", "--worker-id", "w\(i)"])
-            try await worker.waitForLog("worker started")
-            workers.append(worker)
-        }
-        let ids = try await queue.addBulk((0..<1000).map { _ in JobQueue.NewJob(name: "long", payload: .json("{}")) }).map { try $0.get().id }
-        try await eventually(60, "1,000 running") { try await queue.inspector.counts().active == 1000 }
-        let outcomes = try await queue.cancel(ids, reason: "bulk cancel")
-        #expect(outcomes.allSatisfy { if case .cancelRequested(let n) = $0 { n == 4 } else { false } }, "each message reached all 4 workers")
-        try await eventually(60, "all cancelled") { try await queue.inspector.counts().cancelled == 1000 }
-        let counts = try await queue.inspector.counts()
-        #expect(counts.active == 0 && counts.waiting == 0 && counts.completed == 0 && counts.failed == 0)
-        for worker in workers {
-            worker.process.signal(SIGTERM)
-            #expect(try await worker.exitCode() == 0, "\(worker.log.suffix(2000))")
-        }
-    }
-
     @Test("an exec job's whole process group is gone after its cancel")
     func execProcessGroup() async throws {
         let queue = try await uniqueQueue()
@@ -216,6 +189,39 @@ struct CancellationTests {
                 }
             }
             serverRelease.open()
+        }
+    }
+}
+
+/// Spawns worker processes: nested in the serialized `Executables` suite (DESIGN §11).
+extension ExecutableTests {
+    @Suite("Cancellation across worker processes")
+    struct CancellationProcessTests {
+        @Test("cancelling 1,000 running jobs across 4 jobq-worker processes")
+        func thousandAcrossProcesses() async throws {
+            let server = try await SharedRedis.instance.server()
+            let client = RedisClient(configuration: server.configuration)
+            defer { Task { await client.close() } }
+            let queue = try JobQueue(name: "cancel-1000-\(UUID().uuidString.prefix(8)))", client: client)
+            try await queue.inspector.setRetention(cancelled: 2000)
+            var workers: [WorkerProcess] = []
+            for i in 0..<4 {
+                let worker = try WorkerProcess(["--redis-url", server.url, "--queue", queue.name, "--handler", "long=sleep:10m",
+                                                "--concurrency", "250", "--lease", "5s", "--worker-id", "w\(i)"])
+                try await worker.waitForLog("worker started")
+                workers.append(worker)
+            }
+            let ids = try await queue.addBulk((0..<1000).map { _ in JobQueue.NewJob(name: "long", payload: .json("{}")) }).map { try $0.get().id }
+            try await eventually(60, "1,000 running") { try await queue.inspector.counts().active == 1000 }
+            let outcomes = try await queue.cancel(ids, reason: "bulk cancel")
+            #expect(outcomes.allSatisfy { if case .cancelRequested(let n) = $0 { n == 4 } else { false } }, "each message reached all 4 workers")
+            try await eventually(60, "all cancelled") { try await queue.inspector.counts().cancelled == 1000 }
+            let counts = try await queue.inspector.counts()
+            #expect(counts.active == 0 && counts.waiting == 0 && counts.completed == 0 && counts.failed == 0)
+            for worker in workers {
+                worker.process.signal(SIGTERM)
+                #expect(try await worker.exitCode() == 0, "\(worker.log.suffix(2000))")
+            }
         }
     }
 }

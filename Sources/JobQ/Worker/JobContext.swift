@@ -17,8 +17,22 @@ public final class JobContext: Sendable {
     /// This run's id (its lease token).
     public let executionID: String
     public let workerID: String
-    /// Logger with metadata: queue, job id, attempt, worker id.
-    public let logger: Logger
+    /// Logger with metadata: queue, job id, attempt, worker id. Made on first use: setting
+    /// metadata costs (swift-log's stream handler re-renders it per key), and most handlers of
+    /// a busy queue never log.
+    public var logger: Logger {
+        loggerState.withLock { cached in
+            if let cached { return cached }
+            var logger = baseLogger
+            logger[metadataKey: "queue"] = "\(job.queue)"
+            logger[metadataKey: "job"] = "\(job.id)"
+            logger[metadataKey: "attempt"] = "\(job.attemptsMade)"
+            cached = logger
+            return logger
+        }
+    }
+    private let baseLogger: Logger
+    private let loggerState = Mutex<Logger?>(nil)
     /// The checkpoint saved by an earlier run of this job (resume from it), or by this run.
     public var lastCheckpoint: [UInt8]? { checkpointState.withLock { $0 } }
 
@@ -45,11 +59,7 @@ public final class JobContext: Sendable {
         self.cancellation = cancellation
         self.progressInterval = progressInterval
         self.checkpointState = Mutex(job.checkpoint)
-        var logger = logger
-        logger[metadataKey: "queue"] = "\(job.queue)"
-        logger[metadataKey: "job"] = "\(job.id)"
-        logger[metadataKey: "attempt"] = "\(job.attemptsMade)"
-        self.logger = logger
+        self.baseLogger = logger
     }
 
     // MARK: Cancellation

@@ -24,6 +24,7 @@ public final class Worker: Service, Sendable {
     private let cores: [QueueCore]
     private let gate: SlotGate
     private let keeper: LeaseKeeper
+    private let timeouts = TimeoutTimers()
     private let blocking: [RedisBlockingClient]
     /// One pub/sub connection per worker process: cancel requests for running jobs (DESIGN §5).
     private let subscriber: RedisSubscriber
@@ -322,13 +323,9 @@ public final class Worker: Service, Sendable {
             handlerTask.cancel()
             race.settle(.token(reason))
         }
-        let timeout = job.options.timeout
-        let timer = Task {
-            try? await Task.sleep(for: timeout)
-            if !Task.isCancelled { cancellation.fire(.timeout) }
-        }
+        let timer = timeouts.add(at: startedAt + job.options.timeout) { cancellation.fire(.timeout) }
         let first = await race.value()
-        timer.cancel()
+        timeouts.remove(timer)
         Timer(label: "jobq_handler_duration_seconds", dimensions: dimensions, preferredDisplayUnit: .seconds)
             .recordNanoseconds(Int64((ContinuousClock.now - startedAt).components.attoseconds / 1_000_000_000 + (ContinuousClock.now - startedAt).components.seconds * 1_000_000_000))
         if case .handler = first { await context.finishProgress() }
@@ -447,4 +444,63 @@ final class OneShot<Value: Sendable>: Sendable {
 enum RunFirst: Sendable {
     case handler(Result<[UInt8], any Error>)
     case token(CancellationReason)
+}
+
+/// Every running job's timeout, fired from one sleeping task for the whole worker. (A task and a
+/// dispatch timer per job cost more than the rest of a short job's bookkeeping.) The task sleeps
+/// until the earliest deadline and is replaced only when a sooner one arrives — with one timeout
+/// for all jobs, never; a job that ends just leaves, and the sleeper re-arms when it wakes.
+final class TimeoutTimers: Sendable {
+    private struct State {
+        var entries: [UInt64: (deadline: ContinuousClock.Instant, fire: @Sendable () -> Void)] = [:]
+        var nextID: UInt64 = 0
+        var armedFor: ContinuousClock.Instant?
+        var sleeper: Task<Void, Never>?
+    }
+    private let state = Mutex(State())
+
+    func add(at deadline: ContinuousClock.Instant, _ fire: @escaping @Sendable () -> Void) -> UInt64 {
+        state.withLock { s in
+            let id = s.nextID
+            s.nextID += 1
+            s.entries[id] = (deadline, fire)
+            if s.armedFor.map({ deadline < $0 }) ?? true { arm(&s, for: deadline) }
+            return id
+        }
+    }
+
+    func remove(_ id: UInt64) {
+        state.withLock { _ = $0.entries.removeValue(forKey: id) }
+    }
+
+    private func arm(_ s: inout State, for deadline: ContinuousClock.Instant) {
+        s.sleeper?.cancel()
+        s.armedFor = deadline
+        s.sleeper = Task { [self] in
+            try? await Task.sleep(until: deadline, clock: .continuous)
+            guard !Task.isCancelled else { return }
+            wake()
+        }
+    }
+
+    private func wake() {
+        let due: [@Sendable () -> Void] = state.withLock { s in
+            let now = ContinuousClock.now
+            var due: [@Sendable () -> Void] = []
+            var earliest: ContinuousClock.Instant?
+            for (id, entry) in s.entries {
+                if entry.deadline <= now {
+                    due.append(entry.fire)
+                    s.entries[id] = nil
+                } else if earliest.map({ entry.deadline < $0 }) ?? true {
+                    earliest = entry.deadline
+                }
+            }
+            s.armedFor = nil
+            s.sleeper = nil
+            if let earliest { arm(&s, for: earliest) }
+            return due
+        }
+        for fire in due { fire() }
+    }
 }

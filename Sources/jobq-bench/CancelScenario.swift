@@ -1,0 +1,141 @@
+import Foundation
+import Histogram
+import JobQ
+import Logging
+import Synchronization
+
+/// Scenario `cancel` (issue 5's targets): the time from just before `cancel()` to the running
+/// handler's token firing, against a bare PUBLISH → subscriber on the same server; and the
+/// missed-message path (the flag alone, found by the lease renewal).
+struct CancelScenario {
+    let client: RedisClient
+    let runs: Int
+    let quick: Bool
+
+    /// Token fire times by job id, and waiters for them.
+    final class Fired: Sendable {
+        private let state = Mutex<(times: [String: ContinuousClock.Instant], waiters: [String: CheckedContinuation<ContinuousClock.Instant, Never>], running: Set<String>)>(([:], [:], []))
+
+        func started(_ id: String) { state.withLock { _ = $0.running.insert(id) } }
+
+        func fire(_ id: String) {
+            let now = ContinuousClock.now
+            let waiter = state.withLock { s -> CheckedContinuation<ContinuousClock.Instant, Never>? in
+                s.running.remove(id)
+                if let w = s.waiters.removeValue(forKey: id) { return w }
+                s.times[id] = now
+                return nil
+            }
+            waiter?.resume(returning: now)
+        }
+
+        func wait(_ id: String) async -> ContinuousClock.Instant {
+            await withCheckedContinuation { c in
+                let done = state.withLock { s -> ContinuousClock.Instant? in
+                    if let t = s.times.removeValue(forKey: id) { return t }
+                    s.waiters[id] = c
+                    return nil
+                }
+                if let done { c.resume(returning: done) }
+            }
+        }
+
+        var running: Set<String> { state.withLock { $0.running } }
+    }
+
+    func run() async throws -> EnqueueScenario.Report {
+        var report = EnqueueScenario.Report()
+        let count = quick ? 300 : 1000
+        var ourP50: [Double] = [], ourP99: [Double] = [], refP50: [Double] = [], refP99: [Double] = [], missed: [Double] = []
+        for run in 0..<runs {
+            let reference = try await publishLatency(count: count)
+            refP50.append(reference.p50)
+            refP99.append(reference.p99)
+            let ours = try await cancelLatency(count: count, run: run)
+            ourP50.append(ours.p50)
+            ourP99.append(ours.p99)
+            missed.append(ours.missedMax)
+        }
+        let r50 = median(ourP50) / median(refP50), r99 = median(ourP99) / median(refP99)
+        report.rows.append("| cancel → token fired, p50 (\(count) per run) | \(us(ourP50)) | bare PUBLISH → subscriber, p50 | \(us(refP50)) | \(f1(r50))× | ≤ 3× | \(r50 <= 3 ? "met" : "MISSED") |")
+        report.rows.append("| cancel → token fired, p99 | \(us(ourP99)) | bare PUBLISH → subscriber, p99 | \(us(refP99)) | \(f1(r99))× | ≤ 5× | \(r99 <= 5 ? "met" : "MISSED") |")
+        report.rows.append("| missed message (flag only) → token fired, worst of 10, lease 3 s | \(Int(median(missed))) ms | one renewal interval | 1000 ms | — | ≤ 1 interval | \(median(missed) <= 1000 ? "met" : "MISSED") |")
+        return report
+    }
+
+    private func publishLatency(count: Int) async throws -> (p50: Double, p99: Double) {
+        let subscriber = RedisSubscriber(configuration: client.configuration)
+        defer { Task { await subscriber.close() } }
+        let channel = "bench:cancel-ref:\(UUID().uuidString.prefix(8))"
+        try await subscriber.subscribe([channel])
+        var iterator = subscriber.events.makeAsyncIterator()
+        var histogram = Histogram<UInt64>(numberOfSignificantValueDigits: .three)
+        for i in 0..<(count + 50) {
+            let t0 = ContinuousClock.now
+            _ = try await client.send("PUBLISH", channel, "x")
+            while let event = await iterator.next() {
+                if case .message = event { break }
+            }
+            if i >= 50 { _ = histogram.record(UInt64(max(1, (ContinuousClock.now - t0).nanoseconds / 1000))) }
+        }
+        return (Double(histogram.valueAtPercentile(50)), Double(histogram.valueAtPercentile(99)))
+    }
+
+    private func cancelLatency(count: Int, run: Int) async throws -> (p50: Double, p99: Double, missedMax: Double) {
+        let queue = try JobQueue(name: "bench-cancel-\(run)-\(UUID().uuidString.prefix(6))", client: client)
+        try await queue.inspector.setRetention(cancelled: 0)
+        let fired = Fired()
+        var handlers = JobHandlers()
+        handlers.register(name: "wait") { job, context in
+            context.onCancel { _ in fired.fire(job.id) }
+            fired.started(job.id)
+            _ = await context.waitForCancellation()
+            return []
+        }
+        var configuration = WorkerConfiguration(queues: [.init(queue.name)], concurrency: 16)
+        configuration.lease = .seconds(3)
+        var logger = Logger(label: "bench")
+        logger.logLevel = .error
+        let workerClient = RedisClient(configuration: client.configuration)
+        let worker = try Worker(client: workerClient, configuration: configuration, handlers: handlers, logger: logger)
+        let running = Task { try await worker.run() }
+        defer {
+            worker.shutdown()
+            Task { _ = try? await running.value; await workerClient.close() }
+        }
+        _ = try await queue.addBulk((0..<16).map { _ in JobQueue.NewJob(name: "wait", payload: .json("{}")) })
+        var histogram = Histogram<UInt64>(numberOfSignificantValueDigits: .three)
+        for i in 0..<(count + 50) {
+            var id: String?
+            for _ in 0..<5000 {
+                id = fired.running.first
+                if id != nil { break }
+                try await Task.sleep(for: .milliseconds(1))
+            }
+            guard let id else { throw BenchError("no running job to cancel") }
+            let t0 = ContinuousClock.now
+            _ = try await queue.cancel(id)
+            let t1 = await fired.wait(id)
+            if i >= 50 { _ = histogram.record(UInt64(max(1, (t1 - t0).nanoseconds / 1000))) }
+            _ = try await queue.add(name: "wait", payload: .json("{}"))
+        }
+        // The missed-message path: the flag alone, as if the message were lost.
+        var worst = 0.0
+        for _ in 0..<10 {
+            var id: String?
+            for _ in 0..<5000 {
+                id = fired.running.first
+                if id != nil { break }
+                try await Task.sleep(for: .milliseconds(1))
+            }
+            guard let id else { throw BenchError("no running job to flag") }
+            let t0 = ContinuousClock.now
+            _ = try await client.send("HSET", "jobq:{\(queue.name)}:job:\(id)", "cr", "1", "cx", "bench")
+            let t1 = await fired.wait(id)
+            worst = max(worst, (t1 - t0).seconds * 1000)
+            _ = try await queue.add(name: "wait", payload: .json("{}"))
+        }
+        _ = try await queue.inspector.obliterate(force: true)
+        return (Double(histogram.valueAtPercentile(50)), Double(histogram.valueAtPercentile(99)), worst)
+    }
+}

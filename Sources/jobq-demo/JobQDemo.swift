@@ -61,6 +61,19 @@ struct JobQDemo: AsyncParsableCommand {
         let fleet = Fleet(server: server)
         defer { fleet.stopSignals() }
 
+        do {
+            try await play(fleet: fleet, server: server, configuration: configuration, prefix: prefix,
+                           startedAt: startedAt, workerBinary: workerBinary, demoRSSBefore: demoRSSBefore)
+        } catch {
+            // Whatever went wrong, leave nothing running.
+            _ = await fleet.stopWorkers()
+            if let server { await server.destroy() }
+            throw error
+        }
+    }
+
+    func play(fleet: Fleet, server: RedisServerProcess?, configuration: RedisConfiguration, prefix: String,
+              startedAt: ContinuousClock.Instant, workerBinary: String, demoRSSBefore: Int) async throws {
         let client = RedisClient(configuration: configuration)
         let plan = Plan(jobs: jobs, seed: seed, prefix: prefix)
         var queues: [String: JobQueue] = [:]
@@ -104,19 +117,24 @@ struct JobQDemo: AsyncParsableCommand {
         say("started \(workers) jobq-worker processes (pids \(fleet.pids.map(String.init).joined(separator: ", "))), \(concurrency) jobs each at a time")
 
         // The jobs.
-        for (name, batch) in plan.byQueue {
+        var kindByID: [String: Kind] = [:]
+        var queueOfID: [String: String] = [:]
+        var cancelTarget: String?
+        for (name, indices) in plan.byQueue {
             guard let queue = queues[name] else { continue }
-            for result in try await queue.addBulk(batch.map(\.newJob)) { _ = try result.get() }
+            let results = try await queue.addBulk(indices.map { plan.jobs[$0].newJob })
+            for (index, result) in zip(indices, results) {
+                let id = try result.get().id
+                kindByID[id] = plan.jobs[index].kind
+                queueOfID[id] = name
+                if index == plan.cancelIndex { cancelTarget = id }
+            }
         }
         say("added \(plan.jobs.count) jobs: " + Kind.allCases.map { kind in "\(plan.jobs.filter { $0.kind == kind }.count) \(kind.rawValue)" }.joined(separator: ", ")
             + " (seed \(seed); \(plan.jobs.filter { $0.failAttempts > 0 }.count) webhook(s) planned to fail once)")
         say("")
 
         var tally = Tally()
-        var kindByID: [String: Kind] = [:]
-        var queueOfID: [String: String] = [:]
-        for job in plan.jobs { kindByID[job.id] = job.kind; queueOfID[job.id] = job.queue }
-        let cancelTarget = plan.jobs.first { $0.kind == .report }?.id
         var cancelSent = false
         let deadline = ContinuousClock.now + .seconds(60 + Double(jobs) * 2)
 
@@ -297,14 +315,13 @@ enum Kind: String, CaseIterable, Sendable {
 /// The run plan, all drawn from the seed.
 struct Plan {
     struct PlannedJob {
-        let id: String
         let kind: Kind
         let queue: String
         let durationMs: Int
         let failAttempts: Int
 
         var newJob: JobQueue.NewJob {
-            var options = JobOptions(jobID: id)
+            var options = JobOptions()
             if kind == .webhook { options.backoff = .exponential(base: .seconds(1), max: .seconds(10)) }
             let payload = #"{"sleep_ms":\#(durationMs),"progress":\#(kind == .report),"fail_attempts":\#(failAttempts),"kind":"\#(kind.rawValue)"}"#
             return JobQueue.NewJob(name: kind.rawValue, payload: .json(payload), options: options)
@@ -313,6 +330,8 @@ struct Plan {
 
     let prefix: String
     let jobs: [PlannedJob]
+    /// The report cancelled at 50 %.
+    let cancelIndex: Int?
 
     init(jobs count: Int, seed: UInt64, prefix: String) {
         self.prefix = prefix
@@ -321,31 +340,37 @@ struct Plan {
         let rest = count - counts.map(\.1).reduce(0, +)
         if let w = counts.firstIndex(where: { $0.0 == .webhook }) { counts[w].1 += rest }
         var jobs: [PlannedJob] = []
+        var cancelIndex: Int?
         for (kind, n) in counts {
             for _ in 0..<n {
                 let duration = Int.random(in: kind.durationMs, using: &rng)
                 let fails = kind == .webhook && Double.random(in: 0..<1, using: &rng) < 0.1 ? 1 : 0
-                jobs.append(PlannedJob(id: JobID.generate(), kind: kind, queue: prefix + kind.queue, durationMs: duration, failAttempts: fails))
+                jobs.append(PlannedJob(kind: kind, queue: prefix + kind.queue, durationMs: duration, failAttempts: fails))
             }
         }
         // At least one webhook fails once and then succeeds, whatever the seed.
         if !jobs.contains(where: { $0.failAttempts > 0 }), let i = jobs.firstIndex(where: { $0.kind == .webhook }) {
             let j = jobs[i]
-            jobs[i] = PlannedJob(id: j.id, kind: j.kind, queue: j.queue, durationMs: j.durationMs, failAttempts: 1)
+            jobs[i] = PlannedJob(kind: j.kind, queue: j.queue, durationMs: j.durationMs, failAttempts: 1)
         }
         // The report to cancel should still be running at 50%: make the first one long.
         if let i = jobs.firstIndex(where: { $0.kind == .report }) {
             let j = jobs[i]
-            jobs[i] = PlannedJob(id: j.id, kind: j.kind, queue: j.queue, durationMs: max(j.durationMs, 4000), failAttempts: 0)
+            jobs[i] = PlannedJob(kind: j.kind, queue: j.queue, durationMs: max(j.durationMs, 4000), failAttempts: 0)
+            cancelIndex = i
         }
-        jobs.shuffle(using: &rng)
-        self.jobs = jobs
+        // Shuffled, keeping track of the report to cancel.
+        var order = Array(jobs.indices)
+        order.shuffle(using: &rng)
+        self.jobs = order.map { jobs[$0] }
+        self.cancelIndex = cancelIndex.flatMap { order.firstIndex(of: $0) }
     }
 
     var queueNames: [String] { ["emails", "media", "sync", "reports-webhooks"].map { prefix + $0 } }
 
-    var byQueue: [(String, [PlannedJob])] {
-        queueNames.map { name in (name, jobs.filter { $0.queue == name }) }
+    /// Per queue: the indices of its jobs, in plan order.
+    var byQueue: [(String, [Int])] {
+        queueNames.map { name in (name, jobs.indices.filter { jobs[$0].queue == name }) }
     }
 }
 

@@ -75,8 +75,10 @@ enum HandlerSpec: CustomStringConvertible {
         var unrecoverable: Bool?
     }
 
-    struct ConfiguredFailure: Error, CustomStringConvertible {
+    /// A failure asked for by configuration (`fail`) or by a demo payload; its reason is recorded.
+    struct ConfiguredFailure: FailureReasonProviding, CustomStringConvertible {
         let description: String
+        let failureReason: String
     }
 
     func handler(httpClient: HTTPClient?) -> JobHandlers.Handler {
@@ -97,7 +99,7 @@ enum HandlerSpec: CustomStringConvertible {
         case .echo:
             return { job, _ in job.payload.bytes }
         case .fail(let reason):
-            return { _, context in throw ConfiguredFailure(description: "\(reason) (attempt \(context.attempt))") }
+            return { _, context in throw ConfiguredFailure(description: "\(reason) (attempt \(context.attempt))", failureReason: reason) }
         case .exec(let exec):
             return exec.handler
         case .demo:
@@ -107,7 +109,7 @@ enum HandlerSpec: CustomStringConvertible {
                 if let failing = p.fail_attempts, context.attempt <= failing {
                     try await Self.sleep(ms: total / 2, context: context, progress: false)
                     if p.unrecoverable == true { throw UnrecoverableError("planned failure", reason: "plannedFailure") }
-                    throw ConfiguredFailure(description: "planned failure on attempt \(context.attempt) of the first \(failing)")
+                    throw ConfiguredFailure(description: "planned failure on attempt \(context.attempt) of the first \(failing)", failureReason: "plannedFailure")
                 }
                 try await Self.sleep(ms: total, context: context, progress: p.progress ?? false)
                 return Array(#"{"slept_ms":\#(total),"attempt":\#(context.attempt)}"#.utf8)

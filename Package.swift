@@ -46,6 +46,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system", from: "1.5.0"),
         // HdrHistogram for benchmark latencies (p50…p99.9, max) without our own bucketing maths.
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        // Already in the graph through swift-configuration's YAML trait; named here so the deploy
+        // tests can parse every Kubernetes/Compose file (multi-document YAML) without a parser of ours.
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // hiredis 0.14 (Debian's libhiredis-dev). No pkgConfig: it only adds a prohibited-flag warning.
@@ -130,7 +133,7 @@ let package = Package(
         ),
         .testTarget(
             name: "JobQTests",
-            dependencies: ["JobQ", "CHiredis"],
+            dependencies: ["JobQ", "CHiredis", .product(name: "Yams", package: "Yams")],
             swiftSettings: strict
         ),
         .testTarget(

@@ -19,14 +19,19 @@ public final class RedisSubscriber: Sendable {
         case resubscribed([String])
     }
 
-    /// Every message, in order of arrival. Finishes when the subscriber is closed.
+    /// Every message, in order of arrival. Finishes when the subscriber is closed. Empty when
+    /// events go to an `onEvent` handler instead.
     public let events: AsyncStream<Event>
     private let state: SubscriberThread
 
-    public init(configuration: RedisConfiguration) {
+    /// - Parameter onEvent: when given, every event is handed to it on the subscriber's own
+    ///   thread, in order, instead of through ``events`` — no hop to the cooperative pool (the
+    ///   worker fires cancellation tokens this way). It must return quickly and never block.
+    public init(configuration: RedisConfiguration, onEvent: (@Sendable (Event) -> Void)? = nil) {
         let (stream, continuation) = AsyncStream.makeStream(of: Event.self, bufferingPolicy: .unbounded)
         self.events = stream
-        self.state = SubscriberThread(configuration: configuration, continuation: continuation)
+        let deliver: @Sendable (Event) -> Void = onEvent ?? { continuation.yield($0) }
+        self.state = SubscriberThread(configuration: configuration, continuation: continuation, deliver: deliver)
     }
 
     /// Subscribes and returns once the server has confirmed every channel.
@@ -94,7 +99,11 @@ private final class SubscriberThread: @unchecked Sendable {
 
     static let idlePing: Duration = .seconds(10)
 
-    init(configuration: RedisConfiguration, continuation: AsyncStream<RedisSubscriber.Event>.Continuation) {
+    private let deliver: @Sendable (RedisSubscriber.Event) -> Void
+
+    init(configuration: RedisConfiguration, continuation: AsyncStream<RedisSubscriber.Event>.Continuation,
+         deliver: @escaping @Sendable (RedisSubscriber.Event) -> Void) {
+        self.deliver = deliver
         self.configuration = configuration
         self.continuation = continuation
         // Replies on a subscribed connection arrive whenever: reads never time out; liveness is
@@ -295,7 +304,7 @@ private final class SubscriberThread: @unchecked Sendable {
         switch kind {
         case "message":
             guard items.count == 3, let channel = items[1].string else { return }
-            continuation.yield(.message(channel: channel, payload: items[2].bytes ?? []))
+            deliver(.message(channel: channel, payload: items[2].bytes ?? []))
         case "subscribe":
             guard items.count >= 2, let channel = items[1].string else { return }
             pending.remove(channel)
@@ -309,7 +318,7 @@ private final class SubscriberThread: @unchecked Sendable {
             for w in done { w.completion(.success(())) }
             if pending.isEmpty && announceResubscribe {
                 announceResubscribe = false
-                continuation.yield(.resubscribed(wanted.sorted()))
+                deliver(.resubscribed(wanted.sorted()))
             }
         default:
             break

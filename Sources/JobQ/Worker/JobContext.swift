@@ -75,7 +75,8 @@ public final class JobContext: Sendable {
     }
 
     /// Runs `body` when the token fires (at once if it has), from the thread that fired it: for
-    /// work Swift task cancellation cannot reach (a child process, a socket).
+    /// work Swift task cancellation cannot reach (a child process, a socket). Keep it short and
+    /// never block in it: it may run on the worker's pub/sub thread, which delivers every cancel.
     public func onCancel(_ body: @escaping @Sendable (CancellationReason) -> Void) {
         cancellation.onFire(body)
     }

@@ -64,7 +64,8 @@ public final class Worker: Service, Sendable {
         ]
         self.keeper = LeaseKeeper(cores: cores, lease: configuration.lease, workerID: configuration.workerID, logger: log,
                                   beatFields: beat, activeCount: { gate.activeCount })
-        self.subscriber = RedisSubscriber(configuration: client.configuration)
+        self.subscriber = RedisSubscriber(configuration: client.configuration,
+                                          onEvent: Self.cancelListener(cores: cores, keeper: keeper, logger: log))
         self.blocking = cores.map { _ in
             RedisBlockingClient(configuration: client.configuration, control: client, maxBlockTimeout: configuration.maxBlockTimeout)
         }
@@ -85,7 +86,6 @@ public final class Worker: Service, Sendable {
             logger.warning("could not preload scripts (they load on first use): \(error)")
         }
         keeper.start()
-        let listener = Task { await self.listenForCancels() }
         do {
             try await subscriber.subscribe(cores.map(\.keys.cancelChannel))
         } catch {
@@ -109,7 +109,6 @@ public final class Worker: Service, Sendable {
         }
         await drain()
         await subscriber.close()
-        await listener.value
         await keeper.stop()
         for b in blocking { await b.close() }
         logger.info("worker stopped")
@@ -137,15 +136,16 @@ public final class Worker: Service, Sendable {
     /// True from the start of ``run()`` until a stop is requested (for readiness checks).
     public var isRunning: Bool { state.withLock { $0.started && !$0.stopRequested } }
 
-    /// Fires the token of a running job when its cancel request is published; after a
+    /// Fires the token of a running job when its cancel request is published — on the
+    /// subscriber's thread, as the message is read (no hop to the cooperative pool); after a
     /// resubscribe (messages may have been missed) renews at once, which reports every cancel
     /// flag set on this worker's jobs.
-    private func listenForCancels() async {
+    private static func cancelListener(cores: [QueueCore], keeper: LeaseKeeper, logger: Logger) -> @Sendable (RedisSubscriber.Event) -> Void {
         let channels = Dictionary(uniqueKeysWithValues: cores.enumerated().map { ($1.keys.cancelChannel, $0) })
-        for await event in subscriber.events {
+        return { event in
             switch event {
             case .message(let channel, let payload):
-                guard let q = channels[channel] else { continue }
+                guard let q = channels[channel] else { return }
                 let id = String(decoding: payload, as: UTF8.self)
                 if let run = keeper.run(queueIndex: q, id: id), run.cancellation.fire(.cancelled) {
                     logger.info("cancel requested: stopping the job", metadata: ["queue": "\(cores[q].name)", "job": "\(id)"])

@@ -130,6 +130,14 @@ extension ExecutableTests {
             let removed = try await admin(["remove", q, b, "--json"])
             #expect(removed.code == 0 && jsonArray(removed.out)?.first?["state"] as? String == "waiting")
 
+            let f = try await queue.add(name: "f", payload: .json("{}"), options: .init(attempts: 1)).id
+            let (_, leaseF) = try #require(try await queue.takeJob())
+            _ = try await queue.core.finish(f, token: leaseF.token, end: .unrecoverable(reason: "bad", details: ""), next: nil)
+            #expect(try await queue.inspector.job(f)?.state == .failed)
+            let allFailed = try await admin(["retry", q, "--all-failed", "--json"])
+            #expect(jsonObject(allFailed.out)?["retried"] as? Int == 1, "\(allFailed)")
+            #expect(try await queue.inspector.job(f)?.state == .waiting)
+
             #expect(try await admin(["pause", q]).out.contains("\(q) paused"))
             #expect(try await admin(["pause", q]).out.contains("already paused"))
             #expect(try await queue.inspector.counts().paused)
@@ -151,7 +159,7 @@ extension ExecutableTests {
             let unconfirmed = try await admin(["purge", q])
             #expect(unconfirmed.code == 1 && unconfirmed.err.contains("needs --yes"))
             let purged = try await admin(["drain", q, "--yes", "--json"])
-            #expect(jsonObject(purged.out)?["removed"] as? Int == 5, "\(purged)")
+            #expect(jsonObject(purged.out)?["removed"] as? Int == 6, "the 5 added and the retried one: \(purged)")
 
             let notPaused = try await admin(["obliterate", q, "--yes"])
             #expect(notPaused.code == 1 && notPaused.err.contains("pause"), "\(notPaused)")

@@ -131,6 +131,43 @@ struct CancellationTests {
         #expect(runCounts.values.allSatisfy { $0 == 1 }, "no job ran twice")
     }
 
+    @Test("races in Lua: a cancel request beats stalled recovery, a finish after it, and a lost lease; a cancelled job is never taken again")
+    func luaRaces() async throws {
+        let queue = try await uniqueQueue()
+        // Cancel vs stalled recovery: the worker died after the cancel request; the reaper ends
+        // the job cancelled instead of requeueing it.
+        let a = try await queue.add(name: "a", payload: .json("{}")).id
+        let (_, leaseA) = try #require(try await queue.takeJob())
+        #expect(try await queue.cancel(a, reason: "stop") == .cancelRequested(listeners: 0))
+        _ = try await queue.client.send("ZADD", queue.keys.active, 0, a)
+        let recovered = try await queue.core.recoverStalled()
+        #expect(recovered.cancelled == 1 && recovered.requeued == 0)
+        #expect(try await queue.inspector.job(a)?.state == .cancelled)
+        // The dead worker's late finish changes nothing.
+        if case .leaseLost = try await queue.core.finish(a, token: leaseA.token, end: .completed(result: []), next: nil) {} else {
+            Issue.record("a late finish after the reaper was not refused")
+        }
+        #expect(try await queue.inspector.job(a)?.state == .cancelled)
+
+        // Cancel vs a failing run: the request decides, the job is not retried.
+        let b = try await queue.add(name: "b", payload: .json("{}"), options: .init(attempts: 5)).id
+        let (_, leaseB) = try #require(try await queue.takeJob())
+        _ = try await queue.cancel(b)
+        _ = try await queue.core.finish(b, token: leaseB.token, end: .failed(reason: "boom", details: "", retryDelayMs: 0), next: nil)
+        #expect(try await queue.inspector.job(b)?.state == .cancelled)
+
+        // Cancel vs retry: a job waiting out its backoff is cancelled at once and never runs again.
+        let c = try await queue.add(name: "c", payload: .json("{}"), options: .init(attempts: 5)).id
+        let (_, leaseC) = try #require(try await queue.takeJob())
+        _ = try await queue.core.finish(c, token: leaseC.token, end: .failed(reason: "boom", details: "", retryDelayMs: 60_000), next: nil)
+        #expect(try await queue.inspector.job(c)?.state == .delayed)
+        #expect(try await queue.cancel(c) == .cancelled)
+        _ = try await queue.core.promoteDelayed(batch: 100)
+        #expect(try await queue.takeJob() == nil, "nothing left to take")
+        let kinds = try await queue.eventKinds(for: c)
+        #expect(kinds.filter { ["completed", "failed", "cancelled"].contains($0) } == ["cancelled"], "\(kinds)")
+    }
+
     @Test("an exec job's whole process group is gone after its cancel")
     func execProcessGroup() async throws {
         let queue = try await uniqueQueue()

@@ -17,8 +17,8 @@ struct JobQBench: AsyncParsableCommand {
         abstract: "Measure jobq against redis-benchmark on the same server, in the same run."
     )
 
-    @Argument(help: "Scenarios to run: client, enqueue, drain, cancel (default: all).")
-    var scenarios: [String] = ["client", "enqueue", "drain", "cancel"]
+    @Argument(help: "Scenarios to run: client, enqueue, drain, cancel, delayed (default: all).")
+    var scenarios: [String] = ["client", "enqueue", "drain", "cancel", "delayed"]
 
     @Flag(help: "Fewer operations per run: a fast look, noisier figures.")
     var quick = false
@@ -38,8 +38,8 @@ struct JobQBench: AsyncParsableCommand {
         for figure in only where !["sequential", "concurrent", "pipeline"].contains(figure) {
             throw ValidationError("unknown figure \"\(figure)\" (known: sequential, concurrent, pipeline)")
         }
-        for s in scenarios where !["client", "enqueue", "drain", "cancel"].contains(s) {
-            throw ValidationError("unknown scenario \"\(s)\" (known: client, enqueue, drain, cancel)")
+        for s in scenarios where !["client", "enqueue", "drain", "cancel", "delayed"].contains(s) {
+            throw ValidationError("unknown scenario \"\(s)\" (known: client, enqueue, drain, cancel, delayed)")
         }
         guard (1...50).contains(runs) else { throw ValidationError("--runs must be 1…50") }
     }
@@ -146,6 +146,14 @@ struct JobQBench: AsyncParsableCommand {
             let report = try await CancelScenario(client: client, runs: runs, quick: quick).run()
             table += (table.isEmpty ? "" : "\n\n") + """
                 | cancel figure | jobq (median, min–max) | reference | reference (median, min–max) | ratio | target | |
+                |---|---|---|---|---|---|---|
+
+                """ + report.rows.joined(separator: "\n") + (report.notes.isEmpty ? "" : "\n\n" + report.notes.map { "- \($0)" }.joined(separator: "\n"))
+        }
+        if scenarios.contains("delayed") {
+            let report = try await DelayedScenario(client: client, runs: runs, quick: quick, ownServer: server != nil).run()
+            table += (table.isEmpty ? "" : "\n\n") + """
+                | delayed figure | jobq (median, min–max) | reference | reference value | ratio | target | |
                 |---|---|---|---|---|---|---|
 
                 """ + report.rows.joined(separator: "\n") + (report.notes.isEmpty ? "" : "\n\n" + report.notes.map { "- \($0)" }.joined(separator: "\n"))

@@ -1,0 +1,87 @@
+import Foundation
+import Histogram
+import JobQ
+import Logging
+import Synchronization
+
+/// Scenario `delayed` (issue 8): how late delayed jobs start. 10,000 jobs due over 10 s, one
+/// worker at concurrency 64 with a no-op handler; lateness = handler start − due time (both from
+/// this machine's clock; Redis runs on it too). Reported at `hz 10` and `hz 100` when the bench
+/// started its own server (`CONFIG SET hz`), else at the server's setting.
+struct DelayedScenario {
+    let client: RedisClient
+    let runs: Int
+    let quick: Bool
+    let ownServer: Bool
+
+    func run() async throws -> EnqueueScenario.Report {
+        var report = EnqueueScenario.Report()
+        let count = quick ? 2_000 : 10_000
+        let spread = quick ? 4.0 : 10.0
+        for hz in ownServer ? [10, 100] : [0] {
+            if hz > 0 { _ = try await client.send("CONFIG", "SET", "hz", String(hz)) }
+            var p50: [Double] = [], p99: [Double] = [], max: [Double] = []
+            for run in 0..<runs {
+                let m = try await lateness(count: count, spread: spread, label: "\(hz)-\(run)")
+                p50.append(m.p50)
+                p99.append(m.p99)
+                max.append(m.max)
+            }
+            let tick = hz > 0 ? 1000.0 / Double(hz) : 100
+            let target = 2 * tick
+            report.rows.append("| delayed lateness p50, \(count) jobs over \(Int(spread)) s\(hz > 0 ? ", hz \(hz)" : "") | \(ms(p50)) | 2 server ticks | \(Int(target)) ms | — | — | |")
+            report.rows.append("| delayed lateness p99\(hz > 0 ? ", hz \(hz)" : "") | \(ms(p99)) | 2 server ticks | \(Int(target)) ms | \(f2(median(p99) / target)) | ≤ 1 | \(median(p99) <= target ? "met" : "MISSED") |")
+            report.rows.append("| delayed lateness max\(hz > 0 ? ", hz \(hz)" : "") | \(ms(max)) | — | — | — | — | |")
+        }
+        if ownServer { _ = try await client.send("CONFIG", "SET", "hz", "10") }
+        report.notes.append("delayed: a worker's idle fetcher sleeps on a local timer until the earliest due job and wakes its blocked BZPOPMIN with CLIENT UNBLOCK; a busy one promotes due jobs in every take. Lateness includes the take and the hop to the handler.")
+        return report
+    }
+
+    private func ms(_ values: [Double]) -> String {
+        String(format: "%.1f ms (%.1f–%.1f)", median(values), values.min() ?? 0, values.max() ?? 0)
+    }
+
+    private func lateness(count: Int, spread: Double, label: String) async throws -> (p50: Double, p99: Double, max: Double) {
+        let queue = try JobQueue(name: "bench-delayed-\(label)-\(UUID().uuidString.prefix(6))", client: client)
+        try await queue.inspector.setRetention(completed: 0)
+        let start = Date().addingTimeInterval(3)
+        var jobs: [JobQueue.NewJob] = []
+        for i in 0..<count {
+            let due = start.addingTimeInterval(spread * Double(i) / Double(count))
+            let dueMs = Int64((due.timeIntervalSince1970 * 1000).rounded())
+            jobs.append(JobQueue.NewJob(name: "due", payload: .json(#"{"due":\#(dueMs)}"#),
+                                        options: JobOptions(runAt: Date(timeIntervalSince1970: Double(dueMs) / 1000))))
+        }
+        for result in try await queue.addBulk(jobs) { _ = try result.get() }
+
+        struct Due: Decodable { var due: Int64 }
+        let samples = Mutex<[Int64]>([])
+        var handlers = JobHandlers()
+        handlers.register(name: "due") { job, _ in
+            let now = Int64((Date().timeIntervalSince1970 * 1000).rounded())
+            let due = (try? job.payload.decode(Due.self).due) ?? now
+            samples.withLock { $0.append(max(0, now - due)) }
+            return []
+        }
+        var logger = Logger(label: "bench")
+        logger.logLevel = .error
+        let workerClient = RedisClient(configuration: client.configuration)
+        let worker = try Worker(client: workerClient, configuration: WorkerConfiguration(queues: [.init(queue.name)], concurrency: 64),
+                                handlers: handlers, logger: logger)
+        let running = Task { try await worker.run() }
+        let deadline = ContinuousClock.now + .seconds(spread + 60)
+        while ContinuousClock.now < deadline, samples.withLock({ $0.count }) < count {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        worker.shutdown()
+        try await running.value
+        await workerClient.close()
+        _ = try await queue.inspector.obliterate(force: true)
+        let values = samples.withLock { $0 }
+        guard values.count == count else { throw BenchError("only \(values.count) of \(count) delayed jobs ran within \(Int(spread + 60)) s") }
+        var histogram = Histogram<UInt64>(numberOfSignificantValueDigits: .three)
+        for v in values { _ = histogram.record(UInt64(v)) }
+        return (Double(histogram.valueAtPercentile(50)), Double(histogram.valueAtPercentile(99)), Double(histogram.max))
+    }
+}

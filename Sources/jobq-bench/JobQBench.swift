@@ -17,8 +17,8 @@ struct JobQBench: AsyncParsableCommand {
         abstract: "Measure jobq against redis-benchmark on the same server, in the same run."
     )
 
-    @Argument(help: "Scenarios to run: client, enqueue, drain, cancel, delayed (default: all).")
-    var scenarios: [String] = ["client", "enqueue", "drain", "cancel", "delayed"]
+    @Argument(help: "Scenarios to run: client, enqueue, drain, cancel, delayed, recovery (default: all).")
+    var scenarios: [String] = ["client", "enqueue", "drain", "cancel", "delayed", "recovery"]
 
     @Flag(help: "Fewer operations per run: a fast look, noisier figures.")
     var quick = false
@@ -38,8 +38,8 @@ struct JobQBench: AsyncParsableCommand {
         for figure in only where !["sequential", "concurrent", "pipeline"].contains(figure) {
             throw ValidationError("unknown figure \"\(figure)\" (known: sequential, concurrent, pipeline)")
         }
-        for s in scenarios where !["client", "enqueue", "drain", "cancel", "delayed"].contains(s) {
-            throw ValidationError("unknown scenario \"\(s)\" (known: client, enqueue, drain, cancel, delayed)")
+        for s in scenarios where !["client", "enqueue", "drain", "cancel", "delayed", "recovery"].contains(s) {
+            throw ValidationError("unknown scenario \"\(s)\" (known: client, enqueue, drain, cancel, delayed, recovery)")
         }
         guard (1...50).contains(runs) else { throw ValidationError("--runs must be 1…50") }
     }
@@ -126,37 +126,27 @@ struct JobQBench: AsyncParsableCommand {
         _ = try await client.send("DEL", "bench:seq", "bench:p")
 
         var table = rows.isEmpty ? "" : Row.markdown(rows)
-        if scenarios.contains("enqueue") {
-            let report = try await EnqueueScenario(client: client, reference: reference, runs: runs, quick: quick).run()
+        func add(_ name: String, referenceColumn: String = "reference (median, min–max)", _ report: EnqueueScenario.Report) {
             table += (table.isEmpty ? "" : "\n\n") + """
-                | enqueue figure | jobq (median, min–max) | reference | reference (median, min–max) | ratio | target | |
+                | \(name) figure | jobq (median, min–max) | reference | \(referenceColumn) | ratio | target | |
                 |---|---|---|---|---|---|---|
 
-                """ + report.rows.joined(separator: "\n") + "\n\n" + report.notes.map { "- \($0)" }.joined(separator: "\n")
+                """ + report.rows.joined(separator: "\n") + (report.notes.isEmpty ? "" : "\n\n" + report.notes.map { "- \($0)" }.joined(separator: "\n"))
+        }
+        if scenarios.contains("enqueue") {
+            add("enqueue", try await EnqueueScenario(client: client, reference: reference, runs: runs, quick: quick).run())
         }
         if scenarios.contains("drain") {
-            let report = try await DrainScenario(client: client, reference: reference, runs: runs, quick: quick).run()
-            table += (table.isEmpty ? "" : "\n\n") + """
-                | drain figure | jobq (median, min–max) | reference | reference (median, min–max) | ratio | target | |
-                |---|---|---|---|---|---|---|
-
-                """ + report.rows.joined(separator: "\n") + "\n\n" + report.notes.map { "- \($0)" }.joined(separator: "\n")
+            add("drain", try await DrainScenario(client: client, reference: reference, runs: runs, quick: quick).run())
         }
         if scenarios.contains("cancel") {
-            let report = try await CancelScenario(client: client, runs: runs, quick: quick).run()
-            table += (table.isEmpty ? "" : "\n\n") + """
-                | cancel figure | jobq (median, min–max) | reference | reference (median, min–max) | ratio | target | |
-                |---|---|---|---|---|---|---|
-
-                """ + report.rows.joined(separator: "\n") + (report.notes.isEmpty ? "" : "\n\n" + report.notes.map { "- \($0)" }.joined(separator: "\n"))
+            add("cancel", try await CancelScenario(client: client, runs: runs, quick: quick).run())
         }
         if scenarios.contains("delayed") {
-            let report = try await DelayedScenario(client: client, runs: runs, quick: quick, ownServer: server != nil).run()
-            table += (table.isEmpty ? "" : "\n\n") + """
-                | delayed figure | jobq (median, min–max) | reference | reference value | ratio | target | |
-                |---|---|---|---|---|---|---|
-
-                """ + report.rows.joined(separator: "\n") + (report.notes.isEmpty ? "" : "\n\n" + report.notes.map { "- \($0)" }.joined(separator: "\n"))
+            add("delayed", referenceColumn: "reference value", try await DelayedScenario(client: client, runs: runs, quick: quick, ownServer: server != nil).run())
+        }
+        if scenarios.contains("recovery") {
+            add("recovery", referenceColumn: "reference value", try await RecoveryScenario(client: client, runs: runs, quick: quick).run())
         }
         await client.close()
         print()

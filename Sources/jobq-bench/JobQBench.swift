@@ -17,8 +17,10 @@ struct JobQBench: AsyncParsableCommand {
         abstract: "Measure jobq against redis-benchmark on the same server, in the same run."
     )
 
-    @Argument(help: "Scenarios to run: client, enqueue, drain, cancel, delayed, recovery (default: all).")
-    var scenarios: [String] = ["client", "enqueue", "drain", "cancel", "delayed", "recovery"]
+    @Argument(help: "Scenarios to run: client, enqueue, drain, cancel, delayed, recovery, depth (default: all).")
+    var scenarios: [String] = ["client", "enqueue", "drain", "cancel", "delayed", "recovery", "depth"]
+
+    static let known = ["client", "enqueue", "drain", "cancel", "delayed", "recovery", "depth"]
 
     @Flag(help: "Fewer operations per run: a fast look, noisier figures.")
     var quick = false
@@ -38,8 +40,8 @@ struct JobQBench: AsyncParsableCommand {
         for figure in only where !["sequential", "concurrent", "pipeline"].contains(figure) {
             throw ValidationError("unknown figure \"\(figure)\" (known: sequential, concurrent, pipeline)")
         }
-        for s in scenarios where !["client", "enqueue", "drain", "cancel", "delayed", "recovery"].contains(s) {
-            throw ValidationError("unknown scenario \"\(s)\" (known: client, enqueue, drain, cancel, delayed, recovery)")
+        for s in scenarios where !Self.known.contains(s) {
+            throw ValidationError("unknown scenario \"\(s)\" (known: \(Self.known.joined(separator: ", ")))")
         }
         guard (1...50).contains(runs) else { throw ValidationError("--runs must be 1…50") }
     }
@@ -144,6 +146,9 @@ struct JobQBench: AsyncParsableCommand {
         }
         if scenarios.contains("delayed") {
             add("delayed", referenceColumn: "reference value", try await DelayedScenario(client: client, runs: runs, quick: quick, ownServer: server != nil).run())
+        }
+        if scenarios.contains("depth") {
+            add("depth", referenceColumn: "reference value", try await DepthScenario(client: client, runs: runs, quick: quick).run())
         }
         if scenarios.contains("recovery") {
             add("recovery", referenceColumn: "reference value", try await RecoveryScenario(client: client, runs: runs, quick: quick).run())

@@ -17,10 +17,10 @@ struct JobQBench: AsyncParsableCommand {
         abstract: "Measure jobq against redis-benchmark on the same server, in the same run."
     )
 
-    @Argument(help: "Scenarios to run: client, enqueue, drain, cancel, delayed, recovery, depth (default: all).")
-    var scenarios: [String] = ["client", "enqueue", "drain", "cancel", "delayed", "recovery", "depth"]
+    @Argument(help: "Scenarios to run: client, enqueue, drain, cancel, delayed, recovery, depth, memory (default: all).")
+    var scenarios: [String] = known
 
-    static let known = ["client", "enqueue", "drain", "cancel", "delayed", "recovery", "depth"]
+    static let known = ["client", "enqueue", "drain", "cancel", "delayed", "recovery", "depth", "memory"]
 
     @Flag(help: "Fewer operations per run: a fast look, noisier figures.")
     var quick = false
@@ -149,6 +149,9 @@ struct JobQBench: AsyncParsableCommand {
         }
         if scenarios.contains("depth") {
             add("depth", referenceColumn: "reference value", try await DepthScenario(client: client, runs: runs, quick: quick).run())
+        }
+        if scenarios.contains("memory") {
+            add("memory", referenceColumn: "reference value", try await MemoryScenario(client: client, runs: runs, quick: quick).run())
         }
         if scenarios.contains("recovery") {
             add("recovery", referenceColumn: "reference value", try await RecoveryScenario(client: client, runs: runs, quick: quick).run())

@@ -1,0 +1,104 @@
+import Foundation
+import JobQ
+import LocalRedis
+
+/// Scenario `memory` (issue 8): Redis bytes per waiting job (20-byte payload) and per retained
+/// (completed) record; `jobq-worker` RSS idle and while draining at concurrency 16.
+struct MemoryScenario {
+    let client: RedisClient
+    let runs: Int
+    let quick: Bool
+
+    func run() async throws -> EnqueueScenario.Report {
+        var report = EnqueueScenario.Report()
+        let n = quick ? 20_000 : 100_000
+        var waiting: [Double] = [], retained: [Double] = [], idle: [Double] = [], busy: [Double] = []
+        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("jobq-worker").path
+        for run in 0..<runs {
+            let m = try await redisBytes(n: n, run: run)
+            waiting.append(m.waiting)
+            retained.append(m.retained)
+            if FileManager.default.isExecutableFile(atPath: binary) {
+                let r = try await workerRSS(binary: binary, run: run, jobs: quick ? 2_000 : 10_000)
+                idle.append(r.idle)
+                busy.append(r.busy)
+            }
+        }
+        func bytes(_ v: [Double]) -> String { "\(Int(median(v))) B (\(Int(v.min() ?? 0))–\(Int(v.max() ?? 0)))" }
+        func mib(_ v: [Double]) -> String { String(format: "%.1f MiB (%.1f–%.1f)", median(v), v.min() ?? 0, v.max() ?? 0) }
+        report.rows.append("| Redis memory per waiting job (20-byte payload), \(n.formatted()) jobs | \(bytes(waiting)) | `INFO memory` delta / jobs | — | — | ≤ 400 B | \(median(waiting) <= 400 ? "met" : "MISSED") |")
+        report.rows.append("| Redis memory per retained completed record | \(bytes(retained)) | `INFO memory` delta / records | — | — | — | |")
+        if idle.isEmpty {
+            report.notes.append("worker RSS skipped: \(binary) is missing (swift build -c release --product jobq-worker)")
+        } else {
+            report.rows.append("| jobq-worker RSS, idle, concurrency 16 (release) | \(mib(idle)) | — | — | — | ≤ 30 MB | \(median(idle) * 1.048576 <= 30 ? "met" : "MISSED") |")
+            report.rows.append("| jobq-worker RSS, peak while draining, concurrency 16 | \(mib(busy)) | — | — | — | ≤ 30 MB | \(median(busy) * 1.048576 <= 30 ? "met" : "MISSED") |")
+        }
+        return report
+    }
+
+    private func redisBytes(n: Int, run: Int) async throws -> (waiting: Double, retained: Double) {
+        let queue = try JobQueue(name: "bench-memory-\(run)-\(UUID().uuidString.prefix(6))", client: client)
+        try await queue.inspector.setRetention(completed: n)
+        let before = try await ServerStats.fetch(client).usedMemory
+        var added = 0
+        while added < n {
+            let count = min(10_000, n - added)
+            for r in try await queue.addBulk((0..<count).map { _ in JobQueue.NewJob(name: "noop", payload: EnqueueScenario.payload) }) { _ = try r.get() }
+            added += count
+        }
+        let afterAdd = try await ServerStats.fetch(client).usedMemory
+        // Run them all (a no-op worker in this process): each becomes a retained completed record.
+        var handlers = JobHandlers()
+        handlers.register(name: "noop") { _, _ in [] }
+        let workerClient = RedisClient(configuration: client.configuration)
+        let worker = try Worker(client: workerClient, configuration: WorkerConfiguration(queues: [.init(queue.name)], concurrency: 32), handlers: handlers)
+        let running = Task { try await worker.run() }
+        let deadline = ContinuousClock.now + .seconds(600)
+        while ContinuousClock.now < deadline, try await queue.inspector.counts().completed < n {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        worker.shutdown()
+        try await running.value
+        await workerClient.close()
+        let afterRun = try await ServerStats.fetch(client).usedMemory
+        _ = try await queue.inspector.obliterate(force: true)
+        return (Double(afterAdd - before) / Double(n), Double(afterRun - before) / Double(n))
+    }
+
+    private func workerRSS(binary: String, run: Int, jobs: Int) async throws -> (idle: Double, busy: Double) {
+        let queue = try JobQueue(name: "bench-rss-\(run)-\(UUID().uuidString.prefix(6))", client: client)
+        var environment = ["PATH": "/usr/local/bin:/usr/bin:/bin"]
+        environment["JOBQ_REDIS_URL"] = ProcessInfo.processInfo.environment["JOBQ_REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? client.configuration.redactedURL
+        let process = try ChildProcess(executable: binary, arguments: ["--queue", queue.name, "--handler", "work=sleep:1ms..5ms",
+                                                                       "--concurrency", "16", "--log-level", "warning"],
+                                       environment: environment)
+        defer { process.signal(SIGKILL) }
+        let started = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < started, try await WorkerInfo.list(client: client, queue: queue.name).isEmpty {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        try await Task.sleep(for: .seconds(2))
+        let idle = rssMiB(process.pid)
+        for r in try await queue.addBulk((0..<jobs).map { _ in JobQueue.NewJob(name: "work", payload: EnqueueScenario.payload) }) { _ = try r.get() }
+        var peak = idle
+        let deadline = ContinuousClock.now + .seconds(300)
+        while ContinuousClock.now < deadline {
+            peak = max(peak, rssMiB(process.pid))
+            let c = try await queue.inspector.counts()
+            if c.waiting + c.active == 0 { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        process.signal(SIGTERM)
+        _ = await process.wait()
+        _ = try await queue.inspector.obliterate(force: true)
+        return (idle, peak)
+    }
+
+    private func rssMiB(_ pid: Int32) -> Double {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+              let kib = Double(line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first ?? "") else { return 0 }
+        return kib / 1024
+    }
+}

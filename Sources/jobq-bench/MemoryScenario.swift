@@ -70,6 +70,8 @@ struct MemoryScenario {
         let queue = try JobQueue(name: "bench-rss-\(run)-\(UUID().uuidString.prefix(6))", client: client)
         var environment = ["PATH": "/usr/local/bin:/usr/bin:/bin"]
         environment["JOBQ_REDIS_URL"] = ProcessInfo.processInfo.environment["JOBQ_REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? client.configuration.redactedURL
+        // glibc malloc tuning, passed through to compare (e.g. MALLOC_ARENA_MAX=2).
+        for key in ["MALLOC_ARENA_MAX", "MALLOC_TRIM_THRESHOLD_"] { environment[key] = ProcessInfo.processInfo.environment[key] }
         let process = try ChildProcess(executable: binary, arguments: ["--queue", queue.name, "--handler", "work=sleep:1ms..5ms",
                                                                        "--concurrency", "16", "--log-level", "warning"],
                                        environment: environment)

@@ -39,6 +39,28 @@ func finish(_ code: Int32) throws {
     if code != 0 { throw ExitCode(code) }
 }
 
+/// What happened to one id of a command acting on several.
+enum IDOutcome {
+    case done, refused, notFound
+}
+
+/// Prints one row (or JSON object, with `id` added) per id, then exits with the status of
+/// ``exitStatus(ok:notFound:total:)``.
+func reportOutcomes<O>(_ ids: [String], _ outcomes: [O], json: Bool,
+                       _ describe: (O) -> (IDOutcome, fields: [String: Any], text: String)) throws {
+    var ok = 0, missing = 0
+    var objects: [[String: Any]] = []
+    var rows: [[String]] = []
+    for (id, outcome) in zip(ids, outcomes) {
+        let (kind, fields, text) = describe(outcome)
+        if kind == .done { ok += 1 } else if kind == .notFound { missing += 1 }
+        objects.append(fields.merging(["id": id]) { a, _ in a })
+        rows.append([id, text])
+    }
+    if json { Output.json(objects) } else { Output.line(Output.table(["ID", "OUTCOME"], rows)) }
+    try finish(exitStatus(ok: ok, notFound: missing, total: ids.count))
+}
+
 /// `jobq-admin add <queue> <name>`.
 struct Add: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -152,22 +174,14 @@ struct Cancel: AsyncParsableCommand {
         let outcomes = try await global.withClient { client in
             try await global.queue(queue, client).cancel(ids, reason: reason, requestedBy: operatorIdentity())
         }
-        var ok = 0, missing = 0
-        var objects: [[String: Any]] = []
-        var rows: [[String]] = []
-        for (id, outcome) in zip(ids, outcomes) {
-            var object: [String: Any] = ["id": id]
+        try reportOutcomes(ids, outcomes, json: global.json) { outcome in
             switch outcome {
-            case .cancelled: ok += 1; object["outcome"] = "cancelled"
-            case .cancelRequested(let listeners): ok += 1; object["outcome"] = "cancelRequested"; object["listeners"] = listeners
-            case .alreadyFinished(let state): object["outcome"] = "alreadyFinished"; object["state"] = state.rawValue
-            case .notFound: missing += 1; object["outcome"] = "notFound"
+            case .cancelled: (.done, ["outcome": "cancelled"], outcome.description)
+            case .cancelRequested(let listeners): (.done, ["outcome": "cancelRequested", "listeners": listeners], outcome.description)
+            case .alreadyFinished(let state): (.refused, ["outcome": "alreadyFinished", "state": state.rawValue], outcome.description)
+            case .notFound: (.notFound, ["outcome": "notFound"], outcome.description)
             }
-            objects.append(object)
-            rows.append([id, outcome.description])
         }
-        if global.json { Output.json(objects) } else { Output.line(Output.table(["ID", "OUTCOME"], rows)) }
-        try finish(exitStatus(ok: ok, notFound: missing, total: ids.count))
     }
 }
 
@@ -195,21 +209,13 @@ struct Retry: AsyncParsableCommand {
             return
         }
         let outcomes = try await global.withClient { client in try await global.queue(queue, client).inspector.retry(ids) }
-        var ok = 0, missing = 0
-        var objects: [[String: Any]] = []
-        var rows: [[String]] = []
-        for (id, outcome) in zip(ids, outcomes) {
-            let text: String
+        try reportOutcomes(ids, outcomes, json: global.json) { outcome in
             switch outcome {
-            case .retried: ok += 1; text = "retried"
-            case .wrongState: text = "wrongState"
-            case .notFound: missing += 1; text = "notFound"
+            case .retried: (.done, ["outcome": "retried"], "retried")
+            case .wrongState: (.refused, ["outcome": "wrongState"], "refused: only failed and cancelled jobs can be retried")
+            case .notFound: (.notFound, ["outcome": "notFound"], "not found")
             }
-            objects.append(["id": id, "outcome": text])
-            rows.append([id, outcome == .wrongState ? "refused: only failed and cancelled jobs can be retried" : (outcome == .notFound ? "not found" : text)])
         }
-        if global.json { Output.json(objects) } else { Output.line(Output.table(["ID", "OUTCOME"], rows)) }
-        try finish(exitStatus(ok: ok, notFound: missing, total: ids.count))
     }
 }
 
@@ -228,26 +234,13 @@ struct Remove: AsyncParsableCommand {
 
     func run() async throws {
         let outcomes = try await global.withClient { client in try await global.queue(queue, client).inspector.remove(ids) }
-        var ok = 0, missing = 0
-        var objects: [[String: Any]] = []
-        var rows: [[String]] = []
-        for (id, outcome) in zip(ids, outcomes) {
+        try reportOutcomes(ids, outcomes, json: global.json) { outcome in
             switch outcome {
-            case .removed(let state):
-                ok += 1
-                objects.append(["id": id, "outcome": "removed", "state": state.rawValue])
-                rows.append([id, "removed (was \(state))"])
-            case .isActive:
-                objects.append(["id": id, "outcome": "isActive"])
-                rows.append([id, "refused: the job is running (cancel it first)"])
-            case .notFound:
-                missing += 1
-                objects.append(["id": id, "outcome": "notFound"])
-                rows.append([id, "not found"])
+            case .removed(let state): (.done, ["outcome": "removed", "state": state.rawValue], "removed (was \(state))")
+            case .isActive: (.refused, ["outcome": "isActive"], "refused: the job is running (cancel it first)")
+            case .notFound: (.notFound, ["outcome": "notFound"], "not found")
             }
         }
-        if global.json { Output.json(objects) } else { Output.line(Output.table(["ID", "OUTCOME"], rows)) }
-        try finish(exitStatus(ok: ok, notFound: missing, total: ids.count))
     }
 }
 

@@ -174,7 +174,7 @@ struct WorkerTests {
         var handlers = JobHandlers()
         handlers.register(name: "long") { _, context in
             started.open()
-            while !context.isCancelled { try? await Task.sleep(for: .milliseconds(10)) }
+            _ = await context.waitForCancellation()   // an event, not a polling loop
             try context.checkCancellation()
             return []
         }
@@ -196,7 +196,7 @@ struct WorkerTests {
         var handlers = JobHandlers()
         handlers.register(name: "endless") { _, context in
             started.open()
-            while !context.isCancelled { try? await Task.sleep(for: .milliseconds(10)) }
+            _ = await context.waitForCancellation()   // an event, not a polling loop
             throw JobCancelledError(reason: context.cancellationReason ?? .shutdown)
         }
         let added = try await queue.add(name: "endless", payload: .json("{}"))

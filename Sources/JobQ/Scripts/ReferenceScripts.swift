@@ -34,4 +34,10 @@ public enum ReferenceScripts {
                        keys.sequence, keys.jobPrefix, keys.completed, keys.failed, keys.cancelled]
         return (source, [String(keyList.count)] + keyList + ["reference-token", "10000", workerID, "10000", "100"])
     }
+
+    /// The key of a job's record, for benchmarks that set a field by hand (a cancel flag stored
+    /// with no message, as after a lost pub/sub message).
+    public static func jobKey(queue: String, id: String) throws(JobQError) -> String {
+        try QueueKeys(queue: queue).job(id)
+    }
 }

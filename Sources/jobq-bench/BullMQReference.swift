@@ -171,6 +171,19 @@ struct BullMQReference {
         return (status, (try? String(contentsOfFile: output, encoding: .utf8)) ?? "")
     }
 
+    /// The installed bullmq's version, from the venv's dist-info ("?" before the first install).
+    static func version() -> String {
+        let home = FileManager.default.homeDirectoryForCurrentUser.path
+        let dir = "\(home)/.cache/jobq-bench/bullmq-venv/lib"
+        for python in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] {
+            let site = "\(dir)/\(python)/site-packages"
+            for entry in (try? FileManager.default.contentsOfDirectory(atPath: site)) ?? [] where entry.hasPrefix("bullmq-") && entry.hasSuffix(".dist-info") {
+                return String(entry.dropFirst(7).dropLast(10))
+            }
+        }
+        return "?"
+    }
+
     static func which(_ name: String) -> String? {
         for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":") {
             let path = "\(dir)/\(name)"

@@ -43,27 +43,36 @@ struct CancelScenario {
         var running: Set<String> { state.withLock { $0.running } }
     }
 
-    func run() async throws -> EnqueueScenario.Report {
-        var report = EnqueueScenario.Report()
+    func run() async throws -> ScenarioReport {
+        var report = ScenarioReport("cancel")
         let count = quick ? 300 : 1000
         var ourP50: [Double] = [], ourP99: [Double] = [], refP50: [Double] = [], refP99: [Double] = [], missed: [Double] = []
+        var ours = Histogram<UInt64>.micros(), bare = Histogram<UInt64>.micros()
         for run in 0..<runs {
             let reference = try await publishLatency(count: count)
-            refP50.append(reference.p50)
-            refP99.append(reference.p99)
-            let ours = try await cancelLatency(count: count, run: run)
-            ourP50.append(ours.p50)
-            ourP99.append(ours.p99)
-            missed.append(ours.missedMax)
+            refP50.append(Double(reference.valueAtPercentile(50)))
+            refP99.append(Double(reference.valueAtPercentile(99)))
+            bare.add(reference)
+            let m = try await cancelLatency(count: count, run: run)
+            ourP50.append(Double(m.histogram.valueAtPercentile(50)))
+            ourP99.append(Double(m.histogram.valueAtPercentile(99)))
+            ours.add(m.histogram)
+            missed.append(m.missedMax)
+            report.jobs += count + 76
         }
         let r50 = median(ourP50) / median(refP50), r99 = median(ourP99) / median(refP99)
-        report.rows.append("| cancel → token fired, p50 (\(count) per run) | \(us(ourP50)) | bare PUBLISH → subscriber, p50 | \(us(refP50)) | \(f1(r50))× | ≤ 3× | \(r50 <= 3 ? "met" : "MISSED") |")
-        report.rows.append("| cancel → token fired, p99 | \(us(ourP99)) | bare PUBLISH → subscriber, p99 | \(us(refP99)) | \(f1(r99))× | ≤ 5× | \(r99 <= 5 ? "met" : "MISSED") |")
-        report.rows.append("| missed message (flag only) → token fired, worst of 10, lease 3 s | \(Int(median(missed))) ms | one renewal interval | 1000 ms | — | ≤ 1 interval | \(median(missed) <= 1000 ? "met" : "MISSED") |")
+        report.add(Figure("cancel → token fired, p50 (\(count) running jobs per run)", ourP50, unit: "µs", reference: "bare PUBLISH → subscriber, p50",
+                          referenceValues: refP50, target: "≤ 3×", met: r50 <= 3))
+        report.add(Figure("cancel → token fired, p99", ourP99, unit: "µs", reference: "bare PUBLISH → subscriber, p99", referenceValues: refP99, target: "≤ 5×", met: r99 <= 5))
+        report.add(Figure("missed message (flag only) → token fired, worst of 10, lease 3 s", missed, unit: "ms", reference: "one renewal interval (L/3)",
+                          referenceValues: missed.map { _ in 1000 }, target: "≤ 1×", met: median(missed) <= 1000))
+        report.latency("cancel() called → handler's token fired", ours)
+        report.latency("reference: PUBLISH sent → subscriber got it", bare)
         return report
     }
 
-    private func publishLatency(count: Int) async throws -> (p50: Double, p99: Double) {
+    /// PUBLISH → the message read by a subscriber on another connection, one at a time.
+    func publishLatency(count: Int) async throws -> Histogram<UInt64> {
         let subscriber = RedisSubscriber(configuration: client.configuration)
         defer { Task { await subscriber.close() } }
         let channel = "bench:cancel-ref:\(UUID().uuidString.prefix(8))"
@@ -76,12 +85,12 @@ struct CancelScenario {
             while let event = await iterator.next() {
                 if case .message = event { break }
             }
-            if i >= 50 { _ = histogram.record(UInt64(max(1, (ContinuousClock.now - t0).nanoseconds / 1000))) }
+            if i >= 50 { histogram.record(since: t0) }
         }
-        return (Double(histogram.valueAtPercentile(50)), Double(histogram.valueAtPercentile(99)))
+        return histogram
     }
 
-    private func cancelLatency(count: Int, run: Int) async throws -> (p50: Double, p99: Double, missedMax: Double) {
+    private func cancelLatency(count: Int, run: Int) async throws -> (histogram: Histogram<UInt64>, missedMax: Double) {
         let queue = try JobQueue(name: "bench-cancel-\(run)-\(UUID().uuidString.prefix(6))", client: client)
         try await queue.inspector.setRetention(cancelled: 0)
         let fired = Fired()
@@ -136,6 +145,6 @@ struct CancelScenario {
             _ = try await queue.add(name: "wait", payload: .json("{}"))
         }
         _ = try await queue.inspector.obliterate(force: true)
-        return (Double(histogram.valueAtPercentile(50)), Double(histogram.valueAtPercentile(99)), worst)
+        return (histogram, worst)
     }
 }

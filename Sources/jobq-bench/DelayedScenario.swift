@@ -14,35 +14,37 @@ struct DelayedScenario {
     let quick: Bool
     let ownServer: Bool
 
-    func run() async throws -> EnqueueScenario.Report {
-        var report = EnqueueScenario.Report()
+    func run() async throws -> ScenarioReport {
+        var report = ScenarioReport("delayed")
         let count = quick ? 2_000 : 10_000
         let spread = quick ? 4.0 : 10.0
         for hz in ownServer ? [10, 100] : [0] {
             if hz > 0 { _ = try await client.send("CONFIG", "SET", "hz", String(hz)) }
             var p50: [Double] = [], p99: [Double] = [], max: [Double] = []
+            var merged = Histogram<UInt64>.micros()
             for run in 0..<runs {
-                let m = try await lateness(count: count, spread: spread, label: "\(hz)-\(run)")
-                p50.append(m.p50)
-                p99.append(m.p99)
-                max.append(m.max)
+                let h = try await lateness(count: count, spread: spread, label: "\(hz)-\(run)")
+                p50.append(Double(h.valueAtPercentile(50)))
+                p99.append(Double(h.valueAtPercentile(99)))
+                max.append(Double(h.max))
+                merged.add(h)
+                report.jobs += count
             }
             let tick = hz > 0 ? 1000.0 / Double(hz) : 100
             let target = 2 * tick
-            report.rows.append("| delayed lateness p50, \(count) jobs over \(Int(spread)) s\(hz > 0 ? ", hz \(hz)" : "") | \(ms(p50)) | 2 server ticks | \(Int(target)) ms | — | — | |")
-            report.rows.append("| delayed lateness p99\(hz > 0 ? ", hz \(hz)" : "") | \(ms(p99)) | 2 server ticks | \(Int(target)) ms | \(f2(median(p99) / target)) | ≤ 1 | \(median(p99) <= target ? "met" : "MISSED") |")
-            report.rows.append("| delayed lateness max\(hz > 0 ? ", hz \(hz)" : "") | \(ms(max)) | — | — | — | — | |")
+            let at = hz > 0 ? ", hz \(hz)" : ""
+            report.add(Figure("delayed lateness p50, \(count.formatted()) jobs due over \(Int(spread)) s\(at)", p50, unit: "ms"))
+            report.add(Figure("delayed lateness p99\(at)", p99, unit: "ms", reference: "2 server ticks", referenceValues: p99.map { _ in target },
+                              target: "≤ 1×", met: median(p99) <= target))
+            report.add(Figure("delayed lateness max\(at)", max, unit: "ms"))
+            report.latency("handler start − due time\(at)", merged, unit: "ms")
         }
         if ownServer { _ = try await client.send("CONFIG", "SET", "hz", "10") }
-        report.notes.append("delayed: a worker's idle fetcher sleeps on a local timer until the earliest due job and wakes its blocked BZPOPMIN with CLIENT UNBLOCK; a busy one promotes due jobs in every take. Lateness includes the take and the hop to the handler.")
+        report.note("delayed: a worker's idle fetcher sleeps on a local timer until the earliest due job and wakes its blocked BZPOPMIN with CLIENT UNBLOCK; a busy one promotes due jobs in every take. Lateness includes the take and the hop to the handler; it is measured in whole milliseconds.")
         return report
     }
 
-    private func ms(_ values: [Double]) -> String {
-        String(format: "%.1f ms (%.1f–%.1f)", median(values), values.min() ?? 0, values.max() ?? 0)
-    }
-
-    private func lateness(count: Int, spread: Double, label: String) async throws -> (p50: Double, p99: Double, max: Double) {
+    private func lateness(count: Int, spread: Double, label: String) async throws -> Histogram<UInt64> {
         let queue = try JobQueue(name: "bench-delayed-\(label)-\(UUID().uuidString.prefix(6))", client: client)
         try await queue.inspector.setRetention(completed: 0)
         let start = Date().addingTimeInterval(3)
@@ -82,6 +84,6 @@ struct DelayedScenario {
         guard values.count == count else { throw BenchError("only \(values.count) of \(count) delayed jobs ran within \(Int(spread + 60)) s") }
         var histogram = Histogram<UInt64>(numberOfSignificantValueDigits: .three)
         for v in values { _ = histogram.record(UInt64(v)) }
-        return (Double(histogram.valueAtPercentile(50)), Double(histogram.valueAtPercentile(99)), Double(histogram.max))
+        return histogram
     }
 }

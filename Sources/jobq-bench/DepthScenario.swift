@@ -11,28 +11,44 @@ struct DepthScenario {
     let quick: Bool
 
     struct Measure {
-        var add: Double
-        var take: Double
+        var adds: Histogram<UInt64>
+        var takes: Histogram<UInt64>
+        var add: Double { Double(adds.valueAtPercentile(50)) }
+        var take: Double { Double(takes.valueAtPercentile(50)) }
     }
 
-    func run() async throws -> EnqueueScenario.Report {
-        var report = EnqueueScenario.Report()
+    func run() async throws -> ScenarioReport {
+        var report = ScenarioReport("depth")
         let depths = quick ? [1_000, 100_000] : [1_000, 100_000, 1_000_000]
         var cases: [(label: String, depth: Int, delayed: Bool)] = depths.map { ("\($0.formatted()) waiting", $0, false) }
         cases.append(("\(depths.last!.formatted()) delayed", depths.last!, true))
         var results: [String: [Measure]] = [:]
         for run in 0..<runs {
-            for c in cases { results[c.label, default: []].append(try await once(depth: c.depth, delayed: c.delayed, run: run)) }
+            for c in cases {
+                results[c.label, default: []].append(try await once(depth: c.depth, delayed: c.delayed, run: run))
+                report.jobs += c.depth + 2 * (quick ? 500 : 2_000)
+            }
         }
         let base = results[cases[0].label] ?? []
-        let baseAdd = median(base.map(\.add)), baseTake = median(base.map(\.take))
         for c in cases {
             let m = results[c.label] ?? []
-            let add = median(m.map(\.add)), take = median(m.map(\.take))
             let isBase = c.label == cases[0].label
-            report.rows.append("| add p50, \(c.label) | \(us(m.map(\.add))) | same, 1,000 waiting | \(Int(baseAdd)) µs | \(f2(add / baseAdd))× | \(isBase ? "—" : "≤ 1.5×") | \(isBase ? "" : add / baseAdd <= 1.5 ? "met" : "MISSED") |")
-            report.rows.append("| take + finish p50, \(c.label) | \(us(m.map(\.take))) | same, 1,000 waiting | \(Int(baseTake)) µs | \(f2(take / baseTake))× | \(isBase ? "—" : "≤ 1.5×") | \(isBase ? "" : take / baseTake <= 1.5 ? "met" : "MISSED") |")
+            let add = median(m.map(\.add)) / median(base.map(\.add)), take = median(m.map(\.take)) / median(base.map(\.take))
+            report.add(Figure("add p50, \(c.label)", m.map(\.add), unit: "µs", reference: isBase ? nil : "same, 1,000 waiting",
+                              referenceValues: isBase ? nil : base.map(\.add), target: isBase ? nil : "≤ 1.5×", met: isBase ? nil : add <= 1.5))
+            report.add(Figure("take + finish p50, \(c.label)", m.map(\.take), unit: "µs", reference: isBase ? nil : "same, 1,000 waiting",
+                              referenceValues: isBase ? nil : base.map(\.take), target: isBase ? nil : "≤ 1.5×", met: isBase ? nil : take <= 1.5))
         }
+        for c in cases {
+            var adds = Histogram<UInt64>.micros(), takes = Histogram<UInt64>.micros()
+            for m in results[c.label] ?? [] {
+                adds.add(m.adds)
+                takes.add(m.takes)
+            }
+            report.latency("add, \(c.label)", adds)
+            report.latency("take + finish, \(c.label)", takes)
+        }
+        report.note("take + finish is one call of `ReferenceScripts.takeAndFinish`: this build's takeJob and finishJob scripts back to back, by EVALSHA from one awaited caller.")
         return report
     }
 
@@ -50,23 +66,23 @@ struct DepthScenario {
         }
         let samples = quick ? 500 : 2_000
         // Adds at this depth (they join the waiting list).
-        var adds = Histogram<UInt64>(numberOfSignificantValueDigits: .three)
+        var adds = Histogram<UInt64>.micros()
         for _ in 0..<samples {
             let t0 = ContinuousClock.now
             _ = try await queue.add(name: "noop", payload: EnqueueScenario.payload)
-            _ = adds.record(UInt64(max(1, (ContinuousClock.now - t0).nanoseconds / 1000)))
+            adds.record(since: t0)
         }
         // Takes at this depth: each takes the oldest waiting job and completes it.
         let script = try ReferenceScripts.takeAndFinish(queue: queue.name)
         guard let sha = try await client.send("SCRIPT", "LOAD", script.source).string else { throw BenchError("SCRIPT LOAD failed") }
-        var takes = Histogram<UInt64>(numberOfSignificantValueDigits: .three)
+        var takes = Histogram<UInt64>.micros()
         for _ in 0..<samples {
             let t0 = ContinuousClock.now
             let reply = try await client.send(RedisCommand("EVALSHA", arguments: [sha] + script.arguments))
-            _ = takes.record(UInt64(max(1, (ContinuousClock.now - t0).nanoseconds / 1000)))
+            takes.record(since: t0)
             guard reply.int == 1 else { throw BenchError("take + finish at depth \(depth) answered \(reply)") }
         }
         _ = try await queue.inspector.obliterate(force: true)
-        return Measure(add: Double(adds.valueAtPercentile(50)), take: Double(takes.valueAtPercentile(50)))
+        return Measure(adds: adds, takes: takes)
     }
 }

@@ -11,66 +11,78 @@ struct DrainScenario {
     let runs: Int
     let quick: Bool
 
-    func run() async throws -> EnqueueScenario.Report {
-        var report = EnqueueScenario.Report()
+    func run() async throws -> ScenarioReport {
+        var report = ScenarioReport("drain")
         let n = quick ? 20_000 : 100_000
         var rate32: [Double] = [], cpu32: [Double] = []
         for concurrency in [1, 8, 32] {
             var rates: [Double] = [], cpu: [Double] = [], calls: [Double] = [], workerCPU: [Double] = []
             var breakdown: [String: Int] = [:]
+            let jobs = concurrency == 1 ? n / 5 : n
             for run in 0..<runs {
-                let m = try await drainOnce(n: concurrency == 1 ? n / 5 : n, concurrency: concurrency, run: run)
+                let m = try await drainOnce(n: jobs, concurrency: concurrency, run: run)
+                report.jobs += jobs
                 rates.append(m.rate)
                 cpu.append(m.cpu)
                 calls.append(m.calls)
                 workerCPU.append(m.workerCPU)
                 breakdown = m.breakdown
             }
-            let jobs = Double(concurrency == 1 ? n / 5 : n)
+            report.add(Figure("drain \(jobs.formatted()) no-op jobs, 1 worker, concurrency \(concurrency)", rates, unit: "jobs/s",
+                              target: concurrency == 32 ? "≥ 20,000 (aim)" : nil, met: concurrency == 32 ? median(rates) >= 20_000 : nil))
+            report.add(Figure("Redis CPU per job, concurrency \(concurrency)", cpu, unit: "µs"))
+            report.add(Figure("worker CPU per job, concurrency \(concurrency)", workerCPU, unit: "µs"))
             if concurrency == 32 {
                 rate32 = rates
                 cpu32 = cpu
-                let inScript = Double(breakdown.filter { $0.key != "evalsha" }.values.reduce(0, +)) / jobs
-                let evalsha = Double(breakdown["evalsha"] ?? 0) / jobs
-                report.rows.append("| Redis commands per job (take + finish, c = 32) | \(f2(inScript)) inside scripts + \(f2(evalsha)) EVALSHA | — | — | — | ≤ 12 | \(inScript <= 12.01 ? "met" : "MISSED") |")
+                let inScript = Double(breakdown.filter { $0.key != "evalsha" }.values.reduce(0, +)) / Double(jobs)
+                let evalsha = Double(breakdown["evalsha"] ?? 0) / Double(jobs)
+                report.add(Figure("Redis commands per job inside the scripts (take + finish, c = 32; plus \(f2(evalsha)) EVALSHA)", [inScript], unit: "",
+                                  target: "≤ 12", met: inScript <= 12.01))
             }
-            report.rows.append("| drain, 1 worker process, concurrency \(concurrency) | \(Row.spread(rates)) jobs/s | — | — | — | \(concurrency == 32 ? "≥ 20,000 (aim)" : "—") | |")
-            report.notes.append("concurrency \(concurrency): \(f2(median(calls))) Redis commands per job (\(breakdown.sorted { $0.value > $1.value }.prefix(16).map { "\($0.key) \(f2(Double($0.value) / jobs))" }.joined(separator: ", "))), \(f1(median(cpu))) µs Redis CPU and \(f1(median(workerCPU))) µs worker CPU per job")
+            report.note("concurrency \(concurrency): \(f2(median(calls))) Redis commands per job (\(breakdown.sorted { $0.value > $1.value }.prefix(16).map { "\($0.key) \(f2(Double($0.value) / Double(jobs)))" }.joined(separator: ", ")))")
         }
 
         // The ceiling: redis-benchmark -c 1 -P 32 running take + finish in one script, no client.
         var ceiling: [Double] = []
-        for run in 0..<runs { ceiling.append(try await referenceOnce(n: n, run: run)) }
+        for run in 0..<runs {
+            ceiling.append(try await referenceOnce(n: n, run: run, pipeline: 32).rate)
+            report.jobs += n
+        }
         let ceilingRatio = median(rate32) / median(ceiling)
-        report.rows.append("| drain rate, concurrency 32 | \(Row.spread(rate32)) jobs/s | redis-benchmark -c 1 -P 32 running take + finish in one script | \(Row.spread(ceiling)) jobs/s | \(f2(ceilingRatio)) | ≥ 0.7 | \(ceilingRatio >= 0.7 ? "met" : "MISSED") |")
+        report.add(Figure("drain rate, concurrency 32", rate32, unit: "jobs/s", reference: "`redis-benchmark -c 1 -P 32` running take + finish in one script",
+                          referenceValues: ceiling, target: "≥ 0.7×", met: ceilingRatio >= 0.7))
 
         var bull: [BullMQReference.Measure] = []
         var note = ""
         for run in 0..<runs {
             do {
                 bull.append(try await BullMQReference(configuration: client.configuration).measureDrain(quick ? 10_000 : 30_000, queue: "bench-bull-drain-\(run)", concurrency: 32))
+                report.jobs += quick ? 10_000 : 30_000
             } catch {
                 note = "BullMQ drain skipped: \(error)"
                 break
             }
         }
         if bull.isEmpty {
-            report.notes.append(note)
+            report.note(note)
         } else {
-            let bullRate = median(bull.map(\.rate)), bullCPU = median(bull.map(\.cpuMicrosPerJob))
-            let rateRatio = median(rate32) / bullRate, cpuRatio = median(cpu32) / bullCPU
-            report.rows.append("| drain rate, concurrency 32 | \(Row.spread(rate32)) jobs/s | BullMQ Python worker, concurrency 32 | \(Row.spread(bull.map(\.rate))) jobs/s | \(f1(rateRatio))× | ≥ 10× | \(rateRatio >= 10 ? "met" : "MISSED") |")
-            report.rows.append("| Redis CPU per job, concurrency 32 | \(f1(median(cpu32))) µs | same | \(f1(bullCPU)) µs | \(f2(cpuRatio))× | ≤ 0.33× | \(cpuRatio <= 1.0 / 3 ? "met" : "MISSED") |")
+            let rateRatio = median(rate32) / median(bull.map(\.rate)), cpuRatio = median(cpu32) / median(bull.map(\.cpuMicrosPerJob))
+            report.add(Figure("drain rate, concurrency 32", rate32, unit: "jobs/s", reference: "BullMQ \(BullMQReference.version()) Python worker, concurrency 32",
+                              referenceValues: bull.map(\.rate), target: "≥ 10×", met: rateRatio >= 10))
+            report.add(Figure("Redis CPU per job, concurrency 32", cpu32, unit: "µs", reference: "same", referenceValues: bull.map(\.cpuMicrosPerJob),
+                              target: "≤ 0.33×", met: cpuRatio <= 1.0 / 3))
             let last = bull.last!
-            report.notes.append("BullMQ drain: \(f2(median(bull.map(\.callsPerJob)))) Redis commands per job (\(last.calls.sorted { $0.value > $1.value }.prefix(12).map { "\($0.key) \(f2(Double($0.value) / Double(last.n)))" }.joined(separator: ", ")))")
+            report.note("BullMQ drain: \(f2(median(bull.map(\.callsPerJob)))) Redis commands per job (\(last.calls.sorted { $0.value > $1.value }.prefix(12).map { "\($0.key) \(f2(Double($0.value) / Double(last.n)))" }.joined(separator: ", ")))")
         }
         return report
     }
 
-    /// Pre-adds `n` jobs, then has `redis-benchmark -c 1 -P 32` call the reference take-and-finish
-    /// script `n` times; checks every job really completed.
-    private func referenceOnce(n: Int, run: Int) async throws -> Double {
-        let name = "bench-drain-ref-\(run)"
+    /// Pre-adds `n` jobs, then has `redis-benchmark -c 1 -P <pipeline>` call the reference
+    /// take-and-finish script `n` times; checks every job really completed. Calls per second, and
+    /// Redis CPU and commands per call (from `INFO` around the `redis-benchmark` run alone).
+    func referenceOnce(n: Int, run: Int, pipeline: Int) async throws -> (rate: Double, cpuMicrosPerCall: Double, callsPerCall: Double) {
+        let name = "bench-drain-ref-\(run)-\(pipeline)"
         let queue = try JobQueue(name: name, client: client)
         var start = 0
         while start < n {
@@ -82,13 +94,16 @@ struct DrainScenario {
         guard let sha = try await client.send("SCRIPT", "LOAD", script.source).string else {
             throw BenchError("SCRIPT LOAD of the reference script gave no SHA")
         }
-        let result = try await reference.run(clients: 1, pipeline: 32, requests: n, command: ["EVALSHA", sha] + script.arguments)
+        let before = try await ServerStats.fetch(client)
+        let result = try await reference.run(clients: 1, pipeline: pipeline, requests: n, command: ["EVALSHA", sha] + script.arguments)
+        let after = try await ServerStats.fetch(client)
         let counts = try await queue.inspector.counts()
         _ = try await queue.inspector.obliterate(force: true)
         guard counts.waiting == 0, counts.active == 0 else {
             throw BenchError("the reference script left \(counts.waiting) waiting and \(counts.active) active jobs of \(n)")
         }
-        return result.rps
+        return (result.rps, (after.cpuSeconds - before.cpuSeconds) * 1e6 / Double(n),
+                Double(ServerStats.callsBetween(before, after).values.reduce(0, +)) / Double(n))
     }
 
     struct Measure {

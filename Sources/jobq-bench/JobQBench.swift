@@ -1,55 +1,80 @@
 import ArgumentParser
 import Foundation
-import Histogram
 import JobQ
 import LocalRedis
 
 /// `jobq-bench`: jobq's figures as ratios to references measured in the same run on the same
 /// server (DESIGN §10). Release builds only; never run in CI.
 ///
-/// Scenario `client` (the Redis client layer): sequential awaited SET, 32 concurrent callers on
-/// one connection (auto-pipelined), explicit pipelines of 16, each against `redis-benchmark -c 1`
-/// with the matching `-P`. Median of `--runs` runs (default 5), min and max printed.
+/// Each scenario prints its table as it finishes; at the end the bench rewrites its sections of
+/// BENCHMARKS.md (and writes `--json` when asked). Every scenario is bounded in count and time.
 @main
 struct JobQBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "jobq-bench",
-        abstract: "Measure jobq against redis-benchmark on the same server, in the same run."
+        abstract: "Measure jobq against redis-benchmark and BullMQ on the same server, in the same run.",
+        discussion: """
+            Starts its own redis-server on a loopback port (or uses JOBQ_REDIS_URL).
+            Scenarios, in the order they run:
+              reference  this server without jobq: redis-benchmark SET,
+                         PUBLISH → subscriber, our scripts at -c 1 and
+                         -P 16/32/100; BullMQ add and drain
+              client     the Redis client layer against redis-benchmark
+              enqueue    single adds (latency), addBulk of 100,000
+              drain      100,000 no-op jobs, 1 worker, concurrency 1/8/32
+              steady     producers and a worker at once, at 50 % and
+                         80 % of the maximum: add → start, add → completed
+              scale      drain with 1, 2 and 4 jobq-worker processes
+              depth      add and take with 1,000 / 100,000 / 1,000,000
+                         jobs waiting, and 1,000,000 delayed
+              cancel     cancel → token fired, 1,000 running jobs
+              delayed    lateness of 10,000 delayed jobs, hz 10 and 100
+              recovery   kill -9 of a worker holding 100 jobs
+              memory     Redis bytes per job; worker RSS idle and busy
+            scale, recovery and memory run the jobq-worker built next to
+            this binary (swift build -c release --product jobq-worker).
+            """
     )
 
-    @Argument(help: "Scenarios to run: client, enqueue, drain, cancel, delayed, recovery, depth, memory (default: all).")
-    var scenarios: [String] = known
+    static let known = ["reference", "client", "enqueue", "drain", "steady", "scale", "depth", "cancel", "delayed", "recovery", "memory"]
 
-    static let known = ["client", "enqueue", "drain", "cancel", "delayed", "recovery", "depth", "memory"]
+    @Argument(help: "Scenarios to run (default: all). See the list below.")
+    var scenarios: [String] = []
 
-    @Flag(help: "Fewer operations per run: a fast look, noisier figures.")
+    @Flag(help: "A fast look: 1 run per figure and smaller counts (under 2 minutes for all scenarios); BENCHMARKS.md is left alone unless --benchmarks-file is given.")
     var quick = false
 
-    @Option(help: "Runs per figure (the median is reported).")
-    var runs = 5
+    @Option(help: "Runs per figure; the median is reported with min–max (default 5, or 1 with --quick).")
+    var runs: Int?
 
-    @Option(name: .customLong("markdown"), help: "Also write the result table to this Markdown file.")
-    var markdownPath: String?
+    @Option(name: .customLong("json"), help: "Also write every figure, per run, to this JSON file.")
+    var jsonPath: String?
 
-    @Option(help: "Run only these figures (sequential, concurrent, pipeline), e.g. to profile one.")
+    @Option(name: .customLong("benchmarks-file"), help: "The Markdown file whose scenario sections are rewritten (default BENCHMARKS.md; not with --quick).")
+    var benchmarksFile: String?
+
+    @Flag(name: .customLong("no-rewrite"), help: "Do not touch BENCHMARKS.md.")
+    var noRewrite = false
+
+    @Option(help: "client scenario only: run just these figures (sequential, concurrent, pipeline), e.g. to profile one.")
     var only: [String] = []
 
-    private func wants(_ figure: String) -> Bool { scenarios.contains("client") && (only.isEmpty || only.contains(figure)) }
-
     func validate() throws {
-        for figure in only where !["sequential", "concurrent", "pipeline"].contains(figure) {
-            throw ValidationError("unknown figure \"\(figure)\" (known: sequential, concurrent, pipeline)")
+        for figure in only where !ClientScenario.figures.contains(figure) {
+            throw ValidationError("unknown figure \"\(figure)\" (known: \(ClientScenario.figures.joined(separator: ", ")))")
         }
         for s in scenarios where !Self.known.contains(s) {
             throw ValidationError("unknown scenario \"\(s)\" (known: \(Self.known.joined(separator: ", ")))")
         }
-        guard (1...50).contains(runs) else { throw ValidationError("--runs must be 1…50") }
+        if let runs, !(1...50).contains(runs) { throw ValidationError("--runs must be 1…50") }
     }
 
     func run() async throws {
         #if DEBUG
         print("warning: this is a debug build; run `swift run -c release jobq-bench` for real figures")
         #endif
+        let runs = self.runs ?? (quick ? 1 : 5)
+        let selected = scenarios.isEmpty ? Self.known : Self.known.filter { scenarios.contains($0) }
         guard let benchmarkTool = ["/usr/bin/redis-benchmark", "/usr/local/bin/redis-benchmark"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
             throw ValidationError("redis-benchmark not found (apt-get install -y redis-tools)")
         }
@@ -63,148 +88,89 @@ struct JobQBench: AsyncParsableCommand {
             server = started
             configuration = started.configuration
         }
-        defer { if let server { Task { await server.destroy() } } }
-
         let client = RedisClient(configuration: configuration)
-        let info = try await RedisServerInfo.fetch(from: client)
-        let reference = RedisBenchmarkTool(path: benchmarkTool, configuration: configuration)
-        let scale = quick ? 1 : 4
-        let sequentialCount = 5_000 * scale
-        let pipelinedCount = 50_000 * scale
-
-        print("jobq-bench \(scenarios.joined(separator: " ")) — redis \(info.version) at \(configuration.redactedURL), \(runs) runs per figure, \(ProcessInfo.processInfo.activeProcessorCount) cores")
-        var rows: [Row] = []
-
-        // 1. Sequential awaited SET from one caller.
-        var ours: [Double] = []
-        var refs: [Double] = []
-        var latency = Histogram<UInt64>(numberOfSignificantValueDigits: .three)
-        for run in 0..<(wants("sequential") ? runs : 0) {
-            refs.append(try await reference.rps(clients: 1, pipeline: 1, requests: sequentialCount))
-            let start = ContinuousClock.now
-            for _ in 0..<sequentialCount {
-                let t0 = ContinuousClock.now
-                _ = try await client.send("SET", "bench:seq", "xxx")
-                if run > 0 { _ = latency.record(UInt64(max(1, (ContinuousClock.now - t0).nanoseconds / 1000))) }
-            }
-            ours.append(Double(sequentialCount) / (ContinuousClock.now - start).seconds)
-        }
-        if wants("sequential") { rows.append(Row(figure: "sequential awaited SET, 1 caller", ours: ours, reference: refs, referenceName: "redis-benchmark -c 1", target: 0.5,
-                        note: "our latency p50 \(latency.valueAtPercentile(50)) µs, p99 \(latency.valueAtPercentile(99)) µs, max \(latency.max) µs")) }
-
-        // 2. 32 concurrent callers on one connection, pipelined automatically.
-        ours = []
-        refs = []
-        for _ in 0..<(wants("concurrent") ? runs : 0) {
-            refs.append(try await reference.rps(clients: 1, pipeline: 32, requests: pipelinedCount))
-            let perTask = pipelinedCount / 32
-            let start = ContinuousClock.now
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for t in 0..<32 {
-                    group.addTask {
-                        let key = "bench:c\(t)"
-                        for _ in 0..<perTask { _ = try await client.send("SET", key, "xxx") }
-                    }
-                }
-                try await group.waitForAll()
-            }
-            ours.append(Double(perTask * 32) / (ContinuousClock.now - start).seconds)
-        }
-        if wants("concurrent") { rows.append(Row(figure: "32 concurrent callers, 1 connection", ours: ours, reference: refs, referenceName: "redis-benchmark -c 1 -P 32", target: 0.5, note: "")) }
-
-        // 3. Explicit pipelines of 16.
-        ours = []
-        refs = []
-        let pipeline = (0..<16).map { _ in RedisCommand("SET", "bench:p", "xxx") }
-        for _ in 0..<(wants("pipeline") ? runs : 0) {
-            refs.append(try await reference.rps(clients: 1, pipeline: 16, requests: pipelinedCount))
-            let batches = pipelinedCount / 16
-            let start = ContinuousClock.now
-            for _ in 0..<batches { _ = try await client.pipeline(pipeline) }
-            ours.append(Double(batches * 16) / (ContinuousClock.now - start).seconds)
-        }
-        if wants("pipeline") { rows.append(Row(figure: "explicit pipelines of 16", ours: ours, reference: refs, referenceName: "redis-benchmark -c 1 -P 16", target: 0.7, note: "")) }
-
-        _ = try await client.send("DEL", "bench:seq", "bench:p")
-
-        var table = rows.isEmpty ? "" : Row.markdown(rows)
-        func add(_ name: String, referenceColumn: String = "reference (median, min–max)", _ report: EnqueueScenario.Report) {
-            table += (table.isEmpty ? "" : "\n\n") + """
-                | \(name) figure | jobq (median, min–max) | reference | \(referenceColumn) | ratio | target | |
-                |---|---|---|---|---|---|---|
-
-                """ + report.rows.joined(separator: "\n") + (report.notes.isEmpty ? "" : "\n\n" + report.notes.map { "- \($0)" }.joined(separator: "\n"))
-        }
-        if scenarios.contains("enqueue") {
-            add("enqueue", try await EnqueueScenario(client: client, reference: reference, runs: runs, quick: quick).run())
-        }
-        if scenarios.contains("drain") {
-            add("drain", try await DrainScenario(client: client, reference: reference, runs: runs, quick: quick).run())
-        }
-        if scenarios.contains("cancel") {
-            add("cancel", try await CancelScenario(client: client, runs: runs, quick: quick).run())
-        }
-        if scenarios.contains("delayed") {
-            add("delayed", referenceColumn: "reference value", try await DelayedScenario(client: client, runs: runs, quick: quick, ownServer: server != nil).run())
-        }
-        if scenarios.contains("depth") {
-            add("depth", referenceColumn: "reference value", try await DepthScenario(client: client, runs: runs, quick: quick).run())
-        }
-        if scenarios.contains("memory") {
-            add("memory", referenceColumn: "reference value", try await MemoryScenario(client: client, runs: runs, quick: quick).run())
-        }
-        if scenarios.contains("recovery") {
-            add("recovery", referenceColumn: "reference value", try await RecoveryScenario(client: client, runs: runs, quick: quick).run())
+        do {
+            try await measure(selected, runs: runs, client: client, tool: benchmarkTool, ownServer: server != nil)
+        } catch {
+            await client.close()
+            if let server { await server.destroy() }
+            throw error
         }
         await client.close()
-        print()
-        print(table)
-        if let markdownPath {
-            let header = """
-                Measured \(ISO8601DateFormatter().string(from: Date())) with `swift run -c release jobq-bench \(scenarios.joined(separator: " "))`
-                on \(ProcessInfo.processInfo.activeProcessorCount) cores, redis \(info.version) over TCP loopback,
-                \(runs) runs per figure (median, min–max), \(sequentialCount) sequential / \(pipelinedCount) pipelined SETs per run.
+        if let server { await server.destroy() }
+    }
 
+    private func measure(_ selected: [String], runs: Int, client: RedisClient, tool: String, ownServer: Bool) async throws {
+        let configuration = client.configuration
+        let environment = try await BenchEnvironment.describe(client: client, command: commandLine(runs: runs), runs: runs, quick: quick, ownServer: ownServer)
+        let reference = RedisBenchmarkTool(path: tool, configuration: configuration)
+        print("jobq-bench \(selected.joined(separator: " ")) — \(environment.summary), \(runs) run\(runs == 1 ? "" : "s") per figure\(quick ? ", --quick" : "")")
 
-                """
-            try (header + table + "\n").write(toFile: markdownPath, atomically: true, encoding: .utf8)
+        var reports: [ScenarioReport] = []
+        for scenario in selected {
+            print("\n## \(scenario) (started \(Date().formatted(date: .omitted, time: .standard)))")
+            let before = try await ServerStats.fetch(client)
+            let t0 = ContinuousClock.now
+            var report: ScenarioReport
+            switch scenario {
+            case "reference": report = try await ReferenceScenario(client: client, reference: reference, runs: runs, quick: quick).run()
+            case "client": report = try await ClientScenario(client: client, reference: reference, runs: runs, quick: quick, only: only).run()
+            case "enqueue": report = try await EnqueueScenario(client: client, reference: reference, runs: runs, quick: quick).run()
+            case "drain": report = try await DrainScenario(client: client, reference: reference, runs: runs, quick: quick).run()
+            case "steady": report = try await SteadyScenario(client: client, runs: runs, quick: quick).run()
+            case "scale": report = try await ScaleScenario(client: client, runs: runs, quick: quick).run()
+            case "depth": report = try await DepthScenario(client: client, runs: runs, quick: quick).run()
+            case "cancel": report = try await CancelScenario(client: client, runs: runs, quick: quick).run()
+            case "delayed": report = try await DelayedScenario(client: client, runs: runs, quick: quick, ownServer: ownServer).run()
+            case "recovery": report = try await RecoveryScenario(client: client, runs: runs, quick: quick).run()
+            case "memory": report = try await MemoryScenario(client: client, runs: runs, quick: quick).run()
+            default: throw ValidationError("unknown scenario \(scenario)")
+            }
+            report.seconds = (ContinuousClock.now - t0).seconds
+            let after = try await ServerStats.fetch(client)
+            if report.jobs > 0 {
+                report.redisCost = RedisCost(jobs: report.jobs, cpuMicrosPerJob: (after.cpuSeconds - before.cpuSeconds) * 1e6 / Double(report.jobs),
+                                             callsPerJob: Double(ServerStats.callsBetween(before, after).values.reduce(0, +)) / Double(report.jobs))
+            }
+            print(report.markdown)
+            print("(\(scenario): \(Int(report.seconds)) s)")
+            reports.append(report)
+        }
+
+        let missed = reports.flatMap { r in r.figures.filter { $0.met == false }.map { "\(r.scenario): \($0.name)" } }
+        print("\n\(reports.map(\.figures.count).reduce(0, +)) figures in \(Int(reports.map(\.seconds).reduce(0, +))) s; \(missed.isEmpty ? "every target met" : "targets missed: \(missed.count)")")
+        for m in missed { print("  missed — \(m)") }
+
+        if let jsonPath {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            try encoder.encode(BenchResults(environment: environment, scenarios: reports)).write(to: URL(fileURLWithPath: jsonPath))
+            print("wrote \(jsonPath)")
+        }
+        if let path = noRewrite ? nil : (benchmarksFile ?? (quick ? nil : "BENCHMARKS.md")) {
+            try BenchmarksFile(path: path).update(environment: environment, reports: reports, complete: selected == Self.known)
+            print("rewrote the \(reports.map(\.scenario).joined(separator: ", ")) section\(reports.count == 1 ? "" : "s") of \(path)")
         }
     }
-}
 
-/// One result line: our rate and the reference's, each over several runs.
-struct Row {
-    let figure: String
-    let ours: [Double]
-    let reference: [Double]
-    let referenceName: String
-    let target: Double
-    let note: String
-
-    var ratio: Double { median(ours) / median(reference) }
-
-    static func markdown(_ rows: [Row]) -> String {
-        var lines = [
-            "| figure | jobq ops/s (median, min–max) | reference | reference ops/s (median, min–max) | ratio | target | |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for r in rows {
-            lines.append("| \(r.figure) | \(spread(r.ours)) | `\(r.referenceName)` | \(spread(r.reference)) | \(String(format: "%.2f", r.ratio)) | ≥ \(String(format: "%.2f", r.target)) | \(r.ratio >= r.target ? "met" : "MISSED") |")
-        }
-        let notes = rows.filter { !$0.note.isEmpty }.map { "- \($0.figure): \($0.note)" }
-        return (lines + [""] + notes).joined(separator: "\n")
-    }
-
-    static func spread(_ values: [Double]) -> String {
-        "\(Int(median(values))) (\(Int(values.min() ?? 0))–\(Int(values.max() ?? 0)))"
+    /// The command that reproduces this run.
+    private func commandLine(runs: Int) -> String {
+        var words = ["swift", "run", "-c", "release", "jobq-bench"] + scenarios
+        if quick { words.append("--quick") }
+        if self.runs != nil { words += ["--runs", String(runs)] }
+        if !only.isEmpty { words += only.flatMap { ["--only", $0] } }
+        return words.joined(separator: " ")
     }
 }
 
-func median(_ values: [Double]) -> Double {
-    let sorted = values.sorted()
-    guard !sorted.isEmpty else { return 0 }
-    return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+/// Everything `--json` writes.
+struct BenchResults: Encodable {
+    var environment: BenchEnvironment
+    var scenarios: [ScenarioReport]
 }
+
+func f1(_ v: Double) -> String { String(format: "%.1f", v) }
+func f2(_ v: Double) -> String { String(format: "%.2f", v) }
 
 extension Duration {
     var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }

@@ -1,6 +1,7 @@
 import Foundation
 import JobQ
 import LocalRedis
+import Logging
 
 /// Scenario `memory` (issue 8): Redis bytes per waiting job (20-byte payload) and per retained
 /// (completed) record; `jobq-worker` RSS idle and while draining at concurrency 16.
@@ -9,8 +10,8 @@ struct MemoryScenario {
     let runs: Int
     let quick: Bool
 
-    func run() async throws -> EnqueueScenario.Report {
-        var report = EnqueueScenario.Report()
+    func run() async throws -> ScenarioReport {
+        var report = ScenarioReport("memory")
         let n = quick ? 20_000 : 100_000
         var waiting: [Double] = [], retained: [Double] = [], idle: [Double] = [], busy: [Double] = []
         let binary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("jobq-worker").path
@@ -18,21 +19,23 @@ struct MemoryScenario {
             let m = try await redisBytes(n: n, run: run)
             waiting.append(m.waiting)
             retained.append(m.retained)
+            report.jobs += n
             if FileManager.default.isExecutableFile(atPath: binary) {
                 let r = try await workerRSS(binary: binary, run: run, jobs: quick ? 2_000 : 10_000)
                 idle.append(r.idle)
                 busy.append(r.busy)
+                report.jobs += quick ? 2_000 : 10_000
             }
         }
-        func bytes(_ v: [Double]) -> String { "\(Int(median(v))) B (\(Int(v.min() ?? 0))–\(Int(v.max() ?? 0)))" }
-        func mib(_ v: [Double]) -> String { String(format: "%.1f MiB (%.1f–%.1f)", median(v), v.min() ?? 0, v.max() ?? 0) }
-        report.rows.append("| Redis memory per waiting job (20-byte payload), \(n.formatted()) jobs | \(bytes(waiting)) | `INFO memory` delta / jobs | — | — | ≤ 400 B | \(median(waiting) <= 400 ? "met" : "MISSED") |")
-        report.rows.append("| Redis memory per retained completed record | \(bytes(retained)) | `INFO memory` delta / records | — | — | — | |")
+        report.add(Figure("Redis memory per waiting job (20-byte payload), \(n.formatted()) jobs, `INFO memory` delta / jobs", waiting, unit: "B",
+                          target: "≤ 400 B", met: median(waiting) <= 400))
+        report.add(Figure("Redis memory per retained completed record", retained, unit: "B"))
         if idle.isEmpty {
-            report.notes.append("worker RSS skipped: \(binary) is missing (swift build -c release --product jobq-worker)")
+            report.note("worker RSS skipped: \(binary) is missing (swift build -c release --product jobq-worker)")
         } else {
-            report.rows.append("| jobq-worker RSS, idle, concurrency 16 (release) | \(mib(idle)) | — | — | — | ≤ 30 MB | \(median(idle) * 1.048576 <= 30 ? "met" : "MISSED") |")
-            report.rows.append("| jobq-worker RSS, peak while draining, concurrency 16 | \(mib(busy)) | — | — | — | ≤ 30 MB | \(median(busy) * 1.048576 <= 30 ? "met" : "MISSED") |")
+            // The target is in MB (10^6 bytes); RSS is read in KiB.
+            report.add(Figure("jobq-worker RSS, idle, concurrency 16 (this build)", idle.map { $0 * 1.048576 }, unit: "MB", target: "≤ 30 MB", met: median(idle) * 1.048576 <= 30))
+            report.add(Figure("jobq-worker RSS, peak while draining, concurrency 16", busy.map { $0 * 1.048576 }, unit: "MB", target: "≤ 30 MB", met: median(busy) * 1.048576 <= 30))
         }
         return report
     }
@@ -52,7 +55,9 @@ struct MemoryScenario {
         var handlers = JobHandlers()
         handlers.register(name: "noop") { _, _ in [] }
         let workerClient = RedisClient(configuration: client.configuration)
-        let worker = try Worker(client: workerClient, configuration: WorkerConfiguration(queues: [.init(queue.name)], concurrency: 32), handlers: handlers)
+        var logger = Logger(label: "bench")
+        logger.logLevel = .error
+        let worker = try Worker(client: workerClient, configuration: WorkerConfiguration(queues: [.init(queue.name)], concurrency: 32), handlers: handlers, logger: logger)
         let running = Task { try await worker.run() }
         let deadline = ContinuousClock.now + .seconds(600)
         while ContinuousClock.now < deadline, try await queue.inspector.counts().completed < n {

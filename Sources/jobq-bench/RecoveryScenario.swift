@@ -11,11 +11,11 @@ struct RecoveryScenario {
     let runs: Int
     let quick: Bool
 
-    func run() async throws -> EnqueueScenario.Report {
-        var report = EnqueueScenario.Report()
+    func run() async throws -> ScenarioReport {
+        var report = ScenarioReport("recovery")
         let binary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("jobq-worker").path
         guard FileManager.default.isExecutableFile(atPath: binary) else {
-            report.notes.append("recovery skipped: \(binary) is missing (swift build -c release --product jobq-worker)")
+            report.note("recovery skipped: \(binary) is missing (swift build -c release --product jobq-worker)")
             return report
         }
         var waiting: [Double] = [], elsewhere: [Double] = []
@@ -23,16 +23,14 @@ struct RecoveryScenario {
             let m = try await once(binary: binary, run: run, jobs: quick ? 20 : 100)
             waiting.append(m.waiting)
             elsewhere.append(m.elsewhere)
+            report.jobs += quick ? 20 : 100
         }
         let n = quick ? 20 : 100
-        report.rows.append("| kill -9 of a worker holding \(n) jobs → all back in waiting (defaults: lease 10 s) | \(s(waiting)) | lease + reaper interval (L + L/4) | 12.5 s | \(f2(median(waiting) / 12.5)) | ≤ 1 | \(median(waiting) <= 12.5 ? "met" : "MISSED") |")
-        report.rows.append("| same → all running on the other worker | \(s(elsewhere)) | — | — | — | — | |")
-        report.notes.append("recovery: the reaper runs every L/4 on each live worker, under a Redis lock, and requeues jobs whose lease deadline passed; the idle worker's fetchers are woken by the marker the requeue sets.")
+        report.add(Figure("kill -9 of a worker holding \(n) jobs → all back in waiting (defaults: lease 10 s)", waiting, unit: "s",
+                          reference: "lease + reaper interval (L + L/4)", referenceValues: waiting.map { _ in 12.5 }, target: "≤ 1×", met: median(waiting) <= 12.5))
+        report.add(Figure("same → all running on the other worker", elsewhere, unit: "s"))
+        report.note("recovery: the reaper runs every L/4 on each live worker, under a Redis lock, and requeues jobs whose lease deadline passed; the idle worker's fetchers are woken by the marker the requeue sets.")
         return report
-    }
-
-    private func s(_ values: [Double]) -> String {
-        String(format: "%.2f s (%.2f–%.2f)", median(values), values.min() ?? 0, values.max() ?? 0)
     }
 
     private func once(binary: String, run: Int, jobs n: Int) async throws -> (waiting: Double, elsewhere: Double) {

@@ -8,6 +8,7 @@ import JobQWorkerKit
 /// - `sleep[:MIN[..MAX]]`: waits a random time in the range (default 100ms), reporting progress
 ///   at each quarter; stops at once when the job's token fires;
 /// - `echo`: the payload becomes the result;
+/// - `noop`: completes at once with no result (load tests: the queue's own cost, nothing else);
 /// - `fail[:REASON]`: every run fails (retried per the job's attempts and backoff);
 /// - `exec:/path/to/program [args…]`: runs the program per job (payload on stdin, protocol on
 ///   fd 3; see `ExecHandler`), the path absolute and executable;
@@ -18,12 +19,13 @@ import JobQWorkerKit
 enum HandlerSpec: CustomStringConvertible {
     case sleep(min: Duration, max: Duration)
     case echo
+    case noop
     case fail(reason: String)
     case demo
     case exec(ExecHandler)
     case http(URL)
 
-    static let kinds = "sleep[:MIN[..MAX]], echo, fail[:REASON], demo, exec:/path/to/program [args…], http:http(s)://host/path"
+    static let kinds = "sleep[:MIN[..MAX]], echo, noop, fail[:REASON], demo, exec:/path/to/program [args…], http:http(s)://host/path"
 
     init?(parsing text: String) {
         let kind = text.prefix(while: { $0 != ":" })
@@ -39,6 +41,9 @@ enum HandlerSpec: CustomStringConvertible {
         case "echo":
             guard argument == nil else { return nil }
             self = .echo
+        case "noop":
+            guard argument == nil else { return nil }
+            self = .noop
         case "fail":
             self = .fail(reason: argument ?? "configured to fail")
         case "demo":
@@ -61,6 +66,7 @@ enum HandlerSpec: CustomStringConvertible {
         switch self {
         case .sleep(let a, let b): "sleep:\(a)..\(b)"
         case .echo: "echo"
+        case .noop: "noop"
         case .fail(let r): "fail:\(r)"
         case .demo: "demo"
         case .exec(let e): "exec:\(e.executable)"
@@ -98,6 +104,8 @@ enum HandlerSpec: CustomStringConvertible {
             }
         case .echo:
             return { job, _ in job.payload.bytes }
+        case .noop:
+            return { _, _ in [] }
         case .fail(let reason):
             return { _, context in throw ConfiguredFailure(description: "\(reason) (attempt \(context.attempt))", failureReason: reason) }
         case .exec(let exec):

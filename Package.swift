@@ -16,6 +16,7 @@ let package = Package(
         .executable(name: "jobq-admin", targets: ["jobq-admin"]),
         .executable(name: "jobq-demo", targets: ["jobq-demo"]),
         .executable(name: "jobq-bench", targets: ["jobq-bench"]),
+        .executable(name: "jobq-chaos", targets: ["jobq-chaos"]),
     ],
     dependencies: [
         // Command-line parsing, help text and usage errors for every executable: saves writing and
@@ -127,6 +128,16 @@ let package = Package(
                 "LocalRedis",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "jobq-chaos",
+            dependencies: [
+                "JobQ",
+                "LocalRedis",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict

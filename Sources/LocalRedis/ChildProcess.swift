@@ -94,6 +94,9 @@ public final class ChildProcess: Sendable {
     }
 
     public var hasExited: Bool { status.withLock { $0 } != nil }
+
+    /// The raw wait status once the process has exited and been reaped.
+    public var exitStatus: Int32? { status.withLock { $0 } }
 }
 
 /// glibc ≥ 2.34 (Debian 12 has 2.36) declares this only under _GNU_SOURCE, which Swift's Glibc

@@ -102,8 +102,10 @@ public final class RedisServerProcess: Sendable {
     public var pid: Int32? { running.withLock { $0?.pid } }
 
     /// Starts the server again on the same address and directory (after ``stop()`` or ``kill()``).
-    public func restart() async throws {
-        try await launch()
+    /// With `untilLoaded` false it returns as soon as the server answers, even if only with
+    /// `LOADING` (its dataset still being read: a test of what clients see meanwhile).
+    public func restart(untilLoaded: Bool = true) async throws {
+        try await launch(untilLoaded: untilLoaded)
     }
 
     /// SIGTERM and wait for the exit. Safe to call when not running.
@@ -157,7 +159,7 @@ public final class RedisServerProcess: Sendable {
         return args + options.extraArguments
     }
 
-    private func launch() async throws {
+    private func launch(untilLoaded: Bool = true) async throws {
         guard let executable = Self.findExecutable("redis-server") else {
             throw StartError(description: "redis-server is not installed (apt-get install -y redis-server)")
         }
@@ -176,7 +178,11 @@ public final class RedisServerProcess: Sendable {
         let ready: Result<Void, Error> = await withUnsafeContinuation { continuation in
             Task {
                 do {
-                    try await client.ping()
+                    if untilLoaded {
+                        try await client.ping()
+                    } else {
+                        try await Self.answers(configuration: self.configuration)
+                    }
                     once.run { continuation.resume(returning: .success(())) }
                 } catch {
                     once.run { continuation.resume(returning: .failure(error)) }
@@ -192,6 +198,26 @@ public final class RedisServerProcess: Sendable {
         if case .failure(let error) = ready {
             await signalAndWait(SIGKILL)
             throw error
+        }
+    }
+
+    /// Waits (up to 20 s) until the server answers PING with PONG or with a `LOADING` error.
+    private static func answers(configuration: RedisConfiguration) async throws {
+        var quick = configuration
+        quick.retryDeadline = .milliseconds(100)
+        let deadline = ContinuousClock.now + .seconds(20)
+        while true {
+            let client = RedisClient(configuration: quick)
+            do {
+                try await client.ping()
+                await client.close()
+                return
+            } catch {
+                await client.close()
+                if "\(error)".contains("LOADING") { return }
+                guard ContinuousClock.now < deadline else { throw error }
+            }
+            try await Task.sleep(for: .milliseconds(20))
         }
     }
 

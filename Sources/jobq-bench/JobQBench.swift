@@ -109,6 +109,7 @@ struct JobQBench: AsyncParsableCommand {
         var reports: [ScenarioReport] = []
         for scenario in selected {
             print("\n## \(scenario) (started \(Date().formatted(date: .omitted, time: .standard)))")
+            fflush(nil)
             let before = try await ServerStats.fetch(client)
             let t0 = ContinuousClock.now
             var report: ScenarioReport
@@ -134,6 +135,7 @@ struct JobQBench: AsyncParsableCommand {
             }
             print(report.markdown)
             print("(\(scenario): \(Int(report.seconds)) s)")
+            fflush(nil)   // each scenario's table shows when it ends, also when stdout is a file
             reports.append(report)
         }
 

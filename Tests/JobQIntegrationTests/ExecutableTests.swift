@@ -6,7 +6,7 @@ import Testing
 
 /// Runs a built executable of this package with an explicit environment (never an inherited
 /// `JOBQ_REDIS_URL`) and returns its exit code and combined output.
-func runTool(_ name: String, _ arguments: [String], environment: [String: String] = [:]) async throws -> (code: Int32, output: String) {
+func runTool(_ name: String, _ arguments: [String], environment: [String: String] = [:], timeout: Double = 120) async throws -> (code: Int32, output: String) {
     let binDir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
     let path = binDir + "/" + name
     guard FileManager.default.isExecutableFile(atPath: path) else {
@@ -17,7 +17,7 @@ func runTool(_ name: String, _ arguments: [String], environment: [String: String
     var env = ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": NSTemporaryDirectory()]
     env.merge(environment) { $1 }
     let child = try ChildProcess(executable: path, arguments: arguments, environment: env, outputPath: output)
-    let status = try await within(120, "\(name) to exit") { await child.wait() }
+    let status = try await within(timeout, "\(name) to exit") { await child.wait() }
     let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
     let exited = status & 0x7f == 0
     return (exited ? (status >> 8) & 0xff : 128 + (status & 0x7f), text)

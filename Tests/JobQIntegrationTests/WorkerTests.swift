@@ -1,18 +1,19 @@
 import Foundation
+import Logging
 import Synchronization
 import Testing
 @testable import JobQ
 
 /// Runs a worker on `queue` for the duration of `body`, then shuts it down and waits for it.
 func withWorker<T: Sendable>(_ queue: JobQueue, concurrency: Int = 4, lease: Duration = .seconds(2), grace: Duration = .seconds(5),
-                             configure: (inout WorkerConfiguration) -> Void = { _ in },
+                             configure: (inout WorkerConfiguration) -> Void = { _ in }, logger: Logger? = nil,
                              handlers: JobHandlers, _ body: (Worker) async throws -> T) async throws -> T {
     var configuration = WorkerConfiguration(queues: [.init(queue.name)], concurrency: concurrency)
     configuration.lease = lease
     configuration.shutdownGrace = grace
     configuration.maxBlockTimeout = .seconds(1)
     configure(&configuration)
-    let worker = try Worker(client: queue.client, configuration: configuration, handlers: handlers)
+    let worker = try Worker(client: queue.client, configuration: configuration, handlers: handlers, logger: logger)
     let running = Task { try await worker.run() }
     do {
         let result = try await body(worker)

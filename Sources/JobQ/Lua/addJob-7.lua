@@ -18,6 +18,8 @@
 
   Returns {1, state} created, state "waiting" or "delayed"
           {0, state} the id exists already (dedup); nothing written
+          an error reply (WRONGTYPE, OOM) when a write failed partway: what was written is undone,
+          so a job is added whole or not at all
   Events: "added" (to waiting) or "delayed", with the job name.
 ]]
 --@include common
@@ -43,27 +45,43 @@ end
 local state = 'waiting'
 if due or delay > 0 then state = 'delayed' end
 
--- The event's stream id carries the Redis clock: it stamps the record too (no extra TIME call).
-local eventId = emit(eventsKey, maxLen, state == 'waiting' and 'added' or 'delayed', id, {'n', name})
-if not now then now = tonumber(string.match(eventId, '^(%d+)')) end
-if not due and delay > 0 then due = now + delay end
+local eventId
+local ok, failure = pcall(function()
+  -- The event's stream id carries the Redis clock: it stamps the record too (no extra TIME call).
+  eventId = emit(eventsKey, maxLen, state == 'waiting' and 'added' or 'delayed', id, {'n', name})
+  if not now then now = tonumber(string.match(eventId, '^(%d+)')) end
+  if not due and delay > 0 then due = now + delay end
 
-local fields = {'HSET', jobKey, 's', state, 'ct', now}
-for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
-if due then
-  fields[#fields + 1] = 'du'
-  fields[#fields + 1] = due
-end
-redis.call(unpack(fields))
-
-if due then
-  local first = redis.call('ZRANGE', delayedKey, 0, 0, 'WITHSCORES')
-  redis.call('ZADD', delayedKey, due, id)
-  -- Due sooner than every other delayed job: wake an idle fetcher so it re-arms its timer.
-  if not first[2] or due < tonumber(first[2]) then
-    redis.call('ZADD', markerKey, 0, '0')
+  local fields = {'HSET', jobKey, 's', state, 'ct', now}
+  for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
+  if due then
+    fields[#fields + 1] = 'du'
+    fields[#fields + 1] = due
   end
-else
-  enqueueWaiting(waitKey, prioritizedKey, seqKey, markerKey, id, priority)
+  redis.call(unpack(fields))
+
+  if due then
+    local first = redis.call('ZRANGE', delayedKey, 0, 0, 'WITHSCORES')
+    redis.call('ZADD', delayedKey, due, id)
+    -- Due sooner than every other delayed job: wake an idle fetcher so it re-arms its timer.
+    if not first[2] or due < tonumber(first[2]) then
+      redis.call('ZADD', markerKey, 0, '0')
+    end
+  else
+    enqueueWaiting(waitKey, prioritizedKey, seqKey, markerKey, id, priority)
+  end
+end)
+if not ok then
+  -- A key of another type under the queue's prefix (WRONGTYPE: something else wrote there) or a
+  -- full Redis stopped a write partway: undo whatever this call wrote, then report the error.
+  if eventId then
+    redis.pcall('XDEL', eventsKey, eventId)
+    if redis.pcall('XLEN', eventsKey) == 0 then redis.pcall('DEL', eventsKey) end
+  end
+  redis.pcall('DEL', jobKey)
+  redis.pcall('LREM', waitKey, 1, id)   -- LPUSHed: found at the head
+  redis.pcall('ZREM', prioritizedKey, id)
+  redis.pcall('ZREM', delayedKey, id)
+  return redis.error_reply(type(failure) == 'table' and failure.err or tostring(failure))
 end
 return {1, state}

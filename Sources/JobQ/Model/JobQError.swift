@@ -7,7 +7,7 @@ public struct JobQError: Error, Sendable, Hashable, CustomStringConvertible {
         fileprivate enum Kind: String, Sendable {
             case invalidQueueName, invalidJobID, invalidJobName, invalidOptions, tooLarge
             case notFound, leaseLost, isActive, notPaused, hasActive, wrongState, paused
-            case outOfMemory, redis, timedOut, installation, internalError
+            case outOfMemory, keyConflict, redis, timedOut, installation, internalError
         }
         fileprivate let kind: Kind
         public var description: String { kind.rawValue }
@@ -38,6 +38,9 @@ public struct JobQError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let paused = Code(kind: .paused)
         /// Redis is out of memory (`OOM`, `maxmemory` reached with `noeviction`): nothing was written.
         public static let outOfMemory = Code(kind: .outOfMemory)
+        /// A key of the queue holds a value of another type than jobq's (`WRONGTYPE`): something
+        /// other than jobq wrote under the queue's `jobq:{name}:` prefix. Nothing was changed.
+        public static let keyConflict = Code(kind: .keyConflict)
         /// Redis could not be reached, or the outcome of a call is unknown: see ``redisError``.
         public static let redis = Code(kind: .redis)
         /// Waiting (for a job's outcome) took longer than allowed.
@@ -84,6 +87,7 @@ public struct JobQError: Error, Sendable, Hashable, CustomStringConvertible {
         case .wrongState: "check the job's state with inspect"
         case .paused: "resume the queue"
         case .outOfMemory: "raise Redis maxmemory, clean finished jobs, or lower retention; nothing was written"
+        case .keyConflict: "another program wrote under this queue's keys; find the key with `redis-cli --scan --pattern 'jobq:{<queue>}:*'` and `TYPE`, then rename or delete it (or use another queue name)"
         case .redis: redisError?.hint ?? "check Redis"
         case .timedOut: "wait longer, or check that workers are running for this queue"
         case .installation: "ship the jobq_JobQ.resources bundle next to the binary"

@@ -44,13 +44,35 @@ final class QueueCore: Sendable {
         }
     }
 
-    /// Turns an error reply into the matching error: `OOM` → outOfMemory; anything else is a bug.
+    /// Turns an error reply into the matching error: `OOM` → outOfMemory, `WRONGTYPE` →
+    /// keyConflict; anything else is a bug.
     func check(_ reply: RedisReply, script: RedisScript?, jobID: String?) throws(JobQError) {
         guard let message = reply.errorMessage else { return }
         if reply.errorCode == "OOM" {
             throw JobQError(.outOfMemory, queue: name, jobID: jobID, detail: "Redis refused the write: \(message)")
         }
+        if reply.errorCode == "WRONGTYPE" || message.contains("WRONGTYPE") {
+            throw JobQError(.keyConflict, queue: name, jobID: jobID,
+                            detail: "\(script?.name ?? "a command") met a key under \(keys.base) holding another type of value than jobq's (\(message.prefix(200)))")
+        }
         throw JobQError(.internalError, queue: name, jobID: jobID, detail: "\(script?.name ?? "command") failed: \(message)")
+    }
+
+    /// The queue's fixed keys that hold another type of value than jobq keeps there (something
+    /// else wrote under the prefix), as "key is a T (jobq keeps a U there)". Read-only.
+    func keyConflicts() async throws(JobQError) -> [String] {
+        let expected: [(String, String)] = [
+            (keys.wait, "list"), (keys.prioritized, "zset"), (keys.delayed, "zset"), (keys.active, "zset"),
+            (keys.completed, "zset"), (keys.failed, "zset"), (keys.cancelled, "zset"), (keys.meta, "hash"),
+            (keys.marker, "zset"), (keys.events, "stream"), (keys.sequence, "string"), (keys.reaperLock, "string"),
+        ]
+        var batch = RedisBatch()
+        for (key, _) in expected { batch.append(RedisCommand("TYPE", key)) }
+        let replies = try await execute(batch, idempotent: true)
+        return zip(expected, replies).compactMap { pair, reply in
+            let actual = reply.string ?? "unknown"
+            return actual == "none" || actual == pair.1 ? nil : "\(pair.0) is a \(actual) (jobq keeps a \(pair.1) there)"
+        }
     }
 
     /// The leading status of a script reply: a ``ScriptCode`` when negative.

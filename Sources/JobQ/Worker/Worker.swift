@@ -184,7 +184,25 @@ public final class Worker: Service, Sendable {
     private func fetch(_ q: Int) async {
         let core = cores[q]
         var failures = 0
+        var keysChecked = false
         while !stopRequested {
+            // Before the first take, and after a WRONGTYPE: a key of another type under the
+            // queue's prefix would make a take fail halfway, so none runs until it is gone.
+            if !keysChecked {
+                do {
+                    let conflicts = try await core.keyConflicts()
+                    if !conflicts.isEmpty {
+                        failures += 1
+                        logger.error("keyConflict: keys of this queue hold values jobq did not write; taking no jobs until they are renamed or deleted",
+                                     metadata: ["queue": "\(core.name)", "keys": "\(conflicts.joined(separator: "; "))"])
+                        try? await Task.sleep(for: min(.seconds(5), .milliseconds(100 * (1 << min(failures, 6)))))
+                        continue
+                    }
+                    keysChecked = true
+                } catch {
+                    // Redis unreachable: the take below fails and backs off; check again next time.
+                }
+            }
             guard await gate.acquire(q) else { return }
             let lease = QueueCore.Lease(token: JobID.generate(), workerID: configuration.workerID, length: configuration.lease)
             do {
@@ -203,6 +221,7 @@ public final class Worker: Service, Sendable {
             } catch {
                 gate.release(q)
                 failures += 1
+                if error.code == .keyConflict { keysChecked = false }
                 logger.warning("take failed; retrying", metadata: ["queue": "\(core.name)", "error": "\(error)"])
                 try? await Task.sleep(for: min(.seconds(5), .milliseconds(100 * (1 << min(failures, 6)))))
             }

@@ -1,0 +1,217 @@
+import ArgumentParser
+import Foundation
+import JobQ
+import Logging
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// CLOCK_MONOTONIC in nanoseconds: one clock for every process on this machine, so the
+/// orchestrator can order its kills against the workers' and producers' log lines.
+func monotonicNanos() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
+/// An append-only log of tab-separated lines, one `write(2)` per line (O_APPEND), so a line is
+/// whole or absent even when the process is killed mid-run.
+final class AppendLog: Sendable {
+    private let fd: Int32
+
+    init(path: String) throws {
+        fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw ValidationError("cannot open \(path): \(String(cString: strerror(errno)))") }
+    }
+
+    func write(_ fields: String...) {
+        let line = Array((fields.joined(separator: "\t") + "\n").utf8)
+        line.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
+                if n < 0 { if errno == EINTR { continue }; return }
+                offset += n
+            }
+        }
+    }
+
+    deinit { close(fd) }
+}
+
+/// What a chaos job does, carried in its payload: `{"k":"plain","ms":40}`.
+struct ChaosPayload: Codable {
+    enum Kind: String, Codable, CaseIterable {
+        case plain, delayed, prioritized
+        /// Fails its first attempt, then succeeds.
+        case failOnce
+        /// Runs until cancelled (or 30 s); its producer cancels it once it is running.
+        case cancel
+    }
+    var k: Kind
+    var ms: Int
+}
+
+/// A small seeded generator (SplitMix64) so a run's mix can be replayed with `--seed`.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// `jobq-chaos produce`: adds `count` jobs spread over `seconds`, logging every acknowledged add
+/// (`added ID KIND T`) and every add that threw (`unacked KIND ERROR`); cancels each `cancel` job
+/// once it runs and logs when `cancel()` returned (`cancel ID OUTCOME T`).
+struct Produce: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "One producer of a chaos run (started by `jobq-chaos run`).", shouldDisplay: false)
+
+    @Option var redisURL: String
+    @Option var queue: String
+    @Option var directory: String
+    @Option var index: Int
+    @Option var count: Int
+    @Option var seconds: Double
+    @Option var seed: UInt64
+
+    func run() async throws {
+        let log = try AppendLog(path: "\(directory)/producer-\(index).log")
+        var configuration = try RedisConfiguration(url: redisURL)
+        configuration.retryDeadline = .seconds(30)
+        let client = RedisClient(configuration: configuration)
+        let jobs = try JobQueue(name: queue, client: client)
+        var rng = SplitMix64(seed: seed &+ UInt64(index) &* 7919)
+        let start = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { cancellers in
+            for i in 0..<count {
+                let due = start + .seconds(seconds * Double(i) / Double(max(1, count)))
+                if due > ContinuousClock.now { try await Task.sleep(until: due, clock: .continuous) }
+                let roll = Int.random(in: 0..<100, using: &rng)
+                let kind: ChaosPayload.Kind = roll < 5 ? .cancel : roll < 15 ? .failOnce : roll < 30 ? .delayed : roll < 45 ? .prioritized : .plain
+                var options = JobOptions()
+                options.attempts = 3
+                options.backoff = .fixed(.milliseconds(200))
+                options.maxStalls = 1000   // stalls come from our own kills; count them, never fail a job for them
+                if kind == .delayed { options.delay = .milliseconds(Int64.random(in: 100...2_000, using: &rng)) }
+                if kind == .prioritized { options.priority = JobPriority(Int.random(in: -10...10, using: &rng)) }
+                let payload = ChaosPayload(k: kind, ms: kind == .cancel ? 30_000 : Int.random(in: 5...150, using: &rng))
+                do {
+                    let added = try await jobs.add(name: "chaos", payload: try .encoding(payload), options: options)
+                    log.write("added", added.id, kind.rawValue, String(monotonicNanos()))
+                    if kind == .cancel {
+                        let id = added.id
+                        cancellers.addTask { try await Self.cancelWhenRunning(id, jobs: jobs, log: log) }
+                    }
+                } catch {
+                    log.write("unacked", kind.rawValue, "\(error)".replacingOccurrences(of: "\n", with: " "))
+                }
+            }
+            try await cancellers.waitForAll()
+        }
+        await client.close()
+    }
+
+    /// Waits (bounded) until the job runs, then cancels it; a cancel that throws (Redis down) is
+    /// tried again until it returns.
+    static func cancelWhenRunning(_ id: String, jobs: JobQueue, log: AppendLog) async throws {
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline {
+            if let job = try? await jobs.inspector.job(id), job.state != .waiting && job.state != .delayed { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        while ContinuousClock.now < deadline + .seconds(60) {
+            do {
+                let outcome = try await jobs.cancel(id)
+                let name: String
+                switch outcome {
+                case .cancelled: name = "cancelled"
+                case .cancelRequested: name = "cancelRequested"
+                case .alreadyFinished(let state): name = "already-\(state)"
+                case .notFound: name = "notFound"
+                }
+                log.write("cancel", id, name, String(monotonicNanos()))
+                return
+            } catch {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        log.write("cancelGaveUp", id)
+    }
+}
+
+/// `jobq-chaos work`: one worker process. Every handler run is logged before anything else
+/// (`start ID ATTEMPT EXECUTION PID T`) and at its end (`end ID ATTEMPT EXECUTION OUTCOME T`);
+/// a completed run's result is its execution id, so the checker can tell which run's result
+/// Redis kept. SIGTERM stops it gracefully (exit 0).
+struct Work: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "One worker of a chaos run (started by `jobq-chaos run`).", shouldDisplay: false)
+
+    @Option var redisURL: String
+    @Option var queue: String
+    @Option var directory: String
+    @Option var concurrency = 8
+    @Option(help: "Lease in milliseconds.") var leaseMs = 3_000
+    @Option(help: "Shutdown grace in milliseconds.") var graceMs = 2_000
+
+    struct PlannedFailure: Error, CustomStringConvertible {
+        var description: String { "planned failure of the first attempt" }
+    }
+
+    func run() async throws {
+        // SIGTERM is ours to handle from the start: it stops the worker gracefully.
+        signal(SIGTERM, SIG_IGN)
+        let pid = String(getpid())
+        let log = try AppendLog(path: "\(directory)/worker-\(pid).log")
+        var handlers = JobHandlers()
+        handlers.register(name: "chaos") { job, context in
+            log.write("start", job.id, String(context.attempt), context.executionID, pid, String(monotonicNanos()))
+            func end(_ outcome: String) { log.write("end", job.id, String(context.attempt), context.executionID, outcome, String(monotonicNanos())) }
+            let payload = try job.payload.decode(ChaosPayload.self)
+            if payload.k == .failOnce, context.attempt == 1 {
+                end("failed")
+                throw PlannedFailure()
+            }
+            do {
+                if payload.k == .cancel {
+                    _ = try await withThrowingTaskGroup(of: Bool.self) { group in
+                        group.addTask { await context.waitForCancellation() != nil }
+                        group.addTask { try await Task.sleep(for: .milliseconds(payload.ms)); return false }
+                        defer { group.cancelAll() }
+                        return try await group.next() ?? false
+                    }
+                    try context.checkCancellation()
+                } else {
+                    try await Task.sleep(for: .milliseconds(payload.ms))
+                    try context.checkCancellation()
+                }
+            } catch {
+                end("stopped")
+                throw error
+            }
+            end("ok")
+            return Array(context.executionID.utf8)
+        }
+        var configuration = WorkerConfiguration(queues: [.init(queue)], concurrency: concurrency, workerID: "chaos-\(pid)")
+        configuration.lease = .milliseconds(leaseMs)
+        configuration.shutdownGrace = .milliseconds(graceMs)
+        configuration.maxBlockTimeout = .seconds(2)
+        var redis = try RedisConfiguration(url: redisURL)
+        redis.retryDeadline = .seconds(30)
+        var logger = Logger(label: "jobq-chaos.worker")
+        logger.logLevel = .warning
+        let client = RedisClient(configuration: redis)
+        let worker = try Worker(client: client, configuration: configuration, handlers: handlers, logger: logger)
+        let term = DispatchSource.makeSignalSource(signal: SIGTERM, queue: .global())
+        term.setEventHandler { worker.shutdown() }
+        term.resume()
+        try await worker.run()
+        term.cancel()
+        await client.close()
+    }
+}

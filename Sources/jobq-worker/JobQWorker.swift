@@ -69,6 +69,9 @@ struct JobQWorker: AsyncParsableCommand {
     @Flag(name: .customLong("require-durable"), help: "Exit 78 unless Redis has AOF on and maxmemory-policy noeviction.")
     var requireDurable = false
 
+    @Flag(name: .customLong("check-config"), help: "Load and check the configuration (file, environment, flags), print it with secrets hidden, and exit: 0 valid, 78 not.")
+    var checkConfig = false
+
     static func main() async {
         do {
             var command = try parseAsRoot()
@@ -99,6 +102,17 @@ struct JobQWorker: AsyncParsableCommand {
         } catch {
             FileHandle.standardError.write(Data("jobq-worker: \(error)\n".utf8))
             throw WorkerExit(code: 78)
+        }
+        if checkConfig {
+            print("""
+                configuration valid
+                  redis        \(settings.redis.redactedURL)\(settings.redis.password != nil ? " (password set)" : "")
+                  queues       \(settings.worker.queues.map { "\($0.name):\($0.weight)" }.joined(separator: ", "))
+                  concurrency  \(settings.worker.concurrency)
+                  lease        \(settings.worker.lease), shutdown grace \(settings.worker.shutdownGrace)
+                  handlers     \(settings.handlerSpecs.map { "\($0.name)=\($0.spec)" }.joined(separator: ", "))
+                """)
+            return
         }
         let level = Logger.Level(rawValue: settings.logLevel) ?? .info
         LoggingSystem.bootstrap { label in

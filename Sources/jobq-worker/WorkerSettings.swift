@@ -38,7 +38,14 @@ struct WorkerSettings {
         let key: String
         let value: String
         let expected: String
-        var description: String { "bad configuration: \(key) = \"\(value)\": expected \(expected)" }
+        /// One line, whatever the value holds (an operator greps logs by line).
+        var description: String {
+            "bad configuration: \(key) = \"\(Self.oneLine(value))\": expected \(Self.oneLine(expected))"
+        }
+
+        static func oneLine(_ text: String) -> String {
+            String(text.unicodeScalars.map { $0.properties.generalCategory == .control ? "␤" : Character($0) }.prefix(300))
+        }
     }
 
     struct Flags {
@@ -73,7 +80,9 @@ struct WorkerSettings {
             do {
                 providers.append(try await FileProvider<YAMLSnapshot>(filePath: FilePath(path)))
             } catch {
-                throw Problem(key: "--config", value: path, expected: "valid YAML (\(error))")
+                // The YAML parser's message spans lines (it quotes the offending text): keep the first.
+                let first = "\(error)".split(whereSeparator: \.isNewline).first.map(String.init) ?? "\(error)"
+                throw Problem(key: "--config", value: path, expected: "valid YAML (\(first.trimmingCharacters(in: CharacterSet(charactersIn: ": "))))")
             }
         }
         let config = ConfigReader(providers: providers)

@@ -105,7 +105,14 @@ public struct Backoff: Sendable, Hashable, CustomStringConvertible {
 }
 
 extension Duration {
-    /// Parses `250ms`, `5s`, `2m`, `1h`, `1d`, or a plain number of seconds.
+    /// Whole milliseconds of `seconds`, or nil past 100 years (no duration we take is longer,
+    /// and larger values would overflow).
+    private static func milliseconds(_ seconds: Double) -> Int64? {
+        let ms = (seconds * 1000).rounded()
+        return ms.isFinite && ms >= 0 && ms <= 3_153_600_000_000 ? Int64(ms) : nil
+    }
+
+    /// Parses `250ms`, `5s`, `2m`, `1h`, `1d`, or a plain number of seconds (up to 100 years).
     public init?(parsing text: String) {
         let t = text.trimmingCharacters(in: .whitespaces)
         let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)]
@@ -113,10 +120,11 @@ extension Duration {
             let number = t.dropLast(suffix.count)
             // "ms" before "s"/"m": the table order makes "5ms" match "ms" first.
             guard let v = Double(number), v >= 0, v.isFinite else { continue }
-            self = .milliseconds(Int64((v * scale * 1000).rounded()))
+            guard let ms = Self.milliseconds(v * scale) else { return nil }
+            self = .milliseconds(ms)
             return
         }
-        guard let v = Double(t), v >= 0, v.isFinite else { return nil }
-        self = .milliseconds(Int64((v * 1000).rounded()))
+        guard let v = Double(t), v >= 0, v.isFinite, let ms = Self.milliseconds(v) else { return nil }
+        self = .milliseconds(ms)
     }
 }

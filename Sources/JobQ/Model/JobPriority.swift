@@ -21,14 +21,14 @@ public struct JobPriority: Sendable, Hashable, Comparable, ExpressibleByIntegerL
         }
     }
 
-    /// Parses `high`, `normal`, `low` or an integer.
+    /// Parses `high`, `normal`, `low` or an integer in −1000…1000 (nil otherwise).
     public init?(parsing text: String) {
         switch text.lowercased() {
         case "high": self = .high
         case "normal": self = .normal
         case "low": self = .low
         default:
-            guard let n = Int(text) else { return nil }
+            guard let n = Int(text), Self.range.contains(n) else { return nil }
             self.init(n)
         }
     }

@@ -95,18 +95,35 @@ public struct ExecHandler: Sendable {
 
     /// One line from fd 3.
     static func handleProtocol(_ line: String, context: JobContext) {
+        switch ExecProtocolLine(parsing: line) {
+        case .progress(let percent, let message):
+            context.progress(percent: percent, message: message)
+        case .checkpoint(let bytes):
+            Task { try? await context.checkpoint(bytes) }
+        case nil:
+            context.logger.debug("unknown or malformed protocol line from the program: \(line.prefix(200))")
+        }
+    }
+}
+
+/// A line of the exec protocol (fd 3): `progress <percent 0–100> [message]` or
+/// `checkpoint <base64>`. Anything else is nil (ignored, logged at debug).
+public enum ExecProtocolLine: Sendable, Hashable {
+    case progress(percent: Double, message: String)
+    case checkpoint([UInt8])
+
+    public init?(parsing line: String) {
         let parts = line.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: true).map(String.init)
-        guard let verb = parts.first else { return }
+        guard let verb = parts.first else { return nil }
         switch verb {
         case "progress":
-            guard parts.count >= 2, let percent = Double(parts[1]) else { return }
-            context.progress(percent: percent, message: parts.count > 2 ? parts[2] : "")
+            guard parts.count >= 2, let percent = Double(parts[1]), percent.isFinite, (0...100).contains(percent) else { return nil }
+            self = .progress(percent: percent, message: parts.count > 2 ? parts[2] : "")
         case "checkpoint":
-            guard parts.count >= 2, let data = Data(base64Encoded: parts[1]) else { return }
-            let bytes = Array(data)
-            Task { try? await context.checkpoint(bytes) }
+            guard parts.count >= 2, let data = Data(base64Encoded: parts[1]) else { return nil }
+            self = .checkpoint(Array(data))
         default:
-            context.logger.debug("unknown protocol line from the program: \(line.prefix(200))")
+            return nil
         }
     }
 }

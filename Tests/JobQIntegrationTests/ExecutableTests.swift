@@ -89,6 +89,20 @@ struct ExecutableTests {
             #expect(strict.code == 78, "\(strict.output)")
         }
 
+        @Test("eviction on (AOF on): the worker logs that jobs could be evicted; --require-durable makes it exit 78")
+        func eviction() async throws {
+            try await withPrivateRedis(.init(appendFsync: "everysec", extraArguments: ["--maxmemory-policy", "allkeys-lru"])) { server in
+                let worker = try WorkerProcess(["--redis-url", server.url, "--queue", "q", "--handler", "x=echo"])
+                try await worker.waitForLog("worker started")
+                #expect(worker.log.contains("allkeys-lru"), "\(worker.log)")
+                #expect(!worker.log.contains("AOF is off"))
+                worker.process.signal(SIGTERM)
+                #expect(try await worker.exitCode() == 0, "\(worker.log)")
+                let strict = try await runTool("jobq-worker", ["--redis-url", server.url, "--require-durable", "--queue", "q", "--handler", "x=echo"])
+                #expect(strict.code == 78 && strict.output.contains("allkeys-lru"), "\(strict.output)")
+            }
+        }
+
         @Test("a durable Redis (AOF, noeviction) passes --require-durable")
         func durableServer() async throws {
             try await withPrivateRedis(.init(appendFsync: "everysec")) { server in

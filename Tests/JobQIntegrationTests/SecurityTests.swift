@@ -80,6 +80,21 @@ extension ExecutableTests {
             }
         }
 
+        @Test("jobq-admin on a queue with a foreign value planted under its keys exits 1 with a keyConflict that says what to do")
+        func adminKeyConflict() async throws {
+            let server = try await SharedRedis.instance.server()
+            let client = RedisClient(configuration: server.configuration)
+            let queue = "planted-\(UUID().uuidString.prefix(6))"
+            _ = try await client.send("SET", try QueueKeys(queue: queue).wait, "not a list")
+            await client.close()
+            let text = try await runTool("jobq-admin", ["counts", queue, "--redis-url", server.url])
+            #expect(text.code == 1 && text.output.contains("keyConflict") && text.output.contains("TYPE"), "\(text.output)")
+            let json = try await runTool("jobq-admin", ["add", queue, "x", "--json", "--redis-url", server.url])
+            #expect(json.code == 1, "\(json.output)")
+            let error = (try? JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [String: [String: Any]])?["error"]
+            #expect(error?["kind"] as? String == "keyConflict", "\(json.output)")
+        }
+
         @Test("jobq-worker --check-config on 60 mutated configuration files: each exits 0 or 78 with a one-line reason, never a crash")
         func configFuzz() async throws {
             let temp = FileManager.default.temporaryDirectory.appendingPathComponent("jobq-cfg-\(UUID().uuidString)").path

@@ -95,10 +95,14 @@ actor QueueEventReader {
     func next(wait: Duration) async throws(JobQError) -> [QueueEvents.Element] {
         let now = try await readAvailable()
         if !now.isEmpty { return now }
-        let client = blockingClient()
-        let ms = max(1, min(wait, client.maxBlockTimeout).milliseconds)
         do {
-            _ = try await client.send(RedisCommand("XREAD", "COUNT", 1, "BLOCK", ms, "STREAMS", core.keys.events, cursor.description))
+            let client = try await blockingClient()
+            let ms = max(1, min(wait, client.maxBlockTimeout).milliseconds)
+            let reply = try await client.send(RedisCommand("XREAD", "COUNT", 1, "BLOCK", ms, "STREAMS", core.keys.events, cursor.description))
+            if reply.errorCode == "MOVED" || reply.errorCode == "ASK" {
+                // The queue's slot moved to another node (cluster resharding): wait there next time.
+                await close()
+            }
         } catch {
             throw JobQError(redis: error, queue: core.name)
         }
@@ -110,9 +114,9 @@ actor QueueEventReader {
         blocking = nil
     }
 
-    private func blockingClient() -> RedisBlockingClient {
+    private func blockingClient() async throws(RedisError) -> RedisBlockingClient {
         if let blocking { return blocking }
-        let client = RedisBlockingClient(configuration: core.client.configuration, control: core.client)
+        let client = try await RedisBlockingClient.onNode(of: core.keys.events, client: core.client)
         blocking = client
         return client
     }

@@ -12,6 +12,8 @@ public final class RedisBlockingClient: Sendable {
     public let maxBlockTimeout: Duration
     private let loop: RedisConnectionLoop
     private let control: RedisClient
+    /// A control client made for this connection alone (cluster mode), closed with it.
+    private let ownedControl: RedisClient?
 
     /// - Parameters:
     ///   - control: an ordinary client on the same server, used to send `CLIENT UNBLOCK`.
@@ -20,8 +22,30 @@ public final class RedisBlockingClient: Sendable {
     public init(configuration: RedisConfiguration, control: RedisClient, maxBlockTimeout: Duration = .seconds(5), serverTick: Duration = .milliseconds(100)) {
         self.maxBlockTimeout = maxBlockTimeout
         self.control = control
+        self.ownedControl = nil
         let margin = max(Duration.seconds(1), serverTick * 3)
         self.loop = RedisConnectionLoop(configuration: configuration, replyTimeout: maxBlockTimeout + margin, label: "jobq-redis-blocking")
+    }
+
+    private init(node: RedisConfiguration, maxBlockTimeout: Duration, serverTick: Duration) {
+        self.maxBlockTimeout = maxBlockTimeout
+        let control = RedisClient(configuration: node)
+        self.control = control
+        self.ownedControl = control
+        let margin = max(Duration.seconds(1), serverTick * 3)
+        self.loop = RedisConnectionLoop(configuration: node, replyTimeout: maxBlockTimeout + margin, label: "jobq-redis-blocking")
+    }
+
+    /// A blocking connection on the node that holds `key`: the configured server, or in cluster
+    /// mode the primary owning the key's slot, woken through a control connection to that same
+    /// node (`CLIENT UNBLOCK` ids are per node). After a `MOVED` reply, make a new one.
+    public static func onNode(of key: String, client: RedisClient, maxBlockTimeout: Duration = .seconds(5),
+                              serverTick: Duration = .milliseconds(100)) async throws(RedisError) -> RedisBlockingClient {
+        guard client.configuration.isCluster else {
+            return RedisBlockingClient(configuration: client.configuration, control: client, maxBlockTimeout: maxBlockTimeout, serverTick: serverTick)
+        }
+        let node = client.configuration.node(try await client.endpoint(forKey: key))
+        return RedisBlockingClient(node: node, maxBlockTimeout: maxBlockTimeout, serverTick: serverTick)
     }
 
     /// Sends a blocking command and waits for its reply (`.null` on timeout or ``wake()``).
@@ -63,5 +87,6 @@ public final class RedisBlockingClient: Sendable {
     public func close() async {
         wake()
         await loop.close()
+        await ownedControl?.close()
     }
 }

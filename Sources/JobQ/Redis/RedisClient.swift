@@ -10,10 +10,18 @@
 public final class RedisClient: Sendable {
     public let configuration: RedisConfiguration
     private let loops: [RedisConnectionLoop]
+    /// Cluster mode (`redis+cluster://`): one connection per primary, commands routed by slot.
+    let cluster: RedisClusterRouter?
 
     /// Creates the pool. Connections are made lazily, on the first command.
     public init(configuration: RedisConfiguration) {
         self.configuration = configuration
+        if configuration.isCluster {
+            self.cluster = RedisClusterRouter(configuration: configuration)
+            self.loops = []
+            return
+        }
+        self.cluster = nil
         let count = max(1, configuration.connectionCount)
         self.loops = (0..<count).map { i in
             RedisConnectionLoop(configuration: configuration, replyTimeout: configuration.commandTimeout, label: "jobq-redis-\(i)")
@@ -24,7 +32,8 @@ public final class RedisClient: Sendable {
     /// - Parameter idempotent: when true and the connection dies with the command on the wire, it
     ///   is resent after the reconnect instead of failing with `outcomeUnknown`.
     public func send(_ command: RedisCommand, idempotent: Bool = false) async throws(RedisError) -> RedisReply {
-        try await pickLoop().submit(one: .command(command), idempotent: idempotent).get()
+        if let cluster { return try await cluster.execute([.command(command)], idempotent: idempotent)[0] }
+        return try await pickLoop().submit(one: .command(command), idempotent: idempotent).get()
     }
 
     /// Sends one command given as name and arguments: `try await client.send("GET", key)`.
@@ -35,6 +44,7 @@ public final class RedisClient: Sendable {
     /// Sends the commands in one flight, in order, on one connection; one reply per command.
     public func pipeline(_ commands: [RedisCommand], idempotent: Bool = false) async throws(RedisError) -> [RedisReply] {
         guard !commands.isEmpty else { return [] }
+        if let cluster { return try await cluster.execute(commands.map { .command($0) }, idempotent: idempotent) }
         return try await pickLoop().submit(commands.map { .command($0) }, idempotent: idempotent).get()
     }
 
@@ -47,6 +57,7 @@ public final class RedisClient: Sendable {
     public func execute(_ batch: RedisBatch, idempotent: Bool = false) async throws(RedisError) -> [RedisReply] {
         guard !batch.items.isEmpty else { return [] }
         if let problem = batch.problem { throw problem }
+        if let cluster { return try await cluster.execute(batch.items, idempotent: idempotent) }
         return try await pickLoop().submit(batch.items, idempotent: idempotent).get()
     }
 
@@ -54,6 +65,7 @@ public final class RedisClient: Sendable {
     /// pipelines do not meet `NOSCRIPT`. Throws if a script does not compile.
     public func load(_ scripts: [RedisScript]) async throws(RedisError) {
         guard !scripts.isEmpty else { return }
+        if let cluster { return try await cluster.load(scripts) }
         for loop in loops {
             let replies = try await loop.submit(scripts.map { .command(RedisCommand("SCRIPT", "LOAD", $0.source)) }, idempotent: true).get()
             for (script, reply) in zip(scripts, replies) {
@@ -75,11 +87,26 @@ public final class RedisClient: Sendable {
     }
 
     /// The last connection failure, if a connection is down right now.
-    public var connectionProblem: RedisError? { loops.lazy.compactMap(\.connectionProblem).first }
+    public var connectionProblem: RedisError? { cluster?.connectionProblem ?? loops.lazy.compactMap(\.connectionProblem).first }
 
     /// Closes every connection; queued commands fail with `closed`.
     public func close() async {
+        await cluster?.close()
         for loop in loops { await loop.close() }
+    }
+
+    /// The node a key lives on: the configured server, or in cluster mode the primary owning the
+    /// key's slot (for connections that must sit on that node: blocking waits, sharded pub/sub).
+    public func endpoint(forKey key: String) async throws(RedisError) -> RedisEndpoint {
+        guard let cluster else { return configuration.endpoint }
+        return try await cluster.node(forSlot: RedisClusterSlot.of(key))
+    }
+
+    /// Every primary (the one server when not in cluster mode).
+    public func primaries() async throws(RedisError) -> [RedisEndpoint] {
+        guard let cluster else { return [configuration.endpoint] }
+        if cluster.primaries.isEmpty { try await cluster.refresh() }
+        return cluster.primaries
     }
 
     private func pickLoop() -> RedisConnectionLoop {

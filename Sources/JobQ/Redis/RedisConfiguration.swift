@@ -41,6 +41,21 @@ public struct RedisConfiguration: Sendable, CustomStringConvertible {
         self = try RedisURLParser.parse(url)
     }
 
+    /// Redis Cluster: the seed nodes (`redis+cluster://h1:p1,h2:p2`). The client learns the slot map
+    /// from them (`CLUSTER SLOTS`) and sends each command to the primary owning its key's slot.
+    public var clusterSeeds: [RedisEndpoint]?
+
+    /// True in cluster mode.
+    public var isCluster: Bool { clusterSeeds != nil }
+
+    /// A copy for one node (cluster mode off), keeping user, password and timeouts.
+    public func node(_ endpoint: RedisEndpoint) -> RedisConfiguration {
+        var copy = self
+        copy.endpoint = endpoint
+        copy.clusterSeeds = nil
+        return copy
+    }
+
     /// True when the URL this came from (or the fields) carry a password.
     public var hasPassword: Bool { password != nil }
 
@@ -49,6 +64,9 @@ public struct RedisConfiguration: Sendable, CustomStringConvertible {
         var userinfo = ""
         if username != nil || password != nil {
             userinfo = (username.map(RedisURLParser.percentEncode) ?? "") + (password != nil ? ":***" : "") + "@"
+        }
+        if let clusterSeeds {
+            return "redis+cluster://\(userinfo)" + clusterSeeds.map(\.description).joined(separator: ",")
         }
         switch endpoint {
         case .tcp:
@@ -60,8 +78,9 @@ public struct RedisConfiguration: Sendable, CustomStringConvertible {
 
     /// Where, with the user if any: used in error messages.
     public var displayEndpoint: String {
-        if let username { return "\(endpoint) (user \(username))" }
-        return endpoint.description
+        let place = clusterSeeds.map { "cluster " + $0.map(\.description).joined(separator: ",") } ?? endpoint.description
+        if let username { return "\(place) (user \(username))" }
+        return place
     }
 
     public var description: String { redactedURL }

@@ -20,8 +20,10 @@ enum RedisURLParser {
             break
         case "rediss":
             throw invalid("TLS (rediss://) is not supported by hiredis 0.14; terminate TLS in a local proxy")
-        case "redis+cluster", "redis+sentinel":
-            throw invalid("\(scheme):// is not supported yet")
+        case "redis+cluster":
+            break
+        case "redis+sentinel":
+            throw invalid("redis+sentinel:// is not supported yet")
         default:
             throw invalid("unknown scheme \"\(scheme)\"")
         }
@@ -79,6 +81,24 @@ enum RedisURLParser {
                 database = db
             }
         }
+        if scheme == "redis+cluster" {
+            // Seed nodes, comma-separated; the rest of the cluster is learned from them.
+            guard database == 0 else { throw invalid("Redis Cluster has only database 0") }
+            var seeds: [RedisEndpoint] = []
+            for item in hostPort.split(separator: ",", omittingEmptySubsequences: false) {
+                guard !item.isEmpty else { throw invalid("an empty seed node") }
+                seeds.append(try parseHostPort(item, invalid))
+            }
+            guard seeds.count <= 64 else { throw invalid("more than 64 seed nodes") }
+            var configuration = RedisConfiguration(endpoint: seeds[0], username: username, password: password)
+            configuration.clusterSeeds = seeds
+            return configuration
+        }
+        return RedisConfiguration(endpoint: try parseHostPort(hostPort, invalid), username: username, password: password, database: database)
+    }
+
+    /// `host[:port]` or `[v6]:port` (default port 6379).
+    private static func parseHostPort(_ hostPort: Substring, _ invalid: (String) -> RedisError) throws(RedisError) -> RedisEndpoint {
         var host: Substring
         var port = 6379
         if hostPort.first == "[" {
@@ -96,8 +116,8 @@ enum RedisURLParser {
             host = hostPort
         }
         guard !host.isEmpty else { throw invalid("no host") }
-        guard !host.contains(where: { "/@[]".contains($0) }) else { throw invalid("bad host \"\(host)\"") }
-        return RedisConfiguration(endpoint: .tcp(host: String(host), port: port), username: username, password: password, database: database)
+        guard !host.contains(where: { "/@[],".contains($0) }) else { throw invalid("bad host \"\(host)\"") }
+        return .tcp(host: String(host), port: port)
     }
 
     private static func parsePort(_ text: Substring, _ invalid: (String) -> RedisError) throws(RedisError) -> Int {

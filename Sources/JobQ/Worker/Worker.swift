@@ -25,7 +25,7 @@ public final class Worker: Service, Sendable {
     private let gate: SlotGate
     private let keeper: LeaseKeeper
     private let timeouts = TimeoutTimers()
-    private let blocking: [RedisBlockingClient]
+    private let blocking: BlockingConnections
     /// One pub/sub connection per worker process: cancel requests for running jobs (DESIGN §5).
     private let subscriber: RedisSubscriber
     private let state = Mutex(RunState())
@@ -64,11 +64,11 @@ public final class Worker: Service, Sendable {
         ]
         self.keeper = LeaseKeeper(cores: cores, lease: configuration.lease, workerID: configuration.workerID, logger: log,
                                   beatFields: beat, activeCount: { gate.activeCount })
-        self.subscriber = RedisSubscriber(configuration: client.configuration,
+        // Cancel messages are PUBLISHed from scripts; in a cluster PUBLISH reaches every node, so
+        // one subscription on the first node hears them all.
+        self.subscriber = RedisSubscriber(configuration: client.configuration.node(client.configuration.endpoint),
                                           onEvent: Self.cancelListener(cores: cores, keeper: keeper, logger: log))
-        self.blocking = cores.map { _ in
-            RedisBlockingClient(configuration: client.configuration, control: client, maxBlockTimeout: configuration.maxBlockTimeout)
-        }
+        self.blocking = BlockingConnections(count: cores.count)
     }
 
     /// Runs until ``shutdown()`` or a graceful-shutdown signal from the `ServiceGroup`: running
@@ -104,13 +104,13 @@ public final class Worker: Service, Sendable {
             }
             // Stop taking: close the gate, wake every fetcher blocked on its marker.
             gate.close()
-            for b in blocking { b.wake() }
+            for b in blocking.all { b.wake() }
             await group.waitForAll()
         }
         await drain()
         await subscriber.close()
         await keeper.stop()
-        for b in blocking { await b.close() }
+        for b in blocking.all { await b.close() }
         logger.info("worker stopped")
     }
 
@@ -128,7 +128,7 @@ public final class Worker: Service, Sendable {
         }
         for w in waiters { w.resume() }
         gate.close()
-        for b in blocking { b.wake() }
+        for b in blocking.all { b.wake() }
     }
 
     private var stopRequested: Bool { state.withLock { $0.stopRequested } }
@@ -234,7 +234,17 @@ public final class Worker: Service, Sendable {
         guard !stopRequested else { return }
         gate.setIdle(q, true)
         defer { gate.setIdle(q, false) }
-        let b = blocking[q]
+        let b: RedisBlockingClient
+        do {
+            b = try await blocking.get(q) { () async throws(RedisError) -> RedisBlockingClient in
+                try await RedisBlockingClient.onNode(of: self.cores[q].keys.marker, client: self.client, maxBlockTimeout: self.configuration.maxBlockTimeout)
+            }
+        } catch {
+            logger.debug("cannot reach the queue's node to wait on: \(error)")
+            try? await Task.sleep(for: .milliseconds(200))
+            return
+        }
+        if stopRequested { b.wake() }
         var timer: Task<Void, Never>?
         if let nextDueMs, nextDueMs < configuration.maxBlockTimeout.milliseconds {
             timer = Task {
@@ -244,7 +254,12 @@ public final class Worker: Service, Sendable {
         }
         let seconds = Double(configuration.maxBlockTimeout.milliseconds) / 1000
         do {
-            _ = try await b.send(RedisCommand("BZPOPMIN", cores[q].keys.marker, String(format: "%.3f", seconds)))
+            let reply = try await b.send(RedisCommand("BZPOPMIN", cores[q].keys.marker, String(format: "%.3f", seconds)))
+            if reply.errorCode == "MOVED" || reply.errorCode == "ASK" {
+                // Cluster resharding moved the queue's slot: wait on its new node from now on.
+                logger.info("the queue moved to another cluster node", metadata: ["queue": "\(cores[q].name)", "redirect": "\(reply.errorMessage ?? "")"])
+                if let old = blocking.drop(q) { await old.close() }
+            }
         } catch {
             logger.debug("marker wait ended: \(error)")
             try? await Task.sleep(for: .milliseconds(200))
@@ -522,4 +537,31 @@ final class TimeoutTimers: Sendable {
         }
         for fire in due { fire() }
     }
+}
+
+/// One blocking connection per queue, made on first use on the node that holds the queue (the
+/// server, or its cluster primary), and remade after the queue's slot moves.
+final class BlockingConnections: Sendable {
+    private let clients: Mutex<[RedisBlockingClient?]>
+
+    init(count: Int) { clients = Mutex(Array(repeating: nil, count: count)) }
+
+    func get(_ q: Int, make: () async throws(RedisError) -> RedisBlockingClient) async throws(RedisError) -> RedisBlockingClient {
+        if let existing = clients.withLock({ $0[q] }) { return existing }
+        let made = try await make()
+        return clients.withLock { c in
+            if let existing = c[q] { return existing }
+            c[q] = made
+            return made
+        }
+    }
+
+    func drop(_ q: Int) -> RedisBlockingClient? {
+        clients.withLock { c in
+            defer { c[q] = nil }
+            return c[q]
+        }
+    }
+
+    var all: [RedisBlockingClient] { clients.withLock { $0.compactMap { $0 } } }
 }

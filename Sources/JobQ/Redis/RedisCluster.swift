@@ -1,0 +1,286 @@
+import Synchronization
+
+/// Redis Cluster's key → slot mapping: CRC16 (XMODEM) of the key — or of the part between the
+/// first `{` and the next `}` when that part is not empty (the hash tag) — modulo 16384.
+public enum RedisClusterSlot {
+    public static let count = 16384
+
+    public static func of(_ key: some Collection<UInt8>) -> Int {
+        let bytes = Array(key)
+        if let open = bytes.firstIndex(of: UInt8(ascii: "{")),
+           let close = bytes[(open + 1)...].firstIndex(of: UInt8(ascii: "}")), close > open + 1 {
+            return Int(crc16(bytes[(open + 1)..<close]) % UInt16(count))
+        }
+        return Int(crc16(bytes[...]) % UInt16(count))
+    }
+
+    public static func of(_ key: String) -> Int { of(Array(key.utf8)) }
+
+    static func crc16(_ bytes: ArraySlice<UInt8>) -> UInt16 {
+        var crc: UInt16 = 0
+        for b in bytes {
+            crc = (crc << 8) ^ table[Int((crc >> 8) ^ UInt16(b)) & 0xff]
+        }
+        return crc
+    }
+
+    /// CRC16-CCITT (XMODEM), polynomial 0x1021.
+    private static let table: [UInt16] = (0..<256).map { i in
+        var c = UInt16(i) << 8
+        for _ in 0..<8 { c = (c & 0x8000) != 0 ? (c << 1) ^ 0x1021 : c << 1 }
+        return c
+    }
+}
+
+/// Routes commands to the primaries of a Redis Cluster (DESIGN §2, §7): each command or script
+/// call goes to the node owning its first key's slot (jobq's keys of one queue share a hash tag,
+/// so a queue's scripts never span nodes); `MOVED` updates the slot map and resends, `ASK` sends
+/// `ASKING` and the command once to the importing node; `TRYAGAIN`/`CLUSTERDOWN` are retried by
+/// each connection like `BUSY`. Keyless commands go to the first primary.
+final class RedisClusterRouter: Sendable {
+    let configuration: RedisConfiguration
+    private let seeds: [RedisEndpoint]
+
+    private struct State {
+        /// Index into `primaries` per slot, -1 when not known.
+        var slots = [Int16](repeating: -1, count: RedisClusterSlot.count)
+        var primaries: [RedisEndpoint] = []
+        var loops: [RedisEndpoint: RedisConnectionLoop] = [:]
+        var scripts: [RedisScript] = []
+        var closed = false
+    }
+    private let state = Mutex(State())
+
+    init(configuration: RedisConfiguration) {
+        self.configuration = configuration
+        self.seeds = configuration.clusterSeeds ?? [configuration.endpoint]
+    }
+
+    /// The connection to a node, made on first use (scripts loaded on it are registered, so a
+    /// reconnect reloads them).
+    func loop(for endpoint: RedisEndpoint) -> RedisConnectionLoop {
+        state.withLock { s in
+            if let loop = s.loops[endpoint] { return loop }
+            let loop = RedisConnectionLoop(configuration: configuration.node(endpoint), replyTimeout: configuration.commandTimeout,
+                                           label: "jobq-redis-\(endpoint)")
+            if !s.scripts.isEmpty { loop.register(s.scripts) }
+            s.loops[endpoint] = loop
+            return loop
+        }
+    }
+
+    /// The primaries as last learned.
+    var primaries: [RedisEndpoint] { state.withLock { $0.primaries } }
+
+    /// Re-reads the slot map (`CLUSTER SLOTS`) from the first known node or seed that answers.
+    func refresh() async throws(RedisError) {
+        var lastError: RedisError?
+        let candidates = state.withLock { $0.primaries } + seeds
+        for node in candidates {
+            let reply: RedisReply
+            do {
+                reply = try await loop(for: node).submit(one: .command(RedisCommand("CLUSTER", "SLOTS")), idempotent: true).get()
+            } catch {
+                lastError = error
+                continue
+            }
+            guard let ranges = reply.array, reply.errorMessage == nil else {
+                lastError = RedisError(.serverError, endpoint: node.description, detail: "CLUSTER SLOTS answered \(reply.errorMessage ?? "\(reply)"): is this a cluster node?")
+                continue
+            }
+            var slots = [Int16](repeating: -1, count: RedisClusterSlot.count)
+            var primaries: [RedisEndpoint] = []
+            for range in ranges {
+                guard let items = range.array, items.count >= 3, let low = items[0].int, let high = items[1].int,
+                      let master = items[2].array, master.count >= 2, let port = master[1].int,
+                      (0..<RedisClusterSlot.count).contains(low), (low..<RedisClusterSlot.count).contains(high) else { continue }
+                var host = master[0].string ?? ""
+                if host.isEmpty || host == "?" {
+                    // An empty host means "the address you reached me on".
+                    if case .tcp(let h, _) = node { host = h }
+                }
+                let endpoint = RedisEndpoint.tcp(host: host, port: port)
+                let index: Int
+                if let i = primaries.firstIndex(of: endpoint) { index = i } else { primaries.append(endpoint); index = primaries.count - 1 }
+                for slot in low...high { slots[slot] = Int16(index) }
+            }
+            guard !primaries.isEmpty else {
+                lastError = RedisError(.serverError, endpoint: node.description, detail: "CLUSTER SLOTS listed no primaries")
+                continue
+            }
+            state.withLock { s in
+                s.slots = slots
+                s.primaries = primaries
+            }
+            return
+        }
+        throw lastError ?? RedisError(.connectionFailed, endpoint: configuration.displayEndpoint, detail: "no cluster node answered")
+    }
+
+    /// The primary owning `slot` (after a refresh when the map does not know it).
+    func node(forSlot slot: Int) async throws(RedisError) -> RedisEndpoint {
+        if let known = known(slot) { return known }
+        try await refresh()
+        if let known = known(slot) { return known }
+        throw RedisError(.unavailable, endpoint: configuration.displayEndpoint, detail: "no primary serves slot \(slot) (the cluster is down or being resharded)")
+    }
+
+    private func known(_ slot: Int) -> RedisEndpoint? {
+        state.withLock { s in
+            let i = Int(s.slots[slot])
+            return i >= 0 && i < s.primaries.count ? s.primaries[i] : nil
+        }
+    }
+
+    private func firstPrimary() async throws(RedisError) -> RedisEndpoint {
+        if let first = state.withLock({ $0.primaries.first }) { return first }
+        try await refresh()
+        guard let first = state.withLock({ $0.primaries.first }) else {
+            throw RedisError(.unavailable, endpoint: configuration.displayEndpoint, detail: "the cluster lists no primaries")
+        }
+        return first
+    }
+
+    /// Sends the items, each to its slot's primary (items for one node in one flight, in order),
+    /// following redirects; one reply per item, in order.
+    func execute(_ items: [RedisConnectionLoop.Item], idempotent: Bool) async throws(RedisError) -> [RedisReply] {
+        var replies = [RedisReply?](repeating: nil, count: items.count)
+        var pending: [(index: Int, target: RedisEndpoint, asking: Bool)] = []
+        for (i, item) in items.enumerated() {
+            let target: RedisEndpoint
+            if let key = Self.routingKey(item) {
+                target = try await node(forSlot: RedisClusterSlot.of(key))
+            } else {
+                target = try await firstPrimary()
+            }
+            pending.append((i, target, false))
+        }
+        for _ in 0..<6 {
+            if pending.isEmpty { break }
+            let groups = Dictionary(grouping: pending, by: { "\($0.target)|\($0.asking)" })
+            let results = await withTaskGroup(of: ([(index: Int, target: RedisEndpoint, asking: Bool)], Result<[RedisReply], RedisError>).self) { group in
+                for (_, members) in groups {
+                    let loop = self.loop(for: members[0].target)
+                    var flight: [RedisConnectionLoop.Item] = []
+                    for m in members {
+                        if m.asking { flight.append(.command(RedisCommand("ASKING"))) }
+                        flight.append(items[m.index])
+                    }
+                    group.addTask { (members, await loop.submit(flight, idempotent: idempotent)) }
+                }
+                var out: [([(index: Int, target: RedisEndpoint, asking: Bool)], Result<[RedisReply], RedisError>)] = []
+                for await r in group { out.append(r) }
+                return out
+            }
+            var next: [(index: Int, target: RedisEndpoint, asking: Bool)] = []
+            var remapped = false
+            for (members, result) in results {
+                let flightReplies = try result.get()
+                var position = 0
+                for m in members {
+                    if m.asking { position += 1 }   // ASKING's own +OK
+                    let reply = flightReplies[position]
+                    position += 1
+                    switch reply.errorCode {
+                    case "MOVED":
+                        // MOVED <slot> <host:port>: the slot lives elsewhere now.
+                        guard let (slot, endpoint) = Self.redirect(reply) else { replies[m.index] = reply; continue }
+                        remap(slot: slot, to: endpoint)
+                        remapped = true
+                        next.append((m.index, endpoint, false))
+                    case "ASK":
+                        // ASK <slot> <host:port>: this one command goes to the importing node.
+                        guard let (_, endpoint) = Self.redirect(reply) else { replies[m.index] = reply; continue }
+                        next.append((m.index, endpoint, true))
+                    default:
+                        replies[m.index] = reply
+                    }
+                }
+            }
+            if remapped { Task { try? await self.refresh() } }
+            pending = next
+        }
+        guard pending.isEmpty else {
+            throw RedisError(.unavailable, endpoint: configuration.displayEndpoint, detail: "still redirected after 6 tries (a resharding in progress?)")
+        }
+        return replies.map { $0 ?? .null }
+    }
+
+    /// Loads scripts on every primary now, and on every node connected later.
+    func load(_ scripts: [RedisScript]) async throws(RedisError) {
+        if state.withLock({ $0.primaries.isEmpty }) { try await refresh() }
+        let nodes = state.withLock { s -> [RedisEndpoint] in
+            s.scripts += scripts
+            for loop in s.loops.values { loop.register(scripts) }
+            return s.primaries
+        }
+        for node in nodes {
+            let replies = try await loop(for: node).submit(scripts.map { .command(RedisCommand("SCRIPT", "LOAD", $0.source)) }, idempotent: true).get()
+            for (script, reply) in zip(scripts, replies) {
+                if let message = reply.errorMessage {
+                    throw RedisError(.serverError, endpoint: node.description, detail: "\(script.name) does not load: \(message)")
+                }
+                if let sha = reply.string { script.learn(sha: sha) }
+            }
+        }
+    }
+
+    var connectionProblem: RedisError? {
+        state.withLock { Array($0.loops.values) }.lazy.compactMap(\.connectionProblem).first
+    }
+
+    func close() async {
+        let loops = state.withLock { s -> [RedisConnectionLoop] in
+            s.closed = true
+            return Array(s.loops.values)
+        }
+        for loop in loops { await loop.close() }
+    }
+
+    private func remap(slot: Int, to endpoint: RedisEndpoint) {
+        state.withLock { s in
+            let index: Int
+            if let i = s.primaries.firstIndex(of: endpoint) { index = i } else { s.primaries.append(endpoint); index = s.primaries.count - 1 }
+            s.slots[slot] = Int16(index)
+        }
+    }
+
+    /// `MOVED 3999 127.0.0.1:6381` / `ASK …` → (slot, endpoint).
+    static func redirect(_ reply: RedisReply) -> (Int, RedisEndpoint)? {
+        guard let message = reply.errorMessage else { return nil }
+        let parts = message.split(separator: " ")
+        guard parts.count >= 3, let slot = Int(parts[1]), (0..<RedisClusterSlot.count).contains(slot),
+              let colon = parts[2].lastIndex(of: ":"), let port = Int(parts[2][parts[2].index(after: colon)...]) else { return nil }
+        var host = String(parts[2][..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return (slot, .tcp(host: host, port: port))
+    }
+
+    /// The key that decides where an item goes: a script's first key, or a command's first key
+    /// argument; nil for keyless commands.
+    static func routingKey(_ item: RedisConnectionLoop.Item) -> [UInt8]? {
+        switch item {
+        case .script(_, let tail):
+            // numkeys, keys…, args…
+            guard tail.argumentCount >= 2, let n = Int(String(decoding: tail.argument(0), as: UTF8.self)), n > 0 else { return nil }
+            return tail.argument(1)
+        case .command(let command):
+            let name = command.name.uppercased()
+            switch name {
+            case "PING", "INFO", "CLIENT", "CONFIG", "SCRIPT", "CLUSTER", "SCAN", "DBSIZE", "FLUSHALL", "FLUSHDB", "SELECT", "AUTH", "HELLO",
+                 "TIME", "ACL", "SLOWLOG", "DEBUG", "COMMAND", "ECHO", "WAIT", "ASKING", "READONLY", "PUBLISH", "MULTI", "EXEC", "ROLE", "LASTSAVE":
+                return nil
+            case "EVAL", "EVALSHA", "EVAL_RO", "EVALSHA_RO", "FCALL", "FCALL_RO":
+                guard command.argumentCount >= 4, let n = Int(String(decoding: command.argument(2), as: UTF8.self)), n > 0 else { return nil }
+                return command.argument(3)
+            case "XREAD", "XREADGROUP":
+                for i in 1..<command.argumentCount where String(decoding: command.argument(i), as: UTF8.self).uppercased() == "STREAMS" {
+                    return i + 1 < command.argumentCount ? command.argument(i + 1) : nil
+                }
+                return nil
+            default:
+                return command.argumentCount >= 2 ? command.argument(1) : nil
+            }
+        }
+    }
+}

@@ -1,0 +1,88 @@
+import Foundation
+public import JobQ
+
+/// A private Redis Cluster on loopback: N `redis-server --cluster-enabled yes` processes (each a
+/// ``RedisServerProcess`` with its own temp dir, client port and cluster-bus port), joined with
+/// `redis-cli --cluster create`, optionally with replicas. Stopped by PID.
+public final class RedisClusterProcess: Sendable {
+    public let nodes: [RedisServerProcess]
+
+    public struct StartError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    private init(nodes: [RedisServerProcess]) { self.nodes = nodes }
+
+    /// Starts `primaries` primaries (and `replicas` replicas of each), assigns the 16,384 slots
+    /// evenly and waits (up to 30 s) until every node reports `cluster_state:ok`.
+    public static func start(primaries: Int = 3, replicas: Int = 0, extraArguments: [String] = []) async throws -> RedisClusterProcess {
+        var nodes: [RedisServerProcess] = []
+        do {
+            for _ in 0..<(primaries * (1 + replicas)) {
+                let bus = try RedisServerProcess.freeLoopbackPort()
+                nodes.append(try await RedisServerProcess.start(.init(transport: .tcp, extraArguments: [
+                    "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-port", String(bus),
+                    "--cluster-node-timeout", "2000",
+                ] + extraArguments)))
+            }
+            let cluster = RedisClusterProcess(nodes: nodes)
+            guard let cli = RedisServerProcess.findExecutable("redis-cli") else {
+                throw StartError(description: "redis-cli is not installed (apt-get install -y redis-tools)")
+            }
+            let output = FileManager.default.temporaryDirectory.appendingPathComponent("jobq-cluster-\(UUID().uuidString).txt").path
+            defer { try? FileManager.default.removeItem(atPath: output) }
+            let create = try ChildProcess(executable: cli, arguments: ["--cluster", "create"] + cluster.addresses
+                                          + ["--cluster-replicas", String(replicas), "--cluster-yes"], outputPath: output)
+            let status = await create.wait()
+            guard status == 0 else {
+                throw StartError(description: "redis-cli --cluster create failed: \((try? String(contentsOfFile: output, encoding: .utf8))?.suffix(500) ?? "")")
+            }
+            try await cluster.waitUntilHealthy()
+            return cluster
+        } catch {
+            for n in nodes { await n.destroy() }
+            throw error
+        }
+    }
+
+    /// `host:port` of every node.
+    public var addresses: [String] {
+        nodes.map { n in
+            if case .tcp(let host, let port) = n.endpoint { return "\(host):\(port)" }
+            return n.url
+        }
+    }
+
+    /// `redis+cluster://` with every node as a seed.
+    public var url: String { "redis+cluster://" + addresses.joined(separator: ",") }
+
+    /// Settings for a cluster client.
+    public var configuration: RedisConfiguration {
+        var c = RedisConfiguration(endpoint: nodes[0].endpoint)
+        c.clusterSeeds = nodes.map(\.endpoint)
+        c.retryDeadline = .seconds(20)
+        return c
+    }
+
+    /// Waits until every running node says `cluster_state:ok` and agrees all slots are served.
+    public func waitUntilHealthy(seconds: Double = 30) async throws {
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        while true {
+            var healthy = true
+            for node in nodes where node.pid != nil {
+                let client = RedisClient(configuration: node.configuration)
+                let info = (try? await client.send("CLUSTER", "INFO"))?.string ?? ""
+                await client.close()
+                if !info.contains("cluster_state:ok") || !info.contains("cluster_slots_assigned:16384") { healthy = false }
+            }
+            if healthy { return }
+            guard ContinuousClock.now < deadline else { throw StartError(description: "the cluster did not become healthy within \(Int(seconds)) s") }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+
+    /// Stops every node and removes their directories.
+    public func destroy() async {
+        for n in nodes { await n.destroy() }
+    }
+}

@@ -1,0 +1,164 @@
+import Foundation
+import LocalRedis
+import Synchronization
+import Testing
+@testable import JobQ
+
+/// Issue 10 (first slice): jobq on a real 3-primary Redis Cluster started by the test — slots
+/// computed like Redis, commands routed to the owning primary, queues on every shard served by
+/// one worker, and a queue's slot migrated under load (MOVED, ASK, TRYAGAIN followed).
+@Suite("Redis Cluster", .serialized)
+struct ClusterTests {
+    /// Queue names whose slots land on each primary `perNode` times.
+    static func spreadQueues(_ cluster: RedisClusterProcess, client: RedisClient, perNode: Int, prefix: String) async throws -> [String] {
+        var chosen: [RedisEndpoint: [String]] = [:]
+        let primaries = try await client.primaries()
+        var i = 0
+        while primaries.contains(where: { (chosen[$0]?.count ?? 0) < perNode }), i < 10_000 {
+            let name = "\(prefix)-\(i)"
+            i += 1
+            let node = try await client.endpoint(forKey: "jobq:{\(name)}:wait")
+            if (chosen[node]?.count ?? 0) < perNode { chosen[node, default: []].append(name) }
+        }
+        return chosen.values.flatMap { $0 }.sorted()
+    }
+
+    @Test("key slots match CLUSTER KEYSLOT for plain keys, hash tags, empty tags and binary keys")
+    func slots() async throws {
+        let cluster = try await RedisClusterProcess.start(primaries: 3)
+        defer { Task { await cluster.destroy() } }
+        let node = RedisClient(configuration: cluster.nodes[0].configuration)
+        defer { Task { await node.close() } }
+        var rng = FuzzRng(state: 42)
+        var keys = ["foo", "{user1000}.following", "foo{}{bar}", "foo{{bar}}zap", "foo{bar}{zap}", "{}", "jobq:{emails}:wait", "🎉", ""]
+        for _ in 0..<200 {
+            keys.append(String((0..<Int.random(in: 1...20, using: &rng)).map { _ in "ab{}c:🎉x".randomElement(using: &rng)! }))
+        }
+        for key in keys {
+            let expected = try await node.send("CLUSTER", "KEYSLOT", key).int
+            #expect(RedisClusterSlot.of(key) == expected, "\(key)")
+        }
+    }
+
+    @Test("6 queues over 3 shards: bulk and single adds, a delayed job and a cancel; one worker serves them all; every job ends once; queues lists all six")
+    func queuesOnEveryShard() async throws {
+        let cluster = try await RedisClusterProcess.start(primaries: 3)
+        defer { Task { await cluster.destroy() } }
+        let client = RedisClient(configuration: cluster.configuration)
+        defer { Task { await client.close() } }
+        let names = try await Self.spreadQueues(cluster, client: client, perNode: 2, prefix: "shard")
+        #expect(names.count == 6)
+        let queues = try names.map { try JobQueue(name: $0, client: client) }
+        var ids: [String: [String]] = [:]
+        for q in queues {
+            try await q.inspector.setRetention(completed: 1000)
+            let bulk = try await q.addBulk((0..<40).map { _ in JobQueue.NewJob(name: "work", payload: .json("{}")) })
+            ids[q.name] = try bulk.map { try $0.get().id }
+            ids[q.name]!.append(try await q.add(name: "work", payload: .json("{}"), options: .init(delay: .milliseconds(300))).id)
+        }
+        let long = try await queues[0].add(name: "long", payload: .json("{}")).id
+
+        var handlers = JobHandlers()
+        handlers.register(name: "work") { job, _ in Array(job.queue.utf8) }
+        handlers.register(name: "long") { _, context in
+            _ = await context.waitForCancellation()
+            try context.checkCancellation()
+            return []
+        }
+        var configuration = WorkerConfiguration(queues: names.map { .init($0) }, concurrency: 8)
+        configuration.lease = .seconds(3)
+        configuration.maxBlockTimeout = .seconds(1)
+        let worker = try Worker(client: client, configuration: configuration, handlers: handlers)
+        let running = Task { try await worker.run() }
+        defer { worker.shutdown() }
+        try await eventually(30, "the long job to run") { try await queues[0].inspector.job(long)?.state == .active }
+        _ = try await queues[0].cancel(long)
+        try await eventually(60, "246 jobs completed and one cancelled across 6 queues") {
+            var completed = 0
+            for q in queues { completed += try await q.inspector.counts().completed }
+            return completed == 246
+        }
+        try await eventually(20, "the cancel") { try await queues[0].inspector.job(long)?.state == .cancelled }
+        for q in queues {
+            let counts = try await q.inspector.counts()
+            #expect(counts.waiting == 0 && counts.active == 0 && counts.failed == 0, "\(q.name): \(counts)")
+            let job = try #require(try await q.inspector.job(ids[q.name]![3]))
+            #expect(job.resultText == q.name)
+        }
+        let listed = try await QueueInspector.queues(client: client).map(\.name)
+        #expect(Set(names).isSubset(of: Set(listed)), "\(listed)")
+        worker.shutdown()
+        try await running.value
+    }
+
+    @Test("a queue's slot migrates to another primary while jobs are added and run: nothing lost, every job ends once")
+    func slotMigration() async throws {
+        let cluster = try await RedisClusterProcess.start(primaries: 3)
+        defer { Task { await cluster.destroy() } }
+        let client = RedisClient(configuration: cluster.configuration)
+        defer { Task { await client.close() } }
+        let name = "migrating-\(UUID().uuidString.prefix(6))"
+        let queue = try JobQueue(name: name, client: client)
+        try await queue.inspector.setRetention(completed: 10_000)
+        let slot = RedisClusterSlot.of("jobq:{\(name)}:wait")
+        let source = try await client.endpoint(forKey: "jobq:{\(name)}:wait")
+        let primaries = try await client.primaries()
+        let target = try #require(primaries.first { $0 != source })
+        func direct(_ e: RedisEndpoint) -> RedisClient { RedisClient(configuration: cluster.configuration.node(e)) }
+        let from = direct(source), to = direct(target)
+        let others = primaries.map(direct)
+        defer { Task { await from.close(); await to.close(); for o in others { await o.close() } } }
+        let fromID = try #require(try await from.send("CLUSTER", "MYID").string)
+        let toID = try #require(try await to.send("CLUSTER", "MYID").string)
+
+        let completed = Mutex(0)
+        var handlers = JobHandlers()
+        handlers.register(name: "work") { _, _ in
+            try await Task.sleep(for: .milliseconds(5))
+            completed.withLock { $0 += 1 }
+            return []
+        }
+        var configuration = WorkerConfiguration(queues: [.init(name)], concurrency: 4)
+        configuration.lease = .seconds(3)
+        configuration.maxBlockTimeout = .seconds(1)
+        let worker = try Worker(client: client, configuration: configuration, handlers: handlers)
+        let running = Task { try await worker.run() }
+        defer { worker.shutdown() }
+
+        // A producer adds 300 jobs, one at a time, across the migration.
+        let producer = Task {
+            var added: [String] = []
+            for _ in 0..<300 {
+                added.append(try await queue.add(name: "work", payload: .json("{}")).id)
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            return added
+        }
+        try await eventually(20, "some jobs done before the migration") { completed.withLock { $0 } >= 20 }
+
+        // The migration, by hand, as `redis-cli --cluster reshard` does it for one slot.
+        _ = try await to.send("CLUSTER", "SETSLOT", slot, "IMPORTING", fromID)
+        _ = try await from.send("CLUSTER", "SETSLOT", slot, "MIGRATING", toID)
+        guard case .tcp(let host, let port) = target else { Issue.record("tcp expected"); return }
+        for _ in 0..<1000 {
+            let keys = try await from.send("CLUSTER", "GETKEYSINSLOT", slot, 50).array?.compactMap(\.string) ?? []
+            if keys.isEmpty { break }
+            let reply = try await from.send(RedisCommand("MIGRATE", arguments: [host, port, "", 0, 5000, "KEYS"] + keys))
+            #expect(reply.errorMessage == nil, "MIGRATE: \(reply)")
+            try await Task.sleep(for: .milliseconds(20))   // let commands meet the half-moved slot
+        }
+        for o in others { _ = try await o.send("CLUSTER", "SETSLOT", slot, "NODE", toID) }
+
+        let added = try await producer.value
+        try await eventually(60, "all 300 jobs completed after the migration") { try await queue.inspector.counts().completed == 300 }
+        #expect(try await client.endpoint(forKey: "jobq:{\(name)}:wait") == target, "the client learned the new owner")
+        // The old owner redirected us (and refused scripts on the half-moved slot): we followed.
+        let errors = try await from.send("INFO", "errorstats").string ?? ""
+        #expect(errors.contains("errorstat_MOVED"), "\(errors)")
+        let counts = try await queue.inspector.counts()
+        #expect(counts.waiting == 0 && counts.active == 0 && counts.failed == 0, "\(counts)")
+        for id in added.prefix(20) { #expect(try await queue.inspector.job(id)?.state == .completed) }
+        worker.shutdown()
+        try await running.value
+    }
+}

@@ -98,6 +98,13 @@ public struct QueueSettings: Sendable, Hashable {
     public var batchSize = 1000
     /// Publish cancel requests with `SPUBLISH` (Redis Cluster).
     public var shardedPubSub = false
+    /// Durable adds (opt-in, DESIGN §1): after each add (and each `addBulk` flight) the client
+    /// sends `WAIT <replicas> <timeout>` on the same connection. An add that fewer replicas
+    /// confirmed in time throws `notReplicated`: the job is on the primary and will run, but a
+    /// failover now could lose it. 0 (the default) waits for nothing.
+    public var replicasToConfirmAdds = 0
+    /// How long an add waits for `replicasToConfirmAdds` replicas.
+    public var replicaConfirmTimeout: Duration = .seconds(1)
 
     public init() {}
 }

@@ -7,7 +7,7 @@ public struct JobQError: Error, Sendable, Hashable, CustomStringConvertible {
         fileprivate enum Kind: String, Sendable {
             case invalidQueueName, invalidJobID, invalidJobName, invalidOptions, tooLarge
             case notFound, leaseLost, isActive, notPaused, hasActive, wrongState, paused
-            case outOfMemory, keyConflict, redis, timedOut, installation, internalError
+            case outOfMemory, keyConflict, notReplicated, redis, timedOut, installation, internalError
         }
         fileprivate let kind: Kind
         public var description: String { kind.rawValue }
@@ -41,6 +41,9 @@ public struct JobQError: Error, Sendable, Hashable, CustomStringConvertible {
         /// A key of the queue holds a value of another type than jobq's (`WRONGTYPE`): something
         /// other than jobq wrote under the queue's `jobq:{name}:` prefix. Nothing was changed.
         public static let keyConflict = Code(kind: .keyConflict)
+        /// A durable add (``QueueSettings/replicasToConfirmAdds``) was not confirmed by enough
+        /// replicas in time: the job is stored on the primary, but a failover could lose it.
+        public static let notReplicated = Code(kind: .notReplicated)
         /// Redis could not be reached, or the outcome of a call is unknown: see ``redisError``.
         public static let redis = Code(kind: .redis)
         /// Waiting (for a job's outcome) took longer than allowed.
@@ -88,6 +91,7 @@ public struct JobQError: Error, Sendable, Hashable, CustomStringConvertible {
         case .paused: "resume the queue"
         case .outOfMemory: "raise Redis maxmemory, clean finished jobs, or lower retention; nothing was written"
         case .keyConflict: "another program wrote under this queue's keys; find the key with `redis-cli --scan --pattern 'jobq:{<queue>}:*'` and `TYPE`, then rename or delete it (or use another queue name)"
+        case .notReplicated: "check the replicas (INFO replication); the job is on the primary and will run unless a failover happens first; add again with the same id to confirm (dedup makes that safe)"
         case .redis: redisError?.hint ?? "check Redis"
         case .timedOut: "wait longer, or check that workers are running for this queue"
         case .installation: "ship the jobq_JobQ.resources bundle next to the binary"

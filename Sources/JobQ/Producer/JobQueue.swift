@@ -75,8 +75,25 @@ public final class JobQueue: Sendable {
         let registration = core.registration()
         if let registration { batch.append(registration) }
         batch.append(core.scripts.addJob, keys: core.addKeys(id), arguments: arguments)
+        if settings.replicasToConfirmAdds > 0 { batch.append(waitForReplicas) }
         let replies = try await core.execute(batch, idempotent: true)
-        return try decodeAdd(replies[registration == nil ? 0 : 1], id: id)
+        let result = try decodeAdd(replies[registration == nil ? 0 : 1], id: id)
+        if settings.replicasToConfirmAdds > 0 { try checkReplicated(replies.last, ids: [id]) }
+        return result
+    }
+
+    /// `WAIT n ms`: on the add's own connection (the client keeps a flight on one connection, and
+    /// in cluster mode sends a keyless WAIT to the node of the command before it).
+    private var waitForReplicas: RedisCommand {
+        RedisCommand("WAIT", settings.replicasToConfirmAdds, max(1, settings.replicaConfirmTimeout.milliseconds))
+    }
+
+    private func checkReplicated(_ reply: RedisReply?, ids: [String]) throws(JobQError) {
+        let confirmed = reply?.int ?? 0
+        guard confirmed < settings.replicasToConfirmAdds else { return }
+        let what = ids.count == 1 ? "the add" : "\(ids.count) adds"
+        throw JobQError(.notReplicated, queue: name, jobID: ids.count == 1 ? ids[0] : nil,
+                        detail: "\(what) reached \(confirmed) of \(settings.replicasToConfirmAdds) replicas within \(settings.replicaConfirmTimeout)\(reply?.errorMessage.map { " (\($0))" } ?? "")")
     }
 
     /// Adds a typed job: its payload is `parameters` as JSON, its name `P.jobName`.
@@ -107,9 +124,23 @@ public final class JobQueue: Sendable {
                     chunkResults[offset] = .failure(error)
                 }
             }
+            if settings.replicasToConfirmAdds > 0 { batch.append(waitForReplicas) }
             let replies = try await core.execute(batch, idempotent: true)
             for (slot, reply) in zip(slots, replies) where slot.index >= 0 {
                 chunkResults[slot.index] = Result { () throws(JobQError) in try decodeAdd(reply, id: slot.id) }
+            }
+            if settings.replicasToConfirmAdds > 0 {
+                let ids = slots.filter { $0.index >= 0 }.map(\.id)
+                do {
+                    try checkReplicated(replies.last, ids: ids)
+                } catch {
+                    // Every job of the flight that was written is unconfirmed.
+                    for slot in slots where slot.index >= 0 {
+                        if case .success = chunkResults[slot.index] {
+                            chunkResults[slot.index] = .failure(JobQError(.notReplicated, queue: name, jobID: slot.id, detail: error.detail))
+                        }
+                    }
+                }
             }
             results.append(contentsOf: chunkResults.map { $0! })
             start += chunk.count

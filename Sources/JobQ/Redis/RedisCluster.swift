@@ -150,6 +150,9 @@ final class RedisClusterRouter: Sendable {
             let target: RedisEndpoint
             if let key = Self.routingKey(item) {
                 target = try await node(forSlot: RedisClusterSlot.of(key))
+            } else if case .command(let c) = item, c.name.uppercased() == "WAIT", let previous = pending.last {
+                // WAIT covers the writes before it on its connection: it goes where they went.
+                target = previous.target
             } else {
                 target = try await firstPrimary()
             }

@@ -64,7 +64,8 @@ public final class RedisClusterProcess: Sendable {
         return c
     }
 
-    /// Waits until every running node says `cluster_state:ok` and agrees all slots are served.
+    /// Waits until every running node says `cluster_state:ok` and agrees all slots are served,
+    /// and every replica is in sync with its primary (`master_link_status:up`).
     public func waitUntilHealthy(seconds: Double = 30) async throws {
         let deadline = ContinuousClock.now + .seconds(seconds)
         while true {
@@ -72,13 +73,35 @@ public final class RedisClusterProcess: Sendable {
             for node in nodes where node.pid != nil {
                 let client = RedisClient(configuration: node.configuration)
                 let info = (try? await client.send("CLUSTER", "INFO"))?.string ?? ""
+                let replication = (try? await client.send("INFO", "replication"))?.string ?? ""
                 await client.close()
                 if !info.contains("cluster_state:ok") || !info.contains("cluster_slots_assigned:16384") { healthy = false }
+                if replication.contains("role:slave") && !replication.contains("master_link_status:up") { healthy = false }
             }
             if healthy { return }
             guard ContinuousClock.now < deadline else { throw StartError(description: "the cluster did not become healthy within \(Int(seconds)) s") }
             try await Task.sleep(for: .milliseconds(100))
         }
+    }
+
+    /// The primary serving `slot`, as the running nodes see it (nil while they disagree or none does).
+    public func owner(ofSlot slot: Int) async -> RedisEndpoint? {
+        var owners = Set<RedisEndpoint>()
+        for node in nodes where node.pid != nil {
+            let client = RedisClient(configuration: node.configuration)
+            let ranges = (try? await client.send("CLUSTER", "SLOTS"))?.array ?? []
+            await client.close()
+            var found: RedisEndpoint?
+            for range in ranges {
+                guard let items = range.array, items.count >= 3, let low = items[0].int, let high = items[1].int,
+                      (low...high).contains(slot), let master = items[2].array, master.count >= 2,
+                      let host = master[0].string, let port = master[1].int else { continue }
+                found = .tcp(host: host, port: port)
+            }
+            guard let found else { return nil }
+            owners.insert(found)
+        }
+        return owners.count == 1 ? owners.first : nil
     }
 
     /// Stops every node and removes their directories.

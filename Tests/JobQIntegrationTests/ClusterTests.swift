@@ -161,4 +161,101 @@ struct ClusterTests {
         worker.shutdown()
         try await running.value
     }
+
+    @Test("a primary is killed mid-run and its replica promoted: the client follows, every surviving job ends once, durable adds lose nothing; plain adds lost are counted")
+    func failover() async throws {
+        let cluster = try await RedisClusterProcess.start(primaries: 3, replicas: 1)
+        defer { Task { await cluster.destroy() } }
+        var configuration = cluster.configuration
+        configuration.retryDeadline = .seconds(30)
+        let client = RedisClient(configuration: configuration)
+        defer { Task { await client.close() } }
+        // Two queues on the same primary: one with durable adds (WAIT 1), one without.
+        var names: [String] = []
+        var victim: RedisEndpoint?
+        for i in 0..<10_000 where names.count < 2 {
+            let name = "fo-\(i)"
+            let node = try await client.endpoint(forKey: "jobq:{\(name)}:wait")
+            if victim == nil { victim = node }
+            if node == victim { names.append(name) }
+        }
+        let victimEndpoint = try #require(victim)
+        let victimNode = try #require(cluster.nodes.first { $0.endpoint == victimEndpoint })
+        var durableSettings = QueueSettings()
+        durableSettings.replicasToConfirmAdds = 1
+        durableSettings.replicaConfirmTimeout = .seconds(1)
+        let durable = try JobQueue(name: names[0], client: client, settings: durableSettings)
+        let plain = try JobQueue(name: names[1], client: client)
+        for q in [durable, plain] { try await q.inspector.setRetention(completed: 10_000) }
+
+        var handlers = JobHandlers()
+        handlers.register(name: "work") { _, _ in
+            try await Task.sleep(for: .milliseconds(2))
+            return []
+        }
+        var workerConfiguration = WorkerConfiguration(queues: [.init(names[0]), .init(names[1])], concurrency: 8)
+        workerConfiguration.lease = .seconds(3)
+        workerConfiguration.maxBlockTimeout = .seconds(1)
+        let worker = try Worker(client: client, configuration: workerConfiguration, handlers: handlers)
+        let running = Task { try await worker.run() }
+        defer { worker.shutdown() }
+
+        struct Tally: Sendable { var acked: [String] = []; var refused = 0; var firstRefusal = "" }
+        final class Flag: Sendable {
+            private let value = Mutex(false)
+            var isSet: Bool { value.withLock { $0 } }
+            func set() { value.withLock { $0 = true } }
+        }
+        let stop = Flag()
+        func produce(_ q: JobQueue) -> Task<Tally, Never> {
+            Task {
+                var t = Tally()
+                for _ in 0..<300 where !stop.isSet {
+                    do { t.acked.append(try await q.add(name: "work", payload: .json("{}")).id) } catch {
+                        t.refused += 1
+                        if t.firstRefusal.isEmpty { t.firstRefusal = "\(error)" }
+                    }
+                    try? await Task.sleep(for: .milliseconds(10))
+                }
+                return t
+            }
+        }
+        let producers = [produce(durable), produce(plain)]
+        try await eventually(30, "jobs running before the kill") { try await durable.inspector.counts().completed >= 50 }
+        let killedAt = ContinuousClock.now
+        await victimNode.kill()
+        let slot = RedisClusterSlot.of("jobq:{\(names[0])}:wait")
+        try await eventually(60, "a replica promoted for the killed primary's slots") {
+            let owner = await cluster.owner(ofSlot: slot)
+            return owner != nil && owner != victimEndpoint
+        }
+        let promotedAfter = Double((ContinuousClock.now - killedAt).components.attoseconds / 10_000_000_000_000_000) / 100 + Double((ContinuousClock.now - killedAt).components.seconds)
+        try await Task.sleep(for: .seconds(2))   // adds go on against the promoted primary for a while
+        stop.set()
+        let tallies = [await producers[0].value, await producers[1].value]
+        // Every acknowledged job that still exists ends completed; the durable ones all exist.
+        let missingNow = Mutex([0, 0])
+        for (i, (q, tally)) in zip([durable, plain], tallies).enumerated() {
+            try await eventually(60, "\(q.name)'s surviving jobs to complete") {
+                var done = 0, missing = 0
+                for id in tally.acked {
+                    switch try await q.inspector.job(id)?.state {
+                    case .completed?: done += 1
+                    case nil: missing += 1
+                    default: break
+                    }
+                }
+                missingNow.withLock { $0[i] = missing }
+                return done + missing == tally.acked.count
+            }
+            let counts = try await q.inspector.counts()
+            #expect(counts.waiting == 0 && counts.active == 0 && counts.failed == 0, "\(q.name): \(counts)")
+        }
+        let lost = missingNow.withLock { $0 }
+        print("cluster failover: replica promoted after \(promotedAfter) s; durable adds acked \(tallies[0].acked.count), refused \(tallies[0].refused) (the promoted primary has no replica yet), lost \(lost[0]); plain adds acked \(tallies[1].acked.count), refused \(tallies[1].refused), lost \(lost[1])")
+        #expect(lost[0] == 0, "a durable add confirmed by a replica survives the failover")
+        #expect(tallies[1].refused == 0, "plain adds ride through the failover (the client waits and re-resolves)")
+        worker.shutdown()
+        try await running.value
+    }
 }

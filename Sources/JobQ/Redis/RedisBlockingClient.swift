@@ -44,7 +44,8 @@ public final class RedisBlockingClient: Sendable {
         guard client.configuration.isCluster else {
             return RedisBlockingClient(configuration: client.configuration, control: client, maxBlockTimeout: maxBlockTimeout, serverTick: serverTick)
         }
-        let node = client.configuration.node(try await client.endpoint(forKey: key))
+        var node = client.configuration.node(try await client.endpoint(forKey: key))
+        node.retryDeadline = min(node.retryDeadline, .seconds(1))   // a dead node is given up fast, then re-resolved
         return RedisBlockingClient(node: node, maxBlockTimeout: maxBlockTimeout, serverTick: serverTick)
     }
 

@@ -61,8 +61,11 @@ final class RedisClusterRouter: Sendable {
     func loop(for endpoint: RedisEndpoint) -> RedisConnectionLoop {
         state.withLock { s in
             if let loop = s.loops[endpoint] { return loop }
-            let loop = RedisConnectionLoop(configuration: configuration.node(endpoint), replyTimeout: configuration.commandTimeout,
-                                           label: "jobq-redis-\(endpoint)")
+            // A short deadline per node: a dead primary fails fast here, and `execute` re-reads the
+            // slot map and tries the new owner (a promoted replica) until the client's deadline.
+            var node = configuration.node(endpoint)
+            node.retryDeadline = min(configuration.retryDeadline, .seconds(1))
+            let loop = RedisConnectionLoop(configuration: node, replyTimeout: configuration.commandTimeout, label: "jobq-redis-\(endpoint)")
             if !s.scripts.isEmpty { loop.register(s.scripts) }
             s.loops[endpoint] = loop
             return loop
@@ -75,7 +78,12 @@ final class RedisClusterRouter: Sendable {
     /// Re-reads the slot map (`CLUSTER SLOTS`) from the first known node or seed that answers.
     func refresh() async throws(RedisError) {
         var lastError: RedisError?
-        let candidates = state.withLock { $0.primaries } + seeds
+        let (known, troubled) = state.withLock { s -> ([RedisEndpoint], Set<RedisEndpoint>) in
+            (s.primaries, Set(s.loops.filter { $0.value.connectionProblem != nil }.keys))
+        }
+        var candidates: [RedisEndpoint] = []
+        for node in known + seeds where !candidates.contains(node) { candidates.append(node) }
+        candidates = candidates.filter { !troubled.contains($0) } + candidates.filter { troubled.contains($0) }
         for node in candidates {
             let reply: RedisReply
             do {
@@ -158,8 +166,9 @@ final class RedisClusterRouter: Sendable {
             }
             pending.append((i, target, false))
         }
-        for _ in 0..<6 {
-            if pending.isEmpty { break }
+        let deadline = ContinuousClock.now + configuration.retryDeadline
+        var redirects = 0, failures = 0
+        while !pending.isEmpty {
             let groups = Dictionary(grouping: pending, by: { "\($0.target)|\($0.asking)" })
             let results = await withTaskGroup(of: ([(index: Int, target: RedisEndpoint, asking: Bool)], Result<[RedisReply], RedisError>).self) { group in
                 for (_, members) in groups {
@@ -177,8 +186,20 @@ final class RedisClusterRouter: Sendable {
             }
             var next: [(index: Int, target: RedisEndpoint, asking: Bool)] = []
             var remapped = false
+            var unreachable: [Int] = []
             for (members, result) in results {
-                let flightReplies = try result.get()
+                let flightReplies: [RedisReply]
+                switch result {
+                case .success(let r):
+                    flightReplies = r
+                case .failure(let error):
+                    // The node is down (a primary killed, a failover under way): nothing was sent,
+                    // or an idempotent flight may be sent again. Re-read the map and retry.
+                    let retriable = error.code == .unavailable || error.code == .connectionFailed || (idempotent && error.code == .outcomeUnknown)
+                    guard retriable, ContinuousClock.now < deadline else { throw error }
+                    unreachable += members.map(\.index)
+                    continue
+                }
                 var position = 0
                 for m in members {
                     if m.asking { position += 1 }   // ASKING's own +OK
@@ -200,11 +221,28 @@ final class RedisClusterRouter: Sendable {
                     }
                 }
             }
+            if !next.isEmpty {
+                redirects += 1
+                guard redirects <= 16 else {
+                    throw RedisError(.unavailable, endpoint: configuration.displayEndpoint, detail: "still redirected after 16 tries (a resharding in progress?)")
+                }
+            }
             if remapped { Task { try? await self.refresh() } }
+            if !unreachable.isEmpty {
+                failures += 1
+                try? await Task.sleep(for: min(.seconds(1), .milliseconds(50 * (1 << min(failures, 5)))))
+                try? await refresh()
+                for index in unreachable {
+                    let target: RedisEndpoint
+                    if let key = Self.routingKey(items[index]) {
+                        target = try await node(forSlot: RedisClusterSlot.of(key))
+                    } else {
+                        target = try await firstPrimary()
+                    }
+                    next.append((index, target, false))
+                }
+            }
             pending = next
-        }
-        guard pending.isEmpty else {
-            throw RedisError(.unavailable, endpoint: configuration.displayEndpoint, detail: "still redirected after 6 tries (a resharding in progress?)")
         }
         return replies.map { $0 ?? .null }
     }

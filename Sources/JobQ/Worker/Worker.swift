@@ -262,6 +262,8 @@ public final class Worker: Service, Sendable {
             }
         } catch {
             logger.debug("marker wait ended: \(error)")
+            // In a cluster the node may be gone for good (a failover): wait on the new owner.
+            if client.configuration.isCluster, let old = blocking.drop(q) { await old.close() }
             try? await Task.sleep(for: .milliseconds(200))
         }
         timer?.cancel()

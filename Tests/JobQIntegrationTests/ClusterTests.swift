@@ -171,13 +171,13 @@ struct ClusterTests {
         let client = RedisClient(configuration: configuration)
         defer { Task { await client.close() } }
         // Two queues on the same primary: one with durable adds (WAIT 1), one without.
+        // The first seed's node, a primary: the worker's subscription sits there too, so it must move.
+        let primaries = try await client.primaries()
+        let victim: RedisEndpoint? = primaries.contains(cluster.nodes[0].endpoint) ? cluster.nodes[0].endpoint : primaries.first
         var names: [String] = []
-        var victim: RedisEndpoint?
         for i in 0..<10_000 where names.count < 2 {
             let name = "fo-\(i)"
-            let node = try await client.endpoint(forKey: "jobq:{\(name)}:wait")
-            if victim == nil { victim = node }
-            if node == victim { names.append(name) }
+            if try await client.endpoint(forKey: "jobq:{\(name)}:wait") == victim { names.append(name) }
         }
         let victimEndpoint = try #require(victim)
         let victimNode = try #require(cluster.nodes.first { $0.endpoint == victimEndpoint })
@@ -191,6 +191,11 @@ struct ClusterTests {
         var handlers = JobHandlers()
         handlers.register(name: "work") { _, _ in
             try await Task.sleep(for: .milliseconds(2))
+            return []
+        }
+        handlers.register(name: "long") { _, context in
+            _ = await context.waitForCancellation()
+            try context.checkCancellation()
             return []
         }
         var workerConfiguration = WorkerConfiguration(queues: [.init(names[0]), .init(names[1])], concurrency: 8)
@@ -251,6 +256,11 @@ struct ClusterTests {
             let counts = try await q.inspector.counts()
             #expect(counts.waiting == 0 && counts.active == 0 && counts.failed == 0, "\(q.name): \(counts)")
         }
+        // Cancelling still works after the failover (the worker's subscription moved on).
+        let long = try await plain.add(name: "long", payload: .json("{}")).id
+        try await eventually(30, "the long job to run after the failover") { try await plain.inspector.job(long)?.state == .active }
+        _ = try await plain.cancel(long)
+        try await eventually(30, "the cancel after the failover") { try await plain.inspector.job(long)?.state == .cancelled }
         let lost = missingNow.withLock { $0 }
         print("cluster failover: replica promoted after \(promotedAfter) s; durable adds acked \(tallies[0].acked.count), refused \(tallies[0].refused) (the promoted primary has no replica yet), lost \(lost[0]); plain adds acked \(tallies[1].acked.count), refused \(tallies[1].refused), lost \(lost[1])")
         #expect(lost[0] == 0, "a durable add confirmed by a replica survives the failover")

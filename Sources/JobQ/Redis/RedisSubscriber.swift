@@ -84,7 +84,11 @@ private final class SubscriberThread: @unchecked Sendable {
     private var exitWaiters: [@Sendable () -> Void] = []
 
     // Thread-confined.
-    private let connection: RedisConnection
+    /// Confined to the subscriber thread after init. In cluster mode it is replaced by one to the
+    /// next seed node when connecting fails (PUBLISH reaches every node of a cluster, so any node
+    /// hears every message).
+    private var connection: RedisConnection
+    private var seedIndex = 0
     private var wanted: Set<String> = []
     /// Sent on the current connection, not yet confirmed.
     private var pending: Set<String> = []
@@ -108,7 +112,7 @@ private final class SubscriberThread: @unchecked Sendable {
         self.continuation = continuation
         // Replies on a subscribed connection arrive whenever: reads never time out; liveness is
         // checked with PING instead.
-        self.connection = RedisConnection(configuration: configuration, replyTimeout: configuration.commandTimeout)
+        self.connection = RedisConnection(configuration: configuration.node(configuration.endpoint), replyTimeout: configuration.commandTimeout)
         var fds: [Int32] = [-1, -1]
         let ok = CHiredis_makeWakePipe(&fds)
         precondition(ok == 0, "cannot create a pipe for the subscriber: errno \(errno)")
@@ -260,6 +264,10 @@ private final class SubscriberThread: @unchecked Sendable {
             nextConnectAttempt = .now + configuration.backoff.delay(attempt: reconnectAttempt)
             reconnectAttempt += 1
             lastError = error
+            if let seeds = configuration.clusterSeeds, seeds.count > 1 {
+                seedIndex = (seedIndex + 1) % seeds.count
+                connection = RedisConnection(configuration: configuration.node(seeds[seedIndex]), replyTimeout: configuration.commandTimeout)
+            }
             return false
         }
         reconnectAttempt = 0

@@ -65,8 +65,9 @@ public final class Worker: Service, Sendable {
         self.keeper = LeaseKeeper(cores: cores, lease: configuration.lease, workerID: configuration.workerID, logger: log,
                                   beatFields: beat, activeCount: { gate.activeCount })
         // Cancel messages are PUBLISHed from scripts; in a cluster PUBLISH reaches every node, so
-        // one subscription on the first node hears them all.
-        self.subscriber = RedisSubscriber(configuration: client.configuration.node(client.configuration.endpoint),
+        // one subscription on any node hears them all (the subscriber moves on to the next seed
+        // when its node is gone).
+        self.subscriber = RedisSubscriber(configuration: client.configuration,
                                           onEvent: Self.cancelListener(cores: cores, keeper: keeper, logger: log))
         self.blocking = BlockingConnections(count: cores.count)
     }

@@ -144,7 +144,7 @@ let package = Package(
         ),
         .testTarget(
             name: "JobQTests",
-            dependencies: ["JobQ", "CHiredis", .product(name: "Yams", package: "Yams")],
+            dependencies: ["JobQ", "CHiredis", "LocalRedis", .product(name: "Yams", package: "Yams")],
             swiftSettings: strict
         ),
         .testTarget(

@@ -1,7 +1,6 @@
 import Foundation
 import Histogram
 import JobQ
-import Logging
 import Synchronization
 
 /// Scenario `delayed` (issue 8): how late delayed jobs start. 10,000 jobs due over 10 s, one
@@ -66,19 +65,12 @@ struct DelayedScenario {
             samples.withLock { $0.append(max(0, now - due)) }
             return []
         }
-        var logger = Logger(label: "bench")
-        logger.logLevel = .error
-        let workerClient = RedisClient(configuration: client.configuration)
-        let worker = try Worker(client: workerClient, configuration: WorkerConfiguration(queues: [.init(queue.name)], concurrency: 64),
-                                handlers: handlers, logger: logger)
-        let running = Task { try await worker.run() }
+        let worker = try BenchWorker(server: client.configuration, configuration: WorkerConfiguration(queues: [.init(queue.name)], concurrency: 64), handlers: handlers)
         let deadline = ContinuousClock.now + .seconds(spread + 60)
         while ContinuousClock.now < deadline, samples.withLock({ $0.count }) < count {
             try await Task.sleep(for: .milliseconds(100))
         }
-        worker.shutdown()
-        try await running.value
-        await workerClient.close()
+        try await worker.stop()
         _ = try await queue.inspector.obliterate(force: true)
         let values = samples.withLock { $0 }
         guard values.count == count else { throw BenchError("only \(values.count) of \(count) delayed jobs ran within \(Int(spread + 60)) s") }

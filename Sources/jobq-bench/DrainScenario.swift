@@ -1,6 +1,5 @@
 import Foundation
 @_spi(Benchmarks) import JobQ
-import Logging
 
 /// Scenario `drain` (issue 4's targets): one worker (in this process, its own connections)
 /// drains pre-added no-op jobs at concurrency 1, 8 and 32; Redis commands and CPU per job;
@@ -129,15 +128,10 @@ struct DrainScenario {
         handlers.register(name: "noop") { _, _ in [] }
         var configuration = WorkerConfiguration(queues: [.init(name)], concurrency: concurrency)
         configuration.maxBlockTimeout = .seconds(1)
-        var logger = Logger(label: "bench")
-        logger.logLevel = .error
-        // The worker gets its own client, as a separate worker process would.
-        let workerClient = RedisClient(configuration: client.configuration)
-        let worker = try Worker(client: workerClient, configuration: configuration, handlers: handlers, logger: logger)
         let before = try await ServerStats.fetch(client)
         let cpuBefore = processCPUSeconds()
         let t0 = ContinuousClock.now
-        let running = Task { try await worker.run() }
+        let worker = try BenchWorker(server: client.configuration, configuration: configuration, handlers: handlers)
         let deadline = ContinuousClock.now + .seconds(600)
         while ContinuousClock.now < deadline {
             let c = try await queue.inspector.counts()
@@ -147,9 +141,7 @@ struct DrainScenario {
         let elapsed = (ContinuousClock.now - t0).seconds
         let workerCPU = processCPUSeconds() - cpuBefore
         let after = try await ServerStats.fetch(client)
-        worker.shutdown()
-        try await running.value
-        await workerClient.close()
+        try await worker.stop()
         _ = try await queue.inspector.obliterate(force: true)
         let calls = ServerStats.callsBetween(before, after)
         let total = Double(calls.values.reduce(0, +))

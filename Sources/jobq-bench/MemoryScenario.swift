@@ -1,7 +1,6 @@
 import Foundation
 import JobQ
 import LocalRedis
-import Logging
 
 /// Scenario `memory` (issue 8): Redis bytes per waiting job (20-byte payload) and per retained
 /// (completed) record; `jobq-worker` RSS idle and while draining at concurrency 16.
@@ -14,13 +13,13 @@ struct MemoryScenario {
         var report = ScenarioReport("memory")
         let n = quick ? 20_000 : 100_000
         var waiting: [Double] = [], retained: [Double] = [], idle: [Double] = [], busy: [Double] = []
-        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("jobq-worker").path
+        let binary = BenchWorker.binary(for: "worker RSS", report: &report)
         for run in 0..<runs {
             let m = try await redisBytes(n: n, run: run)
             waiting.append(m.waiting)
             retained.append(m.retained)
             report.jobs += n
-            if FileManager.default.isExecutableFile(atPath: binary) {
+            if let binary {
                 let r = try await workerRSS(binary: binary, run: run, jobs: quick ? 2_000 : 10_000)
                 idle.append(r.idle)
                 busy.append(r.busy)
@@ -30,9 +29,7 @@ struct MemoryScenario {
         report.add(Figure("Redis memory per waiting job (20-byte payload), \(n.formatted()) jobs, `INFO memory` delta / jobs", waiting, unit: "B",
                           target: "≤ 400 B", met: median(waiting) <= 400))
         report.add(Figure("Redis memory per retained completed record", retained, unit: "B"))
-        if idle.isEmpty {
-            report.note("worker RSS skipped: \(binary) is missing (swift build -c release --product jobq-worker)")
-        } else {
+        if !idle.isEmpty {
             // The target is in MB (10^6 bytes); RSS is read in KiB.
             report.add(Figure("jobq-worker RSS, idle, concurrency 16 (this build)", idle.map { $0 * 1.048576 }, unit: "MB", target: "≤ 30 MB", met: median(idle) * 1.048576 <= 30))
             report.add(Figure("jobq-worker RSS, peak while draining, concurrency 16", busy.map { $0 * 1.048576 }, unit: "MB", target: "≤ 30 MB", met: median(busy) * 1.048576 <= 30))
@@ -54,18 +51,12 @@ struct MemoryScenario {
         // Run them all (a no-op worker in this process): each becomes a retained completed record.
         var handlers = JobHandlers()
         handlers.register(name: "noop") { _, _ in [] }
-        let workerClient = RedisClient(configuration: client.configuration)
-        var logger = Logger(label: "bench")
-        logger.logLevel = .error
-        let worker = try Worker(client: workerClient, configuration: WorkerConfiguration(queues: [.init(queue.name)], concurrency: 32), handlers: handlers, logger: logger)
-        let running = Task { try await worker.run() }
+        let worker = try BenchWorker(server: client.configuration, configuration: WorkerConfiguration(queues: [.init(queue.name)], concurrency: 32), handlers: handlers)
         let deadline = ContinuousClock.now + .seconds(600)
         while ContinuousClock.now < deadline, try await queue.inspector.counts().completed < n {
             try await Task.sleep(for: .milliseconds(50))
         }
-        worker.shutdown()
-        try await running.value
-        await workerClient.close()
+        try await worker.stop()
         let afterRun = try await ServerStats.fetch(client).usedMemory
         _ = try await queue.inspector.obliterate(force: true)
         return (Double(afterAdd - before) / Double(n), Double(afterRun - before) / Double(n))

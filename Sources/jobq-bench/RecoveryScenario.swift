@@ -13,11 +13,7 @@ struct RecoveryScenario {
 
     func run() async throws -> ScenarioReport {
         var report = ScenarioReport("recovery")
-        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("jobq-worker").path
-        guard FileManager.default.isExecutableFile(atPath: binary) else {
-            report.note("recovery skipped: \(binary) is missing (swift build -c release --product jobq-worker)")
-            return report
-        }
+        guard let binary = BenchWorker.binary(for: "recovery", report: &report) else { return report }
         var waiting: [Double] = [], elsewhere: [Double] = []
         for run in 0..<runs {
             let m = try await once(binary: binary, run: run, jobs: quick ? 20 : 100)

@@ -1,5 +1,7 @@
 import Foundation
 import Histogram
+import JobQ
+import Logging
 
 /// One measured figure of a scenario: jobq's value in each run, and (when it has one) the
 /// reference measured in the same runs, the ratio of the medians and the target it is held to.
@@ -162,5 +164,39 @@ extension Histogram<UInt64> {
     static func micros() -> Histogram<UInt64> { Histogram<UInt64>(numberOfSignificantValueDigits: .three) }
     mutating func record(since start: ContinuousClock.Instant) {
         _ = record(UInt64(Swift.max(1, (ContinuousClock.now - start).nanoseconds / 1000)))
+    }
+}
+
+/// A worker in the bench process with connections of its own (as a separate worker process would
+/// have), logging errors only.
+struct BenchWorker {
+    let worker: Worker
+    let client: RedisClient
+    let running: Task<Void, any Error>
+
+    init(server: RedisConfiguration, configuration: WorkerConfiguration, handlers: JobHandlers) throws {
+        var logger = Logger(label: "bench")
+        logger.logLevel = .error
+        client = RedisClient(configuration: server)
+        let worker = try Worker(client: client, configuration: configuration, handlers: handlers, logger: logger)
+        self.worker = worker
+        running = Task { try await worker.run() }
+    }
+
+    /// Graceful stop; waits for it and closes the connections.
+    func stop() async throws {
+        worker.shutdown()
+        try await running.value
+        await client.close()
+    }
+
+    /// The `jobq-worker` built next to this binary, or nil with a note in the report.
+    static func binary(for scenario: String, report: inout ScenarioReport) -> String? {
+        let path = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("jobq-worker").path
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            report.note("\(scenario) skipped: \(path) is missing (swift build -c release --product jobq-worker)")
+            return nil
+        }
+        return path
     }
 }

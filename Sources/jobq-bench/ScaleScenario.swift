@@ -22,11 +22,7 @@ struct ScaleScenario {
 
     func run() async throws -> ScenarioReport {
         var report = ScenarioReport("scale")
-        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("jobq-worker").path
-        guard FileManager.default.isExecutableFile(atPath: binary) else {
-            report.note("scale skipped: \(binary) is missing (swift build -c release --product jobq-worker)")
-            return report
-        }
+        guard let binary = BenchWorker.binary(for: "scale", report: &report) else { return report }
         let n = quick ? 20_000 : 100_000
         let cores = ProcessInfo.processInfo.activeProcessorCount
         var results: [Int: [Measure]] = [:]

@@ -1,7 +1,6 @@
 import Foundation
 import Histogram
 import JobQ
-import Logging
 import Synchronization
 
 /// Scenario `steady` (issue 8): producers and a worker at once. First the maximum rate: 4
@@ -128,11 +127,7 @@ struct SteadyScenario {
         }
         var configuration = WorkerConfiguration(queues: [.init(queue.name)], concurrency: 32)
         configuration.maxBlockTimeout = .seconds(1)
-        var logger = Logger(label: "bench")
-        logger.logLevel = .error
-        let workerClient = RedisClient(configuration: client.configuration)
-        let worker = try Worker(client: workerClient, configuration: configuration, handlers: handlers, logger: logger)
-        let running = Task { try await worker.run() }
+        let worker = try BenchWorker(server: client.configuration, configuration: configuration, handlers: handlers)
 
         // The completed events, read as a user's QueueEvents would.
         let gaps = Atomic<Int>(0)
@@ -190,9 +185,7 @@ struct SteadyScenario {
         }
         try await Task.sleep(for: .milliseconds(300))   // the last completed events
         reader.cancel()
-        worker.shutdown()
-        try await running.value
-        await workerClient.close()
+        try await worker.stop()
         _ = try await queue.inspector.obliterate(force: true)
         let histograms = tracker.histograms
         return Measure(added: added, addedRate: Double(added) / seconds, completedRate: Double(handledAtEnd) / elapsed,

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import JobQ
+import LocalRedis
 import Logging
 import Synchronization
 #if canImport(Glibc)
@@ -53,18 +54,6 @@ struct ChaosPayload: Codable {
     var ms: Int
 }
 
-/// A small seeded generator (SplitMix64) so a run's mix can be replayed with `--seed`.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// `jobq-chaos produce`: adds `count` jobs spread over `seconds`, logging every acknowledged add
 /// (`added ID KIND T`) and every add that threw (`unacked KIND ERROR`); cancels each `cancel` job

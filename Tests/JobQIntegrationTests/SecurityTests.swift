@@ -104,7 +104,7 @@ extension ExecutableTests {
                 .split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
             let junk = ["", ":", "- ", "{", "}", "[", "]", "\"", "'", "&a", "*a", "!!binary", "~", "null", "-1", "0", "1e400", "99999999999999999999",
                         "\t", "é", "🎉", "\u{0}", "  x: 1", "redis: [", "queues: {a: 1}", "concurrency: -5", "lease: 1e300d", "handlers: [\"a=exec:/nope\"]"]
-            var rng = FuzzRng(state: 0x636F_6E66)
+            var rng = SplitMix64(seed: 0x636F_6E66)
             var valid = 0, refused = 0
             for i in 0..<60 {
                 var lines = base
@@ -132,14 +132,3 @@ extension ExecutableTests {
     }
 }
 
-/// SplitMix64 for the mutation tests.
-struct FuzzRng: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

@@ -1,4 +1,5 @@
 import Foundation
+import LocalRedis
 import Testing
 @testable import JobQ
 
@@ -8,17 +9,6 @@ import Testing
 /// swift-syntax for its macros, minutes of extra build on 2 cores; this needs a generator only.)
 @Suite("Parser fuzzing")
 struct FuzzTests {
-    /// SplitMix64: small, seeded, reproducible.
-    struct Rng: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
 
     /// Characters that break naive parsers: separators, digits, signs, exponents, escapes,
     /// control characters, non-ASCII and very large numbers.
@@ -31,7 +21,7 @@ struct FuzzTests {
     /// `count` inputs: mutations of the seeds (insert, delete, replace, duplicate, truncate), and
     /// some wholly random strings.
     static func inputs(from seeds: [String], count: Int, seed: UInt64) -> [String] {
-        var rng = Rng(state: seed)
+        var rng = SplitMix64(seed: seed)
         var out = seeds
         while out.count < count {
             if Int.random(in: 0..<10, using: &rng) == 0 {
@@ -119,7 +109,7 @@ struct FuzzTests {
             case .checkpoint, nil: break
             }
         }
-        var rng = Rng(state: Self.seed &+ 6)
+        var rng = SplitMix64(seed: Self.seed &+ 6)
         for _ in 0..<500 {
             let bytes = (0..<Int.random(in: 0...300, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
             #expect(ExecProtocolLine(parsing: "checkpoint " + Data(bytes).base64EncodedString()) == .checkpoint(bytes) || bytes.isEmpty)

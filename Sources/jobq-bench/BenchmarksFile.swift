@@ -122,25 +122,38 @@ struct BenchmarksFile {
             let body = environment.markdown + "\n\n" + report.markdown + "\n\n" + "(\(report.scenario): \(Int(report.seconds)) s)"
             text = Self.replacing(block: report.scenario, in: text, with: body, title: Self.titles[report.scenario] ?? report.scenario)
         }
-        if complete {
-            text = Self.replacing(block: "targets", in: text, with: Self.targets(reports), title: "Targets")
-        }
+        // The targets table: this run's rows for the scenarios it ran, the earlier rows for the rest.
+        let previous = Self.block("targets", in: text)?.split(separator: "\n").map(String.init).filter { $0.hasPrefix("| ") && !$0.hasPrefix("| scenario ") } ?? []
+        let ran = Set(reports.map(\.scenario))
+        let kept = complete ? [] : previous.filter { row in !ran.contains(row.dropFirst(2).prefix { $0 != " " }.description) }
+        text = Self.replacing(block: "targets", in: text, with: Self.targets(reports, keeping: kept), title: "Targets")
         try text.write(toFile: path, atomically: true, encoding: .utf8)
     }
 
-    /// Every figure with a target, met or missed.
-    static func targets(_ reports: [ScenarioReport]) -> String {
-        var lines = ["| scenario | figure | measured | reference | ratio | target | |", "|---|---|---|---|---|---|---|"]
+    /// Every figure with a target, met or missed: rows kept from earlier runs for scenarios this
+    /// run did not measure, in the scenarios' order.
+    static func targets(_ reports: [ScenarioReport], keeping earlier: [String] = []) -> String {
+        var rows = earlier
         for r in reports {
             for f in r.figures where f.target != nil {
                 let status = f.met.map { $0 ? "met" : "**missed**" } ?? "not measured"
-                lines.append("| \(r.scenario) | \(f.name) | \(Figure.spread(f.values, unit: f.unit)) | \(f.referenceValues.map { Figure.spread($0, unit: f.unit) } ?? "—") | \(f.ratio.map { Figure.format($0) + "×" } ?? "—") | \(f.target ?? "") | \(status) |")
+                rows.append("| \(r.scenario) | \(f.name) | \(Figure.spread(f.values, unit: f.unit)) | \(f.referenceValues.map { Figure.spread($0, unit: f.unit) } ?? "—") | \(f.ratio.map { Figure.format($0) + "×" } ?? "—") | \(f.target ?? "") | \(status) |")
             }
         }
-        let missed = reports.flatMap(\.figures).filter { $0.met == false }.count
+        func order(_ row: String) -> Int { JobQBench.known.firstIndex(of: String(row.dropFirst(2).prefix { $0 != " " })) ?? 99 }
+        rows = rows.enumerated().sorted { (order($0.element), $0.offset) < (order($1.element), $1.offset) }.map(\.element)
+        var lines = ["| scenario | figure | measured | reference | ratio | target | |", "|---|---|---|---|---|---|---|"] + rows
+        let missed = rows.filter { $0.hasSuffix("| **missed** |") }.count
         lines.append("")
         lines.append(missed == 0 ? "Every target met." : "\(missed) missed: each is open work, with its profile in its scenario's section below.")
         return lines.joined(separator: "\n")
+    }
+
+    /// The text between a block's markers, if the file has it.
+    static func block(_ name: String, in text: String) -> String? {
+        guard let start = text.range(of: "<!-- jobq-bench:\(name) -->"),
+              let end = text.range(of: "<!-- /jobq-bench:\(name) -->", range: start.upperBound..<text.endIndex) else { return nil }
+        return String(text[start.upperBound..<end.lowerBound])
     }
 
     static func replacing(block name: String, in text: String, with body: String, title: String) -> String {

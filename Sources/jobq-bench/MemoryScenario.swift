@@ -12,7 +12,7 @@ struct MemoryScenario {
     func run() async throws -> ScenarioReport {
         var report = ScenarioReport("memory")
         let n = quick ? 20_000 : 100_000
-        var waiting: [Double] = [], retained: [Double] = [], idle: [Double] = [], busy: [Double] = []
+        var waiting: [Double] = [], retained: [Double] = [], idle: [Double] = [], busy: [Double] = [], idleCPU: [Double] = []
         let binary = BenchWorker.binary(for: "worker RSS", report: &report)
         for run in 0..<runs {
             let m = try await redisBytes(n: n, run: run)
@@ -23,6 +23,7 @@ struct MemoryScenario {
                 let r = try await workerRSS(binary: binary, run: run, jobs: quick ? 2_000 : 10_000)
                 idle.append(r.idle)
                 busy.append(r.busy)
+                idleCPU.append(r.idleCPU)
                 report.jobs += quick ? 2_000 : 10_000
             }
         }
@@ -33,6 +34,7 @@ struct MemoryScenario {
             // The target is in MB (10^6 bytes); RSS is read in KiB.
             report.add(Figure("jobq-worker RSS, idle, concurrency 16 (this build)", idle.map { $0 * 1.048576 }, unit: "MB", target: "≤ 30 MB", met: median(idle) * 1.048576 <= 30))
             report.add(Figure("jobq-worker RSS, peak while draining, concurrency 16", busy.map { $0 * 1.048576 }, unit: "MB", target: "≤ 30 MB", met: median(busy) * 1.048576 <= 30))
+            report.add(Figure("jobq-worker CPU while idle (\(quick ? 3 : 10) s, `/proc/<pid>/stat`, 10 ms ticks)", idleCPU, unit: "%", target: "< 1 %", met: median(idleCPU) < 1))
         }
         return report
     }
@@ -62,7 +64,7 @@ struct MemoryScenario {
         return (Double(afterAdd - before) / Double(n), Double(afterRun - before) / Double(n))
     }
 
-    private func workerRSS(binary: String, run: Int, jobs: Int) async throws -> (idle: Double, busy: Double) {
+    private func workerRSS(binary: String, run: Int, jobs: Int) async throws -> (idle: Double, busy: Double, idleCPU: Double) {
         let queue = try JobQueue(name: "bench-rss-\(run)-\(UUID().uuidString.prefix(6))", client: client)
         var environment = ["PATH": "/usr/local/bin:/usr/bin:/bin"]
         environment["JOBQ_REDIS_URL"] = ProcessInfo.processInfo.environment["JOBQ_REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? client.configuration.redactedURL
@@ -78,6 +80,11 @@ struct MemoryScenario {
         }
         try await Task.sleep(for: .seconds(2))
         let idle = rssMiB(process.pid)
+        // Idle CPU: utime + stime over a quiet spell (it waits by blocking on Redis, no polling).
+        let quiet = quick ? 3.0 : 10.0
+        let cpu0 = ScaleScenario.cpuSeconds(of: process.pid)
+        try await Task.sleep(for: .seconds(quiet))
+        let idleCPU = (ScaleScenario.cpuSeconds(of: process.pid) - cpu0) / quiet * 100
         for r in try await queue.addBulk((0..<jobs).map { _ in JobQueue.NewJob(name: "work", payload: EnqueueScenario.payload) }) { _ = try r.get() }
         var peak = idle
         let deadline = ContinuousClock.now + .seconds(300)
@@ -90,7 +97,7 @@ struct MemoryScenario {
         process.signal(SIGTERM)
         _ = await process.wait()
         _ = try await queue.inspector.obliterate(force: true)
-        return (idle, peak)
+        return (idle, peak, idleCPU)
     }
 
     private func rssMiB(_ pid: Int32) -> Double {

@@ -143,8 +143,10 @@ struct ChaosChecker {
             // Cancellation: nothing new starts once cancel() returned.
             if let cancel = cancels[id] {
                 let lateRuns = executions.filter { $0.start > cancel.at }
-                switch cancel.outcome {
-                case "cancelled", "notFound", _ where cancel.outcome.hasPrefix("already-"):
+                // "already-<state>" outcomes: the job had ended before the cancel.
+                let outcome = cancel.outcome.hasPrefix("already-") ? "alreadyFinished" : cancel.outcome
+                switch outcome {
+                case "cancelled", "notFound", "alreadyFinished":
                     if !lateRuns.isEmpty { report.violations.append("job \(id) started run \(lateRuns[0].id) after cancel() returned \(cancel.outcome)") }
                     if cancel.outcome == "cancelled", state != "cancelled" { report.violations.append("job \(id): cancel() returned cancelled but the job is \(state)") }
                 case "cancelRequested":

@@ -23,9 +23,9 @@ extension ExecutableTests {
 
             // The worker's password in a 0600 file; the job runs a program that prints its environment.
             let passwordFile = temp + "/worker.password"
-            FileManager.default.createFile(atPath: passwordFile, contents: Data((workerPassword + "\n").utf8), attributes: [.posixPermissions: 0o600])
+            _ = FileManager.default.createFile(atPath: passwordFile, contents: Data((workerPassword + "\n").utf8), attributes: [.posixPermissions: 0o600])
             let program = temp + "/print-env.sh"
-            FileManager.default.createFile(atPath: program, contents: Data("#!/bin/sh\ntr '\\0' '\\n' < /proc/self/environ\nexit 100\n".utf8), attributes: [.posixPermissions: 0o755])
+            _ = FileManager.default.createFile(atPath: program, contents: Data("#!/bin/sh\ntr '\\0' '\\n' < /proc/self/environ\nexit 100\n".utf8), attributes: [.posixPermissions: 0o755])
             let binDir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
             let log = temp + "/worker.log"
             let queue = "sec-\(UUID().uuidString.prefix(6))"

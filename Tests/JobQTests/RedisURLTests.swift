@@ -53,7 +53,10 @@ struct RedisURLTests {
         ("unix://relative.sock", "absolute path"),
         ("unix:///tmp/r.sock?timeout=1", "unknown query"),
         ("redis://u:%zz@host", "percent-encoding"),
-        ("redis+cluster://a:1,b:2", "not supported yet"),
+        ("redis+sentinel://s1:26379/mymaster", "not supported yet"),
+        ("redis+cluster://a:1,,b:2", "empty seed"),
+        ("redis+cluster://a:1/2", "database 0"),
+        ("redis+cluster://a:99999", "port"),
     ])
     func refuses(url: String, mentions: String) {
         #expect {
@@ -62,6 +65,16 @@ struct RedisURLTests {
             guard let e = error as? RedisError else { return false }
             return e.code == .invalidURL && e.detail.contains(mentions)
         }
+    }
+
+    @Test("redis+cluster:// takes seed nodes (default port 6379, IPv6 in brackets), a user and a password; the redacted form hides it")
+    func cluster() throws {
+        let c = try RedisConfiguration(url: "redis+cluster://ops:s3cret@10.0.0.1:7000,10.0.0.2,[::1]:7002")
+        #expect(c.clusterSeeds == [.tcp(host: "10.0.0.1", port: 7000), .tcp(host: "10.0.0.2", port: 6379), .tcp(host: "::1", port: 7002)])
+        #expect(c.isCluster && c.endpoint == .tcp(host: "10.0.0.1", port: 7000))
+        #expect(c.username == "ops" && c.password == "s3cret" && c.database == 0)
+        #expect(c.redactedURL == "redis+cluster://ops:***@10.0.0.1:7000,10.0.0.2:6379,[::1]:7002")
+        #expect(!c.node(.tcp(host: "10.0.0.2", port: 6379)).isCluster)
     }
 
     @Test("an error about a URL with a password does not repeat the password")

@@ -102,6 +102,11 @@ public struct QueueSettings: Sendable, Hashable {
     /// sends `WAIT <replicas> <timeout>` on the same connection. An add that fewer replicas
     /// confirmed in time throws `notReplicated`: the job is on the primary and will run, but a
     /// failover now could lose it. 0 (the default) waits for nothing.
+    ///
+    /// Limits: `WAIT` covers the writes made before it on its connection, so an add whose
+    /// connection was replaced mid-flight (a resend after a reconnect, or a cluster redirect
+    /// during resharding) may be confirmed without its write being replicated. Rare; add again
+    /// with the same id to be sure.
     public var replicasToConfirmAdds = 0
     /// How long an add waits for `replicasToConfirmAdds` replicas.
     public var replicaConfirmTimeout: Duration = .seconds(1)

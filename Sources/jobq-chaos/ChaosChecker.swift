@@ -44,13 +44,13 @@ struct ChaosChecker {
 
         // What the producers saw.
         var kinds: [String: String] = [:]
-        var cancels: [String: (outcome: String, at: UInt64)] = [:]
+        var cancels: [String: (outcome: String, at: UInt64, wallMs: UInt64)] = [:]
         for file in files where file.hasPrefix("producer-") {
             for f in try Self.lines(of: "\(directory)/\(file)") {
                 switch f[0] {
                 case "added" where f.count >= 3: kinds[f[1]] = f[2]
                 case "unacked": report.unacknowledged += 1
-                case "cancel" where f.count >= 4: cancels[f[1]] = (f[2], UInt64(f[3]) ?? 0)
+                case "cancel" where f.count >= 5: cancels[f[1]] = (f[2], UInt64(f[3]) ?? 0, UInt64(f[4]) ?? 0)
                 case "cancelGaveUp": report.violations.append("cancel of \(f.count > 1 ? f[1] : "?") never returned within its deadline")
                 default: break
                 }
@@ -150,8 +150,11 @@ struct ChaosChecker {
                     if !lateRuns.isEmpty { report.violations.append("job \(id) started run \(lateRuns[0].id) after cancel() returned \(cancel.outcome)") }
                     if cancel.outcome == "cancelled", state != "cancelled" { report.violations.append("job \(id): cancel() returned cancelled but the job is \(state)") }
                 case "cancelRequested":
-                    for late in lateRuns where late.id != job.executionID {
-                        report.violations.append("job \(id) started run \(late.id) after cancel() returned cancelRequested")
+                    // The run that was active when cancel() returned may log its start a moment
+                    // later; a run *taken* after it is a violation. An execution id is a ULID made
+                    // at the take, so its time tells (the record's lease may be cleared by then).
+                    for late in lateRuns where late.id != job.executionID && (JobID.timestamp(of: late.id) ?? .max) > cancel.wallMs {
+                        report.violations.append("job \(id) started run \(late.id), taken after cancel() returned cancelRequested")
                     }
                     if state != "cancelled" && state != "completed" { report.violations.append("job \(id): cancel requested, but it ended \(state)") }
                 default:

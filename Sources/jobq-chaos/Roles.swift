@@ -57,7 +57,7 @@ struct ChaosPayload: Codable {
 
 /// `jobq-chaos produce`: adds `count` jobs spread over `seconds`, logging every acknowledged add
 /// (`added ID KIND T`) and every add that threw (`unacked KIND ERROR`); cancels each `cancel` job
-/// once it runs and logs when `cancel()` returned (`cancel ID OUTCOME T`).
+/// once it runs and logs when `cancel()` returned (`cancel ID OUTCOME T WALL_MS`).
 struct Produce: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "One producer of a chaos run (started by `jobq-chaos run`).", shouldDisplay: false)
 
@@ -124,7 +124,7 @@ struct Produce: AsyncParsableCommand {
                 case .alreadyFinished(let state): name = "already-\(state)"
                 case .notFound: name = "notFound"
                 }
-                log.write("cancel", id, name, String(monotonicNanos()))
+                log.write("cancel", id, name, String(monotonicNanos()), String(UInt64(Date().timeIntervalSince1970 * 1000)))
                 return
             } catch {
                 try await Task.sleep(for: .milliseconds(100))

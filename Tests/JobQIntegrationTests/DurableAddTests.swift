@@ -20,7 +20,7 @@ struct DurableAddTests {
         }
         var settings = QueueSettings()
         settings.replicasToConfirmAdds = 1
-        settings.replicaConfirmTimeout = .milliseconds(500)
+        settings.replicaConfirmTimeout = .seconds(10)   // generous: a loaded CI machine acks late
         let queue = try JobQueue(name: "durable-\(UUID().uuidString.prefix(6))", client: client, settings: settings)
         let added = try await queue.add(name: "x", payload: .json("{}"))
         #expect(added.created)
@@ -34,15 +34,19 @@ struct DurableAddTests {
         try await eventually(30, "the primary to see the replica gone") {
             try await client.send("INFO", "replication").string?.contains("connected_slaves:0") == true
         }
+        // With no replica, a short wait is enough to see the refusal.
+        var hasty = settings
+        hasty.replicaConfirmTimeout = .milliseconds(300)
+        let refusing = try JobQueue(name: queue.name, client: client, settings: hasty)
         var refusedID: String?
-        await #expect { try await queue.add(name: "x", payload: .json("{}")) } throws: { error in
+        await #expect { try await refusing.add(name: "x", payload: .json("{}")) } throws: { error in
             guard let error = error as? JobQError, error.code == .notReplicated else { return false }
             refusedID = error.jobID
             return "\(error)".contains("0 of 1 replicas") && error.hint.contains("same id")
         }
         let id = try #require(refusedID)
         #expect(try await queue.inspector.job(id)?.state == .waiting, "the job is on the primary and will run")
-        let unconfirmed = try await queue.addBulk((0..<3).map { _ in JobQueue.NewJob(name: "x", payload: .json("{}")) })
+        let unconfirmed = try await refusing.addBulk((0..<3).map { _ in JobQueue.NewJob(name: "x", payload: .json("{}")) })
         #expect(unconfirmed.allSatisfy { if case .failure(let e) = $0 { return e.code == .notReplicated && e.jobID != nil } else { return false } })
     }
 }

@@ -25,12 +25,31 @@ public final class RedisServerProcess: Sendable {
         public var password: String?
         /// Extra `--name value` arguments.
         public var extraArguments: [String] = []
+        /// Run as a Redis Sentinel watching this primary (`redis-server sentinel.conf --sentinel`).
+        public var sentinel: SentinelMonitor?
 
         public init(transport: Transport = .unix, appendFsync: String? = nil, password: String? = nil, extraArguments: [String] = []) {
             self.transport = transport
             self.appendFsync = appendFsync
             self.password = password
             self.extraArguments = extraArguments
+        }
+    }
+
+    /// What a sentinel watches, and how quickly it gives up on the primary.
+    public struct SentinelMonitor: Sendable {
+        public var masterName: String
+        public var primary: RedisEndpoint
+        public var quorum: Int
+        public var downAfter: Duration
+        public var failoverTimeout: Duration
+
+        public init(masterName: String, primary: RedisEndpoint, quorum: Int, downAfter: Duration = .seconds(1), failoverTimeout: Duration = .seconds(5)) {
+            self.masterName = masterName
+            self.primary = primary
+            self.quorum = quorum
+            self.downAfter = downAfter
+            self.failoverTimeout = failoverTimeout
         }
     }
 
@@ -133,8 +152,25 @@ public final class RedisServerProcess: Sendable {
         LiveServers.remove(current.pid)
     }
 
-    private func arguments() -> [String] {
-        var args = [
+    private func arguments() throws -> [String] {
+        var args: [String] = []
+        if let sentinel = options.sentinel, case .tcp(let host, let port) = sentinel.primary {
+            // Sentinel needs a config file it can rewrite; written once, kept across restarts.
+            let file = directory + "/sentinel.conf"
+            if !FileManager.default.fileExists(atPath: file) {
+                let ms = { (d: Duration) in String(d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000) }
+                let text = """
+                sentinel monitor \(sentinel.masterName) \(host) \(port) \(sentinel.quorum)
+                sentinel down-after-milliseconds \(sentinel.masterName) \(ms(sentinel.downAfter))
+                sentinel failover-timeout \(sentinel.masterName) \(ms(sentinel.failoverTimeout))
+                sentinel parallel-syncs \(sentinel.masterName) 1
+
+                """
+                try text.write(toFile: file, atomically: true, encoding: .utf8)
+            }
+            args += [file, "--sentinel"]
+        }
+        args += [
             "--daemonize", "no",
             "--dir", directory,
             "--pidfile", directory + "/redis.pid",
@@ -147,6 +183,9 @@ public final class RedisServerProcess: Sendable {
             args += ["--port", "0", "--unixsocket", path, "--unixsocketperm", "700"]
         case .tcp(let host, let port):
             args += ["--port", String(port), "--bind", host]
+        }
+        if options.sentinel != nil {
+            return args + options.extraArguments
         }
         if let fsync = options.appendFsync {
             args += ["--appendonly", "yes", "--appendfsync", fsync]
@@ -163,7 +202,7 @@ public final class RedisServerProcess: Sendable {
         guard let executable = Self.findExecutable("redis-server") else {
             throw StartError(description: "redis-server is not installed (apt-get install -y redis-server)")
         }
-        let child = try ChildProcess(executable: executable, arguments: arguments())
+        let child = try ChildProcess(executable: executable, arguments: try arguments())
         let pid = child.pid
         running.withLock { $0 = Running(child: child) }
         LiveServers.add(pid, directory: directory)

@@ -40,7 +40,7 @@ struct ClusterTests {
         }
     }
 
-    @Test("6 queues over 3 shards: bulk and single adds, a delayed job and a cancel; one worker serves them all; every job ends once; queues lists all six")
+    @Test("6 queues over 3 shards: bulk and single adds, a delayed job and a cancel by sharded pub/sub on every shard; one worker serves them all; every job ends once; queues lists all six")
     func queuesOnEveryShard() async throws {
         let cluster = try await RedisClusterProcess.start(primaries: 3)
         defer { Task { await cluster.destroy() } }
@@ -56,10 +56,21 @@ struct ClusterTests {
             ids[q.name] = try bulk.map { try $0.get().id }
             ids[q.name]!.append(try await q.add(name: "work", payload: .json("{}"), options: .init(delay: .milliseconds(300))).id)
         }
-        let long = try await queues[0].add(name: "long", payload: .json("{}")).id
+        var longs: [String] = [], slows: [String] = []
+        for q in queues {
+            longs.append(try await q.add(name: "long", payload: .json("{}")).id)
+            slows.append(try await q.add(name: "slow", payload: .json("{}")).id)
+        }
+        let slowRuns = Mutex([String: Int]())
 
         var handlers = JobHandlers()
         handlers.register(name: "work") { job, _ in Array(job.queue.utf8) }
+        // Longer than the lease (3 s): it survives only if the lease keeper renews on every shard.
+        handlers.register(name: "slow") { job, _ in
+            slowRuns.withLock { $0[job.id, default: 0] += 1 }
+            try await Task.sleep(for: .milliseconds(4500))
+            return []
+        }
         handlers.register(name: "long") { _, context in
             _ = await context.waitForCancellation()
             try context.checkCancellation()
@@ -71,14 +82,33 @@ struct ClusterTests {
         let worker = try Worker(client: client, configuration: configuration, handlers: handlers)
         let running = Task { try await worker.run() }
         defer { worker.shutdown() }
-        try await eventually(30, "the long job to run") { try await queues[0].inspector.job(long)?.state == .active }
-        _ = try await queues[0].cancel(long)
-        try await eventually(60, "246 jobs completed and one cancelled across 6 queues") {
+        // Cancels go by sharded pub/sub: SPUBLISH on the queue's node reaches exactly the one
+        // SSUBSCRIBE of the worker there (listeners: 1 on every shard).
+        for (q, long) in zip(queues, longs) {
+            try await eventually(30, "\(q.name)'s long job to run") { try await q.inspector.job(long)?.state == .active }
+            let outcome = try await q.cancel(long)
+            #expect(outcome == .cancelRequested(listeners: 1), "\(q.name): \(outcome)")
+        }
+        try await eventually(60, "252 jobs completed and one cancelled per queue") {
             var completed = 0
             for q in queues { completed += try await q.inspector.counts().completed }
-            return completed == 246
+            return completed == 252
         }
-        try await eventually(20, "the cancel") { try await queues[0].inspector.job(long)?.state == .cancelled }
+        #expect(slowRuns.withLock { $0 } == Dictionary(uniqueKeysWithValues: slows.map { ($0, 1) }), "each slow job ran once: leases renewed on every shard")
+        for (q, slow) in zip(queues, slows) {
+            #expect(try await q.inspector.job(slow)?.stallCount == 0, "\(q.name)")
+        }
+        for (q, long) in zip(queues, longs) {
+            try await eventually(20, "the cancel on \(q.name)") { try await q.inspector.job(long)?.state == .cancelled }
+        }
+        for primary in try await client.primaries() {
+            let node = RedisClient(configuration: cluster.configuration.node(primary))
+            let stats = try await node.send("INFO", "commandstats").string ?? ""
+            let channels = try await node.send("PUBSUB", "SHARDCHANNELS").array?.compactMap(\.string) ?? []
+            await node.close()
+            #expect(stats.contains("cmdstat_spublish") && !stats.contains("cmdstat_publish:"), "\(primary): cancels by SPUBLISH only")
+            #expect(channels.count == 2, "\(primary) carries the cancel channels of its own two queues: \(channels)")
+        }
         for q in queues {
             let counts = try await q.inspector.counts()
             #expect(counts.waiting == 0 && counts.active == 0 && counts.failed == 0, "\(q.name): \(counts)")

@@ -1,5 +1,6 @@
 import Testing
 @testable import JobQ
+import Foundation
 
 @Suite("Redis URLs")
 struct RedisURLTests {
@@ -53,7 +54,14 @@ struct RedisURLTests {
         ("unix://relative.sock", "absolute path"),
         ("unix:///tmp/r.sock?timeout=1", "unknown query"),
         ("redis://u:%zz@host", "percent-encoding"),
-        ("redis+sentinel://s1:26379/mymaster", "not supported yet"),
+        ("redis+sentinel://s1:26379", "no primary name"),
+        ("redis+sentinel://s1:26379/", "primary-name"),
+        ("redis+sentinel://s1,,s2/m", "empty sentinel"),
+        ("redis+sentinel://s1/m/x", "database"),
+        ("redis+sentinel://s1/m/1/2", "primary-name"),
+        ("redis+sentinel://s1:0/m", "port"),
+        ("redis+sentinel://s1/m?db=1", "query"),
+        ("redis+sentinel://s1/my%20primary", "bad primary name"),
         ("redis+cluster://a:1,,b:2", "empty seed"),
         ("redis+cluster://a:1/2", "database 0"),
         ("redis+cluster://a:99999", "port"),
@@ -75,6 +83,21 @@ struct RedisURLTests {
         #expect(c.username == "ops" && c.password == "s3cret" && c.database == 0)
         #expect(c.redactedURL == "redis+cluster://ops:***@10.0.0.1:7000,10.0.0.2:6379,[::1]:7002")
         #expect(!c.node(.tcp(host: "10.0.0.2", port: 6379)).isCluster)
+    }
+
+    @Test("redis+sentinel:// takes sentinels (default port 26379), the primary's name and a database; the password is the data nodes'")
+    func sentinel() throws {
+        let c = try RedisConfiguration(url: "redis+sentinel://jobq:s3cret@10.0.0.1,10.0.0.2:26380,[::1]/my%2Dprimary/2")
+        #expect(c.sentinel == RedisSentinelSettings(masterName: "my-primary", nodes: [
+            .tcp(host: "10.0.0.1", port: 26379), .tcp(host: "10.0.0.2", port: 26380), .tcp(host: "::1", port: 26379)]))
+        #expect(c.isSentinel && !c.isCluster)
+        #expect(c.username == "jobq" && c.password == "s3cret" && c.database == 2)
+        #expect(c.sentinel?.password == nil, "the URL's password is for the data nodes")
+        #expect(c.redactedURL == "redis+sentinel://jobq:***@10.0.0.1:26379,10.0.0.2:26380,[::1]:26379/my-primary/2")
+        #expect(try RedisConfiguration(url: c.redactedURL.replacingOccurrences(of: "***", with: "x")).sentinel == c.sentinel, "the redacted form parses back")
+        #expect(c.displayEndpoint.contains("my-primary") && !c.description.contains("s3cret"))
+        let plain = try RedisConfiguration(url: "redis+sentinel://127.0.0.1:26379/mymaster")
+        #expect(plain.database == 0 && plain.sentinel?.nodes.count == 1)
     }
 
     @Test("an error about a URL with a password does not repeat the password")

@@ -96,7 +96,8 @@ public struct QueueSettings: Sendable, Hashable {
     public var eventExcerptBytes = 1024
     /// Records handled per call by bulk operations (clean, purge, obliterate, retry all); ≤ 1,000.
     public var batchSize = 1000
-    /// Publish cancel requests with `SPUBLISH` (Redis Cluster).
+    /// Publish cancel requests with `SPUBLISH`. Always on with a cluster client
+    /// (`redis+cluster://`), whose workers listen with `SSUBSCRIBE` on each queue's node.
     public var shardedPubSub = false
     /// Durable adds (opt-in, DESIGN §1): after each add (and each `addBulk` flight) the client
     /// sends `WAIT <replicas> <timeout>` on the same connection. An add that fewer replicas

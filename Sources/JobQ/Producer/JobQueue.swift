@@ -223,7 +223,7 @@ public final class JobQueue: Sendable {
     public func cancel(_ id: String, reason: String = "cancelled", requestedBy: String? = nil) async throws(JobQError) -> CancelOutcome {
         let by = requestedBy ?? Self.processDescription
         let reply = try await core.run(core.scripts.cancelJob, keys: core.cancelKeys(id),
-                                       arguments: [id, String(reason.prefix(1024)), String(by.prefix(256)), core.maxLen, settings.shardedPubSub ? "1" : "0"],
+                                       arguments: [id, String(reason.prefix(1024)), String(by.prefix(256)), core.maxLen, settings.shardedPubSub || client.configuration.isCluster ? "1" : "0"],
                                        jobID: id, idempotent: true)
         guard let items = reply.array, let code = items.first?.int else { throw core.unexpected(reply, core.scripts.cancelJob, jobID: id) }
         switch code {

@@ -12,6 +12,9 @@ public final class RedisClient: Sendable {
     private let loops: [RedisConnectionLoop]
     /// Cluster mode (`redis+cluster://`): one connection per primary, commands routed by slot.
     let cluster: RedisClusterRouter?
+    /// Sentinel mode: listens to the sentinels' `+switch-master` and moves the pool to the new
+    /// primary before a write meets the old one.
+    private let sentinelWatch: RedisSubscriber?
 
     /// Creates the pool. Connections are made lazily, on the first command.
     public init(configuration: RedisConfiguration) {
@@ -19,13 +22,35 @@ public final class RedisClient: Sendable {
         if configuration.isCluster {
             self.cluster = RedisClusterRouter(configuration: configuration)
             self.loops = []
+            self.sentinelWatch = nil
             return
         }
         self.cluster = nil
         let count = max(1, configuration.connectionCount)
-        self.loops = (0..<count).map { i in
+        let loops = (0..<count).map { i in
             RedisConnectionLoop(configuration: configuration, replyTimeout: configuration.commandTimeout, label: "jobq-redis-\(i)")
         }
+        self.loops = loops
+        guard let sentinel = configuration.sentinel, !sentinel.nodes.isEmpty else {
+            self.sentinelWatch = nil
+            return
+        }
+        var watchConfiguration = RedisConfiguration(endpoint: sentinel.nodes[0], username: sentinel.username, password: sentinel.password)
+        watchConfiguration.connectTimeout = min(configuration.connectTimeout, .seconds(2))
+        watchConfiguration.backoff = configuration.backoff
+        watchConfiguration.retryDeadline = configuration.retryDeadline
+        let name = sentinel.masterName
+        let watch = RedisSubscriber(configuration: watchConfiguration, alternates: sentinel.nodes) { event in
+            switch event {
+            case .message(_, let payload):
+                if RedisSentinelResolver.isSwitch(of: name, payload: payload) { for loop in loops { loop.reconnectSoon() } }
+            case .resubscribed:
+                // Away from the sentinels for a while: a switch may have been missed.
+                for loop in loops { loop.reconnectSoon() }
+            }
+        }
+        self.sentinelWatch = watch
+        Task { try? await watch.subscribe(["+switch-master"]) }
     }
 
     /// Sends one command.
@@ -91,6 +116,7 @@ public final class RedisClient: Sendable {
 
     /// Closes every connection; queued commands fail with `closed`.
     public func close() async {
+        await sentinelWatch?.close()
         await cluster?.close()
         for loop in loops { await loop.close() }
     }

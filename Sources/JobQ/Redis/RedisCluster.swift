@@ -133,7 +133,20 @@ final class RedisClusterRouter: Sendable {
         throw RedisError(.unavailable, endpoint: configuration.displayEndpoint, detail: "no primary serves slot \(slot) (the cluster is down or being resharded)")
     }
 
-    private func known(_ slot: Int) -> RedisEndpoint? {
+    /// Re-reads the slot map in the background, at most one read at a time (for threads that
+    /// cannot wait: a sharded subscriber that lost its node).
+    func refreshSoon() {
+        guard !refreshing.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        Task {
+            try? await Task.sleep(for: .milliseconds(50))
+            try? await self.refresh()
+            self.refreshing.store(false, ordering: .releasing)
+        }
+    }
+    private let refreshing = Atomic<Bool>(false)
+
+    /// The primary owning `slot` in the current map, if known (no I/O).
+    func known(_ slot: Int) -> RedisEndpoint? {
         state.withLock { s in
             let i = Int(s.slots[slot])
             return i >= 0 && i < s.primaries.count ? s.primaries[i] : nil

@@ -48,6 +48,15 @@ public struct RedisConfiguration: Sendable, CustomStringConvertible {
     /// True in cluster mode.
     public var isCluster: Bool { clusterSeeds != nil }
 
+    /// Redis Sentinel (`redis+sentinel://s1:26379,s2:26379/mymaster`): every connection asks the
+    /// sentinels for the primary's address when it connects, checks with `ROLE` that it reached a
+    /// primary, and connects again (asking again) after `READONLY`, a dead connection, or a
+    /// `+switch-master` announcement. `endpoint` is then only the first sentinel.
+    public var sentinel: RedisSentinelSettings?
+
+    /// True in Sentinel mode.
+    public var isSentinel: Bool { sentinel != nil }
+
     /// A copy for one node (cluster mode off), keeping user, password and timeouts.
     public func node(_ endpoint: RedisEndpoint) -> RedisConfiguration {
         var copy = self
@@ -68,6 +77,10 @@ public struct RedisConfiguration: Sendable, CustomStringConvertible {
         if let clusterSeeds {
             return "redis+cluster://\(userinfo)" + clusterSeeds.map(\.description).joined(separator: ",")
         }
+        if let sentinel {
+            return "redis+sentinel://\(userinfo)" + sentinel.nodes.map(\.description).joined(separator: ",")
+                + "/" + RedisURLParser.percentEncode(sentinel.masterName) + (database != 0 ? "/\(database)" : "")
+        }
         switch endpoint {
         case .tcp:
             return "redis://\(userinfo)\(endpoint)" + (database != 0 ? "/\(database)" : "")
@@ -78,12 +91,35 @@ public struct RedisConfiguration: Sendable, CustomStringConvertible {
 
     /// Where, with the user if any: used in error messages.
     public var displayEndpoint: String {
-        let place = clusterSeeds.map { "cluster " + $0.map(\.description).joined(separator: ",") } ?? endpoint.description
+        var place = clusterSeeds.map { "cluster " + $0.map(\.description).joined(separator: ",") } ?? endpoint.description
+        if let sentinel {
+            place = "primary \(sentinel.masterName) of sentinels " + sentinel.nodes.map(\.description).joined(separator: ",")
+        }
         if let username { return "\(place) (user \(username))" }
         return place
     }
 
     public var description: String { redactedURL }
+}
+
+/// Where the sentinels are and which primary to ask them for.
+public struct RedisSentinelSettings: Sendable, Hashable {
+    /// The name the sentinels monitor the primary under (`sentinel monitor <name> …`).
+    public var masterName: String
+    /// The sentinels (at least one; all are tried in turn).
+    public var nodes: [RedisEndpoint]
+    /// ACL user for the sentinels themselves (`sentinel sentinel-user`); nil: none.
+    public var username: String?
+    /// Password for the sentinels themselves (`requirepass` in sentinel.conf); nil: no `AUTH`.
+    /// The URL's password is for the data nodes, not this.
+    public var password: String?
+
+    public init(masterName: String, nodes: [RedisEndpoint], username: String? = nil, password: String? = nil) {
+        self.masterName = masterName
+        self.nodes = nodes
+        self.username = username
+        self.password = password
+    }
 }
 
 /// Capped exponential backoff with jitter: attempt n waits `d/2 + U[0, d/2]` with

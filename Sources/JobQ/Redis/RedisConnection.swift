@@ -32,7 +32,13 @@ final class RedisConnection {
         return context.pointee.err == 0
     }
 
-    var endpointDescription: String { configuration.displayEndpoint }
+    /// In Sentinel mode: the primary the sentinels named at the last connect.
+    private(set) var resolvedEndpoint: RedisEndpoint?
+
+    var endpointDescription: String {
+        if let resolvedEndpoint, configuration.isSentinel { return "\(resolvedEndpoint) (\(configuration.displayEndpoint))" }
+        return configuration.displayEndpoint
+    }
 
     /// The file descriptor of the live connection, or -1.
     var fileDescriptor: Int32 { context.map { $0.pointee.fd } ?? -1 }
@@ -41,8 +47,14 @@ final class RedisConnection {
     func connect() throws(RedisError) {
         close()
         let timeoutMs = max(configuration.connectTimeout.milliseconds, 1)
+        var target = configuration.endpoint
+        if let sentinel = configuration.sentinel {
+            resolvedEndpoint = nil
+            target = try RedisSentinelResolver.primary(sentinel, connectTimeout: configuration.connectTimeout, display: configuration.displayEndpoint)
+            resolvedEndpoint = target
+        }
         let c: UnsafeMutablePointer<redisContext>?
-        switch configuration.endpoint {
+        switch target {
         case .tcp(let host, let port):
             c = CHiredis_connectTCP(host, Int32(port), timeoutMs)
         case .unix(let path):
@@ -63,11 +75,12 @@ final class RedisConnection {
             close()
             throw RedisError(.connectionFailed, endpoint: endpointDescription, detail: "cannot set socket timeout: \(detail)")
         }
-        if case .tcp = configuration.endpoint {
+        if case .tcp = target {
             _ = redisEnableKeepAlive(c)
         }
         do {
             try handshake()
+            if let sentinel = configuration.sentinel { try checkPrimary(sentinel) }
         } catch {
             close()
             throw error
@@ -106,6 +119,21 @@ final class RedisConnection {
             throw RedisError(.connectionFailed, endpoint: endpointDescription, detail: Self.firstLine(message))
         }
         clientID = Int64(id.int ?? 0)
+    }
+
+    /// Sentinel mode: the server the sentinels named must say it is a primary (`ROLE`). Right after
+    /// a failover a sentinel can still name the old primary, restarted as a replica: writing there
+    /// would fail (`READONLY`), or worse, succeed before it is turned into a replica.
+    private func checkPrimary(_ sentinel: RedisSentinelSettings) throws(RedisError) {
+        let role = try roundTrip(RedisCommand("ROLE"))
+        if let message = role.errorMessage {
+            throw RedisError(.connectionFailed, endpoint: endpointDescription, detail: "ROLE failed: \(Self.firstLine(message)) (the data nodes' ACL user needs +role)")
+        }
+        let name = role.array?.first?.string ?? "\(role)"
+        guard name == "master" else {
+            throw RedisError(.connectionFailed, endpoint: endpointDescription,
+                             detail: "the sentinels name this server as primary \(sentinel.masterName), but it says it is a \(name) (a failover is under way); asking the sentinels again")
+        }
     }
 
     /// Closes the socket (if any). Safe to call twice.

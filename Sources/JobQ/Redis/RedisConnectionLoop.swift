@@ -210,6 +210,13 @@ final class RedisConnectionLoop: @unchecked Sendable {
     /// The last connection failure, if the loop is currently disconnected.
     var connectionProblem: RedisError? { lock.withLock { lastConnectionError } }
 
+    /// Makes the loop drop its connection before the next flight and connect again — in Sentinel
+    /// mode asking the sentinels where the primary is now (after `+switch-master`).
+    func reconnectSoon() {
+        reconnectWanted.store(true, ordering: .relaxed)
+    }
+    private let reconnectWanted = Atomic<Bool>(false)
+
     /// Runs on the loop thread after each reconnect (not the first connect).
     func setReconnectHandler(_ handler: @escaping @Sendable () -> Void) {
         lock.withLock { onReconnect = handler }
@@ -310,6 +317,10 @@ final class RedisConnectionLoop: @unchecked Sendable {
     /// Connects if needed. On failure fails what is past its deadline (or everything, for errors
     /// that waiting cannot fix) and waits for the next attempt; returns false then.
     private func ensureConnected() -> Bool {
+        if reconnectWanted.load(ordering: .relaxed) {
+            reconnectWanted.store(false, ordering: .relaxed)
+            connection.close()
+        }
         if connection.isConnected {
             // Nothing is in flight between flights, so a readable socket means the server closed
             // it (CLIENT KILL, timeout, restart): reconnect rather than write into it.
@@ -530,7 +541,11 @@ final class RedisConnectionLoop: @unchecked Sendable {
                 deliver(q, reply)
             }
         }
-        if reconnectAfter { connection.close() }
+        if reconnectAfter {
+            // Not at once: the sentinels may still name the demoted server for a moment.
+            connection.close()
+            scheduleReconnect()
+        }
         if !requeue.isEmpty { backlog.insert(contentsOf: requeue, at: 0) }
     }
 

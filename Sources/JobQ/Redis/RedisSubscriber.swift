@@ -31,7 +31,28 @@ public final class RedisSubscriber: Sendable {
         let (stream, continuation) = AsyncStream.makeStream(of: Event.self, bufferingPolicy: .unbounded)
         self.events = stream
         let deliver: @Sendable (Event) -> Void = onEvent ?? { continuation.yield($0) }
-        self.state = SubscriberThread(configuration: configuration, continuation: continuation, deliver: deliver)
+        self.state = SubscriberThread(configuration: configuration, alternates: configuration.clusterSeeds ?? [],
+                                      continuation: continuation, deliver: deliver)
+    }
+
+    /// A subscriber that moves to the next of `alternates` whenever connecting fails (the
+    /// sentinels, for `+switch-master`).
+    init(configuration: RedisConfiguration, alternates: [RedisEndpoint], onEvent: @escaping @Sendable (Event) -> Void) {
+        let (stream, continuation) = AsyncStream.makeStream(of: Event.self, bufferingPolicy: .unbounded)
+        self.events = stream
+        self.state = SubscriberThread(configuration: configuration, alternates: alternates, continuation: continuation, deliver: onEvent)
+    }
+
+    /// Sharded pub/sub (`SSUBSCRIBE`, Redis Cluster): the channels (all in one slot) are heard on
+    /// the node owning their slot. Before each connect `locate` names that node (the client's
+    /// slot map); `onTrouble` runs when the map looks stale — the node is gone, it answered
+    /// `MOVED`, or it dropped the subscription because the slot moved — so the map is re-read.
+    init(shardedOn configuration: RedisConfiguration, locate: @escaping @Sendable () -> RedisEndpoint?,
+         onTrouble: @escaping @Sendable () -> Void, onEvent: @escaping @Sendable (Event) -> Void) {
+        let (stream, continuation) = AsyncStream.makeStream(of: Event.self, bufferingPolicy: .unbounded)
+        self.events = stream
+        self.state = SubscriberThread(configuration: configuration, alternates: [], continuation: continuation, deliver: onEvent,
+                                      sharded: .init(locate: locate, onTrouble: onTrouble))
     }
 
     /// Subscribes and returns once the server has confirmed every channel.
@@ -89,6 +110,10 @@ private final class SubscriberThread: @unchecked Sendable {
     /// hears every message).
     private var connection: RedisConnection
     private var seedIndex = 0
+    /// The node the connection is (or will be) made to.
+    private var node: RedisEndpoint
+    /// Nodes to rotate over when connecting fails: cluster seeds, or sentinels.
+    private let alternates: [RedisEndpoint]
     private var wanted: Set<String> = []
     /// Sent on the current connection, not yet confirmed.
     private var pending: Set<String> = []
@@ -105,10 +130,20 @@ private final class SubscriberThread: @unchecked Sendable {
 
     private let deliver: @Sendable (RedisSubscriber.Event) -> Void
 
-    init(configuration: RedisConfiguration, continuation: AsyncStream<RedisSubscriber.Event>.Continuation,
-         deliver: @escaping @Sendable (RedisSubscriber.Event) -> Void) {
+    struct Sharding {
+        let locate: @Sendable () -> RedisEndpoint?
+        let onTrouble: @Sendable () -> Void
+    }
+    private let sharding: Sharding?
+    private var subscribeCommand: String { sharding == nil ? "SUBSCRIBE" : "SSUBSCRIBE" }
+
+    init(configuration: RedisConfiguration, alternates: [RedisEndpoint], continuation: AsyncStream<RedisSubscriber.Event>.Continuation,
+         deliver: @escaping @Sendable (RedisSubscriber.Event) -> Void, sharded: Sharding? = nil) {
         self.deliver = deliver
         self.configuration = configuration
+        self.alternates = alternates
+        self.sharding = sharded
+        self.node = configuration.endpoint
         self.continuation = continuation
         // Replies on a subscribed connection arrive whenever: reads never time out; liveness is
         // checked with PING instead.
@@ -239,7 +274,7 @@ private final class SubscriberThread: @unchecked Sendable {
             let toSend = wantedSet.subtracting(acked).subtracting(pending)
             if connection.isConnected && !toSend.isEmpty {
                 pending.formUnion(toSend)
-                connection.append(RedisCommand("SUBSCRIBE", arguments: toSend.sorted()))
+                connection.append(RedisCommand(subscribeCommand, arguments: toSend.sorted()))
             }
         case .unsubscribe(let channels):
             let present = channels.filter { wanted.contains($0) }
@@ -247,16 +282,21 @@ private final class SubscriberThread: @unchecked Sendable {
             acked.subtract(present)
             pending.subtract(present)
             if connection.isConnected && !present.isEmpty {
-                connection.append(RedisCommand("UNSUBSCRIBE", arguments: present))
+                connection.append(RedisCommand(sharding == nil ? "UNSUBSCRIBE" : "SUNSUBSCRIBE", arguments: present))
             }
         }
     }
 
     private func connectIfDue() -> Bool {
         guard ContinuousClock.now >= nextConnectAttempt else { return false }
+        if let sharding, let owner = sharding.locate(), owner != node {
+            node = owner
+            connection = RedisConnection(configuration: configuration.node(owner), replyTimeout: configuration.commandTimeout)
+        }
         do {
             try connection.connect()
         } catch {
+            sharding?.onTrouble()
             if error.code == .authFailed || error.code == .invalidURL {
                 for w in waiters { w.completion(.failure(error)) }
                 waiters = []
@@ -264,9 +304,9 @@ private final class SubscriberThread: @unchecked Sendable {
             nextConnectAttempt = .now + configuration.backoff.delay(attempt: reconnectAttempt)
             reconnectAttempt += 1
             lastError = error
-            if let seeds = configuration.clusterSeeds, seeds.count > 1 {
-                seedIndex = (seedIndex + 1) % seeds.count
-                connection = RedisConnection(configuration: configuration.node(seeds[seedIndex]), replyTimeout: configuration.commandTimeout)
+            if alternates.count > 1 {
+                seedIndex = (seedIndex + 1) % alternates.count
+                connection = RedisConnection(configuration: configuration.node(alternates[seedIndex]), replyTimeout: configuration.commandTimeout)
             }
             return false
         }
@@ -275,7 +315,7 @@ private final class SubscriberThread: @unchecked Sendable {
         acked = []
         pending = wanted
         if !wanted.isEmpty {
-            connection.append(RedisCommand("SUBSCRIBE", arguments: wanted.sorted()))
+            connection.append(RedisCommand(subscribeCommand, arguments: wanted.sorted()))
             announceResubscribe = everConnected
         }
         everConnected = true
@@ -304,16 +344,30 @@ private final class SubscriberThread: @unchecked Sendable {
             }
             guard let reply else { return true }
             handle(reply)
+            if !connection.isConnected { return false }   // the reply made us drop the connection
         }
     }
 
     private func handle(_ reply: RedisReply) {
+        if reply.errorMessage != nil, let sharding {
+            // SSUBSCRIBE answered MOVED (or CLUSTERDOWN): the slot is elsewhere; re-read the map
+            // and subscribe on its owner.
+            lastError = RedisError(.serverError, endpoint: node.description, detail: reply.errorMessage ?? "")
+            sharding.onTrouble()
+            lost()
+            return
+        }
         guard let items = reply.array, let kind = items.first?.string else { return }
         switch kind {
-        case "message":
+        case "message", "smessage":
             guard items.count == 3, let channel = items[1].string else { return }
             deliver(.message(channel: channel, payload: items[2].bytes ?? []))
-        case "subscribe":
+        case "sunsubscribe":
+            // Unasked (the slot moved away from this node): subscribe again where it went.
+            guard items.count >= 2, let channel = items[1].string, wanted.contains(channel), let sharding else { return }
+            sharding.onTrouble()
+            lost()
+        case "subscribe", "ssubscribe":
             guard items.count >= 2, let channel = items[1].string else { return }
             pending.remove(channel)
             guard wanted.contains(channel) else { return }

@@ -8,7 +8,7 @@ enum RedisURLParser {
             throw invalid("whitespace or control characters")
         }
         guard let schemeEnd = url.range(of: "://") else {
-            throw invalid("no scheme (expected redis:// or unix://)")
+            throw invalid("no scheme (expected redis://, unix://, redis+cluster:// or redis+sentinel://)")
         }
         let scheme = url[..<schemeEnd.lowerBound].lowercased()
         var rest = Substring(url[schemeEnd.upperBound...])
@@ -23,7 +23,7 @@ enum RedisURLParser {
         case "redis+cluster":
             break
         case "redis+sentinel":
-            throw invalid("redis+sentinel:// is not supported yet")
+            break
         default:
             throw invalid("unknown scheme \"\(scheme)\"")
         }
@@ -68,6 +68,10 @@ enum RedisURLParser {
             return RedisConfiguration(endpoint: .unix(path: String(path)), username: username, password: password, database: database)
         }
 
+        if scheme == "redis+sentinel" {
+            return try parseSentinel(rest, username: username, password: password, invalid)
+        }
+
         // host[:port][/db]
         var hostPort = rest
         var database = 0
@@ -97,10 +101,41 @@ enum RedisURLParser {
         return RedisConfiguration(endpoint: try parseHostPort(hostPort, invalid), username: username, password: password, database: database)
     }
 
+    /// `s1[:port],s2[:port]/masterName[/db]` (sentinel port 26379 by default).
+    private static func parseSentinel(_ rest: Substring, username: String?, password: String?, _ invalid: (String) -> RedisError) throws(RedisError) -> RedisConfiguration {
+        guard !rest.contains("?") else { throw invalid("query parameters are not supported for redis+sentinel://") }
+        guard let slash = rest.firstIndex(of: "/") else {
+            throw invalid("no primary name (redis+sentinel://host:26379,host2:26379/mymaster)")
+        }
+        var nodes: [RedisEndpoint] = []
+        for item in rest[..<slash].split(separator: ",", omittingEmptySubsequences: false) {
+            guard !item.isEmpty else { throw invalid("an empty sentinel address") }
+            nodes.append(try parseHostPort(item, defaultPort: 26379, invalid))
+        }
+        guard nodes.count <= 64 else { throw invalid("more than 64 sentinels") }
+        let path = rest[rest.index(after: slash)...].split(separator: "/", omittingEmptySubsequences: false)
+        guard (1...2).contains(path.count), let name = percentDecode(path[0]), !name.isEmpty else {
+            throw invalid("expected /primary-name or /primary-name/db after the sentinels")
+        }
+        guard name.utf8.count <= 256, !name.contains(where: { $0.isWhitespace || $0.asciiValue.map { $0 < 0x20 } == true }) else {
+            throw invalid("bad primary name")
+        }
+        var database = 0
+        if path.count == 2 {
+            guard !path[1].isEmpty, path[1].allSatisfy(\.isASCIIDigit), let db = Int(path[1]) else {
+                throw invalid("database \"\(path[1])\" is not a number ≥ 0")
+            }
+            database = db
+        }
+        var configuration = RedisConfiguration(endpoint: nodes[0], username: username, password: password, database: database)
+        configuration.sentinel = RedisSentinelSettings(masterName: name, nodes: nodes)
+        return configuration
+    }
+
     /// `host[:port]` or `[v6]:port` (default port 6379).
-    private static func parseHostPort(_ hostPort: Substring, _ invalid: (String) -> RedisError) throws(RedisError) -> RedisEndpoint {
+    private static func parseHostPort(_ hostPort: Substring, defaultPort: Int = 6379, _ invalid: (String) -> RedisError) throws(RedisError) -> RedisEndpoint {
         var host: Substring
-        var port = 6379
+        var port = defaultPort
         if hostPort.first == "[" {
             guard let close = hostPort.firstIndex(of: "]") else { throw invalid("unclosed [ in IPv6 host") }
             host = hostPort[hostPort.index(after: hostPort.startIndex)..<close]

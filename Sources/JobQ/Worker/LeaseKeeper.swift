@@ -33,7 +33,9 @@ final class LeaseKeeper: @unchecked Sendable {
     private var stopped = false
     private var renewNow = false
     // Thread-confined.
-    private var connection: RedisConnection?
+    /// One connection per node (one in all but cluster mode).
+    private var connections: [RedisEndpoint: RedisConnection] = [:]
+    private let router: RedisClusterRouter?
     private var lastRenewal: [ContinuousClock.Instant]
     private var lastReap: [ContinuousClock.Instant]
     private var lastBeat: ContinuousClock.Instant?
@@ -49,6 +51,7 @@ final class LeaseKeeper: @unchecked Sendable {
         self.workerID = workerID
         self.logger = logger
         self.configuration = cores[0].client.configuration
+        self.router = cores[0].client.cluster
         let now = ContinuousClock.now
         self.lastRenewal = Array(repeating: now, count: cores.count)
         self.lastReap = Array(repeating: now - lease, count: cores.count)
@@ -122,7 +125,7 @@ final class LeaseKeeper: @unchecked Sendable {
                 lock.unlock()
                 leave()
                 lock.withLock { stopped = true }
-                connection?.close()
+                for c in connections.values { c.close() }
                 return
             }
             let wait = nextWake - ContinuousClock.now
@@ -132,7 +135,7 @@ final class LeaseKeeper: @unchecked Sendable {
             if exit {
                 leave()
                 lock.withLock { stopped = true }
-                connection?.close()
+                for c in connections.values { c.close() }
                 return
             }
         }
@@ -186,7 +189,7 @@ final class LeaseKeeper: @unchecked Sendable {
     private func reap(_ index: Int) {
         let core = cores[index]
         // One worker at a time per queue; the lock lapses by itself.
-        guard let got = command(RedisCommand("SET", core.keys.reaperLock, workerID, "NX", "PX", max(1, (lease / 4).milliseconds))),
+        guard let got = command(RedisCommand("SET", core.keys.reaperLock, workerID, "NX", "PX", max(1, (lease / 4).milliseconds)), key: core.keys.reaperLock),
               got.string == "OK" else { return }
         for _ in 0..<10 {
             guard let reply = call(core.scripts.recoverStalled, keys: core.recoverKeys, arguments: [core.maxLen, 1000]),
@@ -202,7 +205,7 @@ final class LeaseKeeper: @unchecked Sendable {
     /// Heartbeat (DESIGN §2): `jobq:workers` ZSET (score = Redis time of the last beat) and a
     /// hash per worker that expires after 3 beats, so `jobq-admin workers` lists live workers.
     private func heartbeat() {
-        guard let time = command(RedisCommand("TIME"))?.array, time.count == 2,
+        guard let time = command(RedisCommand("TIME"), key: QueueKeys.workerRegistry)?.array, time.count == 2,
               let seconds = time[0].int, let micros = time[1].int else { return }
         let now = seconds * 1000 + micros / 1000
         let beat = max(1, (lease / 3).milliseconds)
@@ -213,9 +216,9 @@ final class LeaseKeeper: @unchecked Sendable {
             hset.append(field)
             hset.append(value)
         }
-        _ = command(hset)
-        _ = command(RedisCommand("PEXPIRE", key, beat * 3))
-        _ = command(RedisCommand("ZADD", QueueKeys.workerRegistry, now, workerID))
+        _ = command(hset, key: key)
+        _ = command(RedisCommand("PEXPIRE", key, beat * 3), key: key)
+        _ = command(RedisCommand("ZADD", QueueKeys.workerRegistry, now, workerID), key: QueueKeys.workerRegistry)
         // Queue depth by state, for /metrics.
         for core in cores {
             guard let counts = call(core.scripts.countJobs, keys: core.countKeys, arguments: [])?.array?.compactMap(\.int), counts.count == 7 else { continue }
@@ -224,45 +227,79 @@ final class LeaseKeeper: @unchecked Sendable {
             }
         }
         // Workers silent for 3 beats are gone.
-        _ = command(RedisCommand("ZREMRANGEBYSCORE", QueueKeys.workerRegistry, "-inf", "(\(now - beat * 3)"))
+        _ = command(RedisCommand("ZREMRANGEBYSCORE", QueueKeys.workerRegistry, "-inf", "(\(now - beat * 3)"), key: QueueKeys.workerRegistry)
     }
 
     /// Says goodbye at a graceful stop, so the worker leaves the list at once.
     private func leave() {
-        _ = command(RedisCommand("ZREM", QueueKeys.workerRegistry, workerID))
-        _ = command(RedisCommand("UNLINK", WorkerInfo.key(for: workerID)))
+        _ = command(RedisCommand("ZREM", QueueKeys.workerRegistry, workerID), key: QueueKeys.workerRegistry)
+        _ = command(RedisCommand("UNLINK", WorkerInfo.key(for: workerID)), key: WorkerInfo.key(for: workerID))
     }
 
     // MARK: Redis, synchronously, on this thread
 
-    private func connected() -> RedisConnection? {
-        if let connection, connection.isConnected { return connection }
-        let c = RedisConnection(configuration: configuration, replyTimeout: max(.seconds(2), lease / 3))
+    /// The connection to the node holding `key`: the server (Sentinel mode: the primary, asked
+    /// for at connect), or in a cluster the primary owning the key's slot in the client's map.
+    private func connected(forKey key: String) -> RedisConnection? {
+        var target = configuration.endpoint
+        if let router {
+            guard let owner = router.known(RedisClusterSlot.of(key)) else {
+                router.refreshSoon()
+                return nil
+            }
+            target = owner
+        }
+        if let c = connections[target], c.isConnected { return c }
+        let c = RedisConnection(configuration: router == nil ? configuration : configuration.node(target), replyTimeout: max(.seconds(2), lease / 3))
         do {
             try c.connect()
-            connection = c
+            connections[target] = c
             return c
         } catch {
             logger.warning("lease keeper cannot reach Redis: \(error)")
-            connection = nil
+            connections[target] = nil
+            router?.refreshSoon()
             return nil
         }
     }
 
-    private func command(_ command: RedisCommand) -> RedisReply? {
-        guard let c = connected() else { return nil }
+    private func dropConnection(_ c: RedisConnection) {
+        c.close()
+        for (endpoint, known) in connections where known === c { connections[endpoint] = nil }
+        router?.refreshSoon()
+    }
+
+    /// An error reply that says the map or the primary has changed: re-read or reconnect, so the
+    /// next round goes to the right node (the round itself is retried by the loop's schedule).
+    private func redirected(_ reply: RedisReply, on c: RedisConnection) -> Bool {
+        switch reply.errorCode {
+        case "MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN":
+            router?.refreshSoon()
+            return true
+        case "READONLY":
+            // A demoted primary (Sentinel failover): connect again, asking the sentinels.
+            dropConnection(c)
+            return true
+        default:
+            return false
+        }
+    }
+
+    private func command(_ command: RedisCommand, key: String) -> RedisReply? {
+        guard let c = connected(forKey: key) else { return nil }
         do {
-            return try c.roundTrip(command)
+            let reply = try c.roundTrip(command)
+            if redirected(reply, on: c) { return nil }
+            return reply
         } catch {
-            c.close()
-            connection = nil
+            dropConnection(c)
             return nil
         }
     }
 
     /// EVALSHA, with one EVAL when the server does not know the script.
     private func call(_ script: RedisScript, keys: [String], arguments: [any RedisArgument]) -> RedisReply? {
-        guard let c = connected() else { return nil }
+        guard let c = connected(forKey: keys.first ?? QueueKeys.workerRegistry) else { return nil }
         var tail = RedisCommand()
         tail.append(keys.count)
         tail.append(contentsOf: keys)
@@ -280,14 +317,17 @@ final class LeaseKeeper: @unchecked Sendable {
                 c.append(prefix: [Array("EVAL".utf8), Array(script.source.utf8)], tail)
                 reply = try c.readReply()
             }
+            if redirected(reply, on: c) {
+                logger.debug("\(script.name) redirected: \(reply.errorMessage ?? "")")
+                return nil
+            }
             if let message = reply.errorMessage {
                 logger.error("\(script.name) failed: \(message)")
                 return nil
             }
             return reply
         } catch {
-            c.close()
-            connection = nil
+            dropConnection(c)
             return nil
         }
     }

@@ -27,7 +27,8 @@ public final class Worker: Service, Sendable {
     private let timeouts = TimeoutTimers()
     private let blocking: BlockingConnections
     /// One pub/sub connection per worker process: cancel requests for running jobs (DESIGN §5).
-    private let subscriber: RedisSubscriber
+    /// Cancel-channel subscribers with their channels.
+    private let subscribers: [(RedisSubscriber, [String])]
     private let state = Mutex(RunState())
 
     private struct RunState {
@@ -64,11 +65,19 @@ public final class Worker: Service, Sendable {
         ]
         self.keeper = LeaseKeeper(cores: cores, lease: configuration.lease, workerID: configuration.workerID, logger: log,
                                   beatFields: beat, activeCount: { gate.activeCount })
-        // Cancel messages are PUBLISHed from scripts; in a cluster PUBLISH reaches every node, so
-        // one subscription on any node hears them all (the subscriber moves on to the next seed
-        // when its node is gone).
-        self.subscriber = RedisSubscriber(configuration: client.configuration,
-                                          onEvent: Self.cancelListener(cores: cores, keeper: keeper, logger: log))
+        // Cancel messages are published from scripts: PUBLISH on one server (one subscription for
+        // every queue); SPUBLISH in a cluster, heard only on the node owning the queue's slot, so
+        // one sharded subscriber per queue, each following its slot (DESIGN §5).
+        let listener = Self.cancelListener(cores: cores, keeper: keeper, logger: log)
+        if let router = client.cluster {
+            self.subscribers = cores.map { core in
+                let slot = RedisClusterSlot.of(core.keys.cancelChannel)
+                return (RedisSubscriber(shardedOn: client.configuration, locate: { router.known(slot) },
+                                        onTrouble: { router.refreshSoon() }, onEvent: listener), [core.keys.cancelChannel])
+            }
+        } else {
+            self.subscribers = [(RedisSubscriber(configuration: client.configuration, onEvent: listener), cores.map(\.keys.cancelChannel))]
+        }
         self.blocking = BlockingConnections(count: cores.count)
     }
 
@@ -87,10 +96,16 @@ public final class Worker: Service, Sendable {
             logger.warning("could not preload scripts (they load on first use): \(error)")
         }
         keeper.start()
-        do {
-            try await subscriber.subscribe(cores.map(\.keys.cancelChannel))
-        } catch {
-            logger.warning("cannot subscribe to cancel requests yet (lease renewals still report them): \(error)")
+        await withTaskGroup(of: Void.self) { group in
+            for (subscriber, channels) in subscribers {
+                group.addTask {
+                    do {
+                        try await subscriber.subscribe(channels)
+                    } catch {
+                        self.logger.warning("cannot subscribe to cancel requests yet (lease renewals still report them): \(error)")
+                    }
+                }
+            }
         }
         logger.info("worker started", metadata: ["queues": "\(configuration.queues.map { "\($0.name):\($0.weight)" }.joined(separator: ","))",
                                                  "concurrency": "\(configuration.concurrency)", "handlers": "\(handlers.names.joined(separator: ","))"])
@@ -109,7 +124,7 @@ public final class Worker: Service, Sendable {
             await group.waitForAll()
         }
         await drain()
-        await subscriber.close()
+        for (subscriber, _) in subscribers { await subscriber.close() }
         await keeper.stop()
         for b in blocking.all { await b.close() }
         logger.info("worker stopped")

@@ -104,6 +104,45 @@ public final class RedisClusterProcess: Sendable {
         return owners.count == 1 ? owners.first : nil
     }
 
+    /// The lowest slot `endpoint` serves (what `redis-cli --cluster reshard` moves first from it).
+    public func lowestSlot(of endpoint: RedisEndpoint) async -> Int? {
+        guard let node = nodes.first(where: { $0.endpoint == endpoint }) else { return nil }
+        let client = RedisClient(configuration: node.configuration)
+        defer { Task { await client.close() } }
+        let ranges = (try? await client.send("CLUSTER", "SLOTS"))?.array ?? []
+        var lowest: Int?
+        for range in ranges {
+            guard let items = range.array, items.count >= 3, let low = items[0].int, let master = items[2].array, master.count >= 2,
+                  let host = master[0].string, let port = master[1].int, RedisEndpoint.tcp(host: host, port: port) == endpoint else { continue }
+            lowest = min(lowest ?? low, low)
+        }
+        return lowest
+    }
+
+    /// `redis-cli --cluster reshard`: moves `slots` slots (the lowest first) from `source` to
+    /// `target`, keys and all, as an operator would. Returns redis-cli's exit status and output.
+    public func reshard(from source: RedisEndpoint, to target: RedisEndpoint, slots: Int) async throws -> (status: Int32, output: String) {
+        guard let cli = RedisServerProcess.findExecutable("redis-cli") else {
+            throw StartError(description: "redis-cli is not installed (apt-get install -y redis-tools)")
+        }
+        func id(_ e: RedisEndpoint) async throws -> String {
+            guard let node = nodes.first(where: { $0.endpoint == e }) else { throw StartError(description: "no node at \(e)") }
+            let client = RedisClient(configuration: node.configuration)
+            defer { Task { await client.close() } }
+            guard let id = try await client.send("CLUSTER", "MYID").string else { throw StartError(description: "CLUSTER MYID failed at \(e)") }
+            return id
+        }
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("jobq-reshard-\(UUID().uuidString).txt").path
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        let child = try ChildProcess(executable: cli, arguments: [
+            "--cluster", "reshard", source.description,
+            "--cluster-from", try await id(source), "--cluster-to", try await id(target),
+            "--cluster-slots", String(slots), "--cluster-yes", "--cluster-pipeline", "10",
+        ], outputPath: output)
+        let status = await child.wait()
+        return (status, (try? String(contentsOfFile: output, encoding: .utf8)) ?? "")
+    }
+
     /// Stops every node and removes their directories.
     public func destroy() async {
         for n in nodes { await n.destroy() }

@@ -192,6 +192,75 @@ struct ClusterTests {
         try await running.value
     }
 
+    @Test("redis-cli --cluster reshard moves a queue's slot while a producer adds and a worker runs: nothing lost, each job runs once, cancels still arrive")
+    func reshardByRedisCLI() async throws {
+        let cluster = try await RedisClusterProcess.start(primaries: 3)
+        defer { Task { await cluster.destroy() } }
+        let client = RedisClient(configuration: cluster.configuration)
+        defer { Task { await client.close() } }
+        // reshard moves a source's lowest slots first: pick a queue living in such a slot.
+        let primaries = try await client.primaries()
+        let source = primaries[0]
+        let lowest = try #require(await cluster.lowestSlot(of: source))
+        var name = ""
+        for i in 0..<400_000 where RedisClusterSlot.of("jobq:{reshard-\(i)}:wait") == lowest {
+            name = "reshard-\(i)"
+            break
+        }
+        try #require(!name.isEmpty, "a queue name in slot \(lowest)")
+        let target = primaries[1]
+        let queue = try JobQueue(name: name, client: client)
+        try await queue.inspector.setRetention(completed: 10_000)
+
+        let runs = Mutex([String: Int]())
+        var handlers = JobHandlers()
+        handlers.register(name: "work") { job, _ in
+            runs.withLock { $0[job.id, default: 0] += 1 }
+            try await Task.sleep(for: .milliseconds(3))
+            return []
+        }
+        handlers.register(name: "long") { _, context in
+            _ = await context.waitForCancellation()
+            try context.checkCancellation()
+            return []
+        }
+        var configuration = WorkerConfiguration(queues: [.init(name)], concurrency: 8)
+        configuration.lease = .seconds(3)
+        configuration.maxBlockTimeout = .seconds(1)
+        let worker = try Worker(client: client, configuration: configuration, handlers: handlers)
+        let running = Task { try await worker.run() }
+        defer { worker.shutdown() }
+        // A backlog of delayed and waiting jobs, so there are keys to move, and a steady producer.
+        for _ in 0..<100 { _ = try await queue.add(name: "work", payload: .json("{}"), options: .init(delay: .seconds(2))) }
+        let producer = Task {
+            var added: [String] = []
+            for _ in 0..<400 {
+                added.append(try await queue.add(name: "work", payload: .json("{}")).id)
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            return added
+        }
+        try await eventually(20, "some jobs done before the reshard") { runs.withLock { $0.count } >= 30 }
+        let (status, output) = try await cluster.reshard(from: source, to: target, slots: 1)
+        #expect(status == 0, "redis-cli --cluster reshard: \(output.suffix(800))")
+        #expect(await cluster.owner(ofSlot: lowest) == target, "the queue's slot moved")
+        let added = try await producer.value
+        try await eventually(60, "all 500 jobs completed after the reshard") { try await queue.inspector.counts().completed == 500 }
+        #expect(try await client.endpoint(forKey: "jobq:{\(name)}:wait") == target, "the client learned the new owner")
+        let counts = try await queue.inspector.counts()
+        #expect(counts.waiting == 0 && counts.active == 0 && counts.delayed == 0 && counts.failed == 0, "\(counts)")
+        #expect(runs.withLock { $0.values.allSatisfy { $0 == 1 } && $0.count == 500 }, "each job ran once")
+        for id in added.suffix(20) { #expect(try await queue.inspector.job(id)?.state == .completed) }
+        // The worker's cancel subscription followed the slot to its new node.
+        let long = try await queue.add(name: "long", payload: .json("{}")).id
+        try await eventually(30, "the long job to run") { try await queue.inspector.job(long)?.state == .active }
+        let outcome = try await queue.cancel(long)
+        #expect(outcome == .cancelRequested(listeners: 1), "\(outcome)")
+        try await eventually(20, "the cancel") { try await queue.inspector.job(long)?.state == .cancelled }
+        worker.shutdown()
+        try await running.value
+    }
+
     @Test("a primary is killed mid-run and its replica promoted: the client follows, every surviving job ends once, durable adds lose nothing; plain adds lost are counted")
     func failover() async throws {
         let cluster = try await RedisClusterProcess.start(primaries: 3, replicas: 1)

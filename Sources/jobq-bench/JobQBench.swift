@@ -25,18 +25,21 @@ struct JobQBench: AsyncParsableCommand {
               steady     producers and a worker at once, at 50 % and
                          80 % of the maximum: add → start, add → completed
               scale      drain with 1, 2 and 4 jobq-worker processes
+              scale-cluster  drain on a private 3-primary Redis Cluster
+                         with queues on 1, 2 and 3 shards; per-shard
+                         Redis CPU
               depth      add and take with 1,000 / 100,000 / 1,000,000
                          jobs waiting, and 1,000,000 delayed
               cancel     cancel → token fired, 1,000 running jobs
               delayed    lateness of 10,000 delayed jobs, hz 10 and 100
               recovery   kill -9 of a worker holding 100 jobs
               memory     Redis bytes per job; worker RSS idle and busy
-            scale, recovery and memory run the jobq-worker built next to
+            scale, scale-cluster, recovery and memory run the jobq-worker built next to
             this binary (swift build -c release --product jobq-worker).
             """
     )
 
-    static let known = ["reference", "client", "enqueue", "drain", "steady", "scale", "depth", "cancel", "delayed", "recovery", "memory"]
+    static let known = ["reference", "client", "enqueue", "drain", "steady", "scale", "scale-cluster", "depth", "cancel", "delayed", "recovery", "memory"]
 
     @Argument(help: "Scenarios to run (default: all). See the list below.")
     var scenarios: [String] = []
@@ -120,6 +123,7 @@ struct JobQBench: AsyncParsableCommand {
             case "drain": report = try await DrainScenario(client: client, reference: reference, runs: runs, quick: quick).run()
             case "steady": report = try await SteadyScenario(client: client, runs: runs, quick: quick).run()
             case "scale": report = try await ScaleScenario(client: client, runs: runs, quick: quick).run()
+            case "scale-cluster": report = try await ScaleClusterScenario(runs: runs, quick: quick).run()
             case "depth": report = try await DepthScenario(client: client, runs: runs, quick: quick).run()
             case "cancel": report = try await CancelScenario(client: client, runs: runs, quick: quick).run()
             case "delayed": report = try await DelayedScenario(client: client, runs: runs, quick: quick, ownServer: ownServer).run()

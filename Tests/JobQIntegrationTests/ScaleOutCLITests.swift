@@ -25,7 +25,7 @@ extension ExecutableTests {
             let listed = try await runAdmin(["queues", "--json", "--redis-url", cluster.url])
             #expect(listed.code == 0, "\(listed.err)")
             let rows = try #require(jsonArray(listed.out))
-            #expect(Set(names).isSubset(of: Set(rows.compactMap { $0["name"] as? String })), "\(listed.out)")
+            #expect(Set(names).isSubset(of: Set(rows.compactMap { $0["queue"] as? String })), "\(listed.out)")
 
             let worker = try WorkerProcess(["--redis-url", cluster.url, "--handler", "e=echo", "--handler", "slow=demo", "--lease", "3s"]
                                            + names.flatMap { ["--queue", $0] })

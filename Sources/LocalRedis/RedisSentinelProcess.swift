@@ -15,16 +15,21 @@ public final class RedisSentinelProcess: Sendable {
         public let description: String
     }
 
-    private init(masterName: String, servers: [RedisServerProcess], sentinels: [RedisServerProcess]) {
+    /// The sentinels' own password, if they have one.
+    public let sentinelPassword: String?
+
+    private init(masterName: String, servers: [RedisServerProcess], sentinels: [RedisServerProcess], sentinelPassword: String?) {
         self.masterName = masterName
         self.servers = servers
         self.sentinels = sentinels
+        self.sentinelPassword = sentinelPassword
     }
 
     /// Starts the primary, `replicas` replicas and `sentinels` sentinels, and waits (up to 30 s)
     /// until the replicas are in sync and every sentinel sees all replicas and the other sentinels.
+    /// With `sentinelPassword`, the sentinels require it (`requirepass`) and use it with each other.
     public static func start(masterName: String = "jobq", replicas: Int = 1, sentinels sentinelCount: Int = 3,
-                             downAfter: Duration = .seconds(1)) async throws -> RedisSentinelProcess {
+                             downAfter: Duration = .seconds(1), sentinelPassword: String? = nil) async throws -> RedisSentinelProcess {
         var servers: [RedisServerProcess] = []
         var sentinels: [RedisServerProcess] = []
         do {
@@ -35,11 +40,12 @@ public final class RedisSentinelProcess: Sendable {
                 servers.append(try await RedisServerProcess.start(.init(transport: .tcp, extraArguments: ["--replicaof", host, String(port)])))
             }
             for _ in 0..<sentinelCount {
-                var options = RedisServerProcess.Options(transport: .tcp)
-                options.sentinel = .init(masterName: masterName, primary: primary.endpoint, quorum: sentinelCount / 2 + 1, downAfter: downAfter)
+                var options = RedisServerProcess.Options(transport: .tcp, password: sentinelPassword)
+                options.sentinel = .init(masterName: masterName, primary: primary.endpoint, quorum: sentinelCount / 2 + 1, downAfter: downAfter,
+                                         sentinelPassword: sentinelPassword)
                 sentinels.append(try await RedisServerProcess.start(options))
             }
-            let setup = RedisSentinelProcess(masterName: masterName, servers: servers, sentinels: sentinels)
+            let setup = RedisSentinelProcess(masterName: masterName, servers: servers, sentinels: sentinels, sentinelPassword: sentinelPassword)
             try await setup.waitUntilHealthy()
             return setup
         } catch {
@@ -56,7 +62,7 @@ public final class RedisSentinelProcess: Sendable {
     /// Settings for a Sentinel-mode client.
     public var configuration: RedisConfiguration {
         var c = RedisConfiguration(endpoint: sentinels[0].endpoint)
-        c.sentinel = RedisSentinelSettings(masterName: masterName, nodes: sentinels.map(\.endpoint))
+        c.sentinel = RedisSentinelSettings(masterName: masterName, nodes: sentinels.map(\.endpoint), password: sentinelPassword)
         c.retryDeadline = .seconds(20)
         return c
     }

@@ -43,13 +43,17 @@ public final class RedisServerProcess: Sendable {
         public var quorum: Int
         public var downAfter: Duration
         public var failoverTimeout: Duration
+        /// With ``Options/password`` set on sentinels: the password they use with each other.
+        public var sentinelPassword: String?
 
-        public init(masterName: String, primary: RedisEndpoint, quorum: Int, downAfter: Duration = .seconds(1), failoverTimeout: Duration = .seconds(5)) {
+        public init(masterName: String, primary: RedisEndpoint, quorum: Int, downAfter: Duration = .seconds(1), failoverTimeout: Duration = .seconds(5),
+                    sentinelPassword: String? = nil) {
             self.masterName = masterName
             self.primary = primary
             self.quorum = quorum
             self.downAfter = downAfter
             self.failoverTimeout = failoverTimeout
+            self.sentinelPassword = sentinelPassword
         }
     }
 
@@ -164,6 +168,7 @@ public final class RedisServerProcess: Sendable {
                 sentinel down-after-milliseconds \(sentinel.masterName) \(ms(sentinel.downAfter))
                 sentinel failover-timeout \(sentinel.masterName) \(ms(sentinel.failoverTimeout))
                 sentinel parallel-syncs \(sentinel.masterName) 1
+                \(sentinel.sentinelPassword.map { "sentinel sentinel-pass \($0)" } ?? "")
 
                 """
                 try text.write(toFile: file, atomically: true, encoding: .utf8)
@@ -185,7 +190,7 @@ public final class RedisServerProcess: Sendable {
             args += ["--port", String(port), "--bind", host]
         }
         if options.sentinel != nil {
-            return args + options.extraArguments
+            return args + (options.password.map { ["--requirepass", $0] } ?? []) + options.extraArguments
         }
         if let fsync = options.appendFsync {
             args += ["--appendonly", "yes", "--appendfsync", fsync]

@@ -8,9 +8,11 @@ import JobQ
 ///
 /// | key | env | meaning |
 /// |---|---|---|
-/// | redis.url | JOBQ_REDIS_URL | `redis://[user@]host:port/db` or `unix:///path` |
+/// | redis.url | JOBQ_REDIS_URL | `redis://[user@]host:port/db`, `unix:///path`, `redis+cluster://…`, `redis+sentinel://…` |
 /// | redis.password | JOBQ_REDIS_PASSWORD | password (prefer a file) |
 /// | redis.passwordFile | JOBQ_REDIS_PASSWORD_FILE | file holding the password |
+/// | redis.sentinelPassword | JOBQ_REDIS_SENTINEL_PASSWORD | the sentinels' own password (prefer a file) |
+/// | redis.sentinelPasswordFile | JOBQ_REDIS_SENTINEL_PASSWORD_FILE | file holding it |
 /// | worker.queues | JOBQ_WORKER_QUEUES | `name[:weight]` list |
 /// | worker.concurrency | JOBQ_WORKER_CONCURRENCY | jobs at once |
 /// | worker.lease | JOBQ_WORKER_LEASE | lease length (`10s`) |
@@ -71,7 +73,7 @@ struct WorkerSettings {
             scoped[String(key.dropFirst(5))] = value
         }
         var providers: [any ConfigProvider] = [
-            EnvironmentVariablesProvider(environmentVariables: scoped, secretsSpecifier: .specific(["REDIS_PASSWORD", "REDIS_URL"])),
+            EnvironmentVariablesProvider(environmentVariables: scoped, secretsSpecifier: .specific(["REDIS_PASSWORD", "REDIS_URL", "REDIS_SENTINEL_PASSWORD"])),
         ]
         if let path = flags.configPath {
             guard FileManager.default.fileExists(atPath: path) else {
@@ -107,6 +109,25 @@ struct WorkerSettings {
             redis.password = password
         } else if let password = config.string(forKey: "redis.password", isSecret: true), !password.isEmpty {
             redis.password = password
+        }
+        // Sentinels with `requirepass` of their own (the data nodes' password is the one above).
+        var sentinelPassword: String?
+        if let file = config.string(forKey: "redis.sentinelPasswordFile") {
+            guard let contents = try? String(contentsOfFile: file, encoding: .utf8) else {
+                throw Problem(key: "redis.sentinelPasswordFile", value: file, expected: "a readable file holding the sentinels' password")
+            }
+            sentinelPassword = contents.trimmingCharacters(in: .newlines)
+            guard sentinelPassword?.isEmpty == false else {
+                throw Problem(key: "redis.sentinelPasswordFile", value: file, expected: "a file holding a non-empty password")
+            }
+        } else if let password = config.string(forKey: "redis.sentinelPassword", isSecret: true), !password.isEmpty {
+            sentinelPassword = password
+        }
+        if let sentinelPassword {
+            guard redis.sentinel != nil else {
+                throw Problem(key: "redis.sentinelPassword", value: "(hidden)", expected: "only with a redis+sentinel:// URL")
+            }
+            redis.sentinel?.password = sentinelPassword
         }
         redis.clientName = "jobq-worker"
 

@@ -48,10 +48,17 @@ extension ExecutableTests {
             #expect(try await worker.exitCode() == 0, "\(worker.log.suffix(2000))")
         }
 
-        @Test("redis+sentinel://: jobq-admin ping names the primary's version; a jobq-worker process runs jobs added through jobq-admin")
+        @Test("redis+sentinel:// with passworded sentinels: jobq-admin ping names the primary's version; a jobq-worker process runs jobs added through jobq-admin; the password comes from the environment and shows nowhere")
         func sentinel() async throws {
-            let setup = try await RedisSentinelProcess.start(replicas: 1, sentinels: 3)
+            let secret = "sentinel-pw-\(UUID().uuidString.prefix(8))"
+            let setup = try await RedisSentinelProcess.start(replicas: 1, sentinels: 3, sentinelPassword: secret)
             defer { Task { await setup.destroy() } }
+            let env = ["JOBQ_REDIS_SENTINEL_PASSWORD": secret]
+            @Sendable func runAdmin(_ arguments: [String]) async throws -> (code: Int32, out: String, err: String) {
+                try await JobQIntegrationTests.runAdmin(arguments, environment: env)
+            }
+            let noPassword = try await JobQIntegrationTests.runAdmin(["ping", "--redis-url", setup.url])
+            #expect(noPassword.code == 3 && noPassword.err.contains("sentinel"), "\(noPassword)")
             let ping = try await runAdmin(["ping", "--json", "--redis-url", setup.url])
             #expect(ping.code == 0, "\(ping.err)")
             #expect(jsonObject(ping.out)?["version"] as? String != nil, "\(ping.out)")
@@ -60,7 +67,9 @@ extension ExecutableTests {
                 let added = try await runAdmin(["add", name, "e", "--data", "{}", "--redis-url", setup.url])
                 #expect(added.code == 0, "\(added.err)")
             }
-            let worker = try WorkerProcess(["--redis-url", setup.url, "--queue", name, "--handler", "e=echo"])
+            let checked = try await runTool("jobq-worker", ["--check-config", "--redis-url", setup.url, "--queue", name, "--handler", "e=echo"], environment: env)
+            #expect(checked.code == 0 && !checked.output.contains(secret), "\(checked.output)")
+            let worker = try WorkerProcess(["--redis-url", setup.url, "--queue", name, "--handler", "e=echo"], environment: env)
             try await worker.waitForLog("worker started")
             try await eventually(30, "5 completed") {
                 let counts = try await runAdmin(["counts", name, "--json", "--redis-url", setup.url])
@@ -71,6 +80,7 @@ extension ExecutableTests {
             let direct = RedisClient(configuration: try #require(setup.server(at: primary)).configuration)
             defer { Task { await direct.close() } }
             #expect(try await direct.send("ZCARD", "jobq:{\(name)}:completed").int == 5)
+            #expect(!worker.log.contains(secret))
             worker.process.signal(SIGTERM)
             #expect(try await worker.exitCode() == 0, "\(worker.log.suffix(2000))")
         }

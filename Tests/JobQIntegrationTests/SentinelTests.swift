@@ -226,4 +226,28 @@ struct SentinelTests {
         defer { Task { await good.close() } }
         try await good.ping()
     }
+
+    @Test("sentinels with a requirepass: without their password every connect fails at once with authFailed naming them; with it, commands reach the primary")
+    func passwordedSentinels() async throws {
+        let setup = try await RedisSentinelProcess.start(replicas: 1, sentinels: 3, sentinelPassword: "s3ntinel-secret")
+        defer { Task { await setup.destroy() } }
+        var without = setup.configuration
+        without.sentinel?.password = nil
+        let refused = RedisClient(configuration: without)
+        defer { Task { await refused.close() } }
+        let started = ContinuousClock.now
+        await #expect {
+            try await refused.ping()
+        } throws: { error in
+            guard let e = error as? RedisError else { return false }
+            return e.code == .authFailed && e.detail.contains("sentinel") && !"\(e)".contains("s3ntinel-secret")
+        }
+        #expect(ContinuousClock.now - started < .seconds(10), "a refused password is not retried until the deadline")
+        let client = RedisClient(configuration: setup.configuration)
+        defer { Task { await client.close() } }
+        let queue = try JobQueue(name: "sentinel-auth", client: client)
+        let id = try await queue.add(name: "x", payload: .json("{}")).id
+        #expect(try await queue.inspector.job(id)?.state == .waiting)
+        #expect(!"\(setup.configuration)".contains("s3ntinel-secret"))
+    }
 }

@@ -4,7 +4,8 @@ extension RedisConfiguration {
     /// Where a command-line program's Redis settings come from (DESIGN §9), strongest first:
     /// - URL: the `--redis-url` flag, then `JOBQ_REDIS_URL`, then `redis://127.0.0.1:6379`;
     /// - password: `--redis-password-file`, then `JOBQ_REDIS_PASSWORD`, then a password inside
-    ///   `JOBQ_REDIS_URL`.
+    ///   `JOBQ_REDIS_URL`;
+    /// - the sentinels' own password (`redis+sentinel://` only): `JOBQ_REDIS_SENTINEL_PASSWORD`.
     ///
     /// - Throws: ``RedisError/Code-swift.struct/invalidURL`` when the `--redis-url` flag carries a
     ///   password (it would show in `ps`), or the password file cannot be read.
@@ -35,6 +36,9 @@ extension RedisConfiguration {
             configuration.password = password
         } else if let password = environment["JOBQ_REDIS_PASSWORD"], !password.isEmpty {
             configuration.password = password
+        }
+        if let password = environment["JOBQ_REDIS_SENTINEL_PASSWORD"], !password.isEmpty, configuration.sentinel != nil {
+            configuration.sentinel?.password = password
         }
         return configuration
     }

@@ -280,52 +280,8 @@ struct ClusterTests {
         }
         let victimEndpoint = try #require(victim)
         let victimNode = try #require(cluster.nodes.first { $0.endpoint == victimEndpoint })
-        var durableSettings = QueueSettings()
-        durableSettings.replicasToConfirmAdds = 1
-        durableSettings.replicaConfirmTimeout = .seconds(1)
-        let durable = try JobQueue(name: names[0], client: client, settings: durableSettings)
-        let plain = try JobQueue(name: names[1], client: client)
-        for q in [durable, plain] { try await q.inspector.setRetention(completed: 10_000) }
-
-        var handlers = JobHandlers()
-        handlers.register(name: "work") { _, _ in
-            try await Task.sleep(for: .milliseconds(2))
-            return []
-        }
-        handlers.register(name: "long") { _, context in
-            _ = await context.waitForCancellation()
-            try context.checkCancellation()
-            return []
-        }
-        var workerConfiguration = WorkerConfiguration(queues: [.init(names[0]), .init(names[1])], concurrency: 8)
-        workerConfiguration.lease = .seconds(3)
-        workerConfiguration.maxBlockTimeout = .seconds(1)
-        let worker = try Worker(client: client, configuration: workerConfiguration, handlers: handlers)
-        let running = Task { try await worker.run() }
-        defer { worker.shutdown() }
-
-        struct Tally: Sendable { var acked: [String] = []; var refused = 0; var firstRefusal = "" }
-        final class Flag: Sendable {
-            private let value = Mutex(false)
-            var isSet: Bool { value.withLock { $0 } }
-            func set() { value.withLock { $0 = true } }
-        }
-        let stop = Flag()
-        func produce(_ q: JobQueue) -> Task<Tally, Never> {
-            Task {
-                var t = Tally()
-                for _ in 0..<300 where !stop.isSet {
-                    do { t.acked.append(try await q.add(name: "work", payload: .json("{}")).id) } catch {
-                        t.refused += 1
-                        if t.firstRefusal.isEmpty { t.firstRefusal = "\(error)" }
-                    }
-                    try? await Task.sleep(for: .milliseconds(10))
-                }
-                return t
-            }
-        }
-        let producers = [produce(durable), produce(plain)]
-        try await eventually(30, "jobs running before the kill") { try await durable.inspector.counts().completed >= 50 }
+        let run = try await FailoverRun.start(client: client, durable: names[0], plain: names[1])
+        defer { run.worker.shutdown() }
         let killedAt = ContinuousClock.now
         await victimNode.kill()
         let slot = RedisClusterSlot.of("jobq:{\(names[0])}:wait")
@@ -333,44 +289,12 @@ struct ClusterTests {
             let owner = await cluster.owner(ofSlot: slot)
             return owner != nil && owner != victimEndpoint
         }
-        let promotedAfter = Double((ContinuousClock.now - killedAt).components.attoseconds / 10_000_000_000_000_000) / 100 + Double((ContinuousClock.now - killedAt).components.seconds)
+        let promotedAfter = FailoverRun.seconds(since: killedAt)
         try await Task.sleep(for: .seconds(2))   // adds go on against the promoted primary for a while
-        stop.set()
-        let tallies = [await producers[0].value, await producers[1].value]
-        // Every acknowledged job that still exists ends completed; the durable ones all exist.
-        let missingNow = Mutex([0, 0])
-        for (i, (q, tally)) in zip([durable, plain], tallies).enumerated() {
-            try await eventually(60, "\(q.name)'s surviving jobs to complete") {
-                var done = 0, missing = 0
-                for id in tally.acked {
-                    switch try await q.inspector.job(id)?.state {
-                    case .completed?: done += 1
-                    case nil: missing += 1
-                    default: break
-                    }
-                }
-                missingNow.withLock { $0[i] = missing }
-                return done + missing == tally.acked.count
-            }
-            // Adds refused for want of a replica's ack were still written (the caller was told to
-            // retry or check): they are jobs too, and end like the others.
-            try await eventually(30, "\(q.name) has nothing waiting or running") {
-                let counts = try await q.inspector.counts()
-                return counts.waiting == 0 && counts.active == 0
-            }
-            let counts = try await q.inspector.counts()
-            #expect(counts.failed == 0, "\(q.name): \(counts)")
-        }
-        // Cancelling still works after the failover (the worker's subscription moved on).
-        let long = try await plain.add(name: "long", payload: .json("{}")).id
-        try await eventually(30, "the long job to run after the failover") { try await plain.inspector.job(long)?.state == .active }
-        _ = try await plain.cancel(long)
-        try await eventually(30, "the cancel after the failover") { try await plain.inspector.job(long)?.state == .cancelled }
-        let lost = missingNow.withLock { $0 }
-        print("cluster failover: replica promoted after \(promotedAfter) s; durable adds acked \(tallies[0].acked.count), refused \(tallies[0].refused) (the promoted primary has no replica yet), lost \(lost[0]); plain adds acked \(tallies[1].acked.count), refused \(tallies[1].refused), lost \(lost[1])")
-        #expect(lost[0] == 0, "a durable add confirmed by a replica survives the failover")
-        #expect(tallies[1].refused == 0, "plain adds ride through the failover (the client waits and re-resolves)")
-        worker.shutdown()
-        try await running.value
+        let tallies = await run.stopProducing()
+        let lost = try await run.settle(tallies)
+        try await run.cancelStillArrives()
+        run.report("cluster failover: replica promoted after \(promotedAfter) s", tallies, lost: lost)
+        try await run.finish()
     }
 }

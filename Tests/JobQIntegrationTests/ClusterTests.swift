@@ -297,4 +297,53 @@ struct ClusterTests {
         run.report("cluster failover: replica promoted after \(promotedAfter) s", tallies, lost: lost)
         try await run.finish()
     }
+
+    @Test("CLUSTER FAILOVER (coordinated, the primary alive) mid-run: the replica takes over after catching up; clients follow MOVED from the demoted node; nothing is lost, every job ends once")
+    func coordinatedFailover() async throws {
+        let cluster = try await RedisClusterProcess.start(primaries: 3, replicas: 1)
+        defer { Task { await cluster.destroy() } }
+        var configuration = cluster.configuration
+        configuration.retryDeadline = .seconds(30)
+        let client = RedisClient(configuration: configuration)
+        defer { Task { await client.close() } }
+        let names = try await Self.spreadQueues(cluster, client: client, perNode: 2, prefix: "cf")
+        let owner = try await client.endpoint(forKey: "jobq:{\(names[0])}:wait")
+        let pair = try await names.asyncFilter { try await client.endpoint(forKey: "jobq:{\($0)}:wait") == owner }
+        #expect(pair.count == 2)
+        // The owner's replica: the node whose INFO replication names the owner's port.
+        guard case .tcp(_, let ownerPort) = owner else { Issue.record("tcp expected"); return }
+        var replica: RedisServerProcess?
+        for node in cluster.nodes where node.endpoint != owner {
+            let c = RedisClient(configuration: node.configuration)
+            let info = (try? await c.send("INFO", "replication"))?.string ?? ""
+            await c.close()
+            if info.contains("role:slave") && info.contains("master_port:\(ownerPort)") { replica = node }
+        }
+        let promoted = try #require(replica)
+        let run = try await FailoverRun.start(client: client, durable: pair[0], plain: pair[1])
+        defer { run.worker.shutdown() }
+        let direct = RedisClient(configuration: promoted.configuration)
+        defer { Task { await direct.close() } }
+        let started = ContinuousClock.now
+        let reply = try await direct.send("CLUSTER", "FAILOVER")
+        #expect(reply.errorMessage == nil, "CLUSTER FAILOVER: \(reply)")
+        let slot = RedisClusterSlot.of("jobq:{\(pair[0])}:wait")
+        try await eventually(60, "the replica to own the slot") { await cluster.owner(ofSlot: slot) == promoted.endpoint }
+        let switchedAfter = FailoverRun.seconds(since: started)
+        try await Task.sleep(for: .seconds(2))
+        let tallies = await run.stopProducing()
+        let lost = try await run.settle(tallies)
+        try await run.cancelStillArrives()
+        run.report("cluster failover (CLUSTER FAILOVER, coordinated): switched after \(switchedAfter) s", tallies, lost: lost)
+        #expect(lost[1] == 0, "a coordinated failover waits for the replica to catch up: no plain add lost either")
+        try await run.finish()
+    }
+}
+
+extension Sequence where Element: Sendable {
+    func asyncFilter(_ keep: (Element) async throws -> Bool) async rethrows -> [Element] {
+        var out: [Element] = []
+        for e in self where try await keep(e) { out.append(e) }
+        return out
+    }
 }

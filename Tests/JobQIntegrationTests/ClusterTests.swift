@@ -9,6 +9,14 @@ import Testing
 /// one worker, and a queue's slot migrated under load (MOVED, ASK, TRYAGAIN followed).
 @Suite("Redis Cluster", .serialized)
 struct ClusterTests {
+    /// 3 primaries (with `replicas` each) and a cluster client.
+    static func start(replicas: Int = 0, retryDeadline: Duration = .seconds(20)) async throws -> (RedisClusterProcess, RedisClient) {
+        let cluster = try await RedisClusterProcess.start(primaries: 3, replicas: replicas)
+        var configuration = cluster.configuration
+        configuration.retryDeadline = retryDeadline
+        return (cluster, RedisClient(configuration: configuration))
+    }
+
     /// Queue names whose slots land on each primary `perNode` times.
     static func spreadQueues(_ cluster: RedisClusterProcess, client: RedisClient, perNode: Int, prefix: String) async throws -> [String] {
         var chosen: [RedisEndpoint: [String]] = [:]
@@ -42,10 +50,8 @@ struct ClusterTests {
 
     @Test("6 queues over 3 shards: bulk and single adds, a delayed job and a cancel by sharded pub/sub on every shard; one worker serves them all; every job ends once; queues lists all six")
     func queuesOnEveryShard() async throws {
-        let cluster = try await RedisClusterProcess.start(primaries: 3)
-        defer { Task { await cluster.destroy() } }
-        let client = RedisClient(configuration: cluster.configuration)
-        defer { Task { await client.close() } }
+        let (cluster, client) = try await Self.start()
+        defer { Task { await client.close(); await cluster.destroy() } }
         let names = try await Self.spreadQueues(cluster, client: client, perNode: 2, prefix: "shard")
         #expect(names.count == 6)
         let queues = try names.map { try JobQueue(name: $0, client: client) }
@@ -123,10 +129,8 @@ struct ClusterTests {
 
     @Test("a queue's slot migrates to another primary while jobs are added and run: nothing lost, every job ends once")
     func slotMigration() async throws {
-        let cluster = try await RedisClusterProcess.start(primaries: 3)
-        defer { Task { await cluster.destroy() } }
-        let client = RedisClient(configuration: cluster.configuration)
-        defer { Task { await client.close() } }
+        let (cluster, client) = try await Self.start()
+        defer { Task { await client.close(); await cluster.destroy() } }
         let name = "migrating-\(UUID().uuidString.prefix(6))"
         let queue = try JobQueue(name: name, client: client)
         try await queue.inspector.setRetention(completed: 10_000)
@@ -194,10 +198,8 @@ struct ClusterTests {
 
     @Test("redis-cli --cluster reshard moves a queue's slot while a producer adds and a worker runs: nothing lost, each job runs once, cancels still arrive")
     func reshardByRedisCLI() async throws {
-        let cluster = try await RedisClusterProcess.start(primaries: 3)
-        defer { Task { await cluster.destroy() } }
-        let client = RedisClient(configuration: cluster.configuration)
-        defer { Task { await client.close() } }
+        let (cluster, client) = try await Self.start()
+        defer { Task { await client.close(); await cluster.destroy() } }
         // reshard moves a source's lowest slots first: pick a queue living in such a slot.
         let primaries = try await client.primaries()
         let source = primaries[0]
@@ -263,12 +265,8 @@ struct ClusterTests {
 
     @Test("a primary is killed mid-run and its replica promoted: the client follows, every surviving job ends once, durable adds lose nothing; plain adds lost are counted")
     func failover() async throws {
-        let cluster = try await RedisClusterProcess.start(primaries: 3, replicas: 1)
-        defer { Task { await cluster.destroy() } }
-        var configuration = cluster.configuration
-        configuration.retryDeadline = .seconds(30)
-        let client = RedisClient(configuration: configuration)
-        defer { Task { await client.close() } }
+        let (cluster, client) = try await Self.start(replicas: 1, retryDeadline: .seconds(30))
+        defer { Task { await client.close(); await cluster.destroy() } }
         // Two queues on the same primary: one with durable adds (WAIT 1), one without.
         // The first seed's node, a primary: the worker's subscription sits there too, so it must move.
         let primaries = try await client.primaries()
@@ -300,12 +298,8 @@ struct ClusterTests {
 
     @Test("CLUSTER FAILOVER (coordinated, the primary alive) mid-run: the replica takes over after catching up; clients follow MOVED from the demoted node; nothing is lost, every job ends once")
     func coordinatedFailover() async throws {
-        let cluster = try await RedisClusterProcess.start(primaries: 3, replicas: 1)
-        defer { Task { await cluster.destroy() } }
-        var configuration = cluster.configuration
-        configuration.retryDeadline = .seconds(30)
-        let client = RedisClient(configuration: configuration)
-        defer { Task { await client.close() } }
+        let (cluster, client) = try await Self.start(replicas: 1, retryDeadline: .seconds(30))
+        defer { Task { await client.close(); await cluster.destroy() } }
         let names = try await Self.spreadQueues(cluster, client: client, perNode: 2, prefix: "cf")
         let owner = try await client.endpoint(forKey: "jobq:{\(names[0])}:wait")
         let pair = try await names.asyncFilter { try await client.endpoint(forKey: "jobq:{\($0)}:wait") == owner }

@@ -10,10 +10,8 @@ extension ExecutableTests {
     struct ScaleOutCLI {
         @Test("redis+cluster://: jobq-admin adds to queues on all 3 shards and lists them; a jobq-worker process serves them all; cancel reaches it by sharded pub/sub")
         func cluster() async throws {
-            let cluster = try await RedisClusterProcess.start(primaries: 3)
-            defer { Task { await cluster.destroy() } }
-            let client = RedisClient(configuration: cluster.configuration)
-            defer { Task { await client.close() } }
+            let (cluster, client) = try await ClusterTests.start()
+            defer { Task { await client.close(); await cluster.destroy() } }
             let names = try await ClusterTests.spreadQueues(cluster, client: client, perNode: 1, prefix: "cli")
             #expect(names.count == 3)
             for name in names {

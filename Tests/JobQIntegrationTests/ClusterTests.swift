@@ -77,11 +77,7 @@ struct ClusterTests {
             try await Task.sleep(for: .milliseconds(4500))
             return []
         }
-        handlers.register(name: "long") { _, context in
-            _ = await context.waitForCancellation()
-            try context.checkCancellation()
-            return []
-        }
+        handlers.registerUntilCancelled(name: "long")
         var configuration = WorkerConfiguration(queues: names.map { .init($0) }, concurrency: 8)
         configuration.lease = .seconds(3)
         configuration.maxBlockTimeout = .seconds(1)
@@ -221,11 +217,7 @@ struct ClusterTests {
             try await Task.sleep(for: .milliseconds(3))
             return []
         }
-        handlers.register(name: "long") { _, context in
-            _ = await context.waitForCancellation()
-            try context.checkCancellation()
-            return []
-        }
+        handlers.registerUntilCancelled(name: "long")
         var configuration = WorkerConfiguration(queues: [.init(name)], concurrency: 8)
         configuration.lease = .seconds(3)
         configuration.maxBlockTimeout = .seconds(1)
@@ -288,7 +280,7 @@ struct ClusterTests {
             return owner != nil && owner != victimEndpoint
         }
         let promotedAfter = FailoverRun.seconds(since: killedAt)
-        try await Task.sleep(for: .seconds(2))   // adds go on against the promoted primary for a while
+        try await run.waitForMoreAdds(50)   // adds go on against the promoted primary
         let tallies = await run.stopProducing()
         let lost = try await run.settle(tallies)
         try await run.cancelStillArrives()
@@ -324,7 +316,7 @@ struct ClusterTests {
         let slot = RedisClusterSlot.of("jobq:{\(pair[0])}:wait")
         try await eventually(60, "the replica to own the slot") { await cluster.owner(ofSlot: slot) == promoted.endpoint }
         let switchedAfter = FailoverRun.seconds(since: started)
-        try await Task.sleep(for: .seconds(2))
+        try await run.waitForMoreAdds(50)
         let tallies = await run.stopProducing()
         let lost = try await run.settle(tallies)
         try await run.cancelStillArrives()

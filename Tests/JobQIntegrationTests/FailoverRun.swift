@@ -3,6 +3,17 @@ import Synchronization
 import Testing
 @testable import JobQ
 
+extension JobHandlers {
+    /// Registers `name` as a handler that runs until its job is cancelled (then throws).
+    mutating func registerUntilCancelled(name: String) {
+        register(name: name) { _, context in
+            _ = await context.waitForCancellation()
+            try context.checkCancellation()
+            return []
+        }
+    }
+}
+
 /// The moving parts of a failover test (Cluster or Sentinel): a queue with durable adds (`WAIT 1`,
 /// 1 s) and a plain one on the same primary, one worker serving both (lease 3 s), and a producer
 /// per queue adding a job every 10 ms until told to stop.
@@ -38,18 +49,15 @@ struct FailoverRun {
             try await Task.sleep(for: .milliseconds(2))
             return []
         }
-        handlers.register(name: "long") { _, context in
-            _ = await context.waitForCancellation()
-            try context.checkCancellation()
-            return []
-        }
+        handlers.registerUntilCancelled(name: "long")
         var configuration = WorkerConfiguration(queues: [.init(durableName), .init(plainName)], concurrency: 8)
         configuration.lease = .seconds(3)
         configuration.maxBlockTimeout = .seconds(1)
         let worker = try Worker(client: client, configuration: configuration, handlers: handlers)
         let running = Task { try await worker.run() }
         let stop = Flag()
-        let producers = [durable, plain].map { q in
+        let answered = Answered()
+        let producers = [durable, plain].enumerated().map { (i, q) in
             Task {
                 var t = Tally()
                 for _ in 0..<adds where !stop.isSet {
@@ -57,12 +65,13 @@ struct FailoverRun {
                         t.refused += 1
                         if t.firstRefusal.isEmpty { t.firstRefusal = "\(error)" }
                     }
+                    answered.bump(i)
                     try? await Task.sleep(for: .milliseconds(10))
                 }
                 return t
             }
         }
-        let run = FailoverRun(durable: durable, plain: plain, worker: worker, running: running, stop: stop, producers: producers)
+        let run = FailoverRun(durable: durable, plain: plain, worker: worker, running: running, stop: stop, answered: answered, producers: producers)
         do {
             try await eventually(30, "jobs running before the failover") { try await durable.inspector.counts().completed >= 50 }
         } catch {
@@ -73,13 +82,33 @@ struct FailoverRun {
         return run
     }
 
-    private init(durable: JobQueue, plain: JobQueue, worker: Worker, running: Task<Void, Error>, stop: Flag, producers: [Task<Tally, Never>]) {
+    private init(durable: JobQueue, plain: JobQueue, worker: Worker, running: Task<Void, Error>, stop: Flag, answered: Answered, producers: [Task<Tally, Never>]) {
         self.durable = durable
         self.plain = plain
         self.worker = worker
         self.running = running
         self.stop = stop
+        self.answered = answered
         self.producers = producers
+    }
+
+    /// Adds answered (acknowledged or refused) per producer, durable first.
+    final class Answered: Sendable {
+        private let counts = Mutex([0, 0])
+        func bump(_ i: Int) { counts.withLock { $0[i] += 1 } }
+        var now: [Int] { counts.withLock { $0 } }
+    }
+    private let answered: Answered
+
+    /// Waits until the plain producer has had `count` more adds answered than now, and the
+    /// durable one at least one (without a replica each of its adds waits out the 1 s `WAIT`) —
+    /// after a failover, proof that adds go on against the new primary.
+    func waitForMoreAdds(_ count: Int) async throws {
+        let start = answered.now
+        try await eventually(60, "\(count) more plain adds and a durable one answered") {
+            let now = self.answered.now
+            return now[0] > start[0] && now[1] - start[1] >= count
+        }
     }
 
     /// Stops the producers; their tallies, durable first.

@@ -35,7 +35,7 @@ struct SentinelTests {
         }
         let promotedAfter = FailoverRun.seconds(since: killedAt)
         let second = try #require(await setup.primary())
-        try await Task.sleep(for: .seconds(2))   // adds go on against the new primary for a while
+        try await run.waitForMoreAdds(50)   // adds go on against the new primary
         let tallies = await run.stopProducing()
         let lost = try await run.settle(tallies)
 
@@ -83,7 +83,7 @@ struct SentinelTests {
             let info = (try? await c.send("INFO", "replication"))?.string ?? ""
             return info.contains("role:slave") && info.contains("master_link_status:up")
         }
-        try await Task.sleep(for: .seconds(1))   // adds go on against the new primary (which has a replica again)
+        try await run.waitForMoreAdds(50)   // adds go on against the new primary (which has a replica again)
         let tallies = await run.stopProducing()
         let lost = try await run.settle(tallies)
         #expect(try await client.send("ROLE").array?.first?.string == "master", "the pool moved to the new primary")

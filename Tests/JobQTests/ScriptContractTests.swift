@@ -13,6 +13,9 @@ struct ScriptContractTests {
         (try? FileManager.default.contentsOfDirectory(atPath: directory.path))?.filter { $0.hasSuffix(".lua") }.sorted() ?? []
     }
 
+    /// Scripts on the worker's own global keys, not on a queue.
+    static let workerScripts: Set<String> = ["recordHeartbeat-1", "registerWorker-1"]
+
     /// The header: the opening `--[[ … ]]` comment.
     static func header(_ file: String) throws -> String {
         let text = try String(contentsOf: directory.appendingPathComponent(file), encoding: .utf8)
@@ -53,7 +56,11 @@ struct ScriptContractTests {
             #expect(keys.count == n, "\(file): header lists \(keys.count) KEYS")
             #expect(Set(keys.keys) == Set(1...max(n, 1)).intersection(n == 0 ? [] : Set(1...n)), "\(file): KEYS numbered 1…\(n)")
             for (i, pattern) in keys {
-                #expect(pattern.hasPrefix("jobq:{<q>}:"), "\(file) KEYS[\(i)] is under the queue's hash tag: \(pattern)")
+                // Worker-wide scripts touch one global key each (their own slot); every other
+                // script stays under its queue's hash tag.
+                let global = Self.workerScripts.contains(String(file.dropLast(4))) && n == 1
+                #expect(pattern.hasPrefix("jobq:{<q>}:") || (global && (pattern == "jobq:workers" || pattern == "jobq:worker:<id>")),
+                        "\(file) KEYS[\(i)] is under the queue's hash tag: \(pattern)")
             }
             #expect(header.contains("Returns"), "\(file) documents its return")
             #expect(header.contains("Events"), "\(file) documents its events")
@@ -99,6 +106,27 @@ struct ScriptContractTests {
                 #expect(ScriptCode(rawValue: value) != nil, "\(file) returns \(value), unknown to ScriptCode")
             }
         }
+    }
+
+    @Test("a header's Flags line becomes the script's first line (#!lua flags=…) and says why")
+    func flags() throws {
+        let scripts = try QueueScripts.get()
+        for script in scripts.all {
+            let header = try Self.header(script.name + ".lua")
+            let asked = QueueScripts.flags(header + "]]")
+            if asked.isEmpty {
+                #expect(!script.source.hasPrefix("#!"), "\(script.name)")
+            } else {
+                #expect(script.source.hasPrefix("#!lua flags=\(asked.joined(separator: ","))\n"), "\(script.name)")
+                let line = header.split(separator: "\n").first { $0.contains("Flags:") } ?? ""
+                #expect(line.count > 40, "\(script.name) says why it needs \(asked)")
+            }
+        }
+        // Those a full Redis must still run (renewal, reaping, take, finish, heartbeats).
+        for script in [scripts.extendLeases, scripts.recoverStalled, scripts.takeJob, scripts.finishJob, scripts.recordHeartbeat, scripts.registerWorker] {
+            #expect(script.source.hasPrefix("#!lua flags=allow-oom"), "\(script.name) runs under OOM")
+        }
+        #expect(!scripts.addJob.source.hasPrefix("#!"), "adds are refused under OOM")
     }
 
     @Test("includes are spliced and the sources carry no globals")

@@ -9,8 +9,13 @@
   ARGV[1] lease length, ms
   ARGV[2], ARGV[3], ... job id, lease token pairs
 
-  Returns {renewed, {lost ids}, {cancel-requested ids}}: a lost id is no longer active with that
-  token (LEASE_LOST: the worker must drop its result and fire the job's token).
+  Returns {renewed, {lost tokens}, {cancel-requested tokens}}: a lost run's job is no longer
+  active with that token (LEASE_LOST: the worker must drop its result and fire the run's token).
+  Runs are named by token, not job id: one worker may hold an old, stopped run and a new run of
+  the same id at once, and only the token tells them apart.
+  Flags: allow-oom. Renewal only rewrites the scores of members already in the active set (ZADD
+  XX): it never grows memory, and refusing it under OOM would make healthy workers fence and
+  stop their own long jobs.
   Events: none.
 ]]
 --@include common
@@ -23,9 +28,9 @@ for i = 2, #ARGV, 2 do
   if v[1] == 'active' and v[2] == token then
     redis.call('ZADD', activeKey, 'XX', deadline, id)
     renewed = renewed + 1
-    if v[3] == '1' then cancelRequested[#cancelRequested + 1] = id end
+    if v[3] == '1' then cancelRequested[#cancelRequested + 1] = token end
   else
-    lost[#lost + 1] = id
+    lost[#lost + 1] = token
   end
 end
 return {renewed, lost, cancelRequested}

@@ -37,6 +37,9 @@
           {-8, state}       OK_ALREADY: this run's outcome was applied before
           {-2}              LEASE_LOST: the job is not active with this token; nothing changed
           {-1}              NOT_FOUND
+  Flags: allow-oom. Finishing is what frees memory (retention trims records; a finished job
+  drops its lease fields) and its growth is bounded by the result and error limits. Refused
+  under OOM, every run would end as a stall and a full Redis would turn into failed jobs.
   Events: exactly one of completed (result excerpt), failed (reason, details excerpt), cancelled,
   retrying (delay), waiting (shutdown requeue); then those of the take.
 ]]

@@ -20,6 +20,11 @@
 
   Returns {requeued, failed, cancelled, remaining}: remaining = expired leases left for the next
   call. The lease token is cleared, so a late finish from the stalled run gets LEASE_LOST.
+  A stall counts in stallCount (sc), never in attempts: the take of the stalled run counted an
+  attempt (am), so it is given back here, whichever way the job goes.
+  Flags: allow-oom. It only moves ids between sets of the queue, rewrites fields in place and
+  deletes trimmed records; its events are capped. Refusing it under OOM would leave dead
+  workers' jobs stuck in active until memory is freed.
   Events: "stalled" (requeued), "failed" (reason stalled) or "cancelled" per job.
 ]]
 --@include common
@@ -38,15 +43,17 @@ for i = 1, #ids do
   if v[1] then
     local stalls = tonumber(v[2] or 0) + 1
     local maxStalls = tonumber(v[3] or 1)
+    local attempts = tonumber(v[8] or 1) - 1
+    if attempts < 0 then attempts = 0 end
     redis.call('HDEL', jobKey, 'x')
     if v[4] == '1' then
-      redis.call('HSET', jobKey, 's', 'cancelled', 'ft', now, 'sc', stalls, 'er', 'cancelled', 'ed', v[5] or '')
+      redis.call('HSET', jobKey, 's', 'cancelled', 'ft', now, 'sc', stalls, 'am', attempts, 'er', 'cancelled', 'ed', v[5] or '')
       redis.call('ZADD', cancelledKey, now, id)
       emit(eventsKey, maxLen, 'cancelled', id, {'at', v[8] or 0, 'by', v[6] or '', 'er', v[5] or ''})
       trimFinished(cancelledKey, keepCancelled, jobPrefix, 10)
       cancelled = cancelled + 1
     elseif stalls > maxStalls then
-      local fields = {'HSET', jobKey, 's', 'failed', 'ft', now, 'sc', stalls, 'er', 'stalled',
+      local fields = {'HSET', jobKey, 's', 'failed', 'ft', now, 'sc', stalls, 'am', attempts, 'er', 'stalled',
         'ed', 'the worker holding the job stopped renewing its lease ' .. stalls .. ' times'}
       if v[9] then
         fields[#fields + 1] = 'pe'; fields[#fields + 1] = v[9]
@@ -62,7 +69,7 @@ for i = 1, #ids do
       trimFinished(failedKey, keepFailed, jobPrefix, 10)
       failed = failed + 1
     else
-      redis.call('HSET', jobKey, 's', 'waiting', 'sc', stalls)
+      redis.call('HSET', jobKey, 's', 'waiting', 'sc', stalls, 'am', attempts)
       enqueueWaiting(waitKey, prioritizedKey, seqKey, markerKey, id, tonumber(v[7] or 0))
       emit(eventsKey, maxLen, 'stalled', id, {'at', v[8] or 0, 'sc', stalls})
       requeued = requeued + 1

@@ -23,6 +23,8 @@
   Returns {1, id, nextDue, {field, value, ...}} the job, active; its record after the take
           {0, nextDue}   nothing runnable; ms until the earliest delayed job (-1: none)
           {-3}           PAUSED
+  Flags: allow-oom. A take moves an id and adds a few short fields to the record (bounded), and
+  keeps workers draining, which is what frees memory.
   Events: "waiting" per promoted job; "active" with the attempt and worker id.
 ]]
 --@include common

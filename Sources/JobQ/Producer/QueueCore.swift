@@ -138,7 +138,8 @@ final class QueueCore: Sendable {
          (scripts.purgeJobs, purgeKeys), (scripts.cleanJobs, cleanKeys(state)), (scripts.countJobs, countKeys),
          (scripts.retryJobs, retryKeys), (scripts.obliterateQueue, obliterateKeys), (scripts.setProgress, progressKeys(id)),
          (scripts.saveCheckpoint, checkpointKeys(id)), (scripts.removeJobsNamed, removeNamedKeys(keys.set(for: state))),
-         (scripts.readEvents, readEventsKeys)]
+         (scripts.readEvents, readEventsKeys),
+         (scripts.recordHeartbeat, [WorkerInfo.key(for: id)]), (scripts.registerWorker, [QueueKeys.workerRegistry])]
     }
 
     var maxLen: String { String(settings.eventsMaxLength) }

@@ -25,12 +25,15 @@ struct QueueScripts: Sendable {
     let saveCheckpoint: RedisScript
     let removeJobsNamed: RedisScript
     let readEvents: RedisScript
+    /// Worker-wide, not per queue: the heartbeat record and the registry of live workers.
+    let recordHeartbeat: RedisScript
+    let registerWorker: RedisScript
 
     /// Every script, for preloading with ``RedisClient/load(_:)``.
     var all: [RedisScript] {
         [addJob, takeJob, finishJob, extendLeases, recoverStalled, promoteDelayed, cancelJob, removeJob,
          setPaused, purgeJobs, cleanJobs, countJobs, retryJobs, obliterateQueue, setProgress,
-         saveCheckpoint, removeJobsNamed, readEvents]
+         saveCheckpoint, removeJobsNamed, readEvents, recordHeartbeat, registerWorker]
     }
 
     /// The scripts of this build, or why they could not be read.
@@ -74,6 +77,8 @@ struct QueueScripts: Sendable {
         saveCheckpoint = try named("saveCheckpoint")
         removeJobsNamed = try named("removeJobsNamed")
         readEvents = try named("readEvents")
+        recordHeartbeat = try named("recordHeartbeat")
+        registerWorker = try named("registerWorker")
     }
 
     /// Reads one script file, splices its includes and takes the KEYS count from its name.
@@ -82,8 +87,27 @@ struct QueueScripts: Sendable {
         guard let dash = base.lastIndex(of: "-"), let keyCount = Int(base[base.index(after: dash)...]) else {
             throw JobQError(.installation, detail: "script file \(file) is not named <verbObject>-<numKeys>.lua")
         }
-        let source = try expand(read(directory.appendingPathComponent(file)), directory: directory, file: file)
+        let text = try read(directory.appendingPathComponent(file))
+        var source = try expand(text, directory: directory, file: file)
+        let flags = Self.flags(text)
+        if !flags.isEmpty {
+            // Redis reads script flags from a first line `#!lua flags=…` (Redis 7.0 or later).
+            source = "#!lua flags=\(flags.joined(separator: ","))\n" + source
+        }
         return RedisScript(name: base, source: source, keyCount: keyCount)
+    }
+
+    /// The Redis script flags a header asks for on its `Flags:` line (`Flags: allow-oom. Why…`):
+    /// the words before the first full stop. Each flag is justified in the header itself.
+    static func flags(_ text: String) -> [String] {
+        guard let end = text.range(of: "]]") else { return [] }
+        for line in text[..<end.lowerBound].split(separator: "\n") {
+            let t = line.trimmingCharacters(in: .whitespaces)
+            guard t.hasPrefix("Flags:") else { continue }
+            let list = t.dropFirst("Flags:".count).prefix { $0 != "." }
+            return list.split(whereSeparator: { $0 == "," || $0 == " " }).map(String.init)
+        }
+        return []
     }
 
     /// The text with each `--@include name` line replaced by `include/name.lua`.

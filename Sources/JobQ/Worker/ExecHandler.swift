@@ -46,8 +46,10 @@ public struct ExecHandler: Sendable {
     }
 
     func run(_ job: Job, _ context: JobContext) async throws -> [UInt8] {
-        // The last checkpoint, in a file only this user can read.
-        let checkpointPath = FileManager.default.temporaryDirectory.appendingPathComponent("jobq-checkpoint-\(context.executionID)").path
+        // The last checkpoint, in a file only this user can read, in this process's own
+        // directory (removed when the worker stops; left by a killed worker, it is removed by
+        // the next worker to start on the machine).
+        let checkpointPath = ExecScratch.directory() + "/checkpoint-\(context.executionID)"
         let fd = open(checkpointPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         if fd >= 0 {
             if let bytes = context.lastCheckpoint { _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } }
@@ -66,16 +68,10 @@ public struct ExecHandler: Sendable {
         environment["JOBQ_JOB_CHECKPOINT_FILE"] = checkpointPath
 
         let process = try SpawnedProgram(executable: executable, arguments: arguments, environment: environment,
-                                          stdin: job.payload.bytes, outputLimit: outputLimit) { line in
+                                          stdin: job.payload.bytes, outputLimit: outputLimit, owner: context.workerID) { line in
             Self.handleProtocol(line, context: context)
         }
-        context.onCancel { [killAfter] _ in
-            process.signalGroup(SIGTERM)
-            Task {
-                try? await Task.sleep(for: killAfter)
-                process.signalGroup(SIGKILL)
-            }
-        }
+        context.onCancel { [killAfter] _ in process.terminate(killAfter: killAfter) }
         let status = await process.wait()
         await process.protocolDone()
         let output = process.output
@@ -138,10 +134,18 @@ final class SpawnedProgram: Sendable {
     }
 
     let pid: pid_t
+    /// The worker that started it: a worker does not exit while a program it started lives.
+    let owner: String
     private let state = Mutex<(status: Int32?, output: [UInt8], result: [UInt8]?, waiters: [CheckedContinuation<Void, Never>], readersLeft: Int, readerWaiters: [CheckedContinuation<Void, Never>])>((nil, [], nil, [], 2, []))
+    /// When SIGKILL is due (set by the first ``terminate(killAfter:)``).
+    private let killAt = Mutex<ContinuousClock.Instant?>(nil)
+
+    /// Programs not yet reaped, by owner (worker id) and pid.
+    private static let live = Mutex<[String: [pid_t: SpawnedProgram]]>([:])
 
     init(executable: String, arguments: [String], environment: [String: String], stdin input: [UInt8], outputLimit: Int,
-         onProtocolLine: @escaping @Sendable (String) -> Void) throws {
+         owner: String = "", onProtocolLine: @escaping @Sendable (String) -> Void) throws {
+        self.owner = owner
         func makePipe() throws -> (read: Int32, write: Int32) {
             var fds: [Int32] = [0, 0]
             guard jobq_pipe2(&fds, O_CLOEXEC) == 0 else { throw ExecHandler.ExitFailure(description: "pipe: \(String(cString: strerror(errno)))") }
@@ -189,6 +193,7 @@ final class SpawnedProgram: Sendable {
             throw UnrecoverableError("cannot start \(executable): \(String(cString: strerror(rc)))", reason: "execFailed")
         }
         self.pid = pid
+        Self.live.withLock { $0[owner, default: [:]][pid] = self }
 
         // Feed stdin, then close it (a program that does not read gets EPIPE: SIGPIPE is ignored here).
         let feeder = Thread {
@@ -256,10 +261,63 @@ final class SpawnedProgram: Sendable {
                 defer { s.waiters = [] }
                 return s.waiters
             }
+            Self.live.withLock { all in
+                all[owner]?[childPID] = nil
+                if all[owner]?.isEmpty == true { all[owner] = nil }
+            }
             for w in waiters { w.resume() }
         }
         reaper.start()
     }
+
+    /// SIGTERM to the process group now, SIGKILL `killAfter` later if it still runs. Only the
+    /// first call counts.
+    func terminate(killAfter: Duration) {
+        let first = killAt.withLock { k -> Bool in
+            guard k == nil else { return false }
+            k = .now + killAfter
+            return true
+        }
+        guard first else { return }
+        signalGroup(SIGTERM)
+        Task {
+            try? await Task.sleep(for: killAfter)
+            self.signalGroup(SIGKILL)
+        }
+    }
+
+    var hasExited: Bool { state.withLock { $0.status != nil } }
+
+    /// Ends every program `owner` started that still runs and waits until each is reaped: the
+    /// ones already told to stop keep their SIGKILL deadline, the others get SIGTERM now and
+    /// SIGKILL `killAfter` later. Returns how many were still running. Called by a stopping
+    /// worker, so no program of it outlives it (its job may already run elsewhere).
+    static func endAll(owner: String, killAfter: Duration) async -> Int {
+        let programs = live.withLock { Array(($0[owner] ?? [:]).values) }
+        for program in programs { program.terminate(killAfter: killAfter) }
+        for program in programs {
+            let deadline = (program.killAt.withLock { $0 } ?? .now) + .seconds(5)
+            let race = OneShot<Bool>()
+            let waiter = Task {
+                _ = await program.wait()
+                race.settle(true)
+            }
+            let timer = Task {
+                try? await Task.sleep(until: deadline, clock: .continuous)
+                race.settle(false)
+            }
+            if await race.value() == false {
+                // SIGKILL was sent and 5 s passed: the process is stuck in the kernel (D state).
+                program.signalGroup(SIGKILL)
+            }
+            timer.cancel()
+            _ = waiter
+        }
+        return programs.count
+    }
+
+    /// How many programs `owner` started are still running.
+    static func liveCount(owner: String) -> Int { live.withLock { $0[owner]?.count ?? 0 } }
 
     private func readerFinished() {
         let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in

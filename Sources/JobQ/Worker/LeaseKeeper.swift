@@ -27,8 +27,16 @@ final class LeaseKeeper: @unchecked Sendable {
     private let logger: Logger
     private let configuration: RedisConfiguration
     private let lock = ConditionLock()
-    // Guarded by `lock`.
-    private var runs: [String: Run] = [:]   // key: queueIndex + "\u{0}" + id
+    // Guarded by `lock`. Runs are keyed by their lease token (the execution id), never by job id:
+    // one worker may hold an old, stopped run and a new run of the same job at once (an
+    // unresponsive handler, a job obliterated and re-added under the same id), and the end of
+    // the old one must not touch the new one.
+    private var runs: [String: Run] = [:]
+    /// Tokens of the runs of each job: queueIndex + "\u{0}" + id → tokens (cancel messages name jobs).
+    private var tokensByJob: [String: [String]] = [:]
+    /// Runs whose finish call has been sent: a renewal that finds them no longer active is
+    /// racing their own finish, not reporting a lost lease (the finish's reply says which).
+    private var settling: Set<String> = []
     private var stopping = false
     private var stopped = false
     private var renewNow = false
@@ -37,7 +45,12 @@ final class LeaseKeeper: @unchecked Sendable {
     private var connections: [RedisEndpoint: RedisConnection] = [:]
     private let router: RedisClusterRouter?
     private var lastRenewal: [ContinuousClock.Instant]
+    /// When each queue's next renewal is due: L/3 after a success, a capped, jittered backoff
+    /// after a failure (a failed renewal must never make the loop spin).
+    private var renewalDue: [ContinuousClock.Instant]
+    private var renewalFailures: [Int]
     private var lastReap: [ContinuousClock.Instant]
+    private let trouble: TroubleLog
     private var lastBeat: ContinuousClock.Instant?
     private var startedAt: Int?
     private let beatFields: [String: String]
@@ -54,6 +67,9 @@ final class LeaseKeeper: @unchecked Sendable {
         self.router = cores[0].client.cluster
         let now = ContinuousClock.now
         self.lastRenewal = Array(repeating: now, count: cores.count)
+        self.renewalDue = Array(repeating: now, count: cores.count)
+        self.renewalFailures = Array(repeating: 0, count: cores.count)
+        self.trouble = TroubleLog(logger: logger, what: "lease keeper")
         self.lastReap = Array(repeating: now - lease, count: cores.count)
     }
 
@@ -64,18 +80,33 @@ final class LeaseKeeper: @unchecked Sendable {
     }
 
     func add(_ run: Run) {
-        lock.withLock { runs["\(run.queueIndex)\u{0}\(run.id)"] = run }
+        lock.withLock {
+            runs[run.token] = run
+            tokensByJob["\(run.queueIndex)\u{0}\(run.id)", default: []].append(run.token)
+        }
     }
 
-    func remove(queueIndex: Int, id: String) {
-        lock.withLock { _ = runs.removeValue(forKey: "\(queueIndex)\u{0}\(id)") }
+    /// Forgets one run (by its token); other runs of the same job stay.
+    func remove(token: String) {
+        lock.withLock {
+            settling.remove(token)
+            guard let run = runs.removeValue(forKey: token) else { return }
+            let job = "\(run.queueIndex)\u{0}\(run.id)"
+            tokensByJob[job]?.removeAll { $0 == token }
+            if tokensByJob[job]?.isEmpty == true { tokensByJob[job] = nil }
+        }
+    }
+
+    /// Marks a run as ending: its finish call is about to be sent.
+    func settle(token: String) {
+        lock.withLock { _ = settling.insert(token) }
     }
 
     var activeRuns: [Run] { lock.withLock { Array(runs.values) } }
 
-    /// The run of job `id` in queue `queueIndex`, if this worker holds it now.
-    func run(queueIndex: Int, id: String) -> Run? {
-        lock.withLock { runs["\(queueIndex)\u{0}\(id)"] }
+    /// The runs of job `id` in queue `queueIndex` this worker holds now (usually one).
+    func runs(queueIndex: Int, id: String) -> [Run] {
+        lock.withLock { (tokensByJob["\(queueIndex)\u{0}\(id)"] ?? []).compactMap { runs[$0] } }
     }
 
     /// Renews at once (after a reconnect elsewhere, a worker renews first: DESIGN §4).
@@ -104,15 +135,17 @@ final class LeaseKeeper: @unchecked Sendable {
         while true {
             let now = ContinuousClock.now
             var nextWake = now + min(renewEvery, reapEvery)
+            let forced = lock.withLock { renewNow }
             for index in cores.indices {
-                if now - lastRenewal[index] >= renewEvery || lock.withLock({ renewNow }) {
+                if now >= renewalDue[index] || forced {
                     renew(index)
                 }
                 if now - lastReap[index] >= reapEvery {
                     reap(index)
                     lastReap[index] = now
                 }
-                nextWake = min(nextWake, lastRenewal[index] + renewEvery, lastReap[index] + reapEvery)
+                // Also wake for the fence, so a queue that cannot renew stops its jobs on time.
+                nextWake = min(nextWake, renewalDue[index], lastReap[index] + reapEvery, lastRenewal[index] + lease * 5 / 6)
             }
             lock.withLock { renewNow = false }
             fence()
@@ -120,6 +153,8 @@ final class LeaseKeeper: @unchecked Sendable {
                 heartbeat()
                 lastBeat = .now
             }
+            if let beat = lastBeat { nextWake = min(nextWake, beat + renewEvery) }
+            trouble.summarizeIfDue()
             lock.lock()
             if stopping {
                 lock.unlock()
@@ -142,12 +177,13 @@ final class LeaseKeeper: @unchecked Sendable {
     }
 
     private func renew(_ index: Int) {
-        let mine = activeRuns.filter { $0.queueIndex == index && !$0.cancellation.isFired }
+        let mine = lock.withLock { runs.values.filter { $0.queueIndex == index && !settling.contains($0.token) } }
+            .filter { !$0.cancellation.isFired }
+        let started = ContinuousClock.now
         if mine.isEmpty {
-            lastRenewal[index] = .now
+            renewed(index, at: started)
             return
         }
-        let started = ContinuousClock.now
         var start = 0
         var ok = true
         while start < mine.count {
@@ -161,17 +197,34 @@ final class LeaseKeeper: @unchecked Sendable {
                 ok = false
                 break
             }
-            let byID = Dictionary(chunk.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
-            for id in (items[1].array ?? []).compactMap(\.string) {
-                if let run = byID[id], run.cancellation.fire(.leaseLost) {
-                    logger.warning("lease lost: the job is no longer held by this worker", metadata: ["queue": "\(core.name)", "job": "\(id)"])
+            for token in (items[1].array ?? []).compactMap(\.string) {
+                // A run that began to finish (or has finished) since the snapshot is racing its
+                // own finish, whose reply is the one that tells: only a run still running lost it.
+                let run: Run? = lock.withLock { settling.contains(token) ? nil : runs[token] }
+                if let run, run.cancellation.fire(.leaseLost) {
+                    logger.warning("lease lost: the job is no longer held by this worker", metadata: ["queue": "\(core.name)", "job": "\(run.id)", "execution": "\(token)"])
                 }
             }
-            for id in (items[2].array ?? []).compactMap(\.string) {
-                byID[id]?.cancellation.fire(.cancelled)
+            for token in (items[2].array ?? []).compactMap(\.string) {
+                lock.withLock { runs[token] }?.cancellation.fire(.cancelled)
             }
         }
-        if ok { lastRenewal[index] = started }
+        if ok {
+            renewed(index, at: started)
+        } else {
+            // Back off (capped, jittered) instead of retrying at once; the fence still stops the
+            // queue's jobs at 5L/6 without a renewal.
+            renewalFailures[index] += 1
+            let cap = min(Duration.seconds(1), lease / 6)
+            let base = min(cap, .milliseconds(50) * (1 << min(renewalFailures[index], 10)))
+            renewalDue[index] = ContinuousClock.now + base * Double.random(in: 0.5...1.0)
+        }
+    }
+
+    private func renewed(_ index: Int, at instant: ContinuousClock.Instant) {
+        lastRenewal[index] = instant
+        renewalDue[index] = instant + lease / 3
+        renewalFailures[index] = 0
     }
 
     /// Self-fencing: a queue not renewed for 5L/6 fires its jobs' tokens.
@@ -202,23 +255,21 @@ final class LeaseKeeper: @unchecked Sendable {
         }
     }
 
-    /// Heartbeat (DESIGN §2): `jobq:workers` ZSET (score = Redis time of the last beat) and a
-    /// hash per worker that expires after 3 beats, so `jobq-admin workers` lists live workers.
+    /// Heartbeat: `jobq:workers` ZSET (score = Redis time of the last beat) and a hash per worker
+    /// that expires after 3 beats, so `jobq-admin workers` lists live workers. Both are scripts
+    /// that a full Redis still runs (a draining worker must not vanish from the list).
     private func heartbeat() {
-        guard let time = command(RedisCommand("TIME"), key: QueueKeys.workerRegistry)?.array, time.count == 2,
-              let seconds = time[0].int, let micros = time[1].int else { return }
-        let now = seconds * 1000 + micros / 1000
         let beat = max(1, (lease / 3).milliseconds)
         let key = WorkerInfo.key(for: workerID)
+        let scripts = cores[0].scripts
+        guard let now = call(scripts.registerWorker, keys: [QueueKeys.workerRegistry], arguments: [workerID, beat * 3])?.int else { return }
         if startedAt == nil { startedAt = now }
-        var hset = RedisCommand("HSET", key, "lastSeen", now, "active", activeCount(), "started", startedAt ?? now)
+        var arguments: [any RedisArgument] = [beat * 3, "lastSeen", now, "active", activeCount(), "started", startedAt ?? now]
         for (field, value) in beatFields.sorted(by: { $0.key < $1.key }) {
-            hset.append(field)
-            hset.append(value)
+            arguments.append(field)
+            arguments.append(value)
         }
-        _ = command(hset, key: key)
-        _ = command(RedisCommand("PEXPIRE", key, beat * 3), key: key)
-        _ = command(RedisCommand("ZADD", QueueKeys.workerRegistry, now, workerID), key: QueueKeys.workerRegistry)
+        _ = call(scripts.recordHeartbeat, keys: [key], arguments: arguments)
         // Queue depth by state, for /metrics.
         for core in cores {
             guard let counts = call(core.scripts.countJobs, keys: core.countKeys, arguments: [])?.array?.compactMap(\.int), counts.count == 7 else { continue }
@@ -226,8 +277,6 @@ final class LeaseKeeper: @unchecked Sendable {
                 Gauge(label: "jobq_queue_jobs", dimensions: [("queue", core.name), ("state", state)]).record(value)
             }
         }
-        // Workers silent for 3 beats are gone.
-        _ = command(RedisCommand("ZREMRANGEBYSCORE", QueueKeys.workerRegistry, "-inf", "(\(now - beat * 3)"), key: QueueKeys.workerRegistry)
     }
 
     /// Says goodbye at a graceful stop, so the worker leaves the list at once.
@@ -256,7 +305,7 @@ final class LeaseKeeper: @unchecked Sendable {
             connections[target] = c
             return c
         } catch {
-            logger.warning("lease keeper cannot reach Redis: \(error)")
+            trouble.failed("cannot reach Redis: \(error)")
             connections[target] = nil
             router?.refreshSoon()
             return nil
@@ -290,8 +339,14 @@ final class LeaseKeeper: @unchecked Sendable {
         do {
             let reply = try c.roundTrip(command)
             if redirected(reply, on: c) { return nil }
+            if let message = reply.errorMessage {
+                trouble.failed("\(command.name) failed: \(message)")
+            } else {
+                trouble.succeeded()
+            }
             return reply
         } catch {
+            trouble.failed("lost the connection to Redis: \(error)")
             dropConnection(c)
             return nil
         }
@@ -322,11 +377,13 @@ final class LeaseKeeper: @unchecked Sendable {
                 return nil
             }
             if let message = reply.errorMessage {
-                logger.error("\(script.name) failed: \(message)")
+                trouble.failed("\(script.name) failed: \(message)")
                 return nil
             }
+            trouble.succeeded()
             return reply
         } catch {
+            trouble.failed("lost the connection to Redis: \(error)")
             dropConnection(c)
             return nil
         }

@@ -123,7 +123,8 @@ extension QueueCore {
         }
     }
 
-    /// Renews leases (≤ 1,000 per call). Returns the ids lost and those with a cancel request.
+    /// Renews leases (≤ 1,000 per call). Returns the lease tokens of the runs lost and of those
+    /// whose job has a cancel request (runs are named by token: two runs may share a job id).
     func extendLeases(_ runs: [(id: String, token: String)], length: Duration) async throws(JobQError) -> (renewed: Int, lost: [String], cancelRequested: [String]) {
         var arguments: [any RedisArgument] = [length.milliseconds]
         for run in runs.prefix(1000) { arguments.append(run.id); arguments.append(run.token) }

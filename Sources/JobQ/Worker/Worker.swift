@@ -124,6 +124,14 @@ public final class Worker: Service, Sendable {
             await group.waitForAll()
         }
         await drain()
+        // No program an `exec` handler started may outlive the worker: its job is back in
+        // waiting and may already run elsewhere. Those told to stop keep their SIGKILL delay.
+        let children = SpawnedProgram.liveCount(owner: configuration.workerID)
+        if children > 0 {
+            logger.info("waiting for exec programs to exit (SIGKILL after their kill delay)", metadata: ["programs": "\(children)"])
+            _ = await SpawnedProgram.endAll(owner: configuration.workerID, killAfter: .seconds(10))
+        }
+        ExecScratch.removeIfEmpty()
         for (subscriber, _) in subscribers { await subscriber.close() }
         await keeper.stop()
         for b in blocking.all { await b.close() }
@@ -163,8 +171,8 @@ public final class Worker: Service, Sendable {
             case .message(let channel, let payload):
                 guard let q = channels[channel] else { return }
                 let id = String(decoding: payload, as: UTF8.self)
-                if let run = keeper.run(queueIndex: q, id: id), run.cancellation.fire(.cancelled) {
-                    logger.info("cancel requested: stopping the job", metadata: ["queue": "\(cores[q].name)", "job": "\(id)"])
+                for run in keeper.runs(queueIndex: q, id: id) where run.cancellation.fire(.cancelled) {
+                    logger.info("cancel requested: stopping the job", metadata: ["queue": "\(cores[q].name)", "job": "\(id)", "execution": "\(run.token)"])
                 }
             case .resubscribed:
                 keeper.renewSoon()
@@ -300,9 +308,10 @@ public final class Worker: Service, Sendable {
                     next = QueueCore.Lease(token: JobID.generate(), workerID: configuration.workerID, length: configuration.lease)
                 }
                 if let end {
+                    keeper.settle(token: lease.token)
                     current = await finish(q, job: job, lease: lease, end: end, next: next)
                 }
-                keeper.remove(queueIndex: q, id: job.id)
+                keeper.remove(token: lease.token)
                 if current != nil { state.withLock { $0.unsettled += 1 } }
                 settle()
                 if let handlerTask {

@@ -1,0 +1,226 @@
+import Foundation
+import Logging
+import LocalRedis
+import Synchronization
+import Testing
+@testable import JobQ
+
+/// The guarantees just outside the paths the other suites walk: a stall never costs an attempt,
+/// a full Redis never fails a job, runs are told apart by execution id, no program outlives its
+/// worker, an outage costs a few log lines, and a warning about a lost lease means one was lost.
+@Suite("Reliability: the guarantees outside the happy path")
+struct ReliabilityTests {
+    /// Waits until the job's lease deadline (its score in `active`) has moved forward `times`
+    /// times: proof that renewals land. Fails (deadline) when they stop.
+    static func waitForRenewals(_ queue: JobQueue, _ id: String, times: Int, within seconds: Double = 20) async throws {
+        let seen = Mutex<(last: Double?, moves: Int)>((nil, 0))
+        try await eventually(seconds, "\(times) lease renewals of \(id)") {
+            let score = try await queue.client.send(RedisCommand("ZSCORE", queue.core.keys.active, id)).string.flatMap(Double.init)
+            return seen.withLock { s in
+                if let score, let last = s.last, score > last { s.moves += 1 }
+                if let score { s.last = score }
+                return s.moves >= times
+            }
+        }
+    }
+
+    @Test("a stall gives its attempt back: attempts 2, a stalled run and a failed one still leave a retry; attempts 1 never shows attempt 2")
+    func stallKeepsAttempts() async throws {
+        let queue = try await uniqueQueue()
+        let two = try await queue.add(name: "s", payload: .json("{}"), options: .init(attempts: 2, backoff: .fixed(.zero)))
+        // Run 1 stalls: its worker dies holding it (a lease of 1 ms that nobody renews).
+        let (first, _) = try #require(try await queue.takeJob(JobQueue.testLease(.milliseconds(1))))
+        #expect(first.attemptsMade == 1)
+        try await eventually(20, "the reaper to requeue the stalled run") { try await queue.core.recoverStalled().requeued == 1 }
+        var job = try #require(try await queue.inspector.job(two.id))
+        #expect(job.state == .waiting && job.stallCount == 1 && job.attemptsMade == 0)
+        // Run 2 is attempt 1 again, and its failure leaves attempt 2.
+        let (second, lease) = try #require(try await queue.takeJob())
+        #expect(second.attemptsMade == 1, "the handler sees JOBQ_ATTEMPT=1 after a stall")
+        let end = try await queue.core.finish(two.id, token: lease.token, end: .failed(reason: "boom", details: "x", retryDelayMs: 0), next: nil)
+        guard case .applied(.waiting, _) = end else { Issue.record("a failure after a stall must be retried: \(end)"); return }
+        let (third, lease3) = try #require(try await queue.takeJob())
+        #expect(third.attemptsMade == 2)
+        _ = try await queue.core.finish(two.id, token: lease3.token, end: .completed(result: []), next: nil)
+        job = try #require(try await queue.inspector.job(two.id))
+        #expect(job.state == .completed && job.attemptsMade == 2 && job.stallCount == 1)
+
+        // attempts: 1 — a stall, then the retake is attempt 1 of 1, never "2 of 1".
+        let one = try await queue.add(name: "s", payload: .json("{}"), options: .init(attempts: 1))
+        _ = try #require(try await queue.takeJob(JobQueue.testLease(.milliseconds(1))))
+        try await eventually(20, "the reaper to requeue the stalled run") { try await queue.core.recoverStalled().requeued == 1 }
+        let (retaken, _) = try #require(try await queue.takeJob())
+        #expect(retaken.id == one.id && retaken.attemptsMade == 1)
+    }
+
+    @Test("a full Redis (noeviction): renewals and heartbeats go on, a job longer than the lease completes without a stall")
+    func outOfMemoryKeepsLeases() async throws {
+        try await withPrivateRedis(.init(extraArguments: ["--maxmemory-policy", "noeviction"])) { server in
+            let client = RedisClient(configuration: server.configuration)
+            defer { Task { await client.close() } }
+            let queue = try JobQueue(name: "oom-leases", client: client)
+            let latch = Latch()
+            var handlers = JobHandlers()
+            handlers.register(name: "long") { _, _ in
+                await latch.wait()
+                return Array("done".utf8)
+            }
+            let logs = CapturedLogs()
+            let id = try await queue.add(name: "long", payload: .json("{}")).id
+            try await withWorker(queue, concurrency: 2, lease: .milliseconds(1200), logger: logs.logger(), handlers: handlers) { worker in
+                try await eventually(20, "the job to run") { try await queue.inspector.job(id)?.state == .active }
+                // Fill Redis past its limit: with noeviction, every write that may grow memory is refused.
+                let blob = String(repeating: "z", count: 100_000)
+                for i in 0..<10 { _ = try await client.send("SET", "filler:\(i)", blob) }
+                let used = Int(try await client.info("memory", "used_memory") ?? "0") ?? 0
+                _ = try await client.send("CONFIG", "SET", "maxmemory", String(used - 200_000))
+                #expect(try await client.send("SET", "one-more", "x").errorCode == "OOM", "Redis is full")
+                let beatBefore = try await client.send("ZSCORE", QueueKeys.workerRegistry, worker.configuration.workerID).string.flatMap(Double.init) ?? 0
+                // Well past 5/6 of the lease (where a worker that cannot renew stops its own jobs).
+                try await Self.waitForRenewals(queue, id, times: 6)
+                let beatAfter = try await client.send("ZSCORE", QueueKeys.workerRegistry, worker.configuration.workerID).string.flatMap(Double.init) ?? 0
+                #expect(beatAfter > beatBefore, "heartbeats land under OOM")
+                #expect(try await WorkerInfo.list(client: client).contains { $0.id == worker.configuration.workerID })
+                #expect(try await client.send("SET", "one-more", "x").errorCode == "OOM", "still full")
+                latch.open()
+                try await eventually(20, "the job to complete while Redis is full") { try await queue.inspector.job(id)?.state == .completed }
+            }
+            let job = try #require(try await queue.inspector.job(id))
+            #expect(job.stallCount == 0 && job.attemptsMade == 1 && job.resultText == "done")
+            #expect(!logs.contains(level: .warning, "lease lost"), "\(logs.all)")
+            #expect(!logs.contains(level: .error, "not renewed"), "\(logs.all)")
+        }
+    }
+
+    @Test("an old run's end never touches a newer run of the same id: obliterate --force and re-add while a run is in flight")
+    func runsKeyedByExecution() async throws {
+        let queue = try await uniqueQueue()
+        let oldRun = Latch()
+        let entered = Mutex(0)
+        let cancelSeen = Mutex(false)
+        var handlers = JobHandlers()
+        handlers.register(name: "same") { _, context in
+            let n = entered.withLock { n -> Int in n += 1; return n }
+            if n == 1 {
+                await oldRun.wait()   // ignores its token; returns when the test says so
+                return Array("stale".utf8)
+            }
+            _ = await context.waitForCancellation()
+            cancelSeen.withLock { $0 = true }
+            try context.checkCancellation()
+            return []
+        }
+        let logs = CapturedLogs()
+        _ = try await queue.add(name: "same", payload: .json("{}"), options: .init(jobID: "same-id"))
+        // A long lease: renewals (every 20 s) stay out of the way; only the run bookkeeping is tested.
+        try await withWorker(queue, concurrency: 2, lease: .seconds(60), logger: logs.logger(), handlers: handlers) { _ in
+            try await eventually(20, "the first run") { entered.withLock { $0 } == 1 }
+            _ = try await queue.inspector.obliterate(force: true)
+            _ = try await queue.add(name: "same", payload: .json("{}"), options: .init(jobID: "same-id"))
+            try await eventually(20, "the second run of the same id") { entered.withLock { $0 } == 2 }
+            // The old run ends now: its finish is refused (another run holds the job) and it is forgotten.
+            oldRun.open()
+            try await eventually(20, "the old run's refused finish") { logs.contains(level: .warning, "lease lost before the result was stored") }
+            // The new run is still known to its worker: a cancel reaches it at once.
+            let outcome = try await queue.cancel("same-id")
+            #expect(outcome == .cancelRequested(listeners: 1))
+            try await eventually(20, "the new run to see its cancel") { cancelSeen.withLock { $0 } }
+            try await eventually(20, "the job to end cancelled") { try await queue.inspector.job("same-id")?.state == .cancelled }
+        }
+        let job = try #require(try await queue.inspector.job("same-id"))
+        #expect(job.stallCount == 0 && entered.withLock { $0 } == 2)
+    }
+
+    @Test("graceful shutdown: the worker does not exit while an exec program that ignores SIGTERM lives; no checkpoint file is left")
+    func shutdownWaitsForChildren() async throws {
+        let queue = try await uniqueQueue()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("jobq-reliability-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let pidFile = dir.appendingPathComponent("child.pid").path
+        var exec = ExecHandler(executable: "/bin/sh", arguments: ["-c", "trap '' TERM; echo $$ > '\(pidFile)'; echo \"$JOBQ_JOB_CHECKPOINT_FILE\" >> '\(pidFile)'; while :; do sleep 0.05; done"])
+        exec.killAfter = .milliseconds(1500)
+        var handlers = JobHandlers()
+        handlers.register(name: "stubborn", exec.handler)
+        let id = try await queue.add(name: "stubborn", payload: .json("{}")).id
+        var childPID: pid_t = 0
+        var checkpointFile = ""
+        try await withWorker(queue, grace: .milliseconds(200), handlers: handlers) { _ in
+            try await eventually(20, "the program to start") {
+                let lines = (try? String(contentsOfFile: pidFile, encoding: .utf8))?.split(separator: "\n") ?? []
+                return lines.count == 2
+            }
+            let lines = try String(contentsOfFile: pidFile, encoding: .utf8).split(separator: "\n")
+            childPID = pid_t(lines[0]) ?? 0
+            checkpointFile = String(lines[1])
+            #expect(childPID > 0 && kill(childPID, 0) == 0)
+            #expect(FileManager.default.fileExists(atPath: checkpointFile))
+        }
+        // withWorker returned: the worker's run() has ended. Its program must be gone (reaped).
+        #expect(kill(childPID, 0) == -1 && errno == ESRCH, "the exec program outlived its worker")
+        #expect(!FileManager.default.fileExists(atPath: checkpointFile), "checkpoint file left behind: \(checkpointFile)")
+        let job = try #require(try await queue.inspector.job(id))
+        #expect(job.state == .waiting && job.attemptsMade == 0, "requeued with no attempt used")
+    }
+
+    @Test("a Redis outage with running jobs: the lease keeper backs off and logs a few lines, not one per try; it says when Redis is back")
+    func outageLogsOnce() async throws {
+        try await withPrivateRedis { server in
+            let client = RedisClient(configuration: server.configuration)
+            defer { Task { await client.close() } }
+            let queue = try JobQueue(name: "outage-logs", client: client)
+            var handlers = JobHandlers()
+            handlers.registerUntilCancelled(name: "long")
+            let logs = CapturedLogs()
+            var ids: [String] = []
+            for _ in 0..<4 { ids.append(try await queue.add(name: "long", payload: .json("{}")).id) }
+            try await withWorker(queue, concurrency: 4, lease: .milliseconds(1200), logger: logs.logger(), handlers: handlers) { _ in
+                try await eventually(20, "4 jobs running") { try await queue.inspector.counts().active == 4 }
+                await server.stop()
+                // The fence (5/6 of the lease without a renewal) stops each job: an event that
+                // comes about a second into the outage, by which time a spinning keeper has
+                // written thousands of lines.
+                try await eventually(20, "the fence to stop all 4 jobs") { logs.count(level: .error, "not renewed") == 4 }
+                let keeperLines = logs.count(level: .debug, "lease keeper")
+                #expect(keeperLines >= 1 && keeperLines <= 6, "lease keeper lines in the outage: \(keeperLines)\n\(logs.all.suffix(3000))")
+                try await server.restart()
+                try await eventually(30, "the keeper to say Redis answers again") { logs.contains(level: .notice, "Redis answers again") }
+            }
+        }
+    }
+
+    @Test("fault-free runs: no lease-lost warning when renewals race finishing runs (1,000 short jobs, renewals every 100 ms)")
+    func noFalseLeaseLost() async throws {
+        let queue = try await uniqueQueue()
+        let probe = Probe()
+        var handlers = JobHandlers()
+        handlers.register(name: "short") { job, _ in
+            probe.enter(job.id)
+            defer { probe.leave() }
+            try await Task.sleep(for: .milliseconds(20))
+            return []
+        }
+        let logs = CapturedLogs()
+        let added = try await queue.addBulk((0..<1000).map { _ in .init(name: "short", payload: .json("{}")) })
+        #expect(added.allSatisfy { (try? $0.get()) != nil })
+        try await withWorker(queue, concurrency: 16, lease: .milliseconds(300), logger: logs.logger(), handlers: handlers) { _ in
+            try await eventually(60, "1,000 jobs completed") {
+                let counts = try await queue.inspector.counts()
+                return probe.totalRuns >= 1000 && counts.active == 0 && counts.waiting == 0
+            }
+        }
+        #expect(probe.totalRuns == 1000, "each job ran once")
+        #expect(!logs.contains(level: .warning, "lease lost"), "\(logs.all.split(separator: "\n").filter { $0.contains("lease lost") }.prefix(5))")
+    }
+}
+
+extension CapturedLogs {
+    /// Lines at `level` or above containing `fragment`.
+    func count(level: Logger.Level, _ fragment: String) -> Int {
+        all.split(separator: "\n").filter { line in
+            guard line.contains(fragment) else { return false }
+            let name = line.prefix { $0 != " " }
+            return (Logger.Level(rawValue: String(name)) ?? .trace) >= level
+        }.count
+    }
+}

@@ -224,3 +224,49 @@ extension CapturedLogs {
         }.count
     }
 }
+
+@Suite("Reliability: exec protocol checkpoints")
+struct ExecCheckpointTests {
+    @Test("checkpoints from fd 3 land in order and before the outcome; one over the limit or malformed is logged and noted in the output")
+    func checkpointsInOrderAndRefusalsTraced() async throws {
+        let queue = try await uniqueQueue()
+        var handlers = JobHandlers()
+        // 50 checkpoints in a burst, then one of 2,000 bytes (over this queue's 1,000), a
+        // malformed one, and a failure so the captured output becomes the details.
+        handlers.register(name: "burst", ExecHandlerTests.sh("""
+            i=1; while [ $i -le 50 ]; do echo "checkpoint $(printf 'step-%d' $i | base64)" >&3; i=$((i+1)); done
+            echo "checkpoint $(head -c 2000 /dev/zero | tr '\\0' 'x' | base64 | tr -d '\\n')" >&3
+            echo "checkpoint !!!not-base64!!!" >&3
+            exit 1
+            """))
+        let logs = CapturedLogs()
+        let added = try await queue.add(name: "burst", payload: .json("{}"), options: .init(attempts: 1))
+        try await withWorker(queue, configure: { $0.settings.maxCheckpointBytes = 1000 }, logger: logs.logger(), handlers: handlers) { _ in
+            try await eventually(20, "the job to fail") { try await queue.inspector.job(added.id)?.state == .failed }
+        }
+        let job = try #require(try await queue.inspector.job(added.id))
+        #expect(job.checkpoint == Array("step-50".utf8), "the last good checkpoint, applied in order")
+        let details = job.error?.details ?? ""
+        #expect(details.contains("[jobq] checkpoint of 2000 bytes not saved"), "\(details)")
+        #expect(details.contains("[jobq] malformed checkpoint line not saved"), "\(details)")
+        #expect(logs.contains(level: .warning, "checkpoint from the program not saved"))
+    }
+
+    @Test("a protocol line over 4 MiB is dropped with a trace; the lines after it still count")
+    func runawayLine() async throws {
+        let queue = try await uniqueQueue()
+        var handlers = JobHandlers()
+        handlers.register(name: "runaway", ExecHandlerTests.sh("""
+            head -c 5000000 /dev/zero | tr '\\0' 'a' >&3; echo >&3
+            echo "checkpoint $(printf 'after' | base64)" >&3
+            exit 1
+            """))
+        let added = try await queue.add(name: "runaway", payload: .json("{}"), options: .init(attempts: 1))
+        try await withWorker(queue, handlers: handlers) { _ in
+            try await eventually(30, "the job to fail") { try await queue.inspector.job(added.id)?.state == .failed }
+        }
+        let job = try #require(try await queue.inspector.job(added.id))
+        #expect(job.checkpoint == Array("after".utf8))
+        #expect(job.error?.details.contains("a protocol line of more than 5000000 bytes on fd 3 was dropped") == true, "\(job.error?.details ?? "")")
+    }
+}

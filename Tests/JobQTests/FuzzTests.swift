@@ -130,3 +130,48 @@ struct FuzzTests {
         }
     }
 }
+
+@Suite("exec protocol line splitting")
+struct ProtocolLineSplitterTests {
+    @Test("linear: a 4 MB line and 40 lines of 600 KB are each searched once and moved at most once")
+    func linear() {
+        var splitter = ProtocolLineSplitter(maxLine: 8 << 20)
+        var lines: [Int] = []
+        let chunk = [UInt8](repeating: 97, count: 64 << 10)
+        var fed = 0
+        // One 4 MB line in 64 KiB reads, then 40 lines of 600 KB.
+        for _ in 0..<64 { splitter.feed(chunk[...]) { if case .line(let l) = $0 { lines.append(l.count) } }; fed += chunk.count }
+        splitter.feed([10][...]) { if case .line(let l) = $0 { lines.append(l.count) } }
+        fed += 1
+        let line = [UInt8](repeating: 98, count: 600_000) + [10]
+        for _ in 0..<40 {
+            var offset = 0
+            while offset < line.count {
+                let end = min(offset + (64 << 10), line.count)
+                splitter.feed(line[offset..<end]) { if case .line(let l) = $0 { lines.append(l.count) } }
+                offset = end
+            }
+            fed += line.count
+        }
+        #expect(lines.count == 41 && lines[0] == 64 << 16 && lines.dropFirst().allSatisfy { $0 == 600_000 })
+        #expect(splitter.examined <= fed, "each byte searched once: \(splitter.examined) of \(fed)")
+        #expect(splitter.moved <= fed, "compaction moves each byte at most once: \(splitter.moved) of \(fed)")
+    }
+
+    @Test("a line over the limit is reported with its length and skipped; the next line is whole; a last line without newline counts")
+    func limit() {
+        var splitter = ProtocolLineSplitter(maxLine: 1000)
+        var pieces: [String] = []
+        func take(_ p: ProtocolLineSplitter.Piece) {
+            switch p {
+            case .line(let l): pieces.append(String(decoding: l, as: UTF8.self))
+            case .tooLong(let n): pieces.append("tooLong \(n)")
+            }
+        }
+        splitter.feed(Array("ok\n".utf8)[...], take)
+        for _ in 0..<5 { splitter.feed([UInt8](repeating: 120, count: 700)[...], take) }
+        splitter.feed(Array("\nnext\ntail".utf8)[...], take)
+        splitter.finish(take)
+        #expect(pieces == ["ok", "tooLong 3500", "next", "tail"])
+    }
+}

@@ -67,13 +67,32 @@ public struct ExecHandler: Sendable {
         environment["JOBQ_EXECUTION_ID"] = context.executionID
         environment["JOBQ_JOB_CHECKPOINT_FILE"] = checkpointPath
 
+        // Protocol lines are applied in order, one at a time, each awaited (a checkpoint is in
+        // Redis before the next line is looked at); at most 64 wait, then the program's writes
+        // to fd 3 block (backpressure through the pipe).
+        let (lines, feed) = AsyncStream.makeStream(of: SpawnedProgram.ProtocolInput.self)
+        let credit = DispatchSemaphore(value: 64)
+        let closed = Atomic<Bool>(false)
         let process = try SpawnedProgram(executable: executable, arguments: arguments, environment: environment,
-                                          stdin: job.payload.bytes, outputLimit: outputLimit, owner: context.workerID) { line in
-            Self.handleProtocol(line, context: context)
+                                          stdin: job.payload.bytes, outputLimit: outputLimit, owner: context.workerID) { input in
+            // On the reader's own thread: waiting here is waiting on the program.
+            while credit.wait(timeout: .now() + .milliseconds(200)) == .timedOut {
+                if closed.load(ordering: .acquiring) { return }
+            }
+            feed.yield(input)
+        }
+        let applier = Task {
+            for await input in lines {
+                await Self.apply(input, context: context, process: process)
+                credit.signal()
+            }
         }
         context.onCancel { [killAfter] _ in process.terminate(killAfter: killAfter) }
         let status = await process.wait()
         await process.protocolDone()
+        closed.store(true, ordering: .releasing)
+        feed.finish()
+        await applier.value
         let output = process.output
         if status.exited && status.code == 0 {
             return process.result ?? []
@@ -89,15 +108,33 @@ public struct ExecHandler: Sendable {
         throw ExitFailure(description: "\(executable) \(how); output: \(tail)")
     }
 
-    /// One line from fd 3.
-    static func handleProtocol(_ line: String, context: JobContext) {
-        switch ExecProtocolLine(parsing: line) {
-        case .progress(let percent, let message):
-            context.progress(percent: percent, message: message)
-        case .checkpoint(let bytes):
-            Task { try? await context.checkpoint(bytes) }
-        case nil:
-            context.logger.debug("unknown or malformed protocol line from the program: \(line.prefix(200))")
+    /// Applies one protocol line from fd 3. A checkpoint that cannot be stored (over the limit,
+    /// malformed, lease lost, Redis refusing it) is logged as a warning and noted in the job's
+    /// captured output, so a program that later resumes from an older checkpoint leaves a trace.
+    static func apply(_ input: SpawnedProgram.ProtocolInput, context: JobContext, process: SpawnedProgram) async {
+        switch input {
+        case .tooLong(let bytes):
+            context.logger.warning("the program wrote a protocol line over the limit on fd 3; it was dropped", metadata: ["bytes": "\(bytes)"])
+            process.note("[jobq] a protocol line of more than \(bytes) bytes on fd 3 was dropped (limit \(SpawnedProgram.maxProtocolLine) bytes)")
+        case .line(let line):
+            switch ExecProtocolLine(parsing: line) {
+            case .progress(let percent, let message):
+                context.progress(percent: percent, message: message)
+            case .checkpoint(let bytes):
+                do {
+                    try await context.checkpoint(bytes)
+                } catch {
+                    context.logger.warning("checkpoint from the program not saved", metadata: ["bytes": "\(bytes.count)", "error": "\(error)"])
+                    process.note("[jobq] checkpoint of \(bytes.count) bytes not saved: \(error)")
+                }
+            case nil:
+                if line.hasPrefix("checkpoint") {
+                    context.logger.warning("malformed checkpoint line from the program (expected `checkpoint <base64>`); not saved")
+                    process.note("[jobq] malformed checkpoint line not saved (expected `checkpoint <base64>`)")
+                } else {
+                    context.logger.debug("unknown or malformed protocol line from the program: \(line.prefix(200))")
+                }
+            }
         }
     }
 }
@@ -133,6 +170,16 @@ final class SpawnedProgram: Sendable {
         var signal: Int32
     }
 
+    /// What the fd-3 reader hands on: a line (without its newline, trimmed), or the size of a
+    /// line that passed ``maxProtocolLine`` and was dropped.
+    enum ProtocolInput: Sendable {
+        case line(String)
+        case tooLong(Int)
+    }
+
+    /// The longest protocol line kept: a 1 MiB checkpoint or result in base64 with room to spare.
+    static let maxProtocolLine = 4 << 20
+
     let pid: pid_t
     /// The worker that started it: a worker does not exit while a program it started lives.
     let owner: String
@@ -144,7 +191,7 @@ final class SpawnedProgram: Sendable {
     private static let live = Mutex<[String: [pid_t: SpawnedProgram]]>([:])
 
     init(executable: String, arguments: [String], environment: [String: String], stdin input: [UInt8], outputLimit: Int,
-         owner: String = "", onProtocolLine: @escaping @Sendable (String) -> Void) throws {
+         owner: String = "", onProtocolLine: @escaping @Sendable (ProtocolInput) -> Void) throws {
         self.owner = owner
         func makePipe() throws -> (read: Int32, write: Int32) {
             var fds: [Int32] = [0, 0]
@@ -224,30 +271,30 @@ final class SpawnedProgram: Sendable {
         }
         outputReader.start()
         let protocolReader = Thread { [self] in
-            var pending: [UInt8] = []
-            var buffer = [UInt8](repeating: 0, count: 16 << 10)
-            func line(_ bytes: ArraySlice<UInt8>) {
-                let text = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-                if text.hasPrefix("result ") {
-                    if let data = Data(base64Encoded: String(text.dropFirst(7))) {
-                        state.withLock { $0.result = Array(data) }
+            var splitter = ProtocolLineSplitter(maxLine: Self.maxProtocolLine)
+            var buffer = [UInt8](repeating: 0, count: 64 << 10)
+            func deliver(_ piece: ProtocolLineSplitter.Piece) {
+                switch piece {
+                case .line(let bytes):
+                    let text = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                    if text.hasPrefix("result ") {
+                        if let data = Data(base64Encoded: String(text.dropFirst(7))) {
+                            state.withLock { $0.result = Array(data) }
+                        }
+                    } else if !text.isEmpty {
+                        onProtocolLine(.line(text))
                     }
-                } else if !text.isEmpty {
-                    onProtocolLine(text)
+                case .tooLong(let count):
+                    onProtocolLine(.tooLong(count))
                 }
             }
             while true {
                 let n = read(protocolPipe.read, &buffer, buffer.count)
                 if n < 0 && errno == EINTR { continue }
                 if n <= 0 { break }
-                pending.append(contentsOf: buffer[0..<n])
-                while let newline = pending.firstIndex(of: 10) {
-                    line(pending[..<newline])
-                    pending.removeSubrange(...newline)
-                }
-                if pending.count > 4 << 20 { pending.removeAll() }   // a runaway line
+                splitter.feed(buffer[0..<n], deliver)
             }
-            if !pending.isEmpty { line(pending[...]) }
+            splitter.finish(deliver)
             close(protocolPipe.read)
             readerFinished()
         }
@@ -373,6 +420,14 @@ final class SpawnedProgram: Sendable {
     }
 
     var output: [UInt8] { state.withLock { $0.output } }
+
+    /// Adds a line of jobq's own to the captured output (it shows in the failure details).
+    func note(_ text: String) {
+        state.withLock { s in
+            if let last = s.output.last, last != 10 { s.output.append(10) }
+            s.output.append(contentsOf: Array((text + "\n").utf8))
+        }
+    }
     var result: [UInt8]? { state.withLock { $0.result } }
 }
 
@@ -382,3 +437,72 @@ private func jobq_addclosefrom(_ actions: UnsafeMutablePointer<posix_spawn_file_
 /// glibc declares `pipe2` only under _GNU_SOURCE; the symbol is always there.
 @_silgen_name("pipe2")
 private func jobq_pipe2(_ fds: UnsafeMutablePointer<Int32>, _ flags: Int32) -> Int32
+
+/// Splits the bytes of fd 3 into lines, in time linear in what the program writes: each byte is
+/// searched for a newline once, consumed lines are compacted away in amortized O(1) per byte, and
+/// a line longer than `maxLine` is skipped to its newline (reported with its length) instead of
+/// being kept.
+struct ProtocolLineSplitter {
+    enum Piece {
+        case line(ArraySlice<UInt8>)
+        case tooLong(Int)
+    }
+
+    let maxLine: Int
+    private var pending: [UInt8] = []
+    private var start = 0          // first byte of the current line
+    private var scanned = 0        // bytes before this have been searched for a newline
+    private var dropping = false   // inside a line past the limit
+    private var dropped = 0        // bytes of that line seen so far
+    /// Bytes looked at by the newline search, for tests (at most each byte once).
+    private(set) var examined = 0
+    /// Bytes moved by compaction, for tests (at most the bytes fed).
+    private(set) var moved = 0
+
+    init(maxLine: Int) { self.maxLine = maxLine }
+
+    mutating func feed(_ bytes: ArraySlice<UInt8>, _ deliver: (Piece) -> Void) {
+        pending.append(contentsOf: bytes)
+        while let newline = pending[scanned...].firstIndex(of: 10) {
+            examined += newline + 1 - scanned
+            if dropping {
+                dropping = false
+                deliver(.tooLong(dropped + (newline - start)))
+            } else {
+                deliver(.line(pending[start..<newline]))
+            }
+            start = newline + 1
+            scanned = start
+        }
+        examined += pending.count - scanned
+        scanned = pending.count
+        if !dropping && pending.count - start > maxLine {
+            dropping = true
+            dropped = 0
+        }
+        if dropping {
+            dropped += pending.count - start
+            start = pending.count
+            scanned = start
+        }
+        if start > 0 && start * 2 >= pending.count {
+            moved += pending.count - start
+            pending.removeSubrange(0..<start)
+            scanned -= start
+            start = 0
+        }
+    }
+
+    /// The last line, when the program closed fd 3 without a final newline.
+    mutating func finish(_ deliver: (Piece) -> Void) {
+        if dropping {
+            deliver(.tooLong(dropped))
+        } else if start < pending.count {
+            deliver(.line(pending[start...]))
+        }
+        pending = []
+        start = 0
+        scanned = 0
+        dropping = false
+    }
+}

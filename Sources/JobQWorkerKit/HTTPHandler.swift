@@ -15,6 +15,8 @@ import NIOHTTP1
 /// - Cancel, timeout, shutdown: the request is cancelled.
 public struct HTTPHandler: Sendable {
     public var url: URL
+    /// The URL as errors and logs show it: a `user:password@` part is hidden.
+    var shownURL: String { URLRedaction.redact(url.absoluteString) }
     public var requestTimeout: Duration
     public var maxResultBytes: Int
     private let client: HTTPClient
@@ -56,7 +58,7 @@ public struct HTTPHandler: Sendable {
         } catch {
             if let reason = context.cancellationReason { throw JobCancelledError(reason: reason) }
             let timedOut = [HTTPClientError.deadlineExceeded, .readTimeout, .connectTimeout, .writeTimeout].contains { $0 == error as? HTTPClientError }
-            throw RetryLater(description: "POST \(url.absoluteString) failed: \(error)", retryAfter: nil,
+            throw RetryLater(description: "POST \(shownURL) failed: \(error)", retryAfter: nil,
                              failureReason: timedOut ? "httpTimeout" : "httpUnreachable")
         }
         let status = response.status.code
@@ -65,7 +67,7 @@ public struct HTTPHandler: Sendable {
             body = try await response.body.collect(upTo: maxResultBytes)
         } catch {
             if (200..<300).contains(status) {
-                throw UnrecoverableError("POST \(url.absoluteString) answered \(status) with a body over the result limit of \(maxResultBytes) bytes", reason: "resultTooLarge")
+                throw UnrecoverableError("POST \(shownURL) answered \(status) with a body over the result limit of \(maxResultBytes) bytes", reason: "resultTooLarge")
             }
         }
         let bytes = Array(body.readableBytesView)
@@ -75,10 +77,10 @@ public struct HTTPHandler: Sendable {
             return bytes
         case 408, 429, 500..<600:
             let retryAfter = response.headers.first(name: "Retry-After").flatMap(Int.init).map { Duration.seconds($0) }
-            throw RetryLater(description: "POST \(url.absoluteString) answered \(status): \(text)", retryAfter: retryAfter,
+            throw RetryLater(description: "POST \(shownURL) answered \(status): \(text)", retryAfter: retryAfter,
                              failureReason: "http\(status)")
         default:
-            throw UnrecoverableError("POST \(url.absoluteString) answered \(status): \(text)", reason: "http\(status)")
+            throw UnrecoverableError("POST \(shownURL) answered \(status): \(text)", reason: "http\(status)")
         }
     }
 }

@@ -22,6 +22,7 @@ struct JobQAdmin: AsyncParsableCommand {
     )
 
     static func main() async {
+        StandardStreams.prepare()
         let wantsJSON = CommandLine.arguments.contains("--json")
         do {
             var command = try parseAsRoot(globalOptionsAfterCommand(Array(CommandLine.arguments.dropFirst())))
@@ -85,7 +86,7 @@ struct JobQAdmin: AsyncParsableCommand {
         } else {
             text = "jobq-admin: \(failure.message)"
         }
-        FileHandle.standardError.write(Data((text + "\n").utf8))
+        StandardStreams.err((text + "\n"))
     }
 }
 

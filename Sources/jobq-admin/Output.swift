@@ -7,22 +7,22 @@ enum Output {
     /// Writes one JSON value (a dictionary or an array of them) to stdout.
     static func json(_ value: Any) {
         let data = (try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])) ?? Data("null".utf8)
-        FileHandle.standardOutput.write(data + Data("\n".utf8))
+        StandardStreams.write(Array(data) + [10], to: 1)
     }
 
     static func line(_ text: String) {
-        FileHandle.standardOutput.write(Data((text + "\n").utf8))
+        StandardStreams.out((text + "\n"))
     }
 
     /// A progress note on stderr, only when stderr is a terminal (long batched commands).
     static func note(_ text: String) {
         guard isatty(2) == 1 else { return }
-        FileHandle.standardError.write(Data(("\r\u{1b}[K" + text).utf8))
+        StandardStreams.err(("\r\u{1b}[K" + text))
     }
 
     static func endNote() {
         guard isatty(2) == 1 else { return }
-        FileHandle.standardError.write(Data("\r\u{1b}[K".utf8))
+        StandardStreams.err("\r\u{1b}[K")
     }
 
     /// Columns padded to their widest cell; numbers right-aligned.

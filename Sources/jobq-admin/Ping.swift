@@ -39,13 +39,13 @@ struct Ping: AsyncParsableCommand {
                 "durabilityProblems": problems,
             ]
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-            print(String(decoding: data, as: UTF8.self))
+            Output.line(String(decoding: data, as: UTF8.self))
         } else {
-            print("redis      \(client.configuration.redactedURL)")
-            print("version    \(info.version)")
-            print("round trip \(micros) µs (best of 5)")
-            print("durability \(problems.isEmpty ? "ok (AOF on, noeviction)" : "AT RISK")")
-            for p in problems { print("  - \(p)") }
+            Output.line("redis      \(client.configuration.redactedURL)")
+            Output.line("version    \(info.version)")
+            Output.line("round trip \(micros) µs (best of 5)")
+            Output.line("durability \(problems.isEmpty ? "ok (AOF on, noeviction)" : "AT RISK")")
+            for p in problems { Output.line("  - \(p)") }
         }
     }
 }

@@ -176,7 +176,7 @@ final class Terminal: Sendable {
     }
 
     func write(_ text: String) {
-        FileHandle.standardOutput.write(Data(text.utf8))
+        StandardStreams.out(text)
     }
 
     func writeLine(_ text: String) { write(text + "\n") }

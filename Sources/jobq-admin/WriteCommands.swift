@@ -305,7 +305,7 @@ func confirm(_ what: String, queue: String, yes: Bool) throws {
     guard isatty(0) == 1 else {
         throw AdminFailure(exitCode: 1, kind: "refused", message: "\(what) needs --yes when stdin is not a terminal")
     }
-    FileHandle.standardError.write(Data("\(what). Type the queue name (\(queue)) to go on: ".utf8))
+    StandardStreams.err("\(what). Type the queue name (\(queue)) to go on: ")
     guard readLine()?.trimmingCharacters(in: .whitespaces) == queue else {
         throw AdminFailure(exitCode: 1, kind: "refused", message: "not confirmed; nothing was deleted")
     }

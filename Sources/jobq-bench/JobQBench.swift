@@ -39,6 +39,20 @@ struct JobQBench: AsyncParsableCommand {
             """
     )
 
+    static func main() async {
+        StandardStreams.prepare()
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
+
     static let known = ["reference", "client", "enqueue", "drain", "steady", "scale", "scale-cluster", "depth", "cancel", "delayed", "recovery", "memory"]
 
     @Argument(help: "Scenarios to run (default: all). See the list below.")

@@ -24,6 +24,20 @@ struct JobQChaos: AsyncParsableCommand {
         subcommands: [Run.self, Produce.self, Work.self],
         defaultSubcommand: Run.self
     )
+
+    static func main() async {
+        StandardStreams.prepare()
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 }
 
 struct Run: AsyncParsableCommand {

@@ -20,6 +20,20 @@ struct JobQDemo: AsyncParsableCommand {
             """
     )
 
+    static func main() async {
+        StandardStreams.prepare()
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
+
     @Option(help: "Jobs to add (5–5000), split 5:3:4:2:6 across email, resize, sync, report, webhook.")
     var jobs = 20
 
@@ -393,7 +407,7 @@ final class Fleet: Sendable {
                 Task {
                     _ = await self.stopWorkers()
                     if let server { await server.destroy() }
-                    FileHandle.standardOutput.write(Data("\ninterrupted: stopped the workers and the private redis-server\n".utf8))
+                    StandardStreams.out("\ninterrupted: stopped the workers and the private redis-server\n")
                     Foundation.exit(130)
                 }
             }
@@ -430,7 +444,7 @@ final class Fleet: Sendable {
         let paths = logs.withLock { $0 }
         for (code, path) in zip(codes, paths) {
             if code != 0, let text = try? String(contentsOfFile: path, encoding: .utf8) {
-                FileHandle.standardError.write(Data("worker log (\(path)):\n\(text.suffix(2000))\n".utf8))
+                StandardStreams.err("worker log (\(path)):\n\(text.suffix(2000))\n")
             } else {
                 try? FileManager.default.removeItem(atPath: path)
             }
@@ -440,7 +454,7 @@ final class Fleet: Sendable {
 }
 
 func say(_ line: String) {
-    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+    StandardStreams.out((line + "\n"))
 }
 
 /// Resident memory of a process, KiB (0 when it is gone).

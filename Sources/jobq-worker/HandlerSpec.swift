@@ -70,7 +70,7 @@ enum HandlerSpec: CustomStringConvertible {
         case .fail(let r): "fail:\(r)"
         case .demo: "demo"
         case .exec(let e): "exec:\(e.executable)"
-        case .http(let url): "http:\(url.absoluteString)"
+        case .http(let url): "http:\(URLRedaction.redact(url.absoluteString))"
         }
     }
 

@@ -73,6 +73,7 @@ struct JobQWorker: AsyncParsableCommand {
     var checkConfig = false
 
     static func main() async {
+        StandardStreams.prepare()
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? AsyncParsableCommand {
@@ -85,7 +86,7 @@ struct JobQWorker: AsyncParsableCommand {
         } catch {
             let code = exitCode(for: error)
             if code == .validationFailure {
-                FileHandle.standardError.write(Data("jobq-worker: \(fullMessage(for: error))\n".utf8))
+                StandardStreams.err("jobq-worker: \(fullMessage(for: error))\n")
                 Foundation.exit(2)
             }
             exit(withError: error)
@@ -100,17 +101,18 @@ struct JobQWorker: AsyncParsableCommand {
                 handlers: handlers, lease: lease, shutdownGrace: shutdownGrace, workerID: workerID, requireDurable: requireDurable,
                 logLevel: logLevel, metricsPort: metricsPort, metricsAddress: metricsAddress))
         } catch {
-            FileHandle.standardError.write(Data("jobq-worker: \(error)\n".utf8))
+            StandardStreams.err("jobq-worker: \(error)\n")
             throw WorkerExit(code: 78)
         }
         if checkConfig {
-            print("""
+            StandardStreams.out("""
                 configuration valid
                   redis        \(settings.redis.redactedURL)\(settings.redis.password != nil ? " (password set)" : "")
                   queues       \(settings.worker.queues.map { "\($0.name):\($0.weight)" }.joined(separator: ", "))
                   concurrency  \(settings.worker.concurrency)
                   lease        \(settings.worker.lease), shutdown grace \(settings.worker.shutdownGrace)
                   handlers     \(settings.handlerSpecs.map { "\($0.name)=\($0.spec)" }.joined(separator: ", "))
+
                 """)
             return
         }
@@ -165,7 +167,7 @@ struct JobQWorker: AsyncParsableCommand {
             for await signal in await UnixSignalsSequence(trapping: .sigterm, .sigint) {
                 seen += 1
                 if seen >= 2 {
-                    FileHandle.standardError.write(Data("jobq-worker: second \(signal): exiting now; leases will bring running jobs back\n".utf8))
+                    StandardStreams.err("jobq-worker: second \(signal): exiting now; leases will bring running jobs back\n")
                     Foundation.exit(1)
                 }
             }

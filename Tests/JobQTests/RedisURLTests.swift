@@ -110,6 +110,31 @@ struct RedisURLTests {
             #expect(error.description.contains("***"))
         }
     }
+
+    @Test("passwords made of every URL delimiter never appear in an error, whether or not the URL parses")
+    func redactionWithDelimiters() {
+        let secrets = ["Sup3r/Secret", "a?b=c", "x#frag", "p@ss", "@@", "a:b:c", "[::1]", "%zz", "semi;colon", "sp ace", "q?x/y@z#w", ":", "/", "?"]
+        let shapes = ["redis://u:%@host:6379", "redis://:%@host", "redis://u:%@host:6379/2", "redis+cluster://u:%@h1:7000,h2:7001",
+                      "redis+sentinel://u:%@s1:26379/mymaster", "unix://u:%@/tmp/redis.sock", "redis://u:%@host:99999", "redis://u:%@"]
+        for secret in secrets {
+            for shape in shapes {
+                let url = shape.replacingOccurrences(of: "%", with: secret)
+                let redacted = RedisURLParser.redactForError(url)
+                #expect(!redacted.contains(secret) || secret.count < 2, "redactForError(\(url)) = \(redacted)")
+                do {
+                    let c = try RedisConfiguration(url: url)
+                    if secret.count >= 2 { #expect(!c.redactedURL.contains(secret), "\(url) → \(c.redactedURL)") }
+                } catch {
+                    if secret.count >= 2 { #expect(!error.description.contains(secret), "\(url) → \(error.description)") }
+                }
+            }
+        }
+        // The user's fix is named.
+        #expect(throws: RedisError.self) { try RedisConfiguration(url: "redis://u:Sup3r/Secret@host:6379") }
+        do { _ = try RedisConfiguration(url: "redis://u:Sup3r/Secret@host:6379") } catch {
+            #expect(error.description.contains("percent-encode"), "\(error.description)")
+        }
+    }
 }
 
 @Suite("Retry backoff")

@@ -12,6 +12,11 @@ enum RedisURLParser {
         }
         let scheme = url[..<schemeEnd.lowerBound].lowercased()
         var rest = Substring(url[schemeEnd.upperBound...])
+        if scheme != "unix", let at = rest.lastIndex(of: "@"),
+           let delimiter = rest.firstIndex(where: { $0 == "/" || $0 == "?" }), delimiter < at {
+            // Otherwise the password would be read as a host, port or database, and quoted back.
+            throw invalid("the user name or password holds an unencoded \"/\" or \"?\": percent-encode it (%2F, %3F)")
+        }
 
         switch scheme {
         case "redis":
@@ -164,12 +169,21 @@ enum RedisURLParser {
 
     /// The URL with any password replaced by `***`, for error messages.
     static func redactForError(_ url: String) -> String {
-        guard let schemeEnd = url.range(of: "://") else { return url }
+        // Never depends on the URL being well formed: everything between "://" and the last "@"
+        // is taken as user information (a password may hold unencoded "/", "?", "#" or "@").
+        guard let schemeEnd = url.range(of: "://") else {
+            return url.contains("@") ? "***" : url
+        }
         let rest = url[schemeEnd.upperBound...]
-        let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
-        guard let at = rest[..<authorityEnd].lastIndex(of: "@"),
-              let colon = rest[..<at].firstIndex(of: ":") else { return url }
-        return String(url[..<rest.index(after: colon)]) + "***" + String(rest[at...])
+        guard let at = rest.lastIndex(of: "@") else { return url }
+        let info = rest[..<at]
+        let shownUser: Substring
+        if let colon = info.firstIndex(of: ":") {
+            shownUser = info[..<colon] + ":"
+        } else {
+            shownUser = ""   // no colon: a user name, or a password with delimiters in it; hide it too
+        }
+        return String(url[..<schemeEnd.upperBound]) + shownUser + "***" + String(rest[at...])
     }
 
     static func percentDecode(_ text: Substring) -> String? {
@@ -224,4 +238,11 @@ extension String {
     func leftPadded(to width: Int, with pad: Character = "0") -> String {
         count >= width ? self : String(repeating: pad, count: width - count) + self
     }
+}
+
+/// The password-hiding rule of Redis URL errors, for any URL the executables print (an `http:`
+/// handler's address in `--check-config`): everything between `://` and the last `@` is hidden
+/// but the user name, whether or not the URL is well formed.
+package enum URLRedaction {
+    package static func redact(_ url: String) -> String { RedisURLParser.redactForError(url) }
 }

@@ -47,8 +47,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system", from: "1.5.0"),
         // HdrHistogram for benchmark latencies (p50…p99.9, max) without our own bucketing maths.
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
-        // Already in the graph through swift-configuration's YAML trait; named here so the deploy
-        // tests can parse every Kubernetes/Compose file (multi-document YAML) without a parser of ours.
+        // Already in the graph through swift-configuration's YAML trait; named here so jobq-worker
+        // can check its file's types, unknown keys and alias expansion before reading it, and the
+        // deploy tests can parse every Kubernetes/Compose file, without a parser of ours.
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
@@ -101,6 +102,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strict
         ),

@@ -25,6 +25,32 @@ enum HandlerSpec: CustomStringConvertible {
     case exec(ExecHandler)
     case http(URL)
 
+    /// Why a spec of a known kind can never work (nil when it may): an `exec:` path that is
+    /// not an executable file, an `http:` URL whose port is out of range or that has no host.
+    static func problem(_ text: String) -> String? {
+        if text.hasPrefix("exec:") {
+            let words = text.dropFirst(5).split(separator: " ").map(String.init)
+            guard let program = words.first else { return "exec:/absolute/path/to/program [args…]" }
+            guard program.hasPrefix("/") else { return "an absolute program path after exec: (\(program) is relative)" }
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: program, isDirectory: &isDirectory) else { return "an existing program (\(program) does not exist)" }
+            if isDirectory.boolValue { return "a program, not a directory (\(program))" }
+            if !FileManager.default.isExecutableFile(atPath: program) { return "an executable file (\(program) is not executable by this user)" }
+        } else if text.hasPrefix("http:") {
+            let address = String(text.dropFirst(5))
+            guard let url = URL(string: address), ["http", "https"].contains(url.scheme?.lowercased() ?? "") else {
+                return "http:http(s)://host[:port]/path"
+            }
+            guard url.host?.isEmpty == false else { return "a URL with a host after http:" }
+            if let port = url.port, !(1...65535).contains(port) { return "a port in 1…65535 (the URL says \(port))" }
+            if url.port == nil, let authority = address.split(separator: "/").dropFirst(1).first, authority.contains(":"),
+               let last = authority.split(separator: ":").last, !last.contains("]"), Int(last) == nil || Int(last)! > 65535 {
+                return "a port in 1…65535 (the URL says \(last))"
+            }
+        }
+        return nil
+    }
+
     static let kinds = "sleep[:MIN[..MAX]], echo, noop, fail[:REASON], demo, exec:/path/to/program [args…], http:http(s)://host/path"
 
     init?(parsing text: String) {

@@ -67,6 +67,7 @@ struct WorkerSettings {
     }
 
     static func load(flags: Flags, environment: [String: String] = ProcessInfo.processInfo.environment) async throws -> WorkerSettings {
+        try ConfigSchema.check(environment: environment)
         // JOBQ_X_Y → X_Y for the environment provider; JOBQ_JOB_* are the jobs' own.
         var scoped: [String: String] = [:]
         for (key, value) in environment where key.hasPrefix("JOBQ_") && !key.hasPrefix("JOBQ_JOB_") {
@@ -79,6 +80,12 @@ struct WorkerSettings {
             guard FileManager.default.fileExists(atPath: path) else {
                 throw Problem(key: "--config", value: path, expected: "a readable YAML file (see config/jobq.yaml)")
             }
+            let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+            guard size <= 1 << 20, let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                throw Problem(key: "--config", value: path, expected: "a readable UTF-8 YAML file of at most 1 MiB")
+            }
+            // Types, unknown keys and expansion checked first: the provider reads leniently.
+            try ConfigSchema.check(yaml: text)
             do {
                 providers.append(try await FileProvider<YAMLSnapshot>(filePath: FilePath(path)))
             } catch {
@@ -151,7 +158,7 @@ struct WorkerSettings {
         var concurrency = 8
         if let c = flags.concurrency {
             concurrency = c
-        } else if let text = config.string(forKey: "worker.concurrency") {
+        } else if let text = config.string(forKey: "worker.concurrency"), !text.isEmpty {
             guard let c = Int(text) else { throw Problem(key: "worker.concurrency", value: text, expected: "an integer 1…10000") }
             concurrency = c
         }
@@ -187,8 +194,15 @@ struct WorkerSettings {
             } catch {
                 throw Problem(key: "handlers", value: text, expected: "a job name of 1–200 bytes without control characters")
             }
-            guard let spec = HandlerSpec(parsing: String(text[text.index(after: eq)...])) else {
+            let specText = String(text[text.index(after: eq)...])
+            if let why = HandlerSpec.problem(specText) {
+                throw Problem(key: "handlers", value: text, expected: why)
+            }
+            guard let spec = HandlerSpec(parsing: specText) else {
                 throw Problem(key: "handlers", value: text, expected: "jobName=kind[:argument], kinds: \(HandlerSpec.kinds)")
+            }
+            guard !specs.contains(where: { $0.0 == name }) else {
+                throw Problem(key: "handlers", value: text, expected: "one handler per job name (\"\(name)\" has two)")
             }
             specs.append((name, spec))
         }
@@ -201,7 +215,7 @@ struct WorkerSettings {
             throw Problem(key: "log.level", value: level, expected: "trace, debug, info, notice, warning, error or critical")
         }
         var metricsPort: Int? = flags.metricsPort
-        if metricsPort == nil, let text = config.string(forKey: "metrics.port") {
+        if metricsPort == nil, let text = config.string(forKey: "metrics.port"), !text.isEmpty {
             guard let p = Int(text) else { throw Problem(key: "metrics.port", value: text, expected: "a port number 0…65535 (0: any free port)") }
             metricsPort = p
         }

@@ -34,7 +34,7 @@ extension ExecutableTests {
                 arguments: ["--redis-url", "unix://jobq-worker@\(socket)", "--redis-password-file", passwordFile, "--queue", queue,
                             "--handler", "env=exec:\(program)", "--log-level", "debug", "--concurrency", "2"],
                 // A secret in the worker's own environment must not reach the job either.
-                environment: ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": temp, "JOBQ_REDIS_PASSWORD": workerPassword, "JOBQ_TEST_SECRET_TOKEN": "s3cr3t-token"],
+                environment: ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": temp, "JOBQ_REDIS_PASSWORD": workerPassword, "APP_SECRET_TOKEN": "s3cr3t-token"],
                 outputPath: log)
             defer { worker.signal(SIGKILL) }
 
@@ -53,7 +53,7 @@ extension ExecutableTests {
             #expect(inspected["state"] as? String == "failed", "the program exits 100 on purpose: \(inspected)")
             let details = "\(inspected["error"] ?? "")"
             #expect(details.contains("JOBQ_JOB_ID=\(id)"), "the job saw its own variables: \(details)")
-            for secret in [workerPassword, adminPassword, "s3cr3t-token", "JOBQ_REDIS", "JOBQ_TEST_SECRET"] {
+            for secret in [workerPassword, adminPassword, "s3cr3t-token", "JOBQ_REDIS", "APP_SECRET"] {
                 #expect(!details.contains(secret), "\(secret) reached the job's environment")
             }
 

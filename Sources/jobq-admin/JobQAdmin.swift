@@ -84,7 +84,7 @@ struct JobQAdmin: AsyncParsableCommand {
             let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
             text = String(decoding: data, as: UTF8.self)
         } else {
-            text = "jobq-admin: \(failure.message)"
+            text = "jobq-admin: \(Output.safe(failure.message))"
         }
         StandardStreams.err((text + "\n"))
     }

@@ -11,7 +11,34 @@ enum Output {
     }
 
     static func line(_ text: String) {
-        StandardStreams.out((text + "\n"))
+        StandardStreams.out(safe(text, keepNewlines: true) + "\n")
+    }
+
+    /// Text made safe for a terminal: control characters (C0, DEL, C1) and invisible format
+    /// characters (bidirectional overrides…) from names, ids, messages and results are shown as
+    /// escapes (`\n`, `\t`, `\e`, `\u{202E}`), so a stored value can neither move the cursor,
+    /// clear the screen, set the title, nor split a line. `--json` output is exact instead.
+    static func safe(_ text: String, keepNewlines: Bool = false) -> String {
+        guard text.unicodeScalars.contains(where: needsEscape) else { return text }
+        var out = ""
+        out.unicodeScalars.reserveCapacity(text.unicodeScalars.count)
+        for scalar in text.unicodeScalars {
+            if scalar == "\n" && keepNewlines { out.unicodeScalars.append(scalar); continue }
+            guard needsEscape(scalar) else { out.unicodeScalars.append(scalar); continue }
+            switch scalar {
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            case "\r": out += "\\r"
+            case "\u{1B}": out += "\\e"
+            default: out += "\\u{\(String(scalar.value, radix: 16, uppercase: true))}"
+            }
+        }
+        return out
+    }
+
+    private static func needsEscape(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) || scalar.properties.generalCategory == .format
+            || scalar.properties.generalCategory == .lineSeparator || scalar.properties.generalCategory == .paragraphSeparator
     }
 
     /// A progress note on stderr, only when stderr is a terminal (long batched commands).
@@ -27,6 +54,7 @@ enum Output {
 
     /// Columns padded to their widest cell; numbers right-aligned.
     static func table(_ header: [String], _ rows: [[String]], numeric: Set<Int> = []) -> String {
+        let rows = rows.map { $0.map { safe($0) } }
         var widths = header.map(\.count)
         for row in rows {
             for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) }

@@ -1,5 +1,5 @@
 import Foundation
-import JobQ
+@testable import JobQ
 import LocalRedis
 import Testing
 
@@ -51,6 +51,31 @@ extension ExecutableTests {
                                           environment: ["JOBQ_REDIS_URL": "redis://127.0.0.1:6379"])
             #expect(check.code == 0, "\(check.output)")
             #expect(!check.output.contains("hunter22") && check.output.contains("hookuser:***@127.0.0.1"), "\(check.output)")
+        }
+
+        @Test("control characters and ANSI escapes in stored text are shown escaped for terminals; --json stays exact")
+        func terminalEscapes() async throws {
+            let server = try await SharedRedis.instance.server()
+            let client = try await SharedRedis.client()
+            let queue = try JobQueue(name: "ansi-\(UUID().uuidString.prefix(8))", client: client)
+            let hostile = "\u{1B}]0;pwned\u{07}\u{1B}[2J\u{1B}[31mred\r\u{202E}evil\u{9B}x"
+            let added = try await queue.add(name: "ansi", payload: .json("{}"), options: .init(attempts: 1))
+            let (_, lease) = try #require(try await queue.takeJob())
+            _ = try await queue.core.setProgress(added.id, token: lease.token, percent: 10, message: hostile)
+            _ = try await queue.core.finish(added.id, token: lease.token, end: .failed(reason: "bad\u{1B}[0m", details: "line 1\n" + hostile, retryDelayMs: nil), next: nil)
+            for args in [["inspect", queue.name, added.id], ["list", queue.name], ["queues"]] {
+                let run = try await runAdmin(args + ["--redis-url", server.url])
+                #expect(run.code == 0, "\(args): \(run.err)")
+                #expect(!run.out.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x07 || $0.value == 0x9B || $0 == "\r" || $0.value == 0x202E }, "\(args): raw control characters in \(run.out.debugDescription)")
+                if args[0] == "inspect" { #expect(run.out.contains("\\e]0;pwned") && run.out.contains("\\u{202E}evil"), "\(run.out)") }
+            }
+            let json = try await runAdmin(["inspect", queue.name, added.id, "--json", "--redis-url", server.url])
+            let object = try #require(jsonObject(json.out))
+            let error = try #require(object["error"] as? [String: Any])
+            #expect((error["details"] as? String) == "line 1\n" + hostile, "--json is exact")
+            // An error message naming a hostile id stays on one line.
+            let missing = try await runAdmin(["inspect", queue.name, "no\u{1B}[2Jsuch", "--redis-url", server.url])
+            #expect(missing.code == 4 && missing.err.split(separator: "\n").count == 1 && !missing.err.contains("\u{1B}"), "\(missing.err.debugDescription)")
         }
     }
 }

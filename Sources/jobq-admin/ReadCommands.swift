@@ -9,26 +9,40 @@ struct Queues: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     func run() async throws {
-        let (queues, workers) = try await global.withClient { client in
-            (try await QueueInspector.queues(client: client), try await WorkerInfo.list(client: client))
+        let (summaries, workers) = try await global.withClient { client in
+            (try await QueueInspector.overview(client: client), try await WorkerInfo.list(client: client))
         }
         func workerCount(_ queue: String) -> Int {
             workers.filter { $0.queues.contains { $0 == queue || $0.hasPrefix(queue + ":") } }.count
         }
+        let broken = summaries.filter { $0.counts == nil }
         if global.json {
-            Output.json(queues.map { JSONShape.counts($0.name, $0.counts, workers: workerCount($0.name)) })
-            return
-        }
-        guard !queues.isEmpty else {
+            Output.json(summaries.map { q -> [String: Any] in
+                if let counts = q.counts { return JSONShape.counts(q.name, counts, workers: workerCount(q.name)) }
+                return ["queue": q.name, "broken": ["kind": q.problem?.code.description ?? "unknown", "message": q.problem?.description ?? "",
+                                                    "keys": q.brokenKeys] as [String: Any]]
+            })
+        } else if summaries.isEmpty {
             Output.line("no queues (a queue appears with its first job)")
-            return
+        } else {
+            let rows = summaries.compactMap { q -> [String]? in
+                guard let c = q.counts else { return [q.name, "—", "—", "—", "—", "—", "—", "BROKEN", String(workerCount(q.name))] }
+                return [q.name, String(c.waiting), String(c.delayed), String(c.active), String(c.completed),
+                        String(c.failed), String(c.cancelled), c.paused ? "yes" : "no", String(workerCount(q.name))]
+            }
+            Output.line(Output.table(["QUEUE", "WAITING", "DELAYED", "ACTIVE", "COMPLETED", "FAILED", "CANCELLED", "PAUSED", "WORKERS"],
+                                     rows, numeric: [1, 2, 3, 4, 5, 6, 8]))
+            for q in broken {
+                Output.line("")
+                Output.line("broken: \(Output.safe(q.name))")
+                for key in q.brokenKeys { Output.line("  \(Output.safe(key))") }
+                if let problem = q.problem { Output.line("  \(Output.safe(problem.description))") }
+            }
         }
-        let rows = queues.map { q in
-            [q.name, String(q.counts.waiting), String(q.counts.delayed), String(q.counts.active), String(q.counts.completed),
-             String(q.counts.failed), String(q.counts.cancelled), q.counts.paused ? "yes" : "no", String(workerCount(q.name))]
+        if !broken.isEmpty {
+            // Partly failed (exit 1): everything readable was printed.
+            throw ExitCode(1)
         }
-        Output.line(Output.table(["QUEUE", "WAITING", "DELAYED", "ACTIVE", "COMPLETED", "FAILED", "CANCELLED", "PAUSED", "WORKERS"],
-                                 rows, numeric: [1, 2, 3, 4, 5, 6, 8]))
     }
 }
 

@@ -57,7 +57,17 @@ struct Watch: AsyncParsableCommand {
             var refresh = 0
             while iterations == 0 || refresh < iterations {
                 refresh += 1
-                let names = queues.isEmpty ? try await QueueInspector.queues(client: client).map(\.name) : queues
+                var names = queues
+                var broken: [(String, String)] = []
+                if queues.isEmpty {
+                    for summary in try await QueueInspector.overview(client: client) {
+                        if let problem = summary.problem, problem.code == .invalidQueueName {
+                            broken.append((summary.name, problem.description))
+                        } else {
+                            names.append(summary.name)
+                        }
+                    }
+                }
                 for name in names.prefix(16) where readers[name] == nil {
                     let queue = try global.queue(name, client)
                     readers[name] = Task {
@@ -72,8 +82,13 @@ struct Watch: AsyncParsableCommand {
                 var active: [Job] = []
                 for name in names {
                     let inspector = try global.queue(name, client).inspector
-                    counts.append((name, try await inspector.counts()))
-                    if activeLimit > 0 { active += try await inspector.jobs(state: .active, limit: activeLimit) }
+                    do {
+                        counts.append((name, try await inspector.counts()))
+                        if activeLimit > 0 { active += try await inspector.jobs(state: .active, limit: activeLimit) }
+                    } catch let error as JobQError where error.code != .redis {
+                        // One broken queue is shown as such; the others keep updating.
+                        broken.append((name, error.description))
+                    }
                 }
                 let workers = try await WorkerInfo.list(client: client)
                 let now = ContinuousClock.now
@@ -81,18 +96,19 @@ struct Watch: AsyncParsableCommand {
                 last = now
                 let tallies = rates.take()
                 if global.json {
-                    terminal.writeLine(Self.jsonLine(counts: counts, tallies: tallies, seconds: seconds, active: active, workers: workers.count))
+                    terminal.writeLine(Self.jsonLine(counts: counts, broken: broken, tallies: tallies, seconds: seconds, active: active, workers: workers.count))
                 } else {
-                    terminal.redraw(screen(client: client, counts: counts, tallies: tallies, seconds: seconds, active: active, workers: workers))
+                    terminal.redraw(screen(client: client, counts: counts, broken: broken, tallies: tallies, seconds: seconds, active: active, workers: workers))
                 }
                 if await quit.wait(upTo: interval.value) { break }
             }
         }
     }
 
-    static func jsonLine(counts: [(String, JobCounts)], tallies: [String: Rates.Tally], seconds: Double, active: [Job], workers: Int) -> String {
+    static func jsonLine(counts: [(String, JobCounts)], broken: [(String, String)] = [], tallies: [String: Rates.Tally], seconds: Double, active: [Job], workers: Int) -> String {
         let object: [String: Any] = [
             "time": Output.timestamp(Date()),
+            "broken": broken.map { ["queue": $0.0, "message": $0.1] },
             "workers": workers,
             "queues": counts.map { name, c -> [String: Any] in
                 var o = JSONShape.counts(name, c)
@@ -113,7 +129,7 @@ struct Watch: AsyncParsableCommand {
         return String(decoding: data, as: UTF8.self)
     }
 
-    func screen(client: RedisClient, counts: [(String, JobCounts)], tallies: [String: Rates.Tally], seconds: Double, active: [Job], workers: [WorkerInfo]) -> String {
+    func screen(client: RedisClient, counts: [(String, JobCounts)], broken: [(String, String)] = [], tallies: [String: Rates.Tally], seconds: Double, active: [Job], workers: [WorkerInfo]) -> String {
         let clock = DateFormatter()
         clock.dateFormat = "HH:mm:ss"
         var text = "jobq watch — \(client.configuration.redactedURL) — \(clock.string(from: Date())) — \(workers.count) worker\(workers.count == 1 ? "" : "s") — q quits\n\n"
@@ -128,6 +144,9 @@ struct Watch: AsyncParsableCommand {
             }
             text += Output.table(["QUEUE", "WAITING", "DELAYED", "ACTIVE", "COMPLETED", "FAILED", "CANCELLED", "", "ADDED/S", "DONE/S", "FAILED/S", "RETRIED/S"],
                                  rows, numeric: [1, 2, 3, 4, 5, 6, 8, 9, 10, 11]) + "\n"
+        }
+        for (name, problem) in broken {
+            text += Output.safe("BROKEN \(name): \(problem)") + "\n"
         }
         text += "\nrunning jobs: \(active.count)\n"
         if !active.isEmpty {

@@ -93,6 +93,59 @@ extension ExecutableTests {
             #expect(json.code == 1, "\(json.output)")
             let error = (try? JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [String: [String: Any]])?["error"]
             #expect(error?["kind"] as? String == "keyConflict", "\(json.output)")
+            // Leave the shared server's queue overview clean for the other tests.
+            let cleanup = RedisClient(configuration: server.configuration)
+            _ = try await cleanup.send("DEL", try QueueKeys(queue: queue).wait)
+            _ = try await cleanup.send("SREM", QueueKeys.queueRegistry, queue)
+            await cleanup.close()
+        }
+
+        @Test("one broken queue does not hide the others: queues and watch list it as broken with the key and the fix, exit 1")
+        func brokenQueueInOverview() async throws {
+            try await withPrivateRedis { server in
+                let client = RedisClient(configuration: server.configuration)
+                defer { Task { await client.close() } }
+                let good = try JobQueue(name: "good", client: client)
+                _ = try await good.add(name: "x", payload: .json("{}"))
+                let bad = try JobQueue(name: "bad", client: client)
+                _ = try await bad.add(name: "x", payload: .json("{}"))
+                _ = try await client.send("DEL", bad.core.keys.meta)
+                _ = try await client.send("SET", bad.core.keys.meta, "foreign")
+                _ = try await client.send("SADD", QueueKeys.queueRegistry, "bad{name")
+                let text = try await runTool("jobq-admin", ["queues", "--redis-url", server.url])
+                #expect(text.code == 1, "\(text.output)")
+                #expect(text.output.contains("good") && text.output.contains("BROKEN"), "\(text.output)")
+                #expect(text.output.contains("jobq:{bad}:meta is a string (jobq keeps a hash there)"), "\(text.output)")
+                #expect(text.output.contains("SREM jobq:queues"), "the unusable name gets its fix: \(text.output)")
+                let json = try await runTool("jobq-admin", ["queues", "--json", "--redis-url", server.url])
+                let rows = (try? JSONSerialization.jsonObject(with: Data(json.output.prefix { $0 != "\u{0}" }.utf8)) as? [[String: Any]]) ?? []
+                #expect(rows.contains { $0["queue"] as? String == "good" && $0["waiting"] as? Int == 1 }, "\(json.output)")
+                #expect(rows.contains { $0["queue"] as? String == "bad" && ($0["broken"] as? [String: Any])?["keys"] as? [String] == ["jobq:{bad}:meta is a string (jobq keeps a hash there)"] }, "\(json.output)")
+                let watch = try await runTool("jobq-admin", ["watch", "--iterations", "1", "--json", "--redis-url", server.url])
+                #expect(watch.code == 0 && watch.output.contains("\"queue\":\"good\"") && watch.output.contains("\"broken\":[{"), "\(watch.output)")
+            }
+        }
+
+        @Test("a user without permission for the queue registry or for scripts gets permissionDenied naming what is missing, never \"no queues\" or \"report a bug\"")
+        func permissionErrors() async throws {
+            try await withPrivateRedis { server in
+                let admin = RedisClient(configuration: server.configuration)
+                defer { Task { await admin.close() } }
+                _ = try await JobQueue(name: "p", client: admin).add(name: "x", payload: .json("{}"))
+                _ = try await admin.send("ACL", "SETUSER", "noeval", "on", ">pw", "~*", "+@all", "-eval", "-evalsha", "-smembers")
+                var configuration = server.configuration
+                configuration.username = "noeval"
+                configuration.password = "pw"
+                let limited = RedisClient(configuration: configuration)
+                defer { Task { await limited.close() } }
+                await #expect { try await QueueInspector.overview(client: limited) } throws: { error in
+                    (error as? JobQError)?.code == .permissionDenied && "\(error)".contains("smembers")
+                }
+                await #expect { try await JobQueue(name: "p", client: limited).add(name: "x", payload: .json("{}")) } throws: { error in
+                    guard let error = error as? JobQError else { return false }
+                    return error.code == .permissionDenied && !error.description.contains("report this as a bug")
+                }
+            }
         }
 
         @Test("jobq-worker --check-config on 60 mutated configuration files: each exits 0 or 78 with a one-line reason, never a crash")

@@ -64,17 +64,52 @@ public struct QueueInspector: Sendable {
 
     /// Every queue that was ever used on this Redis (`jobq:queues`), with its counts, by name.
     public static func queues(client: RedisClient, settings: QueueSettings = QueueSettings()) async throws(JobQError) -> [(name: String, counts: JobCounts)] {
+        try await overview(client: client, settings: settings).compactMap { q in q.counts.map { (q.name, $0) } }
+    }
+
+    /// One queue of the overview: its counts, or why they cannot be read (a foreign value under
+    /// its keys, a name jobq cannot use) with the keys at fault.
+    public struct Summary: Sendable {
+        public var name: String
+        public var counts: JobCounts?
+        /// Why the counts are missing; nil when they are there.
+        public var problem: JobQError?
+        /// The queue's keys holding a value jobq did not write ("key is a T (jobq keeps a U there)").
+        public var brokenKeys: [String]
+    }
+
+    /// Every registered queue, in name order. A broken queue is listed with its problem and the
+    /// others still are: one bad queue never hides the rest.
+    /// - Throws: only when the registry itself cannot be read (Redis down, no permission).
+    public static func overview(client: RedisClient, settings: QueueSettings = QueueSettings()) async throws(JobQError) -> [Summary] {
         let reply: RedisReply
         do {
             reply = try await client.send(RedisCommand("SMEMBERS", QueueKeys.queueRegistry), idempotent: true)
         } catch {
             throw JobQError(redis: error, queue: nil)
         }
+        if let message = reply.errorMessage {
+            let code: JobQError.Code = reply.errorCode == "NOPERM" ? .permissionDenied : reply.errorCode == "WRONGTYPE" ? .keyConflict : .internalError
+            throw JobQError(code, detail: "cannot read the queue registry \(QueueKeys.queueRegistry): \(message.prefix(300))")
+        }
         let names = (reply.array ?? []).compactMap(\.string).sorted()
-        var out: [(String, JobCounts)] = []
+        var out: [Summary] = []
         for name in names {
-            guard let inspector = try? QueueInspector(name: name, client: client, settings: settings) else { continue }
-            out.append((name, try await inspector.counts()))
+            let inspector: QueueInspector
+            do {
+                inspector = try QueueInspector(name: name, client: client, settings: settings)
+            } catch {
+                out.append(Summary(name: name, counts: nil, problem: JobQError(error.code, queue: name,
+                    detail: "the registry \(QueueKeys.queueRegistry) holds a name jobq cannot use (\(error.detail)); remove it with SREM \(QueueKeys.queueRegistry) <name>"), brokenKeys: []))
+                continue
+            }
+            do {
+                out.append(Summary(name: name, counts: try await inspector.counts(), problem: nil, brokenKeys: []))
+            } catch {
+                if error.code == .redis { throw error }
+                let broken = (try? await inspector.core.keyConflicts()) ?? []
+                out.append(Summary(name: name, counts: nil, problem: error, brokenKeys: broken))
+            }
         }
         return out
     }

@@ -7,7 +7,7 @@ public struct JobQError: Error, Sendable, Hashable, CustomStringConvertible {
         fileprivate enum Kind: String, Sendable {
             case invalidQueueName, invalidJobID, invalidJobName, invalidOptions, tooLarge
             case notFound, leaseLost, isActive, notPaused, hasActive, wrongState, paused
-            case outOfMemory, keyConflict, notReplicated, redis, timedOut, installation, internalError
+            case outOfMemory, keyConflict, notReplicated, permissionDenied, redis, timedOut, installation, internalError
         }
         fileprivate let kind: Kind
         public var description: String { kind.rawValue }
@@ -44,6 +44,9 @@ public struct JobQError: Error, Sendable, Hashable, CustomStringConvertible {
         /// A durable add (``QueueSettings/replicasToConfirmAdds``) was not confirmed by enough
         /// replicas in time: the job is stored on the primary, but a failover could lose it.
         public static let notReplicated = Code(kind: .notReplicated)
+        /// The Redis user may not run a command or touch a key jobq needs (`NOPERM`): the
+        /// detail names which. Nothing was changed.
+        public static let permissionDenied = Code(kind: .permissionDenied)
         /// Redis could not be reached, or the outcome of a call is unknown: see ``redisError``.
         public static let redis = Code(kind: .redis)
         /// Waiting (for a job's outcome) took longer than allowed.
@@ -92,6 +95,7 @@ public struct JobQError: Error, Sendable, Hashable, CustomStringConvertible {
         case .outOfMemory: "raise Redis maxmemory, clean finished jobs, or lower retention; nothing was written"
         case .keyConflict: "another program wrote under this queue's keys; find the key with `redis-cli --scan --pattern 'jobq:{<queue>}:*'` and `TYPE`, then rename or delete it (or use another queue name)"
         case .notReplicated: "check the replicas (INFO replication); the job is on the primary and will run unless a failover happens first; add again with the same id to confirm (dedup makes that safe)"
+        case .permissionDenied: "grant it to this Redis user (config/users.acl lists what the producer, worker and admin roles each need), or connect as a user of the right role"
         case .redis: redisError?.hint ?? "check Redis"
         case .timedOut: "wait longer, or check that workers are running for this queue"
         case .installation: "ship the jobq_JobQ.resources bundle next to the binary"

@@ -51,6 +51,10 @@ final class QueueCore: Sendable {
         if reply.errorCode == "OOM" {
             throw JobQError(.outOfMemory, queue: name, jobID: jobID, detail: "Redis refused the write: \(message)")
         }
+        if reply.errorCode == "NOPERM" || message.contains("NOPERM") {
+            throw JobQError(.permissionDenied, queue: name, jobID: jobID,
+                            detail: "Redis refused \(script?.name ?? "a command"): \(message.prefix(300))")
+        }
         if reply.errorCode == "WRONGTYPE" || message.contains("WRONGTYPE") {
             throw JobQError(.keyConflict, queue: name, jobID: jobID,
                             detail: "\(script?.name ?? "a command") met a key under \(keys.base) holding another type of value than jobq's (\(message.prefix(200)))")

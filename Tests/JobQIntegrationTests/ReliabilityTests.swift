@@ -270,3 +270,52 @@ struct ExecCheckpointTests {
         #expect(job.error?.details.contains("a protocol line of more than 5000000 bytes on fd 3 was dropped") == true, "\(job.error?.details ?? "")")
     }
 }
+
+@Suite("Reliability: bulk operator actions")
+struct BulkActionTests {
+    /// Script calls (EVAL + EVALSHA) the server has run since the last CONFIG RESETSTAT.
+    static func scriptCalls(_ client: RedisClient) async throws -> Int {
+        let text = try await client.send("INFO", "commandstats").string ?? ""
+        var calls = 0
+        for line in text.split(whereSeparator: \.isNewline) where line.hasPrefix("cmdstat_evalsha:") || line.hasPrefix("cmdstat_eval:") {
+            if let range = line.range(of: "calls="), let n = Int(line[range.upperBound...].prefix { $0.isNumber }) { calls += n }
+        }
+        return calls
+    }
+
+    @Test("cancelling, retrying and removing 1,000 ids take a handful of script calls, not one per id; outcomes stay per id and in order")
+    func batched() async throws {
+        try await withPrivateRedis { server in
+            let client = RedisClient(configuration: server.configuration)
+            defer { Task { await client.close() } }
+            let queue = try JobQueue(name: "bulk", client: client)
+            try await queue.inspector.setRetention(cancelled: 2000)
+            let added = try await queue.addBulk((0..<1000).map { _ in .init(name: "x", payload: .json("{}")) })
+            var ids = try added.map { try $0.get().id }
+            // One running job and one unknown id among them: their outcomes are their own.
+            let (running, _) = try #require(try await queue.takeJob())
+            ids.append("no-such-job")
+            _ = try await client.send("CONFIG", "RESETSTAT")
+            let outcomes = try await queue.cancel(ids)
+            let cancelCalls = try await Self.scriptCalls(client)
+            #expect(cancelCalls <= 8, "\(cancelCalls) script calls for 1,001 cancels")
+            #expect(outcomes.count == 1001 && outcomes.last == .notFound)
+            #expect(outcomes.filter { $0 == .cancelled }.count == 999)
+            #expect(outcomes[ids.firstIndex(of: running.id)!] == .cancelRequested(listeners: 0))
+            #expect(try await queue.inspector.counts().waiting == 0)
+
+            _ = try await client.send("CONFIG", "RESETSTAT")
+            let retried = try await queue.inspector.retry(ids)
+            #expect(try await Self.scriptCalls(client) <= 4)
+            #expect(retried.filter { $0 == .retried }.count == 999)
+
+            _ = try await client.send("CONFIG", "RESETSTAT")
+            let removed = try await queue.inspector.remove(ids)
+            #expect(try await Self.scriptCalls(client) <= 8)
+            #expect(removed.filter { if case .removed(from: .waiting) = $0 { return true } else { return false } }.count == 999)
+            #expect(removed[ids.firstIndex(of: running.id)!] == .isActive && removed.last == .notFound)
+            let events = try await queue.eventKinds(for: ids[1])
+            #expect(events == ["added", "cancelled", "waiting", "removed"], "\(events)")
+        }
+    }
+}

@@ -203,17 +203,25 @@ public struct QueueInspector: Sendable {
     /// Removes jobs that are not running; their `removed` event stays in the stream.
     public func remove(_ ids: [String]) async throws(JobQError) -> [RemoveOutcome] {
         var outcomes: [RemoveOutcome] = []
-        for id in ids {
-            let reply = try await core.run(core.scripts.removeJob, keys: core.removeKeys(id), arguments: [id, core.maxLen], jobID: id, idempotent: true)
-            guard let items = reply.array, let code = items.first?.int else { throw core.unexpected(reply, core.scripts.removeJob, jobID: id) }
-            switch code {
-            case 1:
-                guard items.count == 2, let state = items[1].string.flatMap(JobState.init(rawValue:)) else { throw core.unexpected(reply, core.scripts.removeJob, jobID: id) }
-                outcomes.append(.removed(from: state))
-            case ScriptCode.isActive.rawValue: outcomes.append(.isActive)
-            case ScriptCode.notFound.rawValue: outcomes.append(.notFound)
-            default: throw core.unexpected(reply, core.scripts.removeJob, jobID: id)
+        outcomes.reserveCapacity(ids.count)
+        var start = 0
+        while start < ids.count {
+            // Up to 200 ids per script call (one round trip each).
+            let chunk = Array(ids[start..<min(start + core.idBatch, ids.count)])
+            let reply = try await core.run(core.scripts.removeJobs, keys: core.removeKeys, arguments: [core.maxLen] + chunk.map { $0 as any RedisArgument },
+                                           jobID: chunk.count == 1 ? chunk[0] : nil, idempotent: true)
+            guard let items = reply.array, items.count == 2 * chunk.count else { throw core.unexpected(reply, core.scripts.removeJobs) }
+            for i in chunk.indices {
+                switch items[2 * i].int {
+                case 1:
+                    guard let state = items[2 * i + 1].string.flatMap(JobState.init(rawValue:)) else { throw core.unexpected(reply, core.scripts.removeJobs, jobID: chunk[i]) }
+                    outcomes.append(.removed(from: state))
+                case ScriptCode.isActive.rawValue: outcomes.append(.isActive)
+                case ScriptCode.notFound.rawValue: outcomes.append(.notFound)
+                default: throw core.unexpected(reply, core.scripts.removeJobs, jobID: chunk[i])
+                }
             }
+            start += chunk.count
         }
         return outcomes
     }

@@ -221,26 +221,38 @@ public final class JobQueue: Sendable {
     ///   - reason: stored in the record and the event.
     ///   - requestedBy: who asked (defaults to this host and process).
     public func cancel(_ id: String, reason: String = "cancelled", requestedBy: String? = nil) async throws(JobQError) -> CancelOutcome {
-        let by = requestedBy ?? Self.processDescription
-        let reply = try await core.run(core.scripts.cancelJob, keys: core.cancelKeys(id),
-                                       arguments: [id, String(reason.prefix(1024)), String(by.prefix(256)), core.maxLen, settings.shardedPubSub || client.configuration.isCluster ? "1" : "0"],
-                                       jobID: id, idempotent: true)
-        guard let items = reply.array, let code = items.first?.int else { throw core.unexpected(reply, core.scripts.cancelJob, jobID: id) }
-        switch code {
-        case 1: return .cancelled
-        case 2: return .cancelRequested(listeners: items.count > 1 ? items[1].int ?? 0 : 0)
-        case 3:
-            guard items.count > 1, let state = items[1].string.flatMap(JobState.init(rawValue:)) else { throw core.unexpected(reply, core.scripts.cancelJob, jobID: id) }
-            return .alreadyFinished(state)
-        case ScriptCode.notFound.rawValue: return .notFound
-        default: throw core.unexpected(reply, core.scripts.cancelJob, jobID: id)
-        }
+        try await cancel([id], reason: reason, requestedBy: requestedBy)[0]
     }
 
-    /// Cancels many jobs; one outcome per id, in order.
+    /// Cancels many jobs; one outcome per id, in order. Ids go in batches of up to 200, each
+    /// one script call (one round trip), so a bulk cancel finishes before workers start many of
+    /// the jobs it is cancelling.
     public func cancel(_ ids: [String], reason: String = "cancelled", requestedBy: String? = nil) async throws(JobQError) -> [CancelOutcome] {
+        let by = requestedBy ?? Self.processDescription
+        let sharded = settings.shardedPubSub || client.configuration.isCluster ? "1" : "0"
         var outcomes: [CancelOutcome] = []
-        for id in ids { outcomes.append(try await cancel(id, reason: reason, requestedBy: requestedBy)) }
+        outcomes.reserveCapacity(ids.count)
+        var start = 0
+        while start < ids.count {
+            let chunk = Array(ids[start..<min(start + core.idBatch, ids.count)])
+            let arguments: [any RedisArgument] = [String(reason.prefix(1024)), String(by.prefix(256)), core.maxLen, sharded] + chunk.map { $0 as any RedisArgument }
+            let reply = try await core.run(core.scripts.cancelJobs, keys: core.cancelKeys, arguments: arguments,
+                                           jobID: chunk.count == 1 ? chunk[0] : nil, idempotent: true)
+            guard let items = reply.array, items.count == 2 * chunk.count else { throw core.unexpected(reply, core.scripts.cancelJobs) }
+            for i in chunk.indices {
+                let code = items[2 * i].int, extra = items[2 * i + 1]
+                switch code {
+                case 1: outcomes.append(.cancelled)
+                case 2: outcomes.append(.cancelRequested(listeners: extra.int ?? 0))
+                case 3:
+                    guard let state = extra.string.flatMap(JobState.init(rawValue:)) else { throw core.unexpected(reply, core.scripts.cancelJobs, jobID: chunk[i]) }
+                    outcomes.append(.alreadyFinished(state))
+                case ScriptCode.notFound.rawValue: outcomes.append(.notFound)
+                default: throw core.unexpected(reply, core.scripts.cancelJobs, jobID: chunk[i])
+                }
+            }
+            start += chunk.count
+        }
         return outcomes
     }
 

@@ -112,12 +112,15 @@ final class QueueCore: Sendable {
         [keys.active, keys.wait, keys.prioritized, keys.failed, keys.cancelled, keys.meta, keys.marker, keys.events, keys.sequence, keys.jobPrefix]
     }
     var promoteKeys: [String] { [keys.delayed, keys.wait, keys.prioritized, keys.marker, keys.events, keys.sequence, keys.jobPrefix] }
-    func cancelKeys(_ id: String) -> [String] {
-        [keys.job(id), keys.wait, keys.prioritized, keys.delayed, keys.cancelled, keys.meta, keys.events, keys.cancelChannel, keys.jobPrefix]
+    var cancelKeys: [String] {
+        [keys.wait, keys.prioritized, keys.delayed, keys.cancelled, keys.meta, keys.events, keys.cancelChannel, keys.jobPrefix]
     }
-    func removeKeys(_ id: String) -> [String] {
-        [keys.job(id), keys.wait, keys.prioritized, keys.delayed, keys.completed, keys.failed, keys.cancelled, keys.events]
+    var removeKeys: [String] {
+        [keys.wait, keys.prioritized, keys.delayed, keys.completed, keys.failed, keys.cancelled, keys.events, keys.jobPrefix]
     }
+    /// Ids per cancel or remove call: each waiting id costs a scan of the wait list (LREM), so
+    /// a batch stays well inside Redis's slow-script budget even on long queues.
+    var idBatch: Int { min(settings.batchSize, 200) }
     var pauseKeys: [String] { [keys.meta, keys.marker, keys.events] }
     var purgeKeys: [String] { [keys.wait, keys.prioritized, keys.delayed, keys.events, keys.jobPrefix] }
     func cleanKeys(_ state: JobState) -> [String] { [keys.set(for: state), keys.events, keys.jobPrefix] }
@@ -138,7 +141,7 @@ final class QueueCore: Sendable {
     func callSites(id: String, state: JobState) -> [(RedisScript, [String])] {
         [(scripts.addJob, addKeys(id)), (scripts.takeJob, takeKeys), (scripts.finishJob, finishKeys(id)),
          (scripts.extendLeases, extendKeys), (scripts.recoverStalled, recoverKeys), (scripts.promoteDelayed, promoteKeys),
-         (scripts.cancelJob, cancelKeys(id)), (scripts.removeJob, removeKeys(id)), (scripts.setPaused, pauseKeys),
+         (scripts.cancelJobs, cancelKeys), (scripts.removeJobs, removeKeys), (scripts.setPaused, pauseKeys),
          (scripts.purgeJobs, purgeKeys), (scripts.cleanJobs, cleanKeys(state)), (scripts.countJobs, countKeys),
          (scripts.retryJobs, retryKeys), (scripts.obliterateQueue, obliterateKeys), (scripts.setProgress, progressKeys(id)),
          (scripts.saveCheckpoint, checkpointKeys(id)), (scripts.removeJobsNamed, removeNamedKeys(keys.set(for: state))),

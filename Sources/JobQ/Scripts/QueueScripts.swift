@@ -13,8 +13,8 @@ struct QueueScripts: Sendable {
     let extendLeases: RedisScript
     let recoverStalled: RedisScript
     let promoteDelayed: RedisScript
-    let cancelJob: RedisScript
-    let removeJob: RedisScript
+    let cancelJobs: RedisScript
+    let removeJobs: RedisScript
     let setPaused: RedisScript
     let purgeJobs: RedisScript
     let cleanJobs: RedisScript
@@ -31,7 +31,7 @@ struct QueueScripts: Sendable {
 
     /// Every script, for preloading with ``RedisClient/load(_:)``.
     var all: [RedisScript] {
-        [addJob, takeJob, finishJob, extendLeases, recoverStalled, promoteDelayed, cancelJob, removeJob,
+        [addJob, takeJob, finishJob, extendLeases, recoverStalled, promoteDelayed, cancelJobs, removeJobs,
          setPaused, purgeJobs, cleanJobs, countJobs, retryJobs, obliterateQueue, setProgress,
          saveCheckpoint, removeJobsNamed, readEvents, recordHeartbeat, registerWorker]
     }
@@ -65,8 +65,8 @@ struct QueueScripts: Sendable {
         extendLeases = try named("extendLeases")
         recoverStalled = try named("recoverStalled")
         promoteDelayed = try named("promoteDelayed")
-        cancelJob = try named("cancelJob")
-        removeJob = try named("removeJob")
+        cancelJobs = try named("cancelJobs")
+        removeJobs = try named("removeJobs")
         setPaused = try named("setPaused")
         purgeJobs = try named("purgeJobs")
         cleanJobs = try named("cleanJobs")

@@ -1,0 +1,74 @@
+--[[
+  Cancels jobs from any process, up to 1,000 ids in one call (a bulk cancel costs one round trip
+  per batch, so workers do not start the jobs being cancelled meanwhile). Per job: waiting or
+  delayed ends cancelled at once; active gets the cancel request stored in its record (the
+  durable path: renewals report it) and published on the queue's cancel channel for the owner's
+  subscriber; finished changes nothing.
+
+  KEYS[1] jobq:{<q>}:wait        LIST    waiting jobs of priority 0
+  KEYS[2] jobq:{<q>}:prioritized ZSET    waiting jobs of other priorities
+  KEYS[3] jobq:{<q>}:delayed     ZSET
+  KEYS[4] jobq:{<q>}:cancelled   ZSET    score = finish ms
+  KEYS[5] jobq:{<q>}:meta        HASH    retention limits
+  KEYS[6] jobq:{<q>}:events      STREAM
+  KEYS[7] jobq:{<q>}:cancel      channel (pub/sub; sharded in cluster mode)
+  KEYS[8] jobq:{<q>}:job:        prefix of job records
+  Derived keys: jobq:{<q>}:job:<id> HASH of each id in ARGV and of records trimmed by retention.
+
+  ARGV[1] reason (free text, stored and sent with the event)
+  ARGV[2] who asked (free text: host, user, tool)
+  ARGV[3] events stream cap
+  ARGV[4] "1" to publish with SPUBLISH (cluster), else PUBLISH
+  ARGV[5], ARGV[6], ... job ids (at most 1,000)
+
+  Returns a flat list, two items per id, in order:
+          1, 0             cancelled (was waiting or delayed)
+          2, listeners     cancel requested (active); listeners = subscribers that received it
+          3, state         already finished (completed, failed or cancelled)
+          -1, 0            NOT_FOUND
+  Side effects: PUBLISH/SPUBLISH <id> on KEYS[7] per active job.
+  Events: "cancelled" (waiting/delayed) or "cancel-requested" (active), per job.
+]]
+--@include common
+local waitKey, prioritizedKey, delayedKey, cancelledKey, metaKey, eventsKey, channel, jobPrefix =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local reason, by, maxLen, sharded = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
+if #ARGV - 4 > 1000 then return redis.error_reply('cancelJobs: more than 1000 ids in one call') end
+
+local now = nowMs()
+local _, _, keepCancelled = retention(metaKey)
+local out = {}
+for i = 5, #ARGV do
+  local id = ARGV[i]
+  local jobKey = jobPrefix .. id
+  local v = redis.call('HMGET', jobKey, 's', 'p')
+  local state = v[1]
+  if not state then
+    out[#out + 1] = NOT_FOUND; out[#out + 1] = 0
+  elseif state == 'completed' or state == 'failed' or state == 'cancelled' then
+    out[#out + 1] = 3; out[#out + 1] = state
+  elseif state == 'active' then
+    redis.call('HSET', jobKey, 'cr', '1', 'cx', reason, 'cb', by)
+    emit(eventsKey, maxLen, 'cancel-requested', id, {'by', by, 'er', reason})
+    local listeners
+    if sharded then
+      listeners = redis.call('SPUBLISH', channel, id)
+    else
+      listeners = redis.call('PUBLISH', channel, id)
+    end
+    out[#out + 1] = 2; out[#out + 1] = listeners
+  else
+    if state == 'waiting' then
+      unqueueWaiting(waitKey, prioritizedKey, id, tonumber(v[2] or 0))
+    else
+      redis.call('ZREM', delayedKey, id)
+    end
+    redis.call('HSET', jobKey, 's', 'cancelled', 'ft', now, 'cr', '1', 'cx', reason, 'cb', by, 'er', 'cancelled', 'ed', reason)
+    redis.call('HDEL', jobKey, 'du')
+    redis.call('ZADD', cancelledKey, now, id)
+    emit(eventsKey, maxLen, 'cancelled', id, {'by', by, 'er', reason})
+    trimFinished(cancelledKey, keepCancelled, jobPrefix, 10)
+    out[#out + 1] = 1; out[#out + 1] = 0
+  end
+end
+return out

@@ -3,8 +3,10 @@ import LocalRedis
 import Testing
 @testable import JobQ
 
-/// Issue 7: config/users.acl loads into Redis, and its two users can do jobq's work — and little
-/// else. (The reliability issue takes these users further: chaos, wrong passwords, every command.)
+/// config/users.acl loads into Redis, and each of its three roles (producer, worker, admin) can
+/// do its part of jobq's work — and is refused the others' where Redis can tell them apart: by
+/// the commands each may send, inside scripts too (Redis checks a script's calls against the
+/// caller), and the keys and channels it may touch.
 @Suite("config/users.acl")
 struct ACLFileTests {
     @Test("the worker and admin users run a job end to end; FLUSHALL, KEYS, CONFIG and foreign keys are refused")
@@ -64,5 +66,83 @@ struct ACLFileTests {
                 #expect(message.hasPrefix("NOPERM"), "\(message)")
             }
         }
+    }
+
+    @Test("each role is refused what the others do: a producer cannot take, pause, purge or list queues; a worker cannot purge, obliterate, cancel or remove; an admin cannot take")
+    func roles() async throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let aclCopy = FileManager.default.temporaryDirectory.appendingPathComponent("jobq-users-\(UUID().uuidString).acl").path
+        try FileManager.default.copyItem(atPath: root.appendingPathComponent("config/users.acl").path, toPath: aclCopy)
+        defer { try? FileManager.default.removeItem(atPath: aclCopy) }
+        let server = try await RedisServerProcess.start(.init(extraArguments: ["--aclfile", aclCopy]))
+        defer { Task { await server.destroy() } }
+        func client(_ user: String) -> RedisClient {
+            var c = server.configuration
+            c.username = "jobq-\(user)"
+            c.password = "CHANGE-ME-\(user)"
+            c.retryDeadline = .seconds(5)
+            return RedisClient(configuration: c)
+        }
+        let producer = client("producer"), worker = client("worker"), admin = client("admin")
+        defer { Task { await producer.close(); await worker.close(); await admin.close() } }
+        let name = "roles-\(UUID().uuidString.prefix(6))"
+        let asProducer = try JobQueue(name: name, client: producer)
+        let asWorker = try JobQueue(name: name, client: worker)
+        let asAdmin = try JobQueue(name: name, client: admin)
+        func refused(_ what: String, naming command: String? = nil, _ body: () async throws -> Void) async {
+            do {
+                try await body()
+                Issue.record("\(what) was allowed")
+            } catch let error as JobQError {
+                #expect(error.code == .permissionDenied, "\(what): \(error)")
+                if let command { #expect(error.description.contains("may not run \(command)"), "\(what) names \(command): \(error)") }
+            } catch {
+                Issue.record("\(what): \(error)")
+            }
+        }
+        func refusedCommand(_ c: RedisClient, _ command: RedisCommand) async throws {
+            let reply = try await c.send(command)
+            #expect(reply.errorCode == "NOPERM", "\(command) answered \(reply)")
+        }
+
+        // The producer adds, cancels, reads its jobs and waits for results.
+        let first = try await asProducer.add(name: "echo", payload: .json("{}"))
+        let second = try await asProducer.add(name: "echo", payload: .json("{}"))
+        #expect(try await asProducer.inspector.job(first.id)?.state == .waiting)
+        #expect(try await asProducer.cancel(second.id) == .cancelled)
+        await refused("producer take", naming: "RPOP") { _ = try await asProducer.takeJob() }
+        await refused("producer pause") { _ = try await asProducer.inspector.pause() }
+        await refused("producer purge") { _ = try await asProducer.inspector.purge() }
+        await refused("producer overview") { _ = try await QueueInspector.overview(client: producer) }
+        try await refusedCommand(producer, RedisCommand("BZPOPMIN", asProducer.core.keys.marker, "0.01"))
+        try await refusedCommand(producer, RedisCommand("SUBSCRIBE", asProducer.core.keys.cancelChannel))
+
+        // The worker runs the job (take, renew, heartbeat, finish) and is refused operator actions.
+        var handlers = JobHandlers()
+        handlers.register(name: "echo") { job, _ in job.payload.bytes }
+        try await withWorker(asWorker, handlers: handlers) { _ in
+            try await eventually(20, "the job completed under the worker user") { try await asAdmin.inspector.job(first.id)?.state == .completed }
+        }
+        let third = try await asProducer.add(name: "other", payload: .json("{}"))
+        await refused("worker purge", naming: "LRANGE") { _ = try await asWorker.inspector.purge() }
+        await refused("worker obliterate") { _ = try await asWorker.inspector.obliterate(force: true) }
+        await refused("worker cancel") { _ = try await asWorker.cancel(third.id) }
+        await refused("worker remove") { _ = try await asWorker.inspector.remove([third.id]) }
+        await refused("worker overview") { _ = try await QueueInspector.overview(client: worker) }
+        #expect(try await asAdmin.inspector.job(third.id)?.state == .waiting, "nothing the refused calls did stuck")
+
+        // The admin does every operator action, and cannot take jobs.
+        #expect(try await QueueInspector.overview(client: admin).contains { $0.name == name })
+        await refused("admin take") { _ = try await asAdmin.takeJob() }
+        try await refusedCommand(admin, RedisCommand("BZPOPMIN", asAdmin.core.keys.marker, "0.01"))
+        let paused = try await asAdmin.inspector.pause()
+        let resumed = try await asAdmin.inspector.resume()
+        #expect(paused && resumed)
+        #expect(try await asAdmin.inspector.remove([third.id]) == [.removed(from: .waiting)])
+        #expect(try await asAdmin.inspector.retry([second.id]) == [.retried])
+        #expect(try await asAdmin.inspector.purge() == 1)
+        #expect(try await asAdmin.inspector.clean(state: .completed) == 1)
+        _ = try await asAdmin.inspector.obliterate(force: true)
+        #expect(try await asAdmin.inspector.counts().waiting == 0)
     }
 }

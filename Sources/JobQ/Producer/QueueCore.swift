@@ -51,15 +51,32 @@ final class QueueCore: Sendable {
         if reply.errorCode == "OOM" {
             throw JobQError(.outOfMemory, queue: name, jobID: jobID, detail: "Redis refused the write: \(message)")
         }
-        if reply.errorCode == "NOPERM" || message.contains("NOPERM") {
-            throw JobQError(.permissionDenied, queue: name, jobID: jobID,
-                            detail: "Redis refused \(script?.name ?? "a command"): \(message.prefix(300))")
+        if reply.errorCode == "NOPERM" || message.contains("NOPERM") || message.contains("can't run this command")
+            || message.contains("No permissions to access") || message.contains("can't access at least one of the keys") {
+            throw JobQError(.permissionDenied, queue: name, jobID: jobID, detail: Self.permissionDetail(message, script: script))
         }
         if reply.errorCode == "WRONGTYPE" || message.contains("WRONGTYPE") {
             throw JobQError(.keyConflict, queue: name, jobID: jobID,
                             detail: "\(script?.name ?? "a command") met a key under \(keys.base) holding another type of value than jobq's (\(message.prefix(200)))")
         }
         throw JobQError(.internalError, queue: name, jobID: jobID, detail: "\(script?.name ?? "command") failed: \(message)")
+    }
+
+    /// What a refused call needed. A script's refusal only names the script's line
+    /// (`@user_script:195`), so the Redis command on that line of the source is named instead.
+    static func permissionDetail(_ message: String, script: RedisScript?) -> String {
+        guard let script else { return "Redis refused the command: \(message.prefix(300))" }
+        if let match = message.firstMatch(of: /@user_script:(\d+)/), let line = Int(match.1) {
+            let lines = script.source.split(separator: "\n", omittingEmptySubsequences: false)
+            if line >= 1, line <= lines.count {
+                let text = lines[line - 1]
+                if let command = text.firstMatch(of: /redis\.call\('([A-Za-z]+)'/) {
+                    return "the Redis user may not run \(command.1.uppercased()), which \(script.name) needs"
+                }
+                return "the Redis user may not run a command \(script.name) needs (its line: \(text.trimmingCharacters(in: .whitespaces).prefix(120)))"
+            }
+        }
+        return "Redis refused \(script.name): \(message.prefix(300))"
     }
 
     /// The queue's fixed keys that hold another type of value than jobq keeps there (something

@@ -11,7 +11,8 @@ import UnixSignals
 /// side on many machines against one Redis; SIGTERM/SIGINT stop it gracefully (running jobs get
 /// the shutdown grace, then go back to waiting with no attempt used); a second signal exits at
 /// once (leases bring its jobs back). Exit codes (DESIGN §9): 0 graceful stop, 1 forced stop
-/// (second signal), 2 usage, 3 Redis unreachable at start, 78 bad configuration.
+/// (second signal), 2 usage, 3 Redis unreachable at start, 78 bad configuration (a Redis user
+/// without a command the worker needs included).
 @main
 struct JobQWorker: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -133,8 +134,13 @@ struct JobQWorker: AsyncParsableCommand {
         do {
             info = try await RedisServerInfo.fetch(from: probe)
         } catch {
-            logger.error("\(error.description)")
             await probe.close()
+            if error.detail.contains("NOPERM") {
+                // Reachable and authenticated, but the user lacks a command: a configuration error.
+                logger.error("the Redis user may not run INFO, which the start-up durability check needs: grant +info (config/users.acl's jobq-worker has it)")
+                throw WorkerExit(code: 78)
+            }
+            logger.error("\(error.description)")
             throw WorkerExit(code: 3)
         }
         await probe.close()

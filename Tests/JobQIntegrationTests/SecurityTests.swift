@@ -100,6 +100,19 @@ extension ExecutableTests {
             await cleanup.close()
         }
 
+        @Test("a worker whose Redis user lacks +info exits 78 naming the permission, not 3 (unreachable)")
+        func workerWithoutInfo() async throws {
+            try await withPrivateRedis { server in
+                let admin = RedisClient(configuration: server.configuration)
+                _ = try await admin.send("ACL", "SETUSER", "noinfo", "on", ">pw", "~*", "&*", "+@all", "-info")
+                await admin.close()
+                guard case .unix(let socket) = server.endpoint else { Issue.record("expected a unix socket"); return }
+                let run = try await runTool("jobq-worker", ["--redis-url", "unix://noinfo@\(socket)", "--queue", "q", "--handler", "a=noop"],
+                                            environment: ["JOBQ_REDIS_PASSWORD": "pw"], timeout: 60)
+                #expect(run.code == 78 && run.output.contains("+info"), "\(run.output)")
+            }
+        }
+
         @Test("one broken queue does not hide the others: queues and watch list it as broken with the key and the fix, exit 1")
         func brokenQueueInOverview() async throws {
             try await withPrivateRedis { server in

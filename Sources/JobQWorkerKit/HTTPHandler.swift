@@ -76,11 +76,36 @@ public struct HTTPHandler: Sendable {
         case 200..<300:
             return bytes
         case 408, 429, 500..<600:
-            let retryAfter = response.headers.first(name: "Retry-After").flatMap(Int.init).map { Duration.seconds($0) }
+            let retryAfter = response.headers.first(name: "Retry-After").flatMap { Self.retryAfter($0) }
             throw RetryLater(description: "POST \(shownURL) answered \(status): \(text)", retryAfter: retryAfter,
                              failureReason: "http\(status)")
         default:
             throw UnrecoverableError("POST \(shownURL) answered \(status): \(text)", reason: "http\(status)")
         }
+    }
+}
+
+extension HTTPHandler {
+    /// A `Retry-After` value as a delay: delta-seconds (`120`) or an HTTP-date
+    /// (`Wed, 21 Oct 2026 07:28:00 GMT`), at most a day. Nil for anything else — a negative or
+    /// malformed value, a date in the past — so the job's own backoff applies instead.
+    static func retryAfter(_ text: String) -> Duration? {
+        let t = text.trimmingCharacters(in: .whitespaces)
+        if !t.isEmpty, t.allSatisfy({ $0.isASCII && $0.isNumber }) {
+            guard let seconds = Int(t.prefix(9)) else { return nil }
+            return .seconds(min(seconds, 86_400))
+        }
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        for format in ["EEE, dd MMM yyyy HH:mm:ss zzz", "EEEE, dd-MMM-yy HH:mm:ss zzz", "EEE MMM d HH:mm:ss yyyy"] {
+            formatter.dateFormat = format
+            if let date = formatter.date(from: t) {
+                let seconds = date.timeIntervalSinceNow
+                guard seconds > 0 else { return nil }
+                return .milliseconds(Int64(min(seconds, 86_400) * 1000))
+            }
+        }
+        return nil
     }
 }

@@ -79,14 +79,17 @@ struct Add: AsyncParsableCommand {
     @Option(help: "Runs in all, first included (default 3).") var attempts: Int?
     @Option(help: "exponential:1s, linear:500ms, fixed:10s; optional :max=1h.") var backoff: String?
     @Option(help: "Per-attempt timeout: 30s, 5m.", transform: DurationArgument.parse) var timeout: DurationArgument?
-    @Option(name: .customLong("keep-completed"), help: "0 deletes this job's record when it completes; otherwise the queue's retention applies.") var keepCompleted: Int?
-    @Option(name: .customLong("keep-failed"), help: "0 deletes this job's record when it fails for good; otherwise the queue's retention applies.") var keepFailed: Int?
+    @Option(name: .customLong("keep-completed"), help: "0: delete this job's record when it completes (0 is the only value; how many records a queue keeps is set with `jobq-admin retention`).") var keepCompleted: Int?
+    @Option(name: .customLong("keep-failed"), help: "0: delete this job's record when it fails for good (0 is the only value; see `jobq-admin retention`).") var keepFailed: Int?
 
     func validate() throws {
         if data != nil && dataFile != nil { throw ValidationError("give --data or --data-file, not both") }
         if binary && dataFile == nil { throw ValidationError("--binary goes with --data-file") }
         if delay != nil && at != nil { throw ValidationError("give --delay or --at, not both") }
         if let at, Self.date(at) == nil { throw ValidationError("--at \"\(at)\" is not an ISO 8601 time (e.g. 2026-11-24T08:00:00Z)") }
+        if let at, let date = Self.date(at), date.timeIntervalSinceNow > 10 * 365 * 86400 {
+            throw ValidationError("--at \(at) is more than 10 years away (the limit, as for --delay)")
+        }
         if let priority {
             guard let p = JobPriority(parsing: priority), JobPriority.range.contains(p.value) else {
                 throw ValidationError("--priority \"\(priority)\": use high, normal, low or a number in -1000…1000")
@@ -97,7 +100,9 @@ struct Add: AsyncParsableCommand {
         }
         if let attempts, !(1...1000).contains(attempts) { throw ValidationError("--attempts must be 1…1000, not \(attempts)") }
         for (flag, value) in [("--keep-completed", keepCompleted), ("--keep-failed", keepFailed)] {
-            if let value, value < 0 { throw ValidationError("\(flag) must be 0 or more, not \(value)") }
+            if let value, value != 0 {
+                throw ValidationError("\(flag) takes 0 only (delete this job's record when it ends so), not \(value); how many records a queue keeps is set with `jobq-admin retention`")
+            }
         }
     }
 
@@ -300,10 +305,11 @@ struct Resume: AsyncParsableCommand {
 }
 
 /// Asks on a terminal; refuses without `--yes` otherwise.
-func confirm(_ what: String, queue: String, yes: Bool) throws {
+func confirm(_ what: String, command: String, queue: String, yes: Bool) throws {
     if yes { return }
     guard isatty(0) == 1 else {
-        throw AdminFailure(exitCode: 1, kind: "refused", message: "\(what) needs --yes when stdin is not a terminal")
+        // A usage error (2): the command is fine, it is missing the flag that says "I mean it".
+        throw AdminFailure(exitCode: 2, kind: "usage", message: "\(command) needs --yes when stdin is not a terminal (\(what.prefix(1).lowercased() + what.dropFirst()))")
     }
     StandardStreams.err("\(what). Type the queue name (\(queue)) to go on: ")
     guard readLine()?.trimmingCharacters(in: .whitespaces) == queue else {
@@ -321,7 +327,7 @@ struct Purge: AsyncParsableCommand {
     @Flag(help: "Do not ask (needed when stdin is not a terminal).") var yes = false
 
     func run() async throws {
-        try confirm("This deletes every waiting and delayed job of \(queue)", queue: queue, yes: yes)
+        try confirm("This deletes every waiting and delayed job of \(queue)", command: "purge", queue: queue, yes: yes)
         let count = try await global.withClient { client in
             try await global.queue(queue, client).inspector.purge { _, remaining in Output.note("deleting… \(remaining) left") }
         }
@@ -342,7 +348,7 @@ struct Obliterate: AsyncParsableCommand {
     @Flag(help: "Do not ask (needed when stdin is not a terminal).") var yes = false
 
     func run() async throws {
-        try confirm("This deletes queue \(queue) and all its jobs", queue: queue, yes: yes)
+        try confirm("This deletes queue \(queue) and all its jobs", command: "obliterate", queue: queue, yes: yes)
         let count = try await global.withClient { client in
             try await global.queue(queue, client).inspector.obliterate(force: force) { _, remaining in Output.note("deleting… \(remaining) left") }
         }

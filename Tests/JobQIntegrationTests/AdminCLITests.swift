@@ -157,7 +157,7 @@ extension ExecutableTests {
 
             for i in 0..<5 { _ = try await queue.add(name: "p\(i)", payload: .json("{}"), options: JobOptions(delay: i % 2 == 0 ? nil : .seconds(600))) }
             let unconfirmed = try await admin(["purge", q])
-            #expect(unconfirmed.code == 1 && unconfirmed.err.contains("needs --yes"))
+            #expect(unconfirmed.code == 2 && unconfirmed.err.contains("purge needs --yes when stdin is not a terminal"), "\(unconfirmed.err)")
             let purged = try await admin(["drain", q, "--yes", "--json"])
             #expect(jsonObject(purged.out)?["removed"] as? Int == 6, "the 5 added and the retried one: \(purged)")
 

@@ -175,3 +175,22 @@ struct ProtocolLineSplitterTests {
         #expect(pieces == ["ok", "tooLong 3500", "next", "tail"])
     }
 }
+
+@Suite("Strict duration and backoff syntax")
+struct StrictSyntaxTests {
+    @Test("durations are decimal with one unit: no hex, exponents, signs, inf or trailing junk")
+    func durations() {
+        for good in ["500ms", "5s", "2m", "1h", "1d", "1.5s", "30", "0s"] { #expect(Duration(parsing: good) != nil, "\(good)") }
+        for bad in ["0x10s", "0x10", "1e3s", "1e3", "+5s", "-1s", "inf", "nan", "5 s", "5sec", ".5s", "5.s", "1.2.3s", "", "s", "5ss"] {
+            #expect(Duration(parsing: bad) == nil, "\(bad)")
+        }
+    }
+
+    @Test("a backoff has one base and one max at most, and no empty part")
+    func backoffs() {
+        for good in ["fixed:10s", "exponential", "linear:500ms:max=1h", "exponential:max=5m"] { #expect(Backoff(parsing: good) != nil, "\(good)") }
+        for bad in ["fixed:", "fixed:1s:1s", "fixed:1s:1s:1s", "fixed::1s", "exponential:max=1h:2s", "fixed:1s:max=1h:max=2h", ":1s"] {
+            #expect(Backoff(parsing: bad) == nil, "\(bad)")
+        }
+    }
+}

@@ -73,17 +73,21 @@ public struct Backoff: Sendable, Hashable, CustomStringConvertible {
 
     /// Parses `exponential:1s`, `linear:500ms`, `fixed:10s`, optionally `:max=1h` (CLI form).
     public init?(parsing text: String) {
-        let parts = text.split(separator: ":").map(String.init)
-        guard let first = parts.first, let kind = Kind(rawValue: first) else { return nil }
+        // At most one base and one max, no empty part (`fixed:` and `fixed:1s:1s` are refused).
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        guard let first = parts.first, let kind = Kind(rawValue: first), parts.count <= 3, !parts.contains(where: \.isEmpty) else { return nil }
         var base = Duration.seconds(1)
         var cap = Duration.seconds(3600)
+        var sawBase = false, sawCap = false
         for part in parts.dropFirst() {
             if part.hasPrefix("max=") {
-                guard let d = Duration(parsing: String(part.dropFirst(4))) else { return nil }
+                guard !sawCap, let d = Duration(parsing: String(part.dropFirst(4))) else { return nil }
                 cap = d
+                sawCap = true
             } else {
-                guard let d = Duration(parsing: part) else { return nil }
+                guard !sawBase, !sawCap, let d = Duration(parsing: part) else { return nil }
                 base = d
+                sawBase = true
             }
         }
         self.init(kind: kind, base: base, cap: max(cap, base), jitter: kind == .fixed ? 0 : 0.2)
@@ -113,8 +117,12 @@ extension Duration {
     }
 
     /// Parses `250ms`, `5s`, `2m`, `1h`, `1d`, or a plain number of seconds (up to 100 years).
+    /// Numbers are decimal (`1.5s`): no hex, exponents, signs or `inf`.
     public init?(parsing text: String) {
         let t = text.trimmingCharacters(in: .whitespaces)
+        let digits = t.prefix { $0.isASCII && ($0.isNumber || $0 == ".") }
+        guard !digits.isEmpty, digits.first != ".", digits.filter({ $0 == "." }).count <= 1, digits.last != "." else { return nil }
+        guard ["", "ms", "s", "m", "h", "d"].contains(String(t.dropFirst(digits.count))) else { return nil }
         let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)]
         for (suffix, scale) in units where t.hasSuffix(suffix) {
             let number = t.dropLast(suffix.count)

@@ -48,6 +48,8 @@ public struct JobOptions: Sendable, Hashable {
         guard timeout > .zero, timeout <= .seconds(7 * 86400) else { throw bad("timeout must be more than 0 and at most 7 days") }
         if let delay, delay < .zero || delay > .seconds(10 * 365 * 86400) { throw bad("delay must be 0…10 years") }
         if delay != nil && runAt != nil { throw bad("give delay or runAt, not both") }
+        // The same horizon as delay (runAt in the past means now).
+        if let runAt, runAt.timeIntervalSinceNow > 10 * 365 * 86400 { throw bad("runAt must be within 10 years from now") }
         guard backoff.base >= .zero, backoff.cap >= backoff.base, (0...10).contains(backoff.jitter) else {
             throw bad("backoff needs 0 ≤ base ≤ max and jitter 0…10")
         }

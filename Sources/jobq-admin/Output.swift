@@ -52,17 +52,27 @@ enum Output {
         StandardStreams.err("\r\u{1b}[K")
     }
 
-    /// Columns padded to their widest cell; numbers right-aligned.
-    static func table(_ header: [String], _ rows: [[String]], numeric: Set<Int> = []) -> String {
-        let rows = rows.map { $0.map { safe($0) } }
-        var widths = header.map(\.count)
+    /// Columns padded to their widest cell (in terminal columns: a CJK character or an emoji is
+    /// two); numbers right-aligned. `shrinkable` columns are cut (with …) widest first until a
+    /// row fits in `maxWidth`.
+    static func table(_ header: [String], _ rows: [[String]], numeric: Set<Int> = [], maxWidth: Int? = nil, shrinkable: [Int] = []) -> String {
+        var rows = rows.map { $0.map { safe($0) } }
+        var widths = header.map(width)
         for row in rows {
-            for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) }
+            for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], width(cell)) }
+        }
+        if let maxWidth {
+            var total = widths.reduce(0, +) + 2 * max(0, widths.count - 1)
+            while total > maxWidth, let widest = shrinkable.filter({ widths[$0] > max(8, width(header[$0])) }).max(by: { widths[$0] < widths[$1] }) {
+                widths[widest] -= 1
+                total -= 1
+            }
+            rows = rows.map { row in row.enumerated().map { i, cell in i < widths.count && width(cell) > widths[i] ? clip(cell, widths[i]) : cell } }
         }
         func render(_ cells: [String]) -> String {
             var parts: [String] = []
             for (i, cell) in cells.enumerated() {
-                let pad = String(repeating: " ", count: max(0, widths[i] - cell.count))
+                let pad = String(repeating: " ", count: max(0, widths[i] - width(cell)))
                 if i == cells.count - 1 && !numeric.contains(i) { parts.append(cell) } else { parts.append(numeric.contains(i) ? pad + cell : cell + pad) }
             }
             return parts.joined(separator: "  ")
@@ -111,6 +121,45 @@ enum Output {
             return "<\(bytes.count) bytes>"
         }
         return shorten(text.replacingOccurrences(of: "\n", with: " "), limit)
+    }
+
+    /// Columns `text` takes in a terminal: 2 for wide characters (CJK, Hangul, fullwidth forms,
+    /// emoji), 0 for combining marks (part of the character before), 1 otherwise.
+    static func width(_ text: String) -> Int {
+        text.reduce(0) { $0 + width(of: $1) }
+    }
+
+    static func width(of character: Character) -> Int {
+        guard let scalar = character.unicodeScalars.first else { return 0 }
+        let v = scalar.value
+        if scalar.properties.isEmojiPresentation || character.unicodeScalars.contains(where: { $0.value == 0xFE0F }) { return 2 }
+        let wide: [ClosedRange<UInt32>] = [0x1100...0x115F, 0x2E80...0x303E, 0x3041...0x33FF, 0x3400...0x4DBF, 0x4E00...0x9FFF,
+                                           0xA000...0xA4CF, 0xAC00...0xD7A3, 0xF900...0xFAFF, 0xFE30...0xFE4F, 0xFF00...0xFF60,
+                                           0xFFE0...0xFFE6, 0x1F300...0x1F64F, 0x1F900...0x1F9FF, 0x20000...0x3FFFD]
+        return wide.contains { $0.contains(v) } ? 2 : 1
+    }
+
+    /// The first `columns` terminal columns of `text`, ending in … when cut.
+    static func clip(_ text: String, _ columns: Int) -> String {
+        guard width(text) > columns else { return text }
+        var out = ""
+        var used = 0
+        for c in text {
+            let w = width(of: c)
+            if used + w > columns - 1 { break }
+            out.append(c)
+            used += w
+        }
+        return out + "…"
+    }
+
+    /// The terminal's size when stdout is one (columns, rows); else nil.
+    static func terminalSize() -> (columns: Int, rows: Int)? {
+        guard isatty(1) == 1 else { return nil }
+        var size = winsize()
+        // TIOCGWINSZ (Linux): not imported as a constant.
+        guard ioctl(1, UInt(0x5413), &size) == 0, size.ws_col > 0, size.ws_row > 0 else { return nil }
+        return (Int(size.ws_col), Int(size.ws_row))
     }
 
     static func shorten(_ text: String, _ limit: Int) -> String {

@@ -203,6 +203,9 @@ struct Workers: AsyncParsableCommand {
             [w.id, w.host, String(w.pid), w.queues.joined(separator: ","), String(w.concurrency), String(w.active),
              Output.relative(w.started, now: now), Output.relative(w.lastSeen, now: now)]
         }
-        Output.line(Output.table(["ID", "HOST", "PID", "QUEUES", "CONCURRENCY", "ACTIVE", "STARTED", "LAST SEEN"], rows, numeric: [2, 4, 5]))
+        // Fits the terminal (100 columns when not one): ids, hosts and queue lists are cut
+        // with …; --json has them whole.
+        Output.line(Output.table(["ID", "HOST", "PID", "QUEUES", "SLOTS", "ACTIVE", "STARTED", "LAST SEEN"], rows, numeric: [2, 4, 5],
+                                 maxWidth: Output.terminalSize()?.columns ?? 100, shrinkable: [0, 1, 3]))
     }
 }

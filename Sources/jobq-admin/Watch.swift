@@ -129,38 +129,58 @@ struct Watch: AsyncParsableCommand {
         return String(decoding: data, as: UTF8.self)
     }
 
-    func screen(client: RedisClient, counts: [(String, JobCounts)], broken: [(String, String)] = [], tallies: [String: Rates.Tally], seconds: Double, active: [Job], workers: [WorkerInfo]) -> String {
+    func screen(client: RedisClient, counts: [(String, JobCounts)], broken: [(String, String)] = [], tallies: [String: Rates.Tally], seconds: Double, active: [Job], workers: [WorkerInfo],
+                size: (columns: Int, rows: Int)? = Output.terminalSize()) -> String {
         let clock = DateFormatter()
         clock.dateFormat = "HH:mm:ss"
-        var text = "jobq watch — \(client.configuration.redactedURL) — \(clock.string(from: Date())) — \(workers.count) worker\(workers.count == 1 ? "" : "s") — q quits\n\n"
+        var lines: [String] = ["jobq watch — \(client.configuration.redactedURL) — \(clock.string(from: Date())) — \(workers.count) worker\(workers.count == 1 ? "" : "s") — q quits", ""]
+        // On a terminal the screen fits its rows: queues first (most jobs waiting or running
+        // first when they do not all fit), then running jobs, each with a "… more" line.
+        let height = size?.rows ?? Int.max
+        let activeShown = size == nil ? active.count : min(active.count, max(0, (height - 8) / 3))
+        let brokenShown = size == nil ? broken.count : min(broken.count, 3)
+        let queueRoom = size == nil ? counts.count : max(1, height - 7 - brokenShown - (activeShown > 0 ? activeShown + 1 : 0))
         if counts.isEmpty {
-            text += "no queues yet (a queue appears with its first job)\n"
+            lines.append("no queues yet (a queue appears with its first job)")
         } else {
             func rate(_ n: Int) -> String { String(format: "%.1f", Double(n) / seconds) }
-            let rows = counts.map { name, c -> [String] in
+            var shown = counts
+            if shown.count > queueRoom {
+                shown = Array(counts.sorted { ($0.1.waiting + $0.1.active, $1.0) > ($1.1.waiting + $1.1.active, $0.0) }.prefix(max(1, queueRoom - 1)))
+            }
+            let rows = shown.map { name, c -> [String] in
                 let t = tallies[name] ?? Rates.Tally()
                 return [name, String(c.waiting), String(c.delayed), String(c.active), String(c.completed), String(c.failed), String(c.cancelled),
                         c.paused ? "PAUSED" : "", rate(t.added), rate(t.completed), rate(t.failed), rate(t.retried)]
             }
-            text += Output.table(["QUEUE", "WAITING", "DELAYED", "ACTIVE", "COMPLETED", "FAILED", "CANCELLED", "", "ADDED/S", "DONE/S", "FAILED/S", "RETRIED/S"],
-                                 rows, numeric: [1, 2, 3, 4, 5, 6, 8, 9, 10, 11]) + "\n"
+            lines += Output.table(["QUEUE", "WAITING", "DELAYED", "ACTIVE", "COMPLETED", "FAILED", "CANCELLED", "", "ADDED/S", "DONE/S", "FAILED/S", "RETRIED/S"],
+                                  rows, numeric: [1, 2, 3, 4, 5, 6, 8, 9, 10, 11], maxWidth: size?.columns, shrinkable: [0]).split(separator: "\n").map(String.init)
+            if shown.count < counts.count { lines.append("… \(counts.count - shown.count) more queues (a taller terminal, or --queue NAME, shows them)") }
         }
-        for (name, problem) in broken {
-            text += Output.safe("BROKEN \(name): \(problem)") + "\n"
+        for (name, problem) in broken.prefix(brokenShown) {
+            lines.append(Output.safe("BROKEN \(name): \(problem)"))
         }
-        text += "\nrunning jobs: \(active.count)\n"
-        if !active.isEmpty {
+        if broken.count > brokenShown { lines.append("… \(broken.count - brokenShown) more broken queues (jobq-admin queues lists them)") }
+        lines.append("")
+        lines.append("running jobs: \(active.count)")
+        if activeShown > 0 {
             let now = Date()
-            let rows = active.map { job -> [String] in
+            let rows = active.prefix(activeShown).map { job -> [String] in
                 let running = job.startedAt.map { now.timeIntervalSince($0) } ?? 0
                 var eta = "—"
                 if let p = job.progress?.percent, p > 0, p < 100 { eta = Output.span(running * (100 - p) / p) }
                 let progress = job.progress.map { Output.bar($0.percent) + ($0.message.isEmpty ? "" : " " + Output.shorten($0.message, 30)) } ?? "—"
                 return [job.queue, job.id, job.name, job.workerID ?? "?", Output.span(running), progress, eta]
             }
-            text += Output.table(["QUEUE", "ID", "NAME", "WORKER", "RUNNING", "PROGRESS", "ETA"], rows) + "\n"
+            lines += Output.table(["QUEUE", "ID", "NAME", "WORKER", "RUNNING", "PROGRESS", "ETA"], rows, maxWidth: size?.columns, shrinkable: [0, 2, 3, 5])
+                .split(separator: "\n").map(String.init)
+            if activeShown < active.count { lines.append("… \(active.count - activeShown) more running") }
         }
-        return text
+        if let size {
+            // Never wider than the terminal (a wrapped line would scroll the screen).
+            lines = lines.map { Output.clip($0, size.columns) }
+        }
+        return lines.joined(separator: "\n") + "\n"
     }
 }
 

@@ -261,6 +261,54 @@ extension ExecutableTests {
             let objects = lines.out.split(separator: "\n").compactMap { jsonObject(String($0)) }
             #expect(objects.count == 2 && (objects.first?["queues"] as? [[String: Any]])?.first?["queue"] as? String == queue.name)
         }
+
+        @Test("watch fits an 80×24 terminal with 47 queues (wide-character names included) and workers fits 100 columns")
+        func watchFitsTheTerminal() async throws {
+            try await withPrivateRedis { server in
+                let client = RedisClient(configuration: server.configuration)
+                defer { Task { await client.close() } }
+                for i in 0..<46 { _ = try await JobQueue(name: "queue-number-\(i)", client: client).add(name: "x", payload: .json("{}")) }
+                _ = try await JobQueue(name: "報告書の生成キュー🎉", client: client).add(name: "x", payload: .json("{}"))
+                let terminal = try PseudoTerminal(rows: 24, columns: 80)
+                let path = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path + "/jobq-admin"
+                let child = try ChildProcess(executable: path, arguments: ["watch", "--redis-url", server.url, "--interval", "200ms"],
+                                             environment: ["PATH": "/usr/bin:/bin", "TERM": "xterm"], terminal: terminal.secondaryPath)
+                defer { child.signal(SIGKILL) }
+                try await eventually(30, "two frames") { terminal.read().components(separatedBy: "jobq watch —").count >= 3 }
+                terminal.write("q")
+                _ = try await within(20, "watch to quit on q") { await child.wait() }
+                let frames = terminal.read().components(separatedBy: "\u{1b}[H\u{1b}[2J").filter { $0.contains("jobq watch —") }
+                let frame = try #require(frames.dropLast().last ?? frames.last)
+                let rows = frame.components(separatedBy: "\r\n").filter { !$0.isEmpty && !$0.hasPrefix("\u{1b}[?25") }
+                #expect(rows.count <= 24, "\(rows.count) rows:\n\(frame)")
+                for row in rows { #expect(Self.columns(row) <= 80, "\(Self.columns(row)) columns: \(row)") }
+                #expect(frame.contains("more queues"), "\(frame)")
+
+                var workerConfiguration = WorkerConfiguration(queues: (0..<12).map { .init("queue-number-\($0)") }, concurrency: 4,
+                                                              workerID: "a-rather-long-worker-identifier-on-host-\(String(repeating: "x", count: 40))")
+                workerConfiguration.maxBlockTimeout = .seconds(1)
+                let worker = try Worker(client: client, configuration: workerConfiguration, handlers: JobHandlers())
+                let running = Task { try await worker.run() }
+                try await eventually(20, "the worker's heartbeat") { try await WorkerInfo.list(client: client).count == 1 }
+                let listed = try await runAdmin(["workers", "--redis-url", server.url])
+                worker.shutdown()
+                try await running.value
+                #expect(listed.code == 0, "\(listed.err)")
+                for row in listed.out.split(separator: "\n") { #expect(Self.columns(String(row)) <= 100, "\(row)") }
+                #expect(listed.out.contains("…"), "\(listed.out)")
+            }
+        }
+
+        /// Terminal columns of a line with its escape sequences dropped.
+        static func columns(_ line: String) -> Int {
+            // The tty turns each \n into \r\n: carriage returns take no column.
+            let plain = line.replacingOccurrences(of: "\u{1b}\\[[0-9;?]*[A-Za-z]", with: "", options: .regularExpression)
+                .replacingOccurrences(of: "\r", with: "")
+            return plain.reduce(0) { total, c in
+                let v = c.unicodeScalars.first!.value
+                return total + ((0x3000...0x9FFF).contains(v) || (0x1F300...0x1F9FF).contains(v) || (0xFF00...0xFF60).contains(v) ? 2 : 1)
+            }
+        }
     }
 }
 
@@ -270,7 +318,7 @@ final class PseudoTerminal: Sendable {
     let secondaryPath: String
     private let output = Mutex<[UInt8]>([])
 
-    init() throws {
+    init(rows: UInt16 = 50, columns: UInt16 = 200) throws {
         primary = c_posix_openpt(O_RDWR | O_NOCTTY)
         var name = [CChar](repeating: 0, count: 128)
         guard primary >= 0, c_grantpt(primary) == 0, c_unlockpt(primary) == 0, c_ptsname_r(primary, &name, name.count) == 0 else {
@@ -278,7 +326,7 @@ final class PseudoTerminal: Sendable {
         }
         secondaryPath = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         _ = fcntl(primary, F_SETFL, fcntl(primary, F_GETFL) | O_NONBLOCK)
-        var size = winsize(ws_row: 50, ws_col: 200, ws_xpixel: 0, ws_ypixel: 0)
+        var size = winsize(ws_row: rows, ws_col: columns, ws_xpixel: 0, ws_ypixel: 0)
         _ = ioctl(primary, UInt(TIOCSWINSZ), &size)
     }
 

@@ -16,6 +16,7 @@ struct JobQAdmin: AsyncParsableCommand {
 
             Exit codes: 0 success; 1 refused or partly failed; 2 usage; 3 Redis unreachable or auth failed; 4 not found. With --json, an error is one JSON object on stderr: {"error": {"kind", "message", "exitCode"}}.
             """,
+        version: "jobq-admin " + JobQVersion.current,
         subcommands: [Queues.self, Counts.self, List.self, Inspect.self, Add.self, Cancel.self, Retry.self, Remove.self,
                       Clean.self, Pause.self, Resume.self, Purge.self, Obliterate.self, Retention.self, Workers.self,
                       Watch.self, Ping.self]
@@ -24,6 +25,15 @@ struct JobQAdmin: AsyncParsableCommand {
     static func main() async {
         StandardStreams.prepare()
         let wantsJSON = CommandLine.arguments.contains("--json")
+        // `help NAME` with an unknown NAME is a usage error, not the root help with status 0.
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        if arguments.first == "help", arguments.count > 1, !arguments[1].hasPrefix("-") {
+            let names = configuration.subcommands.map { $0._commandName }
+            if !names.contains(arguments[1]) {
+                report(AdminFailure(exitCode: 2, kind: "usage", message: "no command \"\(Output.safe(arguments[1]))\" (commands: \(names.joined(separator: ", ")))"), json: wantsJSON)
+                Foundation.exit(2)
+            }
+        }
         do {
             var command = try parseAsRoot(globalOptionsAfterCommand(Array(CommandLine.arguments.dropFirst())))
             if var asyncCommand = command as? AsyncParsableCommand {

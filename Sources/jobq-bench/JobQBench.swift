@@ -36,7 +36,8 @@ struct JobQBench: AsyncParsableCommand {
               memory     Redis bytes per job; worker RSS idle and busy
             scale, scale-cluster, recovery and memory run the jobq-worker built next to
             this binary (swift build -c release --product jobq-worker).
-            """
+            """,
+        version: "jobq-bench " + JobQVersion.current
     )
 
     static func main() async {

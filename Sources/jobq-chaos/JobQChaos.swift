@@ -21,6 +21,7 @@ struct JobQChaos: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "jobq-chaos",
         abstract: "Kill workers, cut connections and restart Redis under load; then prove no job was lost.",
+        version: "jobq-chaos " + JobQVersion.current,
         subcommands: [Run.self, Produce.self, Work.self],
         defaultSubcommand: Run.self
     )

@@ -17,7 +17,8 @@ struct JobQDemo: AsyncParsableCommand {
             Without $JOBQ_REDIS_URL a private redis-server is started on a free loopback port and stopped \
             at the end (also on Ctrl-C). With it, the demo's queues get a unique prefix and are deleted at \
             the end. Failures are planned from --seed: the same seed gives the same run plan.
-            """
+            """,
+        version: "jobq-demo " + JobQVersion.current
     )
 
     static func main() async {

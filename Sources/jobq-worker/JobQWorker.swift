@@ -28,7 +28,8 @@ struct JobQWorker: AsyncParsableCommand {
 
             Exit codes: 0 graceful stop, 1 forced stop (second signal), 2 usage, 3 Redis unreachable at start,
             78 bad configuration (the message names the key, the value and what is expected).
-            """
+            """,
+        version: "jobq-worker " + JobQVersion.current
     )
 
     @Option(name: .customLong("config"), help: "YAML configuration file.")
@@ -40,7 +41,7 @@ struct JobQWorker: AsyncParsableCommand {
     @Option(name: .customLong("redis-password-file"), help: "A file holding the Redis password.")
     var passwordFile: String?
 
-    @Option(name: .customLong("queue"), help: "A queue to serve, NAME or NAME:WEIGHT (repeatable).")
+    @Option(name: .customLong("queue"), help: "A queue to serve, NAME or NAME:WEIGHT (repeatable; the part after the last colon is the weight when it is a number, so queue a:5 is --queue a:5:1).")
     var queues: [String] = []
 
     @Option(name: .customLong("concurrency"), help: "Jobs run at once by this process (default 8).")

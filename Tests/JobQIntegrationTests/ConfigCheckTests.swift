@@ -1,4 +1,5 @@
 import Foundation
+import JobQ
 import Testing
 
 extension ExecutableTests {
@@ -78,6 +79,21 @@ extension ExecutableTests {
             }
             let twice = try await Self.check(nil, flags: ["--queue", "q", "--handler", "a=noop", "--handler", "a=echo"])
             #expect(twice.code == 78 && twice.output.contains("one handler per job name"), "\(twice.output)")
+        }
+
+        @Test("--version on both binaries; help with an unknown command exits 2; a worker id with a newline is refused; a:5:1 serves queue a:5")
+        func smallerEdges() async throws {
+            for binary in ["jobq-admin", "jobq-worker"] {
+                let run = try await runTool(binary, ["--version"])
+                #expect(run.code == 0 && run.output.contains(JobQVersion.current), "\(binary): \(run.output)")
+            }
+            let help = try await runTool("jobq-admin", ["help", "bogus"])
+            #expect(help.code == 2 && help.output.contains("no command \"bogus\""), "\(help.output)")
+            #expect(try await runTool("jobq-admin", ["help", "list"]).code == 0)
+            let newline = try await Self.check(nil, flags: ["--queue", "q", "--handler", "a=noop", "--worker-id", "w1\nforged log line"])
+            #expect(newline.code == 78 && newline.output.contains("workerID"), "\(newline.output)")
+            let colon = try await Self.check(nil, flags: ["--queue", "a:5:1", "--queue", "b:3", "--handler", "a=noop"])
+            #expect(colon.code == 0 && colon.output.contains("a:5:1, b:3"), "\(colon.output)")
         }
     }
 }

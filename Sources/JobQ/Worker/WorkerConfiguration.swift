@@ -14,6 +14,9 @@ public struct WorkerConfiguration: Sendable {
         }
 
         /// Parses `NAME` or `NAME:WEIGHT`.
+        /// `NAME:WEIGHT`, or `NAME` alone (weight 1). The text after the last colon is the weight
+        /// whenever it is a number, so a queue whose name itself ends in `:<digits>` is given with
+        /// its weight: `a:5:1` serves queue `a:5`; `a:5` serves queue `a` with weight 5.
         public init?(parsing text: String) {
             if let colon = text.lastIndex(of: ":"), let weight = Int(text[text.index(after: colon)...]) {
                 self.init(String(text[..<colon]), weight: weight)
@@ -66,6 +69,10 @@ public struct WorkerConfiguration: Sendable {
         guard shutdownGrace >= .zero else { throw bad("shutdownGrace: must be 0 or more") }
         guard maxBlockTimeout >= .milliseconds(100), maxBlockTimeout <= .seconds(60) else { throw bad("maxBlockTimeout: must be 100 ms…60 s") }
         guard !workerID.isEmpty, workerID.utf8.count <= 200 else { throw bad("workerID: 1…200 bytes") }
+        // It is written into logs, events and `jobq-admin workers` rows: one line, printable.
+        guard !workerID.unicodeScalars.contains(where: { $0.properties.generalCategory == .control || $0.properties.generalCategory == .format }) else {
+            throw bad("workerID: no control or format characters (newlines, escapes)")
+        }
     }
 
     /// Slots each queue may fill while others have work: its weighted share of `concurrency`,

@@ -65,9 +65,13 @@ struct ReliabilityTests {
                 await latch.wait()
                 return Array("done".utf8)
             }
+            handlers.register(name: "quick") { _, _ in [] }
             let logs = CapturedLogs()
+            // A worker that died holding a job (its lease is expired below, while Redis is full).
+            let orphan = try await queue.add(name: "quick", payload: .json("{}")).id
+            _ = try #require(try await queue.takeJob(JobQueue.testLease(.seconds(600))))
             let id = try await queue.add(name: "long", payload: .json("{}")).id
-            try await withWorker(queue, concurrency: 2, lease: .milliseconds(1200), logger: logs.logger(), handlers: handlers) { worker in
+            try await withWorker(queue, concurrency: 1, lease: .milliseconds(1200), logger: logs.logger(), handlers: handlers) { worker in
                 try await eventually(20, "the job to run") { try await queue.inspector.job(id)?.state == .active }
                 // Fill Redis past its limit: with noeviction, every write that may grow memory is refused.
                 let blob = String(repeating: "z", count: 100_000)
@@ -76,13 +80,21 @@ struct ReliabilityTests {
                 _ = try await client.send("CONFIG", "SET", "maxmemory", String(used - 200_000))
                 #expect(try await client.send("SET", "one-more", "x").errorCode == "OOM", "Redis is full")
                 let beatBefore = try await client.send("ZSCORE", QueueKeys.workerRegistry, worker.configuration.workerID).string.flatMap(Double.init) ?? 0
+                // The dead worker's lease runs out while Redis is full: the reaper still brings the job back.
+                let expire = "#!lua flags=allow-oom\nreturn redis.call('ZADD', KEYS[1], 'XX', 0, ARGV[1])"
+                _ = try await client.send(RedisCommand("EVAL", expire, 1, queue.core.keys.active, orphan))
                 // Well past 5/6 of the lease (where a worker that cannot renew stops its own jobs).
                 try await Self.waitForRenewals(queue, id, times: 6)
                 let beatAfter = try await client.send("ZSCORE", QueueKeys.workerRegistry, worker.configuration.workerID).string.flatMap(Double.init) ?? 0
                 #expect(beatAfter > beatBefore, "heartbeats land under OOM")
                 #expect(try await WorkerInfo.list(client: client).contains { $0.id == worker.configuration.workerID })
                 #expect(try await client.send("SET", "one-more", "x").errorCode == "OOM", "still full")
+                try await eventually(20, "the dead worker's job reaped under OOM") {
+                    let job = try await queue.inspector.job(orphan)
+                    return job?.state == .waiting && job?.stallCount == 1
+                }
                 latch.open()
+                try await eventually(20, "the reaped job to run") { try await queue.inspector.job(orphan)?.state == .completed }
                 try await eventually(20, "the job to complete while Redis is full") { try await queue.inspector.job(id)?.state == .completed }
             }
             let job = try #require(try await queue.inspector.job(id))

@@ -235,7 +235,7 @@ struct WorkerTests {
             var batch = RedisBatch()
             batch.append(RedisCommand("MULTI"))
             batch.append(RedisCommand("ZADD", queue.keys.active, 0, added.id))
-            batch.append(queue.core.scripts.recoverStalled, keys: queue.core.recoverKeys, arguments: [queue.core.maxLen, 1000])
+            batch.append(queue.core.scripts.recoverStalled, keys: queue.core.recoverKeys, arguments: [queue.core.maxLen, 1000, "test", 0])
             batch.append(RedisCommand("EXEC"))
             let replies = try await queue.client.execute(batch)
             #expect(replies.last?.array?.last?.array?.first == .integer(1), "the reaper requeued it: \(replies)")

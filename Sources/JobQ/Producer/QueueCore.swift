@@ -126,7 +126,8 @@ final class QueueCore: Sendable {
          keys.meta, keys.marker, keys.events, keys.sequence, keys.jobPrefix]
     }
     var recoverKeys: [String] {
-        [keys.active, keys.wait, keys.prioritized, keys.failed, keys.cancelled, keys.meta, keys.marker, keys.events, keys.sequence, keys.jobPrefix]
+        [keys.active, keys.wait, keys.prioritized, keys.failed, keys.cancelled, keys.meta, keys.marker, keys.events, keys.sequence, keys.jobPrefix,
+         keys.reaperLock]
     }
     var promoteKeys: [String] { [keys.delayed, keys.wait, keys.prioritized, keys.marker, keys.events, keys.sequence, keys.jobPrefix] }
     var cancelKeys: [String] {

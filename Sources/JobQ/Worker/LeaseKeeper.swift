@@ -241,12 +241,11 @@ final class LeaseKeeper: @unchecked Sendable {
 
     private func reap(_ index: Int) {
         let core = cores[index]
-        // One worker at a time per queue; the lock lapses by itself.
-        guard let got = command(RedisCommand("SET", core.keys.reaperLock, workerID, "NX", "PX", max(1, (lease / 4).milliseconds)), key: core.keys.reaperLock),
-              got.string == "OK" else { return }
+        // One worker at a time per queue: the script takes the lock (it lapses by itself), so
+        // reaping goes on under OOM like renewal.
         for _ in 0..<10 {
-            guard let reply = call(core.scripts.recoverStalled, keys: core.recoverKeys, arguments: [core.maxLen, 1000]),
-                  let v = reply.array?.compactMap(\.int), v.count == 4 else { return }
+            guard let reply = call(core.scripts.recoverStalled, keys: core.recoverKeys, arguments: [core.maxLen, 1000, workerID, max(1, (lease / 4).milliseconds)]),
+                  let v = reply.array?.compactMap(\.int), v.count == 4, v[3] >= 0 else { return }
             if v[0] > 0 { Counter(label: "jobq_jobs_stalled_total", dimensions: [("queue", core.name)]).increment(by: v[0]) }
             if v[0] + v[1] + v[2] > 0 {
                 logger.warning("recovered stalled jobs", metadata: ["queue": "\(core.name)", "requeued": "\(v[0])", "failed": "\(v[1])", "cancelled": "\(v[2])"])

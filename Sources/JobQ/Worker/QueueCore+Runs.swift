@@ -135,8 +135,9 @@ extension QueueCore {
     }
 
     /// The reaper's call: expired leases back to waiting (or failed/cancelled), ≤ `batch` jobs.
-    func recoverStalled(batch: Int = 1000) async throws(JobQError) -> (requeued: Int, failed: Int, cancelled: Int, remaining: Int) {
-        let reply = try await run(scripts.recoverStalled, keys: recoverKeys, arguments: [maxLen, min(batch, 1000)], idempotent: true)
+    /// Without a lock (`lockMs` 0) it always runs; `remaining` is -1 when another holds it.
+    func recoverStalled(batch: Int = 1000, holder: String = "manual", lockMs: Int64 = 0) async throws(JobQError) -> (requeued: Int, failed: Int, cancelled: Int, remaining: Int) {
+        let reply = try await run(scripts.recoverStalled, keys: recoverKeys, arguments: [maxLen, min(batch, 1000), holder, lockMs], idempotent: true)
         guard let v = reply.array?.compactMap(\.int), v.count == 4 else { throw unexpected(reply, scripts.recoverStalled) }
         return (v[0], v[1], v[2], v[3])
     }

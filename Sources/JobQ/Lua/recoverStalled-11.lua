@@ -13,13 +13,18 @@
   KEYS[8]  jobq:{<q>}:events      STREAM
   KEYS[9]  jobq:{<q>}:seq         STRING  sequence counter
   KEYS[10] jobq:{<q>}:job:        prefix of job records
+  KEYS[11] jobq:{<q>}:reaper      STRING  the reaper lock: the id of the worker reaping now
   Derived keys: jobq:{<q>}:job:<id> HASH of each expired job and of records trimmed by retention.
 
   ARGV[1] events stream cap
   ARGV[2] most jobs to recover in this call (<= 1000)
+  ARGV[3] the caller's worker id (the lock's holder)
+  ARGV[4] the lock's length, ms; 0 = no lock (a test, an operator)
 
   Returns {requeued, failed, cancelled, remaining}: remaining = expired leases left for the next
-  call. The lease token is cleared, so a late finish from the stalled run gets LEASE_LOST.
+  call; {0, 0, 0, -1} when another worker holds the lock (it reaps this round). The lock is
+  taken (or kept, by its holder) in the same call, so one worker at a time reaps and the lock
+  works under OOM like the rest. The lease token is cleared, so a late finish from the stalled run gets LEASE_LOST.
   A stall counts in stallCount (sc), never in attempts: the take of the stalled run counted an
   attempt (am), so it is given back here, whichever way the job goes.
   Flags: allow-oom. It only moves ids between sets of the queue, rewrites fields in place and
@@ -29,8 +34,13 @@
 ]]
 --@include common
 local activeKey, waitKey, prioritizedKey, failedKey, cancelledKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local metaKey, markerKey, eventsKey, seqKey, jobPrefix = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
-local maxLen, batch = ARGV[1], tonumber(ARGV[2])
+local metaKey, markerKey, eventsKey, seqKey, jobPrefix, lockKey = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11]
+local maxLen, batch, holder, lockMs = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+if lockMs > 0 then
+  local current = redis.call('GET', lockKey)
+  if current and current ~= holder then return {0, 0, 0, -1} end
+  if not current then redis.call('SET', lockKey, holder, 'PX', lockMs) end
+end
 local now = nowMs()
 local _, keepFailed, keepCancelled = retention(metaKey)
 local ids = redis.call('ZRANGEBYSCORE', activeKey, '-inf', now, 'LIMIT', 0, batch)

@@ -10,6 +10,8 @@ import JobQ
 ///   Redis restart): those are the duplicates, counted;
 /// - no handler started after its job's `cancel()` returned (other than the run that was
 ///   already active when it returned), and a cancelled-while-waiting job never ran again;
+/// - attempts count real failures only: a completed job used 1 attempt (2 for a job that fails
+///   once on purpose), however often it stalled or was requeued;
 /// - Redis holds no key for the queue outside its layout, and no job key has a TTL.
 struct ChaosChecker {
     let directory: String
@@ -118,12 +120,22 @@ struct ChaosChecker {
                 if let run = runs[resultRun], run.end?.outcome != "ok" {
                     report.violations.append("job \(id): completed by run \(resultRun), whose handler did not return normally")
                 }
+                // Attempts count real failures only: a stall, a shutdown or a lost lease gives
+                // its attempt back. A failOnce job fails its first attempt, nothing else fails.
+                let expectedAttempts = kind == "failOnce" ? 2 : 1
+                if job.attemptsMade != expectedAttempts {
+                    report.violations.append("job \(id) (\(kind)): \(job.attemptsMade) attempts used, expected \(expectedAttempts) (real failures + 1; stalls \(job.stallCount))")
+                }
+                if let run = runs[resultRun], run.attempt != job.attemptsMade {
+                    report.violations.append("job \(id): its result came from attempt \(run.attempt), the record says \(job.attemptsMade)")
+                }
             case "failed":
                 report.failed += 1
                 report.violations.append("job \(id) (\(kind)) failed: \(job.error?.description ?? "no error recorded") (no chaos job should fail: 3 attempts, 1 planned failure)")
             case "cancelled":
                 report.cancelled += 1
-                if kind != "cancel" { report.violations.append("job \(id) (\(kind)) was cancelled, but only `cancel` jobs are") }
+                if kind != "cancel" && kind != "bulkCancel" { report.violations.append("job \(id) (\(kind)) was cancelled, but only `cancel` and `bulkCancel` jobs are") }
+                if job.attemptsMade > 1 { report.violations.append("job \(id) (\(kind)): cancelled after \(job.attemptsMade) attempts; nothing fails it") }
                 if let last = executions.last, let lease = job.executionID, last.id != lease {
                     report.violations.append("job \(id): cancelled with lease \(lease) but its last run was \(last.id)")
                 }
@@ -160,8 +172,8 @@ struct ChaosChecker {
                 default:
                     report.violations.append("job \(id): unknown cancel outcome \(cancel.outcome)")
                 }
-            } else if kind == "cancel" {
-                report.violations.append("job \(id) is a cancel job that its producer never cancelled")
+            } else if kind == "cancel" || kind == "bulkCancel" {
+                report.violations.append("job \(id) is a \(kind) job that its producer never cancelled")
             }
         }
 
@@ -206,6 +218,9 @@ struct ChaosChecker {
             case .kill(let pid, let at), .sigterm(let pid, let at): return pid == previous.pid && window.contains(at)
             case .cut(_, let at): return window.contains(at)
             case .redisRestart(let from, let to): return window.overlaps(from...to)
+            case .stop(let pid, let from, let to): return pid == previous.pid && window.overlaps(from...to)
+            // A full Redis must not cost a run: renewals, reaping and finishing go on.
+            case .oom: return false
             }
         }
     }

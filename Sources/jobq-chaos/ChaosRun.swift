@@ -30,6 +30,10 @@ struct ChaosRun {
         case sigterm(pid: Int32, at: UInt64)
         case cut(type: String, at: UInt64)
         case redisRestart(from: UInt64, to: UInt64)
+        /// SIGSTOP of a worker for longer than its lease, then SIGCONT.
+        case stop(pid: Int32, from: UInt64, to: UInt64)
+        /// Redis full (maxmemory below used, noeviction): adds refused, everything else goes on.
+        case oom(from: UInt64, to: UInt64)
     }
 
     let settings: Settings
@@ -54,10 +58,16 @@ struct ChaosRun {
         log.write("start", queue, server.url, String(settings.seed), String(monotonicNanos()))
 
         let binary = Self.ownPath()
-        let environment = ["PATH": "/usr/local/bin:/usr/bin:/bin"]
-        func spawnWorker() throws -> ChildProcess {
+        // The workers' TMPDIR is the run's own, so their exec scratch directories can be counted.
+        let scratch = "\(directory)/tmp"
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        var environment = ["PATH": "/usr/local/bin:/usr/bin:/bin"]
+        // A Lua directory override (a mutated copy, to prove the checks catch a broken script)
+        // reaches every role.
+        if let lua = ProcessInfo.processInfo.environment["JOBQ_LUA_DIR"] { environment["JOBQ_LUA_DIR"] = lua }
+        func spawnWorker(queue: String = queue) throws -> ChildProcess {
             try ChildProcess(executable: binary, arguments: ["work", "--redis-url", server.url, "--queue", queue, "--directory", directory],
-                             environment: environment, outputPath: "\(directory)/workers.out")
+                             environment: environment.merging(["TMPDIR": scratch]) { $1 }, outputPath: "\(directory)/workers.out")
         }
         var workers: [ChildProcess] = try (0..<settings.workers).map { _ in try spawnWorker() }
         for w in workers { log.write("spawn", String(w.pid), String(monotonicNanos())) }
@@ -100,9 +110,14 @@ struct ChaosRun {
         let chaosEnd = ContinuousClock.now + .seconds(settings.seconds + 3)
         var nextKill = ContinuousClock.now + .milliseconds(Int64.random(in: 1_000...3_000, using: &rng))
         var nextCut = ContinuousClock.now + .milliseconds(Int64.random(in: 1_000...4_000, using: &rng))
+        let stopAt = ContinuousClock.now + .seconds(settings.seconds * 0.25)
         let restartAt = ContinuousClock.now + .seconds(settings.seconds * 0.4)
+        let oomAt = ContinuousClock.now + .seconds(settings.seconds * 0.55)
         let sigtermAt = ContinuousClock.now + .seconds(settings.seconds * 0.7)
-        var restarted = false, termed = false
+        let bulkAt = ContinuousClock.now + .seconds(settings.seconds * 0.85)
+        var restarted = false, termed = false, stopped = false, filled = false, bulked = false
+        let bulkLog = try AppendLog(path: "\(directory)/producer-bulk.log")
+        let jobs = try JobQueue(name: queue, client: client)
         while ContinuousClock.now < chaosEnd {
             try await Task.sleep(for: .milliseconds(50))
             try reapUnexpected()
@@ -130,6 +145,69 @@ struct ChaosRun {
                 faults.append(.cut(type: type, at: t))
                 nextCut = ContinuousClock.now + .milliseconds(Int64.random(in: 1_000...4_000, using: &rng))
             }
+            if !stopped, now >= stopAt {
+                // A worker frozen past its lease (a GC pause, a stopped VM): its jobs are reaped
+                // and run elsewhere; thawed, it must fence itself and write nothing stale.
+                stopped = true
+                let victim = workers[Int.random(in: 0..<workers.count, using: &rng)]
+                let from = monotonicNanos()
+                victim.signal(SIGSTOP)
+                try await Task.sleep(for: .milliseconds(6_500))   // > 2 leases of 3 s
+                victim.signal(SIGCONT)
+                let to = monotonicNanos()
+                log.write("stop", String(victim.pid), String(from), String(to))
+                faults.append(.stop(pid: victim.pid, from: from, to: to))
+            }
+            if !filled, now >= oomAt {
+                // Redis full for longer than a lease, with long jobs running: renewals, reaping,
+                // heartbeats and finishing must go on; only adds are refused.
+                filled = true
+                let used = Int(try await client.send("INFO", "memory").string?.split(separator: "\r\n")
+                    .first { $0.hasPrefix("used_memory:") }?.dropFirst(12) ?? "0") ?? 0
+                let from = monotonicNanos()
+                _ = try await client.send("CONFIG", "SET", "maxmemory", String(max(1, used - 256 * 1024)))
+                try await Task.sleep(for: .milliseconds(4_500))
+                _ = try await client.send("CONFIG", "SET", "maxmemory", "0")
+                let to = monotonicNanos()
+                log.write("oom", String(from), String(to), String(used))
+                faults.append(.oom(from: from, to: to))
+            }
+            if !bulked, now >= bulkAt {
+                // A bulk cancel racing the workers: 200 jobs added and cancelled in one call.
+                bulked = true
+                let payload = try JobPayload.encoding(ChaosPayload(k: .bulkCancel, ms: 300))
+                var options = JobOptions()
+                options.maxStalls = 1000
+                let added = try await jobs.addBulk((0..<200).map { _ in .init(name: "chaos", payload: payload, options: options) })
+                var ids: [String] = []
+                for result in added {
+                    if case .success(let a) = result {
+                        ids.append(a.id)
+                        bulkLog.write("added", a.id, ChaosPayload.Kind.bulkCancel.rawValue, String(monotonicNanos()))
+                    } else {
+                        bulkLog.write("unacked", ChaosPayload.Kind.bulkCancel.rawValue, "bulk add refused")
+                    }
+                }
+                for _ in 0..<100 {
+                    do {
+                        let outcomes = try await jobs.cancel(ids, requestedBy: "chaos-bulk")
+                        let t = monotonicNanos(), wall = UInt64(Date().timeIntervalSince1970 * 1000)
+                        for (id, outcome) in zip(ids, outcomes) {
+                            let name: String = switch outcome {
+                            case .cancelled: "cancelled"
+                            case .cancelRequested: "cancelRequested"
+                            case .alreadyFinished(let state): "already-\(state)"
+                            case .notFound: "notFound"
+                            }
+                            bulkLog.write("cancel", id, name, String(t), String(wall))
+                        }
+                        break
+                    } catch {
+                        try await Task.sleep(for: .milliseconds(100))
+                    }
+                }
+                log.write("bulkCancel", String(ids.count))
+            }
             if !restarted, now >= restartAt {
                 restarted = true
                 let from = monotonicNanos()
@@ -154,6 +232,8 @@ struct ChaosRun {
                     faults.append(.sigterm(pid: w.pid, at: t))
                     if status != 0 { violations.append("worker \(w.pid) did not stop cleanly on SIGTERM: \(Self.describe(status: status))") }
                 }
+                // No program a gracefully stopped worker started may outlive it.
+                violations += Self.survivors(of: Set(signalled.map(\.0.pid)), directory: directory)
                 workers = try workers.map { _ in try spawnWorker() }
                 for w in workers { log.write("spawn", String(w.pid), String(monotonicNanos())) }
             }
@@ -183,6 +263,26 @@ struct ChaosRun {
             let status = try await Self.wait(w, seconds: 60, what: "a worker's graceful stop")
             if status != 0 { violations.append("worker \(w.pid) did not stop cleanly at the end: \(Self.describe(status: status))") }
         }
+        violations += Self.survivors(of: Set(workers.map(\.pid)), directory: directory)
+        // Scratch files: a stopping worker removes its own; those of killed workers are removed
+        // by the next worker that runs an exec job. One more worker runs one, then nothing of
+        // any worker may be left.
+        let sweepQueue = try JobQueue(name: queue + "-sweep", client: client)
+        let sweepJob = try await sweepQueue.add(name: "chaos", payload: try .encoding(ChaosPayload(k: .stubborn, ms: 0))).id
+        let sweeper = try spawnWorker(queue: sweepQueue.name)
+        let sweepDeadline = ContinuousClock.now + .seconds(60)
+        while try await sweepQueue.inspector.job(sweepJob)?.state != .completed {
+            guard ContinuousClock.now < sweepDeadline else {
+                violations.append("the sweeping worker did not run its job within 60 s")
+                break
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        sweeper.signal(SIGTERM)
+        _ = try await Self.wait(sweeper, seconds: 60, what: "the sweeping worker")
+        let left = (try? FileManager.default.contentsOfDirectory(atPath: scratch)) ?? []
+        if !left.isEmpty { violations.append("exec scratch files left behind in \(scratch): \(left.prefix(5).joined(separator: ", "))") }
+        _ = try? await sweepQueue.inspector.obliterate(force: true)
         log.write("end", String(monotonicNanos()))
 
         if settings.sabotage, let victim = try await client.send("ZRANGE", "jobq:{\(queue)}:completed", "0", "0").array?.first?.string {
@@ -199,9 +299,24 @@ struct ChaosRun {
         let sigterms = faults.filter { if case .sigterm = $0 { return true }; return false }.count
         let cuts = faults.filter { if case .cut = $0 { return true }; return false }.count
         let summary = "jobq-chaos: jobs=\(report.acknowledged) unacked=\(report.unacknowledged) completed=\(report.completed) failed=\(report.failed) "
-            + "cancelled=\(report.cancelled) executions=\(report.executions) kills=\(kills) sigterms=\(sigterms) cuts=\(cuts) redis_restarts=1 "
+            + "cancelled=\(report.cancelled) executions=\(report.executions) kills=\(kills) sigterms=\(sigterms) cuts=\(cuts) redis_restarts=1 stops=1 oom_windows=1 bulk_cancels=1 "
             + "lost=\(report.lost) duplicates=\(report.duplicates) violations=\(violations.count) seed=\(settings.seed) \(seconds)s"
         return Outcome(summary: summary, violations: violations, directory: directory)
+    }
+
+    /// Programs (from `stubborn.pids`) started by one of `workers` that still run.
+    static func survivors(of workers: Set<Int32>, directory: String) -> [String] {
+        guard let text = try? String(contentsOfFile: "\(directory)/stubborn.pids", encoding: .utf8) else { return [] }
+        var out: [String] = []
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: " ").compactMap { Int32($0) }
+            guard parts.count == 2, workers.contains(parts[1]) else { continue }
+            if kill(parts[0], 0) == 0 {
+                out.append("exec program \(parts[0]) of stopped worker \(parts[1]) outlived it")
+                kill(parts[0], SIGKILL)
+            }
+        }
+        return out
     }
 
     static func wait(_ process: ChildProcess, seconds: Double, what: String) async throws -> Int32 {

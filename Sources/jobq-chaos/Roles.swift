@@ -49,6 +49,12 @@ struct ChaosPayload: Codable {
         case failOnce
         /// Runs until cancelled (or 30 s); its producer cancels it once it is running.
         case cancel
+        /// Runs longer than the lease (renewals must carry it, through the OOM window too).
+        case long
+        /// An `exec` program that ignores SIGTERM (only SIGKILL ends it early).
+        case stubborn
+        /// Added and cancelled in one bulk call by the orchestrator, racing the workers.
+        case bulkCancel
     }
     var k: Kind
     var ms: Int
@@ -82,14 +88,17 @@ struct Produce: AsyncParsableCommand {
                 let due = start + .seconds(seconds * Double(i) / Double(max(1, count)))
                 if due > ContinuousClock.now { try await Task.sleep(until: due, clock: .continuous) }
                 let roll = Int.random(in: 0..<100, using: &rng)
-                let kind: ChaosPayload.Kind = roll < 5 ? .cancel : roll < 15 ? .failOnce : roll < 30 ? .delayed : roll < 45 ? .prioritized : .plain
+                let kind: ChaosPayload.Kind = roll < 5 ? .cancel : roll < 15 ? .failOnce : roll < 30 ? .delayed : roll < 45 ? .prioritized
+                    : roll < 48 ? .long : roll < 53 ? .stubborn : .plain
                 var options = JobOptions()
                 options.attempts = 3
                 options.backoff = .fixed(.milliseconds(200))
                 options.maxStalls = 1000   // stalls come from our own kills; count them, never fail a job for them
                 if kind == .delayed { options.delay = .milliseconds(Int64.random(in: 100...2_000, using: &rng)) }
                 if kind == .prioritized { options.priority = JobPriority(Int.random(in: -10...10, using: &rng)) }
-                let payload = ChaosPayload(k: kind, ms: kind == .cancel ? 30_000 : Int.random(in: 5...150, using: &rng))
+                let ms = kind == .cancel ? 30_000 : kind == .long ? Int.random(in: 4_000...5_000, using: &rng)
+                    : kind == .stubborn ? Int.random(in: 100...1_500, using: &rng) : Int.random(in: 5...150, using: &rng)
+                let payload = ChaosPayload(k: kind, ms: ms)
                 do {
                     let added = try await jobs.add(name: "chaos", payload: try .encoding(payload), options: options)
                     log.write("added", added.id, kind.rawValue, String(monotonicNanos()))
@@ -157,6 +166,17 @@ struct Work: AsyncParsableCommand {
         signal(SIGTERM, SIG_IGN)
         let pid = String(getpid())
         let log = try AppendLog(path: "\(directory)/worker-\(pid).log")
+        // The stubborn program: records its pid and its worker's, ignores SIGTERM, runs the
+        // payload's ms in 50 ms steps and returns its execution id as the result.
+        var stubborn = ExecHandler(executable: "/bin/sh", arguments: ["-c", """
+            echo "$$ $PPID" >> '\(directory)/stubborn.pids'
+            trap '' TERM
+            ms=$(sed -n 's/.*"ms":\\([0-9]*\\).*/\\1/p')
+            i=0; while [ $i -lt $((ms / 50)) ]; do sleep 0.05; i=$((i + 1)); done
+            printf 'result %s\\n' "$(printf %s "$JOBQ_EXECUTION_ID" | base64 | tr -d '\\n')" >&3
+            """])
+        stubborn.killAfter = .seconds(1)
+        let stubbornRun = stubborn.handler
         var handlers = JobHandlers()
         handlers.register(name: "chaos") { job, context in
             log.write("start", job.id, String(context.attempt), context.executionID, pid, String(monotonicNanos()))
@@ -167,6 +187,11 @@ struct Work: AsyncParsableCommand {
                 throw PlannedFailure()
             }
             do {
+                if payload.k == .stubborn {
+                    let result = try await stubbornRun(job, context)
+                    end("ok")
+                    return result
+                }
                 if payload.k == .cancel {
                     _ = try await withThrowingTaskGroup(of: Bool.self) { group in
                         group.addTask { await context.waitForCancellation() != nil }

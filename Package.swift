@@ -85,6 +85,13 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // What every executable shares on its command line (a main that survives a closed
+        // stdout). Not a product.
+        .target(
+            name: "JobQCommandLine",
+            dependencies: ["JobQ", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strict
+        ),
         // Starts and stops private redis-server processes (tests, demo, benchmark). Not a product.
         .target(
             name: "LocalRedis",
@@ -117,6 +124,7 @@ let package = Package(
         .executableTarget(
             name: "jobq-demo",
             dependencies: [
+                "JobQCommandLine",
                 "JobQ",
                 "LocalRedis",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -126,6 +134,7 @@ let package = Package(
         .executableTarget(
             name: "jobq-bench",
             dependencies: [
+                "JobQCommandLine",
                 "JobQ",
                 "LocalRedis",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -137,6 +146,7 @@ let package = Package(
         .executableTarget(
             name: "jobq-chaos",
             dependencies: [
+                "JobQCommandLine",
                 "JobQ",
                 "LocalRedis",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -205,7 +205,7 @@ struct Workers: AsyncParsableCommand {
         }
         // Fits the terminal (100 columns when not one): ids, hosts and queue lists are cut
         // with …; --json has them whole.
-        Output.line(Output.table(["ID", "HOST", "PID", "QUEUES", "SLOTS", "ACTIVE", "STARTED", "LAST SEEN"], rows, numeric: [2, 4, 5],
+        Output.line(Output.table(["ID", "HOST", "PID", "QUEUES", "CONCURRENCY", "ACTIVE", "STARTED", "LAST SEEN"], rows, numeric: [2, 4, 5],
                                  maxWidth: Output.terminalSize()?.columns ?? 100, shrinkable: [0, 1, 3]))
     }
 }

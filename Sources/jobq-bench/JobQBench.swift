@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import JobQ
+import JobQCommandLine
 import LocalRedis
 
 /// `jobq-bench`: jobq's figures as ratios to references measured in the same run on the same
@@ -40,19 +41,7 @@ struct JobQBench: AsyncParsableCommand {
         version: "jobq-bench " + JobQVersion.current
     )
 
-    static func main() async {
-        StandardStreams.prepare()
-        do {
-            var command = try parseAsRoot()
-            if var asyncCommand = command as? AsyncParsableCommand {
-                try await asyncCommand.run()
-            } else {
-                try command.run()
-            }
-        } catch {
-            exit(withError: error)
-        }
-    }
+    static func main() async { await guardedMain() }
 
     static let known = ["reference", "client", "enqueue", "drain", "steady", "scale", "scale-cluster", "depth", "cancel", "delayed", "recovery", "memory"]
 

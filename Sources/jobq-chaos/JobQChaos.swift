@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import JobQ
+import JobQCommandLine
 import LocalRedis
 #if canImport(Glibc)
 import Glibc
@@ -26,19 +27,7 @@ struct JobQChaos: AsyncParsableCommand {
         defaultSubcommand: Run.self
     )
 
-    static func main() async {
-        StandardStreams.prepare()
-        do {
-            var command = try parseAsRoot()
-            if var asyncCommand = command as? AsyncParsableCommand {
-                try await asyncCommand.run()
-            } else {
-                try command.run()
-            }
-        } catch {
-            exit(withError: error)
-        }
-    }
+    static func main() async { await guardedMain() }
 }
 
 struct Run: AsyncParsableCommand {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import JobQ
+import JobQCommandLine
 import LocalRedis
 import Synchronization
 
@@ -21,19 +22,7 @@ struct JobQDemo: AsyncParsableCommand {
         version: "jobq-demo " + JobQVersion.current
     )
 
-    static func main() async {
-        StandardStreams.prepare()
-        do {
-            var command = try parseAsRoot()
-            if var asyncCommand = command as? AsyncParsableCommand {
-                try await asyncCommand.run()
-            } else {
-                try command.run()
-            }
-        } catch {
-            exit(withError: error)
-        }
-    }
+    static func main() async { await guardedMain() }
 
     @Option(help: "Jobs to add (5–5000), split 5:3:4:2:6 across email, resize, sync, report, webhook.")
     var jobs = 20

@@ -9,24 +9,29 @@ import Testing
 /// caller), and the keys and channels it may touch.
 @Suite("config/users.acl")
 struct ACLFileTests {
-    @Test("the worker and admin users run a job end to end; FLUSHALL, KEYS, CONFIG and foreign keys are refused")
-    func leastPrivilege() async throws {
+    /// A private server loading a copy of config/users.acl (the copy's path, to remove).
+    static func serverWithACLFile() async throws -> (RedisServerProcess, String) {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let aclCopy = FileManager.default.temporaryDirectory.appendingPathComponent("jobq-users-\(UUID().uuidString).acl").path
         try FileManager.default.copyItem(atPath: root.appendingPathComponent("config/users.acl").path, toPath: aclCopy)
-        defer { try? FileManager.default.removeItem(atPath: aclCopy) }
-        let server = try await RedisServerProcess.start(.init(extraArguments: ["--aclfile", aclCopy]))
-        defer { Task { await server.destroy() } }
+        return (try await RedisServerProcess.start(.init(extraArguments: ["--aclfile", aclCopy])), aclCopy)
+    }
 
-        func client(_ user: String, _ password: String) -> RedisClient {
-            var c = server.configuration
-            c.username = user
-            c.password = password
-            c.retryDeadline = .seconds(5)
-            return RedisClient(configuration: c)
-        }
-        let admin = client("jobq-admin", "CHANGE-ME-admin")
-        let workerClient = client("jobq-worker", "CHANGE-ME-worker")
+    /// A client for the file's `jobq-<role>` user, with its CHANGE-ME password.
+    static func client(_ server: RedisServerProcess, _ role: String) -> RedisClient {
+        var c = server.configuration
+        c.username = "jobq-\(role)"
+        c.password = "CHANGE-ME-\(role)"
+        c.retryDeadline = .seconds(5)
+        return RedisClient(configuration: c)
+    }
+
+    @Test("the worker and admin users run a job end to end; FLUSHALL, KEYS, CONFIG and foreign keys are refused")
+    func leastPrivilege() async throws {
+        let (server, aclCopy) = try await Self.serverWithACLFile()
+        defer { Task { await server.destroy() }; try? FileManager.default.removeItem(atPath: aclCopy) }
+        let admin = Self.client(server, "admin")
+        let workerClient = Self.client(server, "worker")
         defer { Task { await admin.close(); await workerClient.close() } }
 
         let queue = try JobQueue(name: "acl-\(UUID().uuidString.prefix(6))", client: admin)
@@ -70,20 +75,9 @@ struct ACLFileTests {
 
     @Test("each role is refused what the others do: a producer cannot take, pause, purge or list queues; a worker cannot purge, obliterate, cancel or remove; an admin cannot take")
     func roles() async throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let aclCopy = FileManager.default.temporaryDirectory.appendingPathComponent("jobq-users-\(UUID().uuidString).acl").path
-        try FileManager.default.copyItem(atPath: root.appendingPathComponent("config/users.acl").path, toPath: aclCopy)
-        defer { try? FileManager.default.removeItem(atPath: aclCopy) }
-        let server = try await RedisServerProcess.start(.init(extraArguments: ["--aclfile", aclCopy]))
-        defer { Task { await server.destroy() } }
-        func client(_ user: String) -> RedisClient {
-            var c = server.configuration
-            c.username = "jobq-\(user)"
-            c.password = "CHANGE-ME-\(user)"
-            c.retryDeadline = .seconds(5)
-            return RedisClient(configuration: c)
-        }
-        let producer = client("producer"), worker = client("worker"), admin = client("admin")
+        let (server, aclCopy) = try await Self.serverWithACLFile()
+        defer { Task { await server.destroy() }; try? FileManager.default.removeItem(atPath: aclCopy) }
+        let producer = Self.client(server, "producer"), worker = Self.client(server, "worker"), admin = Self.client(server, "admin")
         defer { Task { await producer.close(); await worker.close(); await admin.close() } }
         let name = "roles-\(UUID().uuidString.prefix(6))"
         let asProducer = try JobQueue(name: name, client: producer)

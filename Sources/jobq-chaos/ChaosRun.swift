@@ -65,8 +65,10 @@ struct ChaosRun {
         // A Lua directory override (a mutated copy, to prove the checks catch a broken script)
         // reaches every role.
         if let lua = ProcessInfo.processInfo.environment["JOBQ_LUA_DIR"] { environment["JOBQ_LUA_DIR"] = lua }
-        func spawnWorker(queue: String = queue) throws -> ChildProcess {
-            try ChildProcess(executable: binary, arguments: ["work", "--redis-url", server.url, "--queue", queue, "--directory", directory],
+        // Workers also serve a side queue where job ids are obliterated and re-added mid-run.
+        let reuseQueue = try JobQueue(name: queue + "-reuse", client: client)
+        func spawnWorker(queues: [String] = [queue, queue + "-reuse"]) throws -> ChildProcess {
+            try ChildProcess(executable: binary, arguments: ["work", "--redis-url", server.url, "--directory", directory] + queues.flatMap { ["--queue", $0] },
                              environment: environment.merging(["TMPDIR": scratch]) { $1 }, outputPath: "\(directory)/workers.out")
         }
         var workers: [ChildProcess] = try (0..<settings.workers).map { _ in try spawnWorker() }
@@ -110,6 +112,8 @@ struct ChaosRun {
         let chaosEnd = ContinuousClock.now + .seconds(settings.seconds + 3)
         var nextKill = ContinuousClock.now + .milliseconds(Int64.random(in: 1_000...3_000, using: &rng))
         var nextCut = ContinuousClock.now + .milliseconds(Int64.random(in: 1_000...4_000, using: &rng))
+        let reuseAt = ContinuousClock.now + .seconds(settings.seconds * 0.15)
+        var reused = false
         let stopAt = ContinuousClock.now + .seconds(settings.seconds * 0.25)
         let restartAt = ContinuousClock.now + .seconds(settings.seconds * 0.4)
         let oomAt = ContinuousClock.now + .seconds(settings.seconds * 0.55)
@@ -144,6 +148,13 @@ struct ChaosRun {
                 log.write("cut", type, String(killed), String(t))
                 faults.append(.cut(type: type, at: t))
                 nextCut = ContinuousClock.now + .milliseconds(Int64.random(in: 1_000...4_000, using: &rng))
+            }
+            if !reused, now >= reuseAt {
+                // Ids reused while their old runs are in flight: `obliterate --force`, then the same
+                // ids added again. Each new job must end once, completed, with no stall: an old
+                // run's end must never touch the new run of the same id.
+                reused = true
+                violations += try await Self.reusePhase(reuseQueue, log: log)
             }
             if !stopped, now >= stopAt {
                 // A worker frozen past its lease (a GC pause, a stopped VM): its jobs are reaped
@@ -269,7 +280,7 @@ struct ChaosRun {
         // any worker may be left.
         let sweepQueue = try JobQueue(name: queue + "-sweep", client: client)
         let sweepJob = try await sweepQueue.add(name: "chaos", payload: try .encoding(ChaosPayload(k: .stubborn, ms: 0))).id
-        let sweeper = try spawnWorker(queue: sweepQueue.name)
+        let sweeper = try spawnWorker(queues: [sweepQueue.name])
         let sweepDeadline = ContinuousClock.now + .seconds(60)
         while try await sweepQueue.inspector.job(sweepJob)?.state != .completed {
             guard ContinuousClock.now < sweepDeadline else {
@@ -283,6 +294,7 @@ struct ChaosRun {
         let left = (try? FileManager.default.contentsOfDirectory(atPath: scratch)) ?? []
         if !left.isEmpty { violations.append("exec scratch files left behind in \(scratch): \(left.prefix(5).joined(separator: ", "))") }
         _ = try? await sweepQueue.inspector.obliterate(force: true)
+        _ = try? await reuseQueue.inspector.obliterate(force: true)
         log.write("end", String(monotonicNanos()))
 
         if settings.sabotage, let victim = try await client.send("ZRANGE", "jobq:{\(queue)}:completed", "0", "0").array?.first?.string {
@@ -302,6 +314,44 @@ struct ChaosRun {
             + "cancelled=\(report.cancelled) executions=\(report.executions) kills=\(kills) sigterms=\(sigterms) cuts=\(cuts) redis_restarts=1 stops=1 oom_windows=1 bulk_cancels=1 "
             + "lost=\(report.lost) duplicates=\(report.duplicates) violations=\(violations.count) seed=\(settings.seed) \(seconds)s"
         return Outcome(summary: summary, violations: violations, directory: directory)
+    }
+
+    /// 12 jobs with fixed ids on the side queue; once some run, the queue is obliterated and the
+    /// same ids added again (runs longer than the lease); every re-added job must complete with 1
+    /// attempt and no stall.
+    static func reusePhase(_ queue: JobQueue, log: AppendLog) async throws -> [String] {
+        let ids = (0..<12).map { "reuse-\($0)" }
+        // Keep every record, so each re-added job's end can be read (obliterate resets it too).
+        try await queue.inspector.setRetention(completed: 1_000, failed: 1_000, cancelled: 1_000)
+        var options = JobOptions()
+        options.maxStalls = 1000
+        let long = try JobPayload.encoding(ChaosPayload(k: .plain, ms: 1_500))
+        for id in ids { options.jobID = id; _ = try await queue.add(name: "chaos", payload: long, options: options) }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while try await queue.inspector.counts().active < 3 {
+            guard ContinuousClock.now < deadline else { return ["reuse phase: the side queue's jobs did not start within 30 s"] }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        _ = try await queue.inspector.obliterate(force: true)
+        try await queue.inspector.setRetention(completed: 1_000, failed: 1_000, cancelled: 1_000)
+        // Longer than the lease: a new run whose lease an old run's end dropped would be reaped.
+        let again = try JobPayload.encoding(ChaosPayload(k: .plain, ms: 4_500))
+        for id in ids { options.jobID = id; _ = try await queue.add(name: "chaos", payload: again, options: options) }
+        log.write("reuse", String(ids.count), String(monotonicNanos()))
+        while true {
+            let counts = try await queue.inspector.counts()
+            if counts.waiting + counts.delayed + counts.active == 0 { break }
+            guard ContinuousClock.now < deadline + .seconds(30) else { return ["reuse phase: re-added jobs still running after 60 s: \(counts)"] }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        var problems: [String] = []
+        for id in ids {
+            guard let job = try await queue.inspector.job(id) else { problems.append("reuse phase: \(id) is gone"); continue }
+            if job.state != .completed || job.stallCount != 0 || job.attemptsMade != 1 {
+                problems.append("reuse phase: \(id) ended \(job.state) with \(job.stallCount) stalls and \(job.attemptsMade) attempts (expected completed, 0, 1): an old run touched the new one")
+            }
+        }
+        return problems
     }
 
     /// Programs (from `stubborn.pids`) started by one of `workers` that still run.

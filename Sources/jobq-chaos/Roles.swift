@@ -151,7 +151,7 @@ struct Work: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "One worker of a chaos run (started by `jobq-chaos run`).", shouldDisplay: false)
 
     @Option var redisURL: String
-    @Option var queue: String
+    @Option(help: "A queue to serve (repeatable).") var queue: [String]
     @Option var directory: String
     @Option var concurrency = 8
     @Option(help: "Lease in milliseconds.") var leaseMs = 3_000
@@ -211,7 +211,7 @@ struct Work: AsyncParsableCommand {
             end("ok")
             return Array(context.executionID.utf8)
         }
-        var configuration = WorkerConfiguration(queues: [.init(queue)], concurrency: concurrency, workerID: "chaos-\(pid)")
+        var configuration = WorkerConfiguration(queues: queue.map { .init($0) }, concurrency: concurrency, workerID: "chaos-\(pid)")
         configuration.lease = .milliseconds(leaseMs)
         configuration.shutdownGrace = .milliseconds(graceMs)
         configuration.maxBlockTimeout = .seconds(2)

@@ -117,6 +117,14 @@ struct ACLFileTests {
         try await withWorker(asWorker, handlers: handlers) { _ in
             try await eventually(20, "the job completed under the worker user") { try await asAdmin.inspector.job(first.id)?.state == .completed }
         }
+        // The worker user reaps a dead worker's job, taking the reaper lock as its keeper does.
+        let orphan = try await asProducer.add(name: "other", payload: .json("{}"))
+        _ = try #require(try await asWorker.takeJob(JobQueue.testLease(.milliseconds(1))))
+        try await eventually(20, "the worker user's reaper to requeue the job") {
+            try await asWorker.core.recoverStalled(holder: "acl-worker", lockMs: 1000).requeued == 1
+        }
+        #expect(try await asAdmin.inspector.job(orphan.id)?.state == .waiting)
+        _ = try await asAdmin.inspector.remove([orphan.id])
         let third = try await asProducer.add(name: "other", payload: .json("{}"))
         await refused("worker purge", naming: "LRANGE") { _ = try await asWorker.inspector.purge() }
         await refused("worker obliterate") { _ = try await asWorker.inspector.obliterate(force: true) }

@@ -347,7 +347,8 @@ struct WorkerSharingTests {
         var handlers = JobHandlers()
         handlers.register(name: "x") { _, _ in [] }
         let id = "hb-\(UUID().uuidString.prefix(8))"
-        try await withWorker(queue, concurrency: 3, lease: .seconds(1), configure: { $0.workerID = id }, handlers: handlers) { _ in
+        // A 3 s lease: the record expires 3 beats (3 s) after the last, room for a loaded CI machine.
+        try await withWorker(queue, concurrency: 3, lease: .seconds(3), configure: { $0.workerID = id }, handlers: handlers) { _ in
             try await eventually(20, "the heartbeat") { try await WorkerInfo.list(client: queue.client).contains { $0.id == id } }
             let me = try #require(try await WorkerInfo.list(client: queue.client, queue: queue.name).first { $0.id == id })
             #expect(me.concurrency == 3 && me.queues == ["\(queue.name):1"] && me.pid == Int(ProcessInfo.processInfo.processIdentifier))

@@ -201,6 +201,30 @@ struct ReliabilityTests {
         }
     }
 
+    @Test("a worker with a short lease never drops a live worker with a long lease from the worker list")
+    func registryKeepsLongLeases() async throws {
+        let slowQueue = try await uniqueQueue("slowBeats")
+        let fastQueue = try await uniqueQueue("fastBeats")
+        let handlers = JobHandlers()
+        try await withWorker(slowQueue, lease: .seconds(10), handlers: handlers) { slow in
+            let slowID = slow.configuration.workerID
+            try await eventually(20, "the slow worker's first beat") { try await WorkerInfo.list(client: slowQueue.client).contains { $0.id == slowID } }
+            try await withWorker(fastQueue, lease: .milliseconds(300), handlers: handlers) { fast in
+                // Five beats of the fast worker (every 100 ms): each trims the registry.
+                let seen = Mutex<(last: Double?, moves: Int)>((nil, 0))
+                try await eventually(20, "five beats of the fast worker") {
+                    let score = try await fastQueue.client.send(RedisCommand("ZSCORE", QueueKeys.workerRegistry, fast.configuration.workerID)).string.flatMap(Double.init)
+                    return seen.withLock { s in
+                        if let score, let last = s.last, score > last { s.moves += 1 }
+                        if let score { s.last = score }
+                        return s.moves >= 5
+                    }
+                }
+                #expect(try await WorkerInfo.list(client: slowQueue.client).contains { $0.id == slowID }, "the slow worker (a beat every 3.3 s) is still listed")
+            }
+        }
+    }
+
     @Test("fault-free runs: no lease-lost warning when renewals race finishing runs (1,000 short jobs, renewals every 100 ms)")
     func noFalseLeaseLost() async throws {
         let queue = try await uniqueQueue()

@@ -64,7 +64,8 @@ public struct QueueKeys: Sendable, Hashable {
 
     /// Global `SET` of queue names (its own slot; never touched inside a queue script).
     public static let queueRegistry = "jobq:queues"
-    /// Global `ZSET` of live workers (score = last heartbeat).
+    /// Global `ZSET` of live workers (score = when the worker's entry expires: 3 of its beats
+    /// after its last one).
     public static let workerRegistry = "jobq:workers"
 
     /// Checks a queue name: 1–100 bytes of UTF-8, no `{`, `}` or control characters (an empty or

@@ -26,7 +26,13 @@ package enum StandardStreams {
                     offset += n
                     continue
                 }
-                if errno == EINTR || errno == EAGAIN { continue }
+                if errno == EINTR { continue }
+                if errno == EAGAIN {
+                    // A non-blocking stdout that is full: wait until it drains, never spin.
+                    var ready = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                    _ = poll(&ready, 1, 1000)
+                    continue
+                }
                 if fd != 1 { return }
                 if errno == EPIPE { exit(0) }
                 let reason = String(cString: strerror(errno))

@@ -51,6 +51,9 @@ final class LeaseKeeper: @unchecked Sendable {
     private var renewalFailures: [Int]
     private var lastReap: [ContinuousClock.Instant]
     private let trouble: TroubleLog
+    /// Loop rounds and failed renewal tries so far (for tests: an outage must not make it spin).
+    let wakeups = Atomic<Int>(0)
+    let failedRenewals = Atomic<Int>(0)
     private var lastBeat: ContinuousClock.Instant?
     private var startedAt: Int?
     private let beatFields: [String: String]
@@ -144,8 +147,12 @@ final class LeaseKeeper: @unchecked Sendable {
                     reap(index)
                     lastReap[index] = now
                 }
-                // Also wake for the fence, so a queue that cannot renew stops its jobs on time.
-                nextWake = min(nextWake, renewalDue[index], lastReap[index] + reapEvery, lastRenewal[index] + lease * 5 / 6)
+                nextWake = min(nextWake, renewalDue[index], lastReap[index] + reapEvery)
+                // Also wake for the fence, so a queue that cannot renew stops its jobs on time —
+                // only while it lies ahead: once passed (Redis still down) it must not make the
+                // loop spin.
+                let fenceAt = lastRenewal[index] + lease * 5 / 6
+                if fenceAt > now { nextWake = min(nextWake, fenceAt) }
             }
             lock.withLock { renewNow = false }
             fence()
@@ -163,6 +170,7 @@ final class LeaseKeeper: @unchecked Sendable {
                 for c in connections.values { c.close() }
                 return
             }
+            wakeups.add(1, ordering: .relaxed)
             let wait = nextWake - ContinuousClock.now
             if wait > .zero, !renewNow { lock.wait(for: wait) }
             let exit = stopping
@@ -177,8 +185,9 @@ final class LeaseKeeper: @unchecked Sendable {
     }
 
     private func renew(_ index: Int) {
-        let mine = lock.withLock { runs.values.filter { $0.queueIndex == index && !settling.contains($0.token) } }
-            .filter { !$0.cancellation.isFired }
+        // Runs still running, and runs whose finish is in flight (it may be retried through an
+        // outage: its lease must not run out meanwhile). A lost report for the latter is ignored.
+        let mine = lock.withLock { runs.values.filter { $0.queueIndex == index && (settling.contains($0.token) || !$0.cancellation.isFired) } }
         let started = ContinuousClock.now
         if mine.isEmpty {
             renewed(index, at: started)
@@ -215,6 +224,7 @@ final class LeaseKeeper: @unchecked Sendable {
             // Back off (capped, jittered) instead of retrying at once; the fence still stops the
             // queue's jobs at 5L/6 without a renewal.
             renewalFailures[index] += 1
+            failedRenewals.add(1, ordering: .relaxed)
             let cap = min(Duration.seconds(1), lease / 6)
             let base = min(cap, .milliseconds(50) * (1 << min(renewalFailures[index], 10)))
             renewalDue[index] = ContinuousClock.now + base * Double.random(in: 0.5...1.0)

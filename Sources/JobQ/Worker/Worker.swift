@@ -157,6 +157,11 @@ public final class Worker: Service, Sendable {
 
     private var stopRequested: Bool { state.withLock { $0.stopRequested } }
 
+    /// The lease keeper's loop rounds and failed renewal tries (tests: an outage must not spin).
+    var leaseKeeperCounts: (wakeups: Int, failedRenewals: Int) {
+        (keeper.wakeups.load(ordering: .relaxed), keeper.failedRenewals.load(ordering: .relaxed))
+    }
+
     /// True from the start of ``run()`` until a stop is requested (for readiness checks).
     public var isRunning: Bool { state.withLock { $0.started && !$0.stopRequested } }
 

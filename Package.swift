@@ -1,22 +1,27 @@
-// swift-tools-version:6.1
-// 6.1 or later: the server packages below declare 6.2 manifests and `traits:` needs ≥ 6.1.
+// swift-tools-version:6.2
+// 6.2 or later: swift-log, swift-metrics, swift-service-lifecycle, hummingbird and
+// async-http-client declare 6.2 manifests, so an older toolchain cannot resolve the graph.
 import PackageDescription
 
 let strict: [SwiftSetting] = [
     .swiftLanguageMode(.v6),
     .enableUpcomingFeature("InternalImportsByDefault"),
+    // `any P` spelled out wherever an existential is meant.
+    .enableUpcomingFeature("ExistentialAny"),
+    // A file sees members only of the modules it imports itself.
+    .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
 let package = Package(
     name: "jobq",
-    platforms: [.macOS(.v15)],
+    // Linux only (Debian 12 and Ubuntu are tested): the runtime uses Glibc, poll(2) and
+    // posix_spawn file actions as Linux has them. No `platforms:` line claims otherwise.
+    // What a user of the package sees: the library and the two programs an operator runs. The
+    // demo, the benchmark and the chaos test are executables of this package, not products.
     products: [
         .library(name: "JobQ", targets: ["JobQ"]),
         .executable(name: "jobq-worker", targets: ["jobq-worker"]),
         .executable(name: "jobq-admin", targets: ["jobq-admin"]),
-        .executable(name: "jobq-demo", targets: ["jobq-demo"]),
-        .executable(name: "jobq-bench", targets: ["jobq-bench"]),
-        .executable(name: "jobq-chaos", targets: ["jobq-chaos"]),
     ],
     dependencies: [
         // Command-line parsing, help text and usage errors for every executable: saves writing and
@@ -30,14 +35,14 @@ let package = Package(
         // other services in one ServiceGroup).
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         // The worker's configuration: one YAML file, JOBQ_* environment overrides, secrets kept out
-        // of logs (DESIGN §9), without our own YAML parser or precedence rules. `.defaults` keeps
+        // of logs, without our own YAML parser or precedence rules. `.defaults` keeps
         // JSON; "YAML" brings Yams.
         .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0", traits: [.defaults, "YAML"]),
         // The metrics API the worker reports through (counters, gauges, timers), backend-agnostic.
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         // Prometheus text exposition for `/metrics`: saves our own registry and formatter.
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
-        // HTTP client for `http` handlers (DESIGN §8): pooling, timeouts, redirects, TLS.
+        // HTTP client for `http` handlers: pooling, timeouts, redirects, TLS.
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         // HTTP server for `/metrics` and `/health` on the worker's metrics port (and the test
         // suite's local endpoint for `http` handlers): saves our own NIO HTTP pipeline.
@@ -45,6 +50,10 @@ let package = Package(
         // Already in the graph through swift-configuration; named here for `FilePath`, the type its
         // file provider takes.
         .package(url: "https://github.com/apple/swift-system", from: "1.5.0"),
+        // Already in the graph through async-http-client and hummingbird; named here because a
+        // test reads HTTP responses with NIOCore's ByteBuffer and TimeAmount, which a file must
+        // import itself (MemberImportVisibility).
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         // HdrHistogram for benchmark latencies (p50…p99.9, max) without our own bucketing maths.
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         // Already in the graph through swift-configuration's YAML trait; named here so jobq-worker
@@ -66,7 +75,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ],
-            // One Lua file per atomic state move (STYLE.md), read at run time.
+            // One Lua file per atomic state move (docs/lua-scripts.md), read at run time.
             resources: [.copy("Lua")],
             swiftSettings: strict
         ),
@@ -166,6 +175,8 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),

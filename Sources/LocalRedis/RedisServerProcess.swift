@@ -80,7 +80,7 @@ public final class RedisServerProcess: Sendable {
         guard let made = mkdtemp(&template) else { throw StartError(description: "cannot create a temp dir under \(root)") }
         let directory = String(cString: made)
 
-        var lastError: Error?
+        var lastError: (any Error)?
         for _ in 0..<5 {
             let endpoint: RedisEndpoint
             switch options.transport {
@@ -219,7 +219,7 @@ public final class RedisServerProcess: Sendable {
         let client = RedisClient(configuration: probe)
         // Whichever comes first: the server answers PING, or the process exits.
         let once = ResumeOnce()
-        let ready: Result<Void, Error> = await withUnsafeContinuation { continuation in
+        let ready: Result<Void, any Error> = await withUnsafeContinuation { continuation in
             Task {
                 do {
                     if untilLoaded {

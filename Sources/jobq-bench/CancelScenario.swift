@@ -134,7 +134,7 @@ struct CancelScenario {
             }
             guard let id else { throw BenchError("no running job to flag") }
             let t0 = ContinuousClock.now
-            _ = try await client.send("HSET", try ReferenceScripts.jobKey(queue: queue.name, id: id), "cr", "1", "cx", "bench")
+            _ = try await client.send("HSET", try ReferenceScripts.jobKey(queue: queue.name, id: id), JobField.cancelRequested.rawValue, JobField.flagSet, JobField.cancelReason.rawValue, "bench")
             let t1 = await fired.wait(id)
             worst = max(worst, (t1 - t0).seconds * 1000)
             _ = try await queue.add(name: "wait", payload: .json("{}"))

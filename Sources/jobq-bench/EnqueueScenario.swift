@@ -140,7 +140,7 @@ struct EnqueueScenario {
         guard let sha = try await probe.preloadScripts()["addJob-7"] else { throw BenchError("addJob-7 did not load") }
         let k = try QueueKeys(queue: queue)
         return ["EVALSHA", sha, "7", k.jobPrefix + "__rand_int__", k.wait, k.prioritized, k.delayed, k.marker, k.events, k.sequence,
-                "__rand_int__", "0", "0", "0", "10000", "n", "bench", "d", payload.text]
+                "__rand_int__", "0", "0", "0", "10000", JobField.name.rawValue, "bench", JobField.payload.rawValue, payload.text]
     }
 
     private func drop(_ queue: String) async throws {

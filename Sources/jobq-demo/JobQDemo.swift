@@ -158,9 +158,9 @@ struct JobQDemo: AsyncParsableCommand {
                 switch e.kind {
                 case .active:
                     tally.started[e.jobID] = .now
-                    say("\(worker(e["w"])): started \(tag)\(attemptNote(e["at"]))")
+                    say("\(worker(e.workerID)): started \(tag)\(attemptNote(e.attempt))")
                 case .progress:
-                    let percent = Double(e["pp"] ?? "") ?? 0
+                    let percent = e.progress?.percent ?? 0
                     say("\(worker(tally.runner(e.jobID, from: e))): \(tag) at \(Int(percent))%")
                     if e.jobID == cancelTarget, percent >= 50, !cancelSent, let queue = queueOfID[e.jobID].flatMap({ queues[$0] }) {
                         cancelSent = true
@@ -172,18 +172,18 @@ struct JobQDemo: AsyncParsableCommand {
                     say("\(worker(tally.runner(e.jobID, from: e))): completed \(tag) in \(tally.elapsed(e.jobID))")
                 case .retrying:
                     tally.retried += 1
-                    let delay = Int(e["dl"] ?? "") ?? 0
-                    say("\(worker(tally.runner(e.jobID, from: e))): \(tag) failed (\(e["er"] ?? "error")), retrying in \(formatMs(delay))")
+                    let delay = e.retryDelay.map { Int($0 / .milliseconds(1)) } ?? 0
+                    say("\(worker(tally.runner(e.jobID, from: e))): \(tag) failed (\(e.failure?.reason ?? "error")), retrying in \(formatMs(delay))")
                 case .failed:
                     tally.failed += 1
-                    say("\(worker(tally.runner(e.jobID, from: e))): \(tag) failed for good: \(e["er"] ?? "error")")
+                    say("\(worker(tally.runner(e.jobID, from: e))): \(tag) failed for good: \(e.failure?.reason ?? "error")")
                 case .cancelled:
                     tally.cancelled += 1
-                    say("\(worker(tally.runner(e.jobID, from: e))): \(tag) cancelled (\(e["er"] ?? "cancelled"))")
+                    say("\(worker(tally.runner(e.jobID, from: e))): \(tag) cancelled (\(e.failure?.reason ?? "cancelled"))")
                 default:
                     break
                 }
-                if case .active = e.kind { tally.runnerByJob[e.jobID] = e["w"] }
+                if case .active = e.kind { tally.runnerByJob[e.jobID] = e.workerID }
                 if tally.finished == plan.jobs.count { break loop }
             }
         }
@@ -230,7 +230,7 @@ struct JobQDemo: AsyncParsableCommand {
         var runnerByJob: [String: String] = [:]
         var finished: Int { completed + failed + cancelled }
 
-        func runner(_ id: String, from e: QueueEvent) -> String? { e["w"] ?? runnerByJob[id] }
+        func runner(_ id: String, from e: QueueEvent) -> String? { e.workerID ?? runnerByJob[id] }
 
         func elapsed(_ id: String) -> String {
             guard let start = started[id] else { return "?" }
@@ -253,8 +253,8 @@ struct JobQDemo: AsyncParsableCommand {
         return id.hasPrefix("demo-w") ? "worker \(id.dropFirst(6))" : "worker \(id)"
     }
 
-    func attemptNote(_ attempt: String?) -> String {
-        guard let attempt, let n = Int(attempt), n > 1 else { return "" }
+    func attemptNote(_ attempt: Int?) -> String {
+        guard let n = attempt, n > 1 else { return "" }
         return ", attempt \(n)"
     }
 

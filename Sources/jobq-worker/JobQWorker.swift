@@ -78,7 +78,7 @@ struct JobQWorker: AsyncParsableCommand {
         StandardStreams.prepare()
         do {
             var command = try parseAsRoot()
-            if var asyncCommand = command as? AsyncParsableCommand {
+            if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {
                 try command.run()

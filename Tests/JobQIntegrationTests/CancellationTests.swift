@@ -75,7 +75,7 @@ struct CancellationTests {
 
             // 2. The flag alone, as if the message were lost in a failover: only the renewal
             // (which returns flagged ids) can find it.
-            _ = try await admin.send("HSET", queue.keys.job(b), "cr", "1", "cx", "lost message", "cb", "test")
+            _ = try await admin.send("HSET", queue.keys.job(b), JobField.cancelRequested.rawValue, JobField.flagSet, JobField.cancelReason.rawValue, "lost message", JobField.cancelRequestedBy.rawValue, "test")
             try await eventually(20, "b cancelled through the renewal") { try await queue.inspector.job(b)?.state == .cancelled }
         }
         #expect(try await queue.inspector.job(b)?.error?.details == "lost message")

@@ -2,6 +2,8 @@ import AsyncHTTPClient
 import Foundation
 import JobQ
 import LocalRedis
+import NIOCore
+import NIOHTTP1
 import Testing
 
 /// Runs a built executable of this package with an explicit environment (never an inherited

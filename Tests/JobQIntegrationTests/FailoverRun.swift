@@ -29,7 +29,7 @@ struct FailoverRun {
     let durable: JobQueue
     let plain: JobQueue
     let worker: Worker
-    let running: Task<Void, Error>
+    let running: Task<Void, any Error>
     private let stop: Flag
     private let producers: [Task<Tally, Never>]
 
@@ -82,7 +82,7 @@ struct FailoverRun {
         return run
     }
 
-    private init(durable: JobQueue, plain: JobQueue, worker: Worker, running: Task<Void, Error>, stop: Flag, answered: Answered, producers: [Task<Tally, Never>]) {
+    private init(durable: JobQueue, plain: JobQueue, worker: Worker, running: Task<Void, any Error>, stop: Flag, answered: Answered, producers: [Task<Tally, Never>]) {
         self.durable = durable
         self.plain = plain
         self.worker = worker

@@ -6,7 +6,7 @@ import LocalRedis
 /// Killed by PID when the process exits.
 actor SharedRedis {
     static let instance = SharedRedis()
-    private var starting: Task<RedisServerProcess, Error>?
+    private var starting: Task<RedisServerProcess, any Error>?
 
     func server() async throws -> RedisServerProcess {
         if let starting { return try await starting.value }
@@ -50,7 +50,7 @@ struct TimedOut: Error, CustomStringConvertible {
 /// deadline that catches a hang, not slowness). A body that ignores cancellation is left running.
 func within<T: Sendable>(_ seconds: Double, _ what: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
     let once = ResumeOnce()
-    let result: Result<T, Error> = await withUnsafeContinuation { continuation in
+    let result: Result<T, any Error> = await withUnsafeContinuation { continuation in
         let work = Task {
             do {
                 let value = try await body()

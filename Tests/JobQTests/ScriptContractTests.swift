@@ -94,9 +94,9 @@ struct ScriptContractTests {
 
     @Test("every result code Swift knows is listed, with its value, where scripts define them")
     func codes() throws {
-        let common = try String(contentsOf: Self.directory.appendingPathComponent("include/common.lua"), encoding: .utf8)
+        let common = try String(contentsOf: Self.directory.appendingPathComponent("include/codes.lua"), encoding: .utf8)
         for code in ScriptCode.allCases {
-            #expect(common.contains("\(code.rawValue) \(code.luaName)"), "common.lua lists \(code.rawValue) \(code.luaName)")
+            #expect(common.contains("\(code.rawValue) \(code.luaName)"), "codes.lua lists \(code.rawValue) \(code.luaName)")
         }
         // And each code a header returns by number is one Swift knows.
         for file in Self.scriptFiles {

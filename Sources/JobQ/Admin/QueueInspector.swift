@@ -342,10 +342,10 @@ public struct QueueInspector: Sendable {
     /// at once.
     public func setRetention(completed: Int? = nil, failed: Int? = nil, cancelled: Int? = nil) async throws(JobQError) {
         var command = RedisCommand("HSET", core.keys.meta)
-        for (field, value) in [("kc", completed), ("kf", failed), ("kx", cancelled)] {
+        for (field, value) in [(QueueMetaField.keepCompleted, completed), (.keepFailed, failed), (.keepCancelled, cancelled)] {
             guard let value else { continue }
             guard value >= 0 else { throw JobQError(.invalidOptions, queue: name, detail: "retention limits are 0 or more") }
-            command.append(field)
+            command.append(field.rawValue)
             command.append(value)
         }
         guard command.argumentCount > 2 else { return }
@@ -362,7 +362,7 @@ public struct QueueInspector: Sendable {
     public func retention() async throws(JobQError) -> (completed: Int, failed: Int, cancelled: Int) {
         let reply: RedisReply
         do {
-            reply = try await core.client.send(RedisCommand("HMGET", core.keys.meta, "kc", "kf", "kx"), idempotent: true)
+            reply = try await core.client.send(RedisCommand("HMGET", core.keys.meta, QueueMetaField.keepCompleted.rawValue, QueueMetaField.keepFailed.rawValue, QueueMetaField.keepCancelled.rawValue), idempotent: true)
         } catch {
             throw JobQError(redis: error, queue: name)
         }

@@ -1,6 +1,6 @@
 public import Foundation
 
-/// A live worker, from its heartbeat (DESIGN §2).
+/// A live worker, from its heartbeat (`jobq:worker:<id>`, fields in `HeartbeatField`).
 public struct WorkerInfo: Sendable, Hashable, Codable {
     public var id: String
     public var host: String
@@ -11,7 +11,7 @@ public struct WorkerInfo: Sendable, Hashable, Codable {
     public var started: Date?
     public var lastSeen: Date?
 
-    static func key(for workerID: String) -> String { "jobq:worker:\(workerID)" }
+    static func key(for workerID: String) -> String { QueueKeys.heartbeat(of: workerID) }
 
     /// Live workers (those that beat within 3 beats), by id; optionally only those serving `queue`.
     public static func list(client: RedisClient, queue: String? = nil) async throws(JobQError) -> [WorkerInfo] {
@@ -31,17 +31,18 @@ public struct WorkerInfo: Sendable, Hashable, Codable {
         var out: [WorkerInfo] = []
         for (id, reply) in zip(ids, replies) {
             guard let flat = reply.array, !flat.isEmpty else { continue }   // expired: gone
-            var f: [String: String] = [:]
+            var fields: [String: String] = [:]
             var i = 0
             while i + 1 < flat.count {
-                if let k = flat[i].string, let v = flat[i + 1].string { f[k] = v }
+                if let k = flat[i].string, let v = flat[i + 1].string { fields[k] = v }
                 i += 2
             }
-            func date(_ k: String) -> Date? { f[k].flatMap(Double.init).map { Date(timeIntervalSince1970: $0 / 1000) } }
-            let info = WorkerInfo(id: id, host: f["host"] ?? "", pid: Int(f["pid"] ?? "") ?? 0,
-                                  queues: (f["queues"] ?? "").split(separator: ",").map(String.init),
-                                  concurrency: Int(f["concurrency"] ?? "") ?? 0, active: Int(f["active"] ?? "") ?? 0,
-                                  started: date("started"), lastSeen: date("lastSeen"))
+            func f(_ field: HeartbeatField) -> String? { fields[field.rawValue] }
+            func date(_ field: HeartbeatField) -> Date? { f(field).flatMap(Double.init).map { Date(timeIntervalSince1970: $0 / 1000) } }
+            let info = WorkerInfo(id: id, host: f(.host) ?? "", pid: Int(f(.pid) ?? "") ?? 0,
+                                  queues: (f(.queues) ?? "").split(separator: ",").map(String.init),
+                                  concurrency: Int(f(.concurrency) ?? "") ?? 0, active: Int(f(.active) ?? "") ?? 0,
+                                  started: date(.started), lastSeen: date(.lastSeen))
             if let queue, !info.queues.contains(where: { $0 == queue || $0.hasPrefix(queue + ":") }) { continue }
             out.append(info)
         }

@@ -2,8 +2,8 @@ public import Foundation
 
 /// One entry of a queue's event stream (`jobq:{<q>}:events`).
 public struct QueueEvent: Sendable, Hashable {
-    /// What happened. Exactly one event per state move (DESIGN §6), plus progress and operator
-    /// actions.
+    /// What happened. Exactly one event per state move, plus progress and operator actions
+    /// (`docs/job-lifecycle.md` lists which move writes which event).
     public enum Kind: Sendable, Hashable, CustomStringConvertible {
         case added, delayed, waiting, active, progress, completed, failed, retrying, stalled
         case cancelled, cancelRequested, removed, paused, resumed, cleaned
@@ -57,9 +57,44 @@ public struct QueueEvent: Sendable, Hashable {
     public let kind: Kind
     /// The job it is about ("" for queue-wide events: paused, resumed, cleaned).
     public let jobID: String
-    /// Every field as stored: `at` attempt, `w` worker, `er` reason, `ed` details, `r` result
-    /// excerpt, `pp`/`pm` progress, `dl` retry delay ms, `by` who cancelled, `from` previous state.
+    /// Every field as stored (short names, see `docs/data-model.md`); the typed accessors below
+    /// read them.
     public let fields: [String: [UInt8]]
+
+    /// The run's attempt number (`active`, `retrying`, `stalled`, `failed`, `cancelled`).
+    public var attempt: Int? { int(.attempt) }
+    /// The worker that ran it (`active`).
+    public var workerID: String? { text(.worker) }
+    /// Why a run failed, was retried or cancelled, with the first 1 KiB of details (`failed`,
+    /// `retrying`, `cancelled`, `cancel-requested`, `waiting` after a shutdown).
+    public var failure: Job.Failure? {
+        text(.reason).map { Job.Failure(reason: $0, details: text(.details) ?? "") }
+    }
+    /// How long a retried job waits before its next run (`retrying`).
+    public var retryDelay: Duration? { int(.retryDelay).map { .milliseconds($0) } }
+    /// The first 1 KiB of the result (`completed`); the whole result is in the record while it is
+    /// retained.
+    public var resultExcerpt: [UInt8]? { fields[EventField.result.rawValue] }
+    /// Progress reported by the handler (`progress`).
+    public var progress: Job.Progress? {
+        text(.progressPercent).flatMap(Double.init).map { Job.Progress(percent: $0, message: text(.progressMessage) ?? "") }
+    }
+    /// Who asked for the cancel (`cancelled`, `cancel-requested`).
+    public var cancelledBy: String? { text(.cancelledBy) }
+    /// The state the job left (`removed`, `waiting` after a requeue).
+    public var previousState: JobState? { text(.previousState).flatMap(JobState.init(rawValue:)) }
+    /// Times the job's lease ran out so far (`stalled`).
+    public var stallCount: Int? { int(.stallCount) }
+    /// The job's name (`added`, `delayed`).
+    public var jobName: String? { text(.name) }
+    /// Records removed by a `cleaned` event, and their state.
+    public var cleaned: (state: JobState, count: Int)? {
+        guard let state = text(.state).flatMap(JobState.init(rawValue:)), let count = int(.count) else { return nil }
+        return (state, count)
+    }
+
+    private func text(_ field: EventField) -> String? { self[field.rawValue] }
+    private func int(_ field: EventField) -> Int? { text(field).flatMap { Int($0) } }
 
     /// When it happened (Redis clock, from the stream id).
     public var time: Date {
@@ -67,7 +102,7 @@ public struct QueueEvent: Sendable, Hashable {
         return Date(timeIntervalSince1970: ms / 1000)
     }
 
-    /// A field as text.
+    /// A field as text, by its stored name (prefer the typed accessors).
     public subscript(field: String) -> String? {
         fields[field].map { String(decoding: $0, as: UTF8.self) }
     }
@@ -79,10 +114,10 @@ public struct QueueEvent: Sendable, Hashable {
             if let name = flat[i].string, let value = flat[i + 1].bytes { fields[name] = value }
             i += 2
         }
-        guard let kind = fields.removeValue(forKey: "ev").map({ String(decoding: $0, as: UTF8.self) }) else { return nil }
+        guard let kind = fields.removeValue(forKey: EventField.kind.rawValue).map({ String(decoding: $0, as: UTF8.self) }) else { return nil }
         self.streamID = streamID
         self.kind = Kind(kind)
-        self.jobID = fields.removeValue(forKey: "id").map { String(decoding: $0, as: UTF8.self) } ?? ""
+        self.jobID = fields.removeValue(forKey: EventField.job.rawValue).map { String(decoding: $0, as: UTF8.self) } ?? ""
         self.fields = fields
     }
 }

@@ -4,7 +4,7 @@
 ///
 /// ```swift
 /// for try await element in queue.events() {
-///     if case .event(let e) = element, e.kind == .failed { print(e.jobID, e["er"] ?? "") }
+///     if case .event(let e) = element, e.kind == .failed { print(e.jobID, e.failure?.reason ?? "") }
 /// }
 /// ```
 /// Each iterator holds one blocking connection of its own, closed when the iterator goes away.

@@ -1,4 +1,4 @@
-/// Every Redis key of one queue (DESIGN §2): all start with `jobq:{<queue>}:`, so the whole
+/// Every Redis key of one queue (`docs/data-model.md`): all start with `jobq:{<queue>}:`, so the whole
 /// queue lives in one Redis Cluster slot and one script may touch any of them.
 ///
 /// Side keys use fixed suffixes defined here and nowhere else. Keys of jobs a script discovers
@@ -67,6 +67,9 @@ public struct QueueKeys: Sendable, Hashable {
     /// Global `ZSET` of live workers (score = when the worker's entry expires: 3 of its beats
     /// after its last one).
     public static let workerRegistry = "jobq:workers"
+    /// Global `HASH` of one worker's heartbeat (fields: `HeartbeatField`), expiring 3 beats after
+    /// the last one. Its own slot: only the two worker-wide scripts touch it.
+    public static func heartbeat(of workerID: String) -> String { "jobq:worker:" + workerID }
 
     /// Checks a queue name: 1–100 bytes of UTF-8, no `{`, `}` or control characters (an empty or
     /// broken hash tag would scatter the queue across cluster slots).

@@ -22,17 +22,20 @@
           so a job is added whole or not at all
   Events: "added" (to waiting) or "delayed", with the job name.
 ]]
---@include common
+--@include record
+--@include nowMs
+--@include emit
+--@include enqueueWaiting
 local jobKey, waitKey, prioritizedKey, delayedKey, markerKey, eventsKey, seqKey =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local id, delay, runAt, priority, maxLen = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
 
-local existing = redis.call('HGET', jobKey, 's')
+local existing = redis.call('HGET', jobKey, F.state)
 if existing then return {0, existing} end
 
 local name = ''
 for i = 6, #ARGV, 2 do
-  if ARGV[i] == 'n' then name = ARGV[i + 1] end
+  if ARGV[i] == F.name then name = ARGV[i + 1] end
 end
 
 local due = nil
@@ -48,14 +51,14 @@ if due or delay > 0 then state = 'delayed' end
 local eventId
 local ok, failure = pcall(function()
   -- The event's stream id carries the Redis clock: it stamps the record too (no extra TIME call).
-  eventId = emit(eventsKey, maxLen, state == 'waiting' and 'added' or 'delayed', id, {'n', name})
+  eventId = emit(eventsKey, maxLen, state == 'waiting' and 'added' or 'delayed', id, {EV.name, name})
   if not now then now = tonumber(string.match(eventId, '^(%d+)')) end
   if not due and delay > 0 then due = now + delay end
 
-  local fields = {'HSET', jobKey, 's', state, 'ct', now}
+  local fields = {'HSET', jobKey, F.state, state, F.createdAt, now}
   for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
   if due then
-    fields[#fields + 1] = 'du'
+    fields[#fields + 1] = F.dueAt
     fields[#fields + 1] = due
   end
   redis.call(unpack(fields))

@@ -22,14 +22,21 @@
   ARGV[5], ARGV[6], ... job ids (at most 1,000)
 
   Returns a flat list, two items per id, in order:
-          1, 0             cancelled (was waiting or delayed)
-          2, listeners     cancel requested (active); listeners = subscribers that received it
-          3, state         already finished (completed, failed or cancelled)
+          1, 0             CANCELLED: it was waiting or delayed
+          2, listeners     CANCEL_REQUESTED: it is active; listeners = subscribers that received it
+          3, state         ALREADY_FINISHED: completed, failed or cancelled before
           -1, 0            NOT_FOUND
   Side effects: PUBLISH/SPUBLISH <id> on KEYS[7] per active job.
   Events: "cancelled" (waiting/delayed) or "cancel-requested" (active), per job.
 ]]
---@include common
+--@include record
+--@include codes
+--@include nowMs
+--@include emit
+--@include unqueueWaiting
+--@include retention
+--@include endCancelled
+local CANCELLED, CANCEL_REQUESTED, ALREADY_FINISHED = 1, 2, 3
 local waitKey, prioritizedKey, delayedKey, cancelledKey, metaKey, eventsKey, channel, jobPrefix =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local reason, by, maxLen, sharded = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
@@ -41,34 +48,32 @@ local out = {}
 for i = 5, #ARGV do
   local id = ARGV[i]
   local jobKey = jobPrefix .. id
-  local v = redis.call('HMGET', jobKey, 's', 'p')
+  local v = redis.call('HMGET', jobKey, F.state, F.priority)
   local state = v[1]
   if not state then
     out[#out + 1] = NOT_FOUND; out[#out + 1] = 0
   elseif state == 'completed' or state == 'failed' or state == 'cancelled' then
-    out[#out + 1] = 3; out[#out + 1] = state
+    out[#out + 1] = ALREADY_FINISHED; out[#out + 1] = state
   elseif state == 'active' then
-    redis.call('HSET', jobKey, 'cr', '1', 'cx', reason, 'cb', by)
-    emit(eventsKey, maxLen, 'cancel-requested', id, {'by', by, 'er', reason})
+    redis.call('HSET', jobKey, F.cancelRequested, FLAG, F.cancelReason, reason, F.cancelRequestedBy, by)
+    emit(eventsKey, maxLen, 'cancel-requested', id, {EV.cancelledBy, by, EV.reason, reason})
     local listeners
     if sharded then
       listeners = redis.call('SPUBLISH', channel, id)
     else
       listeners = redis.call('PUBLISH', channel, id)
     end
-    out[#out + 1] = 2; out[#out + 1] = listeners
+    out[#out + 1] = CANCEL_REQUESTED; out[#out + 1] = listeners
   else
     if state == 'waiting' then
       unqueueWaiting(waitKey, prioritizedKey, id, tonumber(v[2] or 0))
     else
       redis.call('ZREM', delayedKey, id)
     end
-    redis.call('HSET', jobKey, 's', 'cancelled', 'ft', now, 'cr', '1', 'cx', reason, 'cb', by, 'er', 'cancelled', 'ed', reason)
-    redis.call('HDEL', jobKey, 'du')
-    redis.call('ZADD', cancelledKey, now, id)
-    emit(eventsKey, maxLen, 'cancelled', id, {'by', by, 'er', reason})
-    trimFinished(cancelledKey, keepCancelled, jobPrefix, 10)
-    out[#out + 1] = 1; out[#out + 1] = 0
+    redis.call('HDEL', jobKey, F.dueAt)
+    endCancelled(jobKey, cancelledKey, eventsKey, jobPrefix, maxLen, keepCancelled, id, now, reason, by, nil, nil,
+      {F.cancelRequested, FLAG, F.cancelReason, reason, F.cancelRequestedBy, by})
+    out[#out + 1] = CANCELLED; out[#out + 1] = 0
   end
 end
 return out

@@ -15,7 +15,9 @@
   Returns {deleted, remaining}: remaining = records old enough still there.
   Events: one "cleaned" event per call that deleted something (state, count).
 ]]
---@include common
+--@include record
+--@include nowMs
+--@include emit
 local setKey, eventsKey, jobPrefix = KEYS[1], KEYS[2], KEYS[3]
 local cutoff = nowMs() - tonumber(ARGV[1])
 local ids = redis.call('ZRANGEBYSCORE', setKey, '-inf', cutoff, 'LIMIT', 0, tonumber(ARGV[2]))
@@ -24,6 +26,6 @@ for i = 1, #ids do
 end
 if #ids > 0 then
   redis.call('ZREM', setKey, unpack(ids))
-  emit(eventsKey, ARGV[3], 'cleaned', '', {'state', ARGV[4], 'count', #ids})
+  emit(eventsKey, ARGV[3], 'cleaned', '', {EV.state, ARGV[4], EV.count, #ids})
 end
 return {#ids, redis.call('ZCOUNT', setKey, '-inf', cutoff)}

@@ -13,8 +13,8 @@
   Returns {waiting, delayed, active, completed, failed, cancelled, paused (0/1)}.
   Events: none.
 ]]
---@include common
+--@include record
 local counts = {redis.call('LLEN', KEYS[1]) + redis.call('ZCARD', KEYS[2])}
 for i = 3, 7 do counts[#counts + 1] = redis.call('ZCARD', KEYS[i]) end
-counts[7] = redis.call('HEXISTS', KEYS[8], 'paused')
+counts[7] = redis.call('HEXISTS', KEYS[8], META.paused)
 return counts

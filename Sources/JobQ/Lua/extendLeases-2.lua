@@ -18,17 +18,18 @@
   stop their own long jobs.
   Events: none.
 ]]
---@include common
+--@include record
+--@include nowMs
 local activeKey, jobPrefix = KEYS[1], KEYS[2]
 local deadline = nowMs() + tonumber(ARGV[1])
 local renewed, lost, cancelRequested = 0, {}, {}
 for i = 2, #ARGV, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
-  local v = redis.call('HMGET', jobPrefix .. id, 's', 'x', 'cr')
+  local v = redis.call('HMGET', jobPrefix .. id, F.state, F.execution, F.cancelRequested)
   if v[1] == 'active' and v[2] == token then
     redis.call('ZADD', activeKey, 'XX', deadline, id)
     renewed = renewed + 1
-    if v[3] == '1' then cancelRequested[#cancelRequested + 1] = token end
+    if v[3] == FLAG then cancelRequested[#cancelRequested + 1] = token end
   else
     lost[#lost + 1] = token
   end

@@ -1,5 +1,5 @@
 --[[
-  Ends a run of an active job, in DESIGN §4's outcome order, applies retention, and (optionally)
+  Ends a run of an active job, in the outcome order of docs/job-lifecycle.md, applies retention, and (optionally)
   takes the next job in the same call.
 
   KEYS[1]  jobq:{<q>}:job:<id>  HASH    the job's record
@@ -43,8 +43,17 @@
   Events: exactly one of completed (result excerpt), failed (reason, details excerpt), cancelled,
   retrying (delay), waiting (shutdown requeue); then those of the take.
 ]]
---@include common
---@include take
+--@include record
+--@include codes
+--@include nowMs
+--@include emit
+--@include excerpt
+--@include enqueueWaiting
+--@include trimFinished
+--@include queueMeta
+--@include takeNext
+--@include keepPreviousError
+--@include endCancelled
 local jobKey, activeKey, waitKey, prioritizedKey, delayedKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local completedKey, failedKey, cancelledKey, metaKey = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local markerKey, eventsKey, seqKey, jobPrefix = KEYS[10], KEYS[11], KEYS[12], KEYS[13]
@@ -52,21 +61,22 @@ local id, token, outcome, value, reason = ARGV[1], ARGV[2], ARGV[3], ARGV[4], AR
 local retryDelay, maxLen, fetchNext = tonumber(ARGV[6]), ARGV[7], ARGV[8] == '1'
 local excerptLimit = tonumber(ARGV[12])
 
-local v = redis.call('HMGET', jobKey, 's', 'x', 'am', 'a', 'p', 'cr', 'cx', 'cb', 'rc', 'rf', 'er', 'ed')
-local job = {s = v[1], x = v[2], am = v[3], a = v[4], p = v[5], cr = v[6], cx = v[7], cb = v[8],
-             rc = v[9], rf = v[10], er = v[11], ed = v[12]}
-if not job['s'] then return {NOT_FOUND} end
-if job['x'] ~= token then return {LEASE_LOST} end
-if job['s'] ~= 'active' then return {OK_ALREADY, job['s']} end
+local v = redis.call('HMGET', jobKey, F.state, F.execution, F.attemptsMade, F.attempts, F.priority, F.cancelRequested, F.cancelReason, F.cancelRequestedBy, F.removeOnComplete, F.removeOnFail, F.errorReason, F.errorDetails)
+local job = {state = v[1], execution = v[2], attemptsMade = v[3], attempts = v[4], priority = v[5],
+             cancelRequested = v[6], cancelReason = v[7], cancelRequestedBy = v[8], removeOnComplete = v[9],
+             removeOnFail = v[10], errorReason = v[11], errorDetails = v[12]}
+if not job.state then return {NOT_FOUND} end
+if job.execution ~= token then return {LEASE_LOST} end
+if job.state ~= 'active' then return {OK_ALREADY, job.state} end
 
 local now = nowMs()
 local paused, keepCompleted, keepFailed, keepCancelled = queueMeta(metaKey)
-local attempt = tonumber(job['am'] or 1)
-local maxAttempts = tonumber(job['a'] or 3)
+local attempt = tonumber(job.attemptsMade or 1)
+local maxAttempts = tonumber(job.attempts or 3)
 redis.call('ZREM', activeKey, id)
 
 local function finishAs(state, setKey, keep, fields, eventFields)
-  local args = {'HSET', jobKey, 's', state, 'ft', now}
+  local args = {'HSET', jobKey, F.state, state, F.finishedAt, now}
   for i = 1, #fields do args[#args + 1] = fields[i] end
   redis.call(unpack(args))
   emit(eventsKey, maxLen, state, id, eventFields)
@@ -83,30 +93,27 @@ end
 local state
 if outcome == 'completed' then
   state = 'completed'
-  finishAs(state, completedKey, job['rc'] ~= '1', {'r', value}, {'at', attempt, 'r', excerpt(value, excerptLimit)})
-elseif job['cr'] == '1' or outcome == 'cancelled' then
+  finishAs(state, completedKey, job.removeOnComplete ~= FLAG, {F.result, value}, {EV.attempt, attempt, EV.result, excerpt(value, excerptLimit)})
+elseif job.cancelRequested == FLAG or outcome == 'cancelled' then
   state = 'cancelled'
-  local why = job['cx'] or reason
-  finishAs(state, cancelledKey, true, {'er', 'cancelled', 'ed', why or ''},
-    {'at', attempt, 'by', job['cb'] or '', 'er', excerpt(why, excerptLimit)})
+  local why = job.cancelReason or reason
+  endCancelled(jobKey, cancelledKey, eventsKey, jobPrefix, maxLen, keepCancelled, id, now, why, job.cancelRequestedBy,
+    attempt, excerptLimit, {})
 elseif outcome == 'shutdown' then
   -- Requeued with no attempt used; the token stays so a repeat of this call is recognised.
   state = 'waiting'
-  local args = {'HSET', jobKey, 's', 'waiting', 'am', attempt - 1}
+  local args = {'HSET', jobKey, F.state, 'waiting', F.attemptsMade, attempt - 1}
   redis.call(unpack(args))
-  enqueueWaiting(waitKey, prioritizedKey, seqKey, markerKey, id, tonumber(job['p'] or 0))
-  emit(eventsKey, maxLen, 'waiting', id, {'from', 'active', 'er', 'shutdown'})
+  enqueueWaiting(waitKey, prioritizedKey, seqKey, markerKey, id, tonumber(job.priority or 0))
+  emit(eventsKey, maxLen, 'waiting', id, {EV.previousState, 'active', EV.reason, 'shutdown'})
 else
   local retry = outcome ~= 'unrecoverable' and retryDelay >= 0 and attempt < maxAttempts
-  local errorFields = {'er', reason, 'ed', value}
-  if job['er'] then
-    errorFields[#errorFields + 1] = 'pe'; errorFields[#errorFields + 1] = job['er']
-    errorFields[#errorFields + 1] = 'pd'; errorFields[#errorFields + 1] = job['ed'] or ''
-  end
+  local errorFields = {F.errorReason, reason, F.errorDetails, value}
+  keepPreviousError(errorFields, job.errorReason, job.errorDetails)
   if retry then
     if retryDelay > 0 then
       state = 'delayed'
-      local args = {'HSET', jobKey, 's', 'delayed', 'du', now + retryDelay}
+      local args = {'HSET', jobKey, F.state, 'delayed', F.dueAt, now + retryDelay}
       for i = 1, #errorFields do args[#args + 1] = errorFields[i] end
       redis.call(unpack(args))
       local first = redis.call('ZRANGE', delayedKey, 0, 0, 'WITHSCORES')
@@ -114,17 +121,17 @@ else
       if not first[2] or now + retryDelay < tonumber(first[2]) then redis.call('ZADD', markerKey, 0, '0') end
     else
       state = 'waiting'
-      local args = {'HSET', jobKey, 's', 'waiting'}
+      local args = {'HSET', jobKey, F.state, 'waiting'}
       for i = 1, #errorFields do args[#args + 1] = errorFields[i] end
       redis.call(unpack(args))
-      enqueueWaiting(waitKey, prioritizedKey, seqKey, markerKey, id, tonumber(job['p'] or 0))
+      enqueueWaiting(waitKey, prioritizedKey, seqKey, markerKey, id, tonumber(job.priority or 0))
     end
-    emit(eventsKey, maxLen, 'retrying', id, {'at', attempt, 'dl', retryDelay, 'er', reason,
-      'ed', excerpt(value, excerptLimit)})
+    emit(eventsKey, maxLen, 'retrying', id, {EV.attempt, attempt, EV.retryDelay, retryDelay, EV.reason, reason,
+      EV.details, excerpt(value, excerptLimit)})
   else
     state = 'failed'
-    finishAs(state, failedKey, job['rf'] ~= '1', errorFields,
-      {'at', attempt, 'er', reason, 'ed', excerpt(value, excerptLimit)})
+    finishAs(state, failedKey, job.removeOnFail ~= FLAG, errorFields,
+      {EV.attempt, attempt, EV.reason, reason, EV.details, excerpt(value, excerptLimit)})
   end
 end
 

@@ -26,11 +26,12 @@
           {-5} NOT_PAUSED, {-6} HAS_ACTIVE: refused, nothing deleted
   Events: none (the stream itself is deleted at the end).
 ]]
---@include common
+--@include record
+--@include codes
 local force, batch = ARGV[1] == '1', tonumber(ARGV[2])
 local jobPrefix = KEYS[13]
 if not force then
-  if redis.call('HEXISTS', KEYS[1], 'paused') == 0 then return {NOT_PAUSED} end
+  if redis.call('HEXISTS', KEYS[1], META.paused) == 0 then return {NOT_PAUSED} end
   if redis.call('ZCARD', KEYS[5]) > 0 then return {HAS_ACTIVE} end
 end
 local deleted = 0

@@ -17,6 +17,7 @@
   due now, call again), -1 when none is delayed.
   Events: "waiting" per promoted job.
 ]]
---@include common
+--@include nowMs
+--@include promoteDue
 local promoted, nextDue = promoteDue(KEYS[1], KEYS[2], KEYS[3], KEYS[6], KEYS[4], KEYS[5], KEYS[7], ARGV[1], nowMs(), tonumber(ARGV[2]))
 return {promoted, nextDue}

@@ -15,7 +15,8 @@
   Returns {deleted, remaining}: remaining = waiting + delayed jobs left.
   Events: "removed" per job.
 ]]
---@include common
+--@include record
+--@include emit
 local waitKey, prioritizedKey, delayedKey, eventsKey, jobPrefix = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local batch, maxLen = tonumber(ARGV[1]), ARGV[2]
 local deleted = 0
@@ -23,7 +24,7 @@ local deleted = 0
 local function drop(ids, from)
   for i = 1, #ids do
     redis.call('UNLINK', jobPrefix .. ids[i])
-    emit(eventsKey, maxLen, 'removed', ids[i], {'from', from})
+    emit(eventsKey, maxLen, 'removed', ids[i], {EV.previousState, from})
   end
   deleted = deleted + #ids
 end

@@ -32,7 +32,14 @@
   workers' jobs stuck in active until memory is freed.
   Events: "stalled" (requeued), "failed" (reason stalled) or "cancelled" per job.
 ]]
---@include common
+--@include record
+--@include nowMs
+--@include emit
+--@include enqueueWaiting
+--@include trimFinished
+--@include retention
+--@include keepPreviousError
+--@include endCancelled
 local activeKey, waitKey, prioritizedKey, failedKey, cancelledKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local metaKey, markerKey, eventsKey, seqKey, jobPrefix, lockKey = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11]
 local maxLen, batch, holder, lockMs = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
@@ -49,29 +56,24 @@ for i = 1, #ids do
   local id = ids[i]
   local jobKey = jobPrefix .. id
   redis.call('ZREM', activeKey, id)
-  local v = redis.call('HMGET', jobKey, 's', 'sc', 'ms', 'cr', 'cx', 'cb', 'p', 'am', 'er', 'ed', 'rf')
+  local v = redis.call('HMGET', jobKey, F.state, F.stallCount, F.maxStalls, F.cancelRequested, F.cancelReason, F.cancelRequestedBy, F.priority, F.attemptsMade, F.errorReason, F.errorDetails, F.removeOnFail)
   if v[1] then
     local stalls = tonumber(v[2] or 0) + 1
     local maxStalls = tonumber(v[3] or 1)
     local attempts = tonumber(v[8] or 1) - 1
     if attempts < 0 then attempts = 0 end
-    redis.call('HDEL', jobKey, 'x')
-    if v[4] == '1' then
-      redis.call('HSET', jobKey, 's', 'cancelled', 'ft', now, 'sc', stalls, 'am', attempts, 'er', 'cancelled', 'ed', v[5] or '')
-      redis.call('ZADD', cancelledKey, now, id)
-      emit(eventsKey, maxLen, 'cancelled', id, {'at', v[8] or 0, 'by', v[6] or '', 'er', v[5] or ''})
-      trimFinished(cancelledKey, keepCancelled, jobPrefix, 10)
+    redis.call('HDEL', jobKey, F.execution)
+    if v[4] == FLAG then
+      endCancelled(jobKey, cancelledKey, eventsKey, jobPrefix, maxLen, keepCancelled, id, now, v[5], v[6], v[8] or 0, nil,
+        {F.stallCount, stalls, F.attemptsMade, attempts})
       cancelled = cancelled + 1
     elseif stalls > maxStalls then
-      local fields = {'HSET', jobKey, 's', 'failed', 'ft', now, 'sc', stalls, 'am', attempts, 'er', 'stalled',
-        'ed', 'the worker holding the job stopped renewing its lease ' .. stalls .. ' times'}
-      if v[9] then
-        fields[#fields + 1] = 'pe'; fields[#fields + 1] = v[9]
-        fields[#fields + 1] = 'pd'; fields[#fields + 1] = v[10] or ''
-      end
+      local fields = {'HSET', jobKey, F.state, 'failed', F.finishedAt, now, F.stallCount, stalls, F.attemptsMade, attempts, F.errorReason, 'stalled',
+        F.errorDetails, 'the worker holding the job stopped renewing its lease ' .. stalls .. ' times'}
+      keepPreviousError(fields, v[9], v[10])
       redis.call(unpack(fields))
-      emit(eventsKey, maxLen, 'failed', id, {'at', v[8] or 0, 'er', 'stalled'})
-      if v[11] == '1' then
+      emit(eventsKey, maxLen, 'failed', id, {EV.attempt, v[8] or 0, EV.reason, 'stalled'})
+      if v[11] == FLAG then
         redis.call('UNLINK', jobKey)
       else
         redis.call('ZADD', failedKey, now, id)
@@ -79,9 +81,9 @@ for i = 1, #ids do
       trimFinished(failedKey, keepFailed, jobPrefix, 10)
       failed = failed + 1
     else
-      redis.call('HSET', jobKey, 's', 'waiting', 'sc', stalls, 'am', attempts)
+      redis.call('HSET', jobKey, F.state, 'waiting', F.stallCount, stalls, F.attemptsMade, attempts)
       enqueueWaiting(waitKey, prioritizedKey, seqKey, markerKey, id, tonumber(v[7] or 0))
-      emit(eventsKey, maxLen, 'stalled', id, {'at', v[8] or 0, 'sc', stalls})
+      emit(eventsKey, maxLen, 'stalled', id, {EV.attempt, v[8] or 0, EV.stallCount, stalls})
       requeued = requeued + 1
     end
   end

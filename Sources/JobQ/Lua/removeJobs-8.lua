@@ -21,7 +21,10 @@
           -1, ''           NOT_FOUND
   Events: "removed" with the previous state, per job removed.
 ]]
---@include common
+--@include record
+--@include codes
+--@include emit
+--@include unqueueWaiting
 local waitKey, prioritizedKey, eventsKey, jobPrefix = KEYS[1], KEYS[2], KEYS[7], KEYS[8]
 local sets = {delayed = KEYS[3], completed = KEYS[4], failed = KEYS[5], cancelled = KEYS[6]}
 local maxLen = ARGV[1]
@@ -30,7 +33,7 @@ local out = {}
 for i = 2, #ARGV do
   local id = ARGV[i]
   local jobKey = jobPrefix .. id
-  local v = redis.call('HMGET', jobKey, 's', 'p')
+  local v = redis.call('HMGET', jobKey, F.state, F.priority)
   local state = v[1]
   if not state then
     out[#out + 1] = NOT_FOUND; out[#out + 1] = ''
@@ -43,7 +46,7 @@ for i = 2, #ARGV do
       redis.call('ZREM', sets[state], id)
     end
     redis.call('UNLINK', jobKey)
-    emit(eventsKey, maxLen, 'removed', id, {'from', state})
+    emit(eventsKey, maxLen, 'removed', id, {EV.previousState, state})
     out[#out + 1] = 1; out[#out + 1] = state
   end
 end

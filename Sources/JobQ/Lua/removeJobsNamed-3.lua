@@ -17,7 +17,8 @@
   Returns {removed, nextCursor, remaining}: remaining = ids not scanned yet (0 = done).
   Events: "removed" per job.
 ]]
---@include common
+--@include record
+--@include emit
 local setKey, eventsKey, jobPrefix = KEYS[1], KEYS[2], KEYS[3]
 local cursor, batch = tonumber(ARGV[2]), tonumber(ARGV[3])
 local isList = redis.call('TYPE', setKey).ok == 'list'
@@ -30,10 +31,10 @@ end
 local removed = 0
 for i = 1, #ids do
   local jobKey = jobPrefix .. ids[i]
-  if redis.call('HGET', jobKey, 'n') == ARGV[1] then
+  if redis.call('HGET', jobKey, F.name) == ARGV[1] then
     redis.call('UNLINK', jobKey)
     if isList then redis.call('LREM', setKey, 1, ids[i]) else redis.call('ZREM', setKey, ids[i]) end
-    emit(eventsKey, ARGV[4], 'removed', ids[i], {'from', ARGV[5]})
+    emit(eventsKey, ARGV[4], 'removed', ids[i], {EV.previousState, ARGV[5]})
     removed = removed + 1
   end
 end

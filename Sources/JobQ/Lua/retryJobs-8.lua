@@ -20,27 +20,28 @@
           failed mode: {retried, remaining}
   Events: "waiting" per job (from failed / cancelled).
 ]]
---@include common
+--@include record
+--@include codes
+--@include emit
+--@include enqueueWaiting
+--@include keepPreviousError
 local failedKey, cancelledKey, waitKey, prioritizedKey, markerKey, eventsKey, seqKey, jobPrefix =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local maxLen = ARGV[1]
 
 local function retryOne(id)
   local jobKey = jobPrefix .. id
-  local v = redis.call('HMGET', jobKey, 's', 'p', 'er', 'ed')
+  local v = redis.call('HMGET', jobKey, F.state, F.priority, F.errorReason, F.errorDetails)
   if not v[1] then return NOT_FOUND end
   local from = v[1]
   if from ~= 'failed' and from ~= 'cancelled' then return WRONG_STATE end
   redis.call('ZREM', from == 'failed' and failedKey or cancelledKey, id)
-  redis.call('HDEL', jobKey, 'am', 'sc', 'er', 'ed', 'ft', 'r', 'cr', 'cx', 'cb', 'x', 'w', 'st', 'pp', 'pm')
-  local fields = {'HSET', jobKey, 's', 'waiting'}
-  if v[3] then
-    fields[#fields + 1] = 'pe'; fields[#fields + 1] = v[3]
-    fields[#fields + 1] = 'pd'; fields[#fields + 1] = v[4] or ''
-  end
+  redis.call('HDEL', jobKey, F.attemptsMade, F.stallCount, F.errorReason, F.errorDetails, F.finishedAt, F.result, F.cancelRequested, F.cancelReason, F.cancelRequestedBy, F.execution, F.worker, F.startedAt, F.progressPercent, F.progressMessage)
+  local fields = {'HSET', jobKey, F.state, 'waiting'}
+  keepPreviousError(fields, v[3], v[4])
   redis.call(unpack(fields))
   enqueueWaiting(waitKey, prioritizedKey, seqKey, markerKey, id, tonumber(v[2] or 0))
-  emit(eventsKey, maxLen, 'waiting', id, {'from', from})
+  emit(eventsKey, maxLen, 'waiting', id, {EV.previousState, from})
   return 1
 end
 

@@ -10,9 +10,10 @@
   Returns {1, cancelRequested (0/1)}, {-2} LEASE_LOST, {-1} NOT_FOUND.
   Events: none (checkpoints are not state moves).
 ]]
---@include common
-local v = redis.call('HMGET', KEYS[1], 's', 'x', 'cr')
+--@include record
+--@include codes
+local v = redis.call('HMGET', KEYS[1], F.state, F.execution, F.cancelRequested)
 if not v[1] then return {NOT_FOUND} end
 if v[1] ~= 'active' or v[2] ~= ARGV[1] then return {LEASE_LOST} end
-redis.call('HSET', KEYS[1], 'cp', ARGV[2])
-return {1, v[3] == '1' and 1 or 0}
+redis.call('HSET', KEYS[1], F.checkpoint, ARGV[2])
+return {1, v[3] == FLAG and 1 or 0}

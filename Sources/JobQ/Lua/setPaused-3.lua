@@ -12,14 +12,15 @@
   Returns {1} changed, {0} it was so already.
   Events: "paused" or "resumed" (id "").
 ]]
---@include common
+--@include record
+--@include emit
 local metaKey, markerKey, eventsKey = KEYS[1], KEYS[2], KEYS[3]
 if ARGV[1] == '1' then
-  if redis.call('HSETNX', metaKey, 'paused', '1') == 0 then return {0} end
+  if redis.call('HSETNX', metaKey, META.paused, FLAG) == 0 then return {0} end
   redis.call('DEL', markerKey)
   emit(eventsKey, ARGV[2], 'paused', '', nil)
 else
-  if redis.call('HDEL', metaKey, 'paused') == 0 then return {0} end
+  if redis.call('HDEL', metaKey, META.paused) == 0 then return {0} end
   -- Wake a fetcher: waiting jobs, or delayed ones whose timer it must re-arm.
   redis.call('ZADD', markerKey, 0, '0')
   emit(eventsKey, ARGV[2], 'resumed', '', nil)

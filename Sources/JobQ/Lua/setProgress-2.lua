@@ -13,10 +13,12 @@
   Returns {1, cancelRequested (0/1)}, {-2} LEASE_LOST, {-1} NOT_FOUND.
   Events: "progress" (percent, message).
 ]]
---@include common
-local v = redis.call('HMGET', KEYS[1], 's', 'x', 'cr')
+--@include record
+--@include codes
+--@include emit
+local v = redis.call('HMGET', KEYS[1], F.state, F.execution, F.cancelRequested)
 if not v[1] then return {NOT_FOUND} end
 if v[1] ~= 'active' or v[2] ~= ARGV[2] then return {LEASE_LOST} end
-redis.call('HSET', KEYS[1], 'pp', ARGV[3], 'pm', ARGV[4])
-emit(KEYS[2], ARGV[5], 'progress', ARGV[1], {'pp', ARGV[3], 'pm', ARGV[4]})
-return {1, v[3] == '1' and 1 or 0}
+redis.call('HSET', KEYS[1], F.progressPercent, ARGV[3], F.progressMessage, ARGV[4])
+emit(KEYS[2], ARGV[5], 'progress', ARGV[1], {EV.progressPercent, ARGV[3], EV.progressMessage, ARGV[4]})
+return {1, v[3] == FLAG and 1 or 0}

@@ -27,7 +27,7 @@
   keeps workers draining, which is what frees memory.
   Events: "waiting" per promoted job; "active" with the attempt and worker id.
 ]]
---@include common
---@include take
+--@include nowMs
+--@include takeNext
 return takeNext(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9],
   ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], nowMs(), tonumber(ARGV[5]), nil, true)

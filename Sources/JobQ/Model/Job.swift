@@ -1,6 +1,6 @@
 public import Foundation
 
-/// A job's record as stored in Redis (DESIGN §2), decoded.
+/// A job's record as stored in Redis, decoded (its fields: `JobField`, `docs/data-model.md`).
 public struct Job: Sendable, Hashable {
     public struct Progress: Sendable, Hashable {
         /// 0…100.
@@ -52,36 +52,36 @@ public struct Job: Sendable, Hashable {
 
     /// Decodes a record (`HGETALL` of `jobq:{q}:job:<id>`). Returns nil if it has no state field.
     init?(id: String, queue: String, fields: [String: [UInt8]]) {
-        func text(_ f: String) -> String? { fields[f].map { String(decoding: $0, as: UTF8.self) } }
-        func int(_ f: String) -> Int? { text(f).flatMap { Int($0) } }
-        func date(_ f: String) -> Date? { text(f).flatMap { Double($0) }.map { Date(timeIntervalSince1970: $0 / 1000) } }
-        guard let s = text("s"), let state = JobState(rawValue: s) else { return nil }
+        func text(_ f: JobField) -> String? { fields[f.rawValue].map { String(decoding: $0, as: UTF8.self) } }
+        func int(_ f: JobField) -> Int? { text(f).flatMap { Int($0) } }
+        func date(_ f: JobField) -> Date? { text(f).flatMap { Double($0) }.map { Date(timeIntervalSince1970: $0 / 1000) } }
+        guard let s = text(.state), let state = JobState(rawValue: s) else { return nil }
         self.id = id
         self.queue = queue
         self.state = state
-        name = text("n") ?? ""
-        payload = JobPayload(bytes: fields["d"] ?? [], encoding: text("e") == "b" ? .bytes : .json)
+        name = text(.name) ?? ""
+        payload = JobPayload(bytes: fields[JobField.payload.rawValue] ?? [], encoding: text(.encoding) == JobField.bytesEncoding ? .bytes : .json)
         options = JobOptions(fields: fields, id: id)
-        attemptsMade = int("am") ?? 0
-        stallCount = int("sc") ?? 0
-        if let pp = text("pp").flatMap(Double.init) {
-            progress = Progress(percent: pp, message: text("pm") ?? "")
+        attemptsMade = int(.attemptsMade) ?? 0
+        stallCount = int(.stallCount) ?? 0
+        if let pp = text(.progressPercent).flatMap(Double.init) {
+            progress = Progress(percent: pp, message: text(.progressMessage) ?? "")
         } else {
             progress = nil
         }
-        checkpoint = fields["cp"]
-        result = fields["r"]
-        error = text("er").map { Failure(reason: $0, details: text("ed") ?? "") }
-        previousError = text("pe").map { Failure(reason: $0, details: text("pd") ?? "") }
-        createdAt = date("ct") ?? Date(timeIntervalSince1970: 0)
-        startedAt = date("st")
-        finishedAt = date("ft")
-        dueAt = date("du")
-        workerID = text("w")
-        executionID = text("x")
-        cancelRequested = text("cr") == "1"
-        cancelReason = text("cx")
-        cancelRequestedBy = text("cb")
+        checkpoint = fields[JobField.checkpoint.rawValue]
+        result = fields[JobField.result.rawValue]
+        error = text(.errorReason).map { Failure(reason: $0, details: text(.errorDetails) ?? "") }
+        previousError = text(.previousReason).map { Failure(reason: $0, details: text(.previousDetails) ?? "") }
+        createdAt = date(.createdAt) ?? Date(timeIntervalSince1970: 0)
+        startedAt = date(.startedAt)
+        finishedAt = date(.finishedAt)
+        dueAt = date(.dueAt)
+        workerID = text(.worker)
+        executionID = text(.execution)
+        cancelRequested = text(.cancelRequested) == JobField.flagSet
+        cancelReason = text(.cancelReason)
+        cancelRequestedBy = text(.cancelRequestedBy)
     }
 
     /// Decodes a flat field/value reply (`HGETALL`, or a script returning a record).

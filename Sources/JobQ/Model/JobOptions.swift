@@ -55,31 +55,32 @@ public struct JobOptions: Sendable, Hashable {
         }
     }
 
-    /// The record's option fields, defaults omitted (DESIGN §2: keeps small hashes compact).
+    /// The record's option fields, defaults omitted (small hashes stay in Redis's compact
+    /// encoding; see `docs/data-model.md`).
     var storedFields: [(String, String)] {
-        var fields: [(String, String)] = []
-        if priority.value != 0 { fields.append(("p", String(priority.value))) }
-        if attempts != 3 { fields.append(("a", String(attempts))) }
-        if backoff != .default { fields.append(("bo", backoff.encoded)) }
-        if timeout != .seconds(300) { fields.append(("to", String(timeout.milliseconds))) }
-        if maxStalls != 1 { fields.append(("ms", String(maxStalls))) }
-        if removeOnComplete { fields.append(("rc", "1")) }
-        if removeOnFail { fields.append(("rf", "1")) }
-        return fields
+        var fields: [(JobField, String)] = []
+        if priority.value != 0 { fields.append((.priority, String(priority.value))) }
+        if attempts != 3 { fields.append((.attempts, String(attempts))) }
+        if backoff != .default { fields.append((.backoff, backoff.encoded)) }
+        if timeout != .seconds(300) { fields.append((.timeout, String(timeout.milliseconds))) }
+        if maxStalls != 1 { fields.append((.maxStalls, String(maxStalls))) }
+        if removeOnComplete { fields.append((.removeOnComplete, JobField.flagSet)) }
+        if removeOnFail { fields.append((.removeOnFail, JobField.flagSet)) }
+        return fields.map { ($0.0.rawValue, $0.1) }
     }
 
     /// Options read back from a record's fields.
     init(fields: [String: [UInt8]], id: String) {
-        func text(_ f: String) -> String? { fields[f].map { String(decoding: $0, as: UTF8.self) } }
+        func text(_ f: JobField) -> String? { fields[f.rawValue].map { String(decoding: $0, as: UTF8.self) } }
         self.init()
         jobID = JobID.isGenerated(id) ? nil : id
-        if let p = text("p").flatMap(Int.init) { priority = JobPriority(p) }
-        if let a = text("a").flatMap(Int.init) { attempts = a }
-        if let b = text("bo").flatMap(Backoff.init(encoded:)) { backoff = b }
-        if let t = text("to").flatMap(Int64.init) { timeout = .milliseconds(t) }
-        if let m = text("ms").flatMap(Int.init) { maxStalls = m }
-        removeOnComplete = text("rc") == "1"
-        removeOnFail = text("rf") == "1"
+        if let p = text(.priority).flatMap(Int.init) { priority = JobPriority(p) }
+        if let a = text(.attempts).flatMap(Int.init) { attempts = a }
+        if let b = text(.backoff).flatMap(Backoff.init(encoded:)) { backoff = b }
+        if let t = text(.timeout).flatMap(Int64.init) { timeout = .milliseconds(t) }
+        if let m = text(.maxStalls).flatMap(Int.init) { maxStalls = m }
+        removeOnComplete = text(.removeOnComplete) == JobField.flagSet
+        removeOnFail = text(.removeOnFail) == JobField.flagSet
     }
 }
 

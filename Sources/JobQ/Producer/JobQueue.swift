@@ -164,10 +164,10 @@ public final class JobQueue: Sendable {
             options.runAt.map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) } ?? Int64(0),
             options.priority.value,
             core.maxLen,
-            "n", job.name,
-            "d", job.payload.bytes,
+            JobField.name.rawValue, job.name,
+            JobField.payload.rawValue, job.payload.bytes,
         ]
-        if job.payload.encoding == .bytes { arguments.append("e"); arguments.append("b") }
+        if job.payload.encoding == .bytes { arguments.append(JobField.encoding.rawValue); arguments.append(JobField.bytesEncoding) }
         for (field, value) in options.storedFields { arguments.append(field); arguments.append(value) }
         return (id, arguments)
     }
@@ -304,11 +304,11 @@ public final class JobQueue: Sendable {
                     switch event.kind {
                     case .completed:
                         if let job = try await inspector.job(id), let outcome = Self.outcome(of: job) { return outcome }
-                        return .completed(result: event.fields["r"] ?? [])
+                        return .completed(result: event.resultExcerpt ?? [])
                     case .failed:
-                        return .failed(Job.Failure(reason: event["er"] ?? "", details: event["ed"] ?? ""))
+                        return .failed(event.failure ?? Job.Failure(reason: "", details: ""))
                     case .cancelled:
-                        return .cancelled(reason: event["er"] ?? "")
+                        return .cancelled(reason: event.failure?.reason ?? "")
                     case .removed:
                         return .removed
                     default:

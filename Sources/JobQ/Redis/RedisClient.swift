@@ -1,3 +1,5 @@
+import Synchronization
+
 /// An async Redis client: a small pool of connections, each on its own thread.
 ///
 /// Concurrent callers are pipelined automatically: whatever is queued on a connection when it

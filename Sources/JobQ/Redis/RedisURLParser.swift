@@ -1,3 +1,5 @@
+import Foundation
+
 /// Parses Redis URLs. Kept apart from ``RedisConfiguration`` so it can be tested (and fuzzed) alone.
 enum RedisURLParser {
     static func parse(_ url: String) throws(RedisError) -> RedisConfiguration {

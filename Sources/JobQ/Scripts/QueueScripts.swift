@@ -3,8 +3,9 @@ import Foundation
 /// jobq's Lua scripts, read once from the `Lua/` resource folder.
 ///
 /// Each file `Lua/<verbObject>-<numKeys>.lua` is one atomic state move; `--@include <name>` lines
-/// splice a helper file from `Lua/include/` in place (locals only), so shared logic — taking the
-/// next job, retention, promotion — is written once. The number in the file name is the KEYS
+/// splice a helper file from `Lua/include/` in place (one local function or table per file, its
+/// own dependencies declared the same way), so shared logic — taking the next job, retention,
+/// promotion, ending as cancelled — is written once. The number in the file name is the KEYS
 /// count every call passes, checked before a call is sent.
 struct QueueScripts: Sendable {
     let addJob: RedisScript
@@ -110,19 +111,33 @@ struct QueueScripts: Sendable {
         return []
     }
 
-    /// The text with each `--@include name` line replaced by `include/name.lua`.
+    /// The text with each `--@include name` line replaced by `include/name.lua`, whose own
+    /// `--@include` lines (its dependencies) are spliced in first. Each helper appears once per
+    /// script, before its first use; a cycle is an installation error.
     static func expand(_ text: String, directory: URL, file: String) throws(JobQError) -> String {
-        var out: [Substring] = []
-        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            if line.hasPrefix("--@include ") {
+        var done: Set<String> = []
+        var active: [String] = []
+        func splice(_ text: String) throws(JobQError) -> [Substring] {
+            var out: [Substring] = []
+            for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+                guard line.hasPrefix("--@include ") else {
+                    out.append(line)
+                    continue
+                }
                 let name = line.dropFirst("--@include ".count).trimmingCharacters(in: .whitespaces)
+                if done.contains(name) { continue }
+                if active.contains(name) {
+                    throw JobQError(.installation, detail: "\(file): include cycle \((active + [name]).joined(separator: " → "))")
+                }
+                active.append(name)
                 let included = try read(directory.appendingPathComponent("include").appendingPathComponent(name + ".lua"))
-                out.append(Substring(included))
-            } else {
-                out.append(line)
+                out += try splice(included)
+                active.removeLast()
+                done.insert(name)
             }
+            return out
         }
-        return out.joined(separator: "\n")
+        return try splice(text).joined(separator: "\n")
     }
 
     private static func read(_ url: URL) throws(JobQError) -> String {
@@ -147,7 +162,7 @@ struct QueueScripts: Sendable {
         candidates.append(URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Lua"))
         for url in candidates {
             var isDirectory: ObjCBool = false
-            if FileManager.default.fileExists(atPath: url.appendingPathComponent("include/common.lua").path, isDirectory: &isDirectory) {
+            if FileManager.default.fileExists(atPath: url.appendingPathComponent("include/record.lua").path, isDirectory: &isDirectory) {
                 return url
             }
         }

@@ -1,4 +1,4 @@
-/// The small negative codes jobq's Lua scripts return (listed in `Lua/include/common.lua`), and
+/// The small negative codes jobq's Lua scripts return (listed in `Lua/include/codes.lua`), and
 /// the one place they become errors.
 enum ScriptCode: Int, Sendable, CaseIterable {
     case notFound = -1

@@ -56,10 +56,10 @@ final class LeaseKeeper: @unchecked Sendable {
     let failedRenewals = Atomic<Int>(0)
     private var lastBeat: ContinuousClock.Instant?
     private var startedAt: Int?
-    private let beatFields: [String: String]
+    private let beatFields: [HeartbeatField: String]
     private let activeCount: @Sendable () -> Int
 
-    init(cores: [QueueCore], lease: Duration, workerID: String, logger: Logger, beatFields: [String: String] = [:], activeCount: @escaping @Sendable () -> Int = { 0 }) {
+    init(cores: [QueueCore], lease: Duration, workerID: String, logger: Logger, beatFields: [HeartbeatField: String] = [:], activeCount: @escaping @Sendable () -> Int = { 0 }) {
         self.cores = cores
         self.beatFields = beatFields
         self.activeCount = activeCount
@@ -273,9 +273,10 @@ final class LeaseKeeper: @unchecked Sendable {
         let scripts = cores[0].scripts
         guard let now = call(scripts.registerWorker, keys: [QueueKeys.workerRegistry], arguments: [workerID, beat * 3])?.int else { return }
         if startedAt == nil { startedAt = now }
-        var arguments: [any RedisArgument] = [beat * 3, "lastSeen", now, "active", activeCount(), "started", startedAt ?? now]
-        for (field, value) in beatFields.sorted(by: { $0.key < $1.key }) {
-            arguments.append(field)
+        var arguments: [any RedisArgument] = [beat * 3, HeartbeatField.lastSeen.rawValue, now, HeartbeatField.active.rawValue, activeCount(),
+                                              HeartbeatField.started.rawValue, startedAt ?? now]
+        for (field, value) in beatFields.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+            arguments.append(field.rawValue)
             arguments.append(value)
         }
         _ = call(scripts.recordHeartbeat, keys: [key], arguments: arguments)

@@ -57,11 +57,11 @@ public final class Worker: Service, Sendable {
         self.cores = cores
         self.gate = SlotGate(capacity: configuration.concurrency, quotas: configuration.quotas())
         let gate = self.gate
-        let beat = [
-            "host": ProcessInfo.processInfo.hostName,
-            "pid": String(ProcessInfo.processInfo.processIdentifier),
-            "queues": configuration.queues.map { "\($0.name):\($0.weight)" }.joined(separator: ","),
-            "concurrency": String(configuration.concurrency),
+        let beat: [HeartbeatField: String] = [
+            .host: ProcessInfo.processInfo.hostName,
+            .pid: String(ProcessInfo.processInfo.processIdentifier),
+            .queues: configuration.queues.map { "\($0.name):\($0.weight)" }.joined(separator: ","),
+            .concurrency: String(configuration.concurrency),
         ]
         self.keeper = LeaseKeeper(cores: cores, lease: configuration.lease, workerID: configuration.workerID, logger: log,
                                   beatFields: beat, activeCount: { gate.activeCount })

@@ -1,18 +1,23 @@
 --[[
   Taking the next job, shared by takeJob and finishJob (which hands back the next job in the
-  same call). Needs common. Returns a flat reply:
+  same call). Returns a flat reply:
     {1, id, nextDue, {field, value, ...}}  the job, now active with the caller's lease token
     {0, nextDue}                           nothing runnable; nextDue = ms until the earliest
                                            delayed job is due, -1 when none is delayed
     {PAUSED}                               the queue is paused
 ]]
+--@include codes
+--@include record
+--@include priorityScore
+--@include emit
+--@include promoteDue
 -- `paused`: the caller's reading of the paused flag, or nil to read it here.
 -- `rearm`: true when the caller consumed the marker to get here (a fetcher woken by BZPOPMIN):
 -- taking a job then re-arms it for the next idle fetcher. A finish handing back the next job
 -- consumed nothing, so the marker is as the last add or take left it and needs no write.
 local function takeNext(waitKey, prioritizedKey, activeKey, delayedKey, metaKey, markerKey, eventsKey, seqKey, jobPrefix,
                         token, leaseMs, workerId, maxLen, now, promoteBatch, paused, rearm)
-  if paused == nil then paused = redis.call('HEXISTS', metaKey, 'paused') == 1 end
+  if paused == nil then paused = redis.call('HEXISTS', metaKey, META.paused) == 1 end
   if paused then
     redis.call('DEL', markerKey)
     return {PAUSED}
@@ -45,28 +50,28 @@ local function takeNext(waitKey, prioritizedKey, activeKey, delayedKey, metaKey,
     if #flat > 0 then
       local attempt = 1
       for i = 1, #flat, 2 do
-        if flat[i] == 'am' then attempt = tonumber(flat[i + 1]) + 1 end
+        if flat[i] == F.attemptsMade then attempt = tonumber(flat[i + 1]) + 1 end
       end
-      redis.call('HSET', jobKey, 's', 'active', 'am', attempt, 'st', now, 'w', workerId, 'x', token)
+      redis.call('HSET', jobKey, F.state, 'active', F.attemptsMade, attempt, F.startedAt, now, F.worker, workerId, F.execution, token)
       redis.call('ZADD', activeKey, now + leaseMs, id)
       -- Re-arm the marker, so another idle fetcher wakes while jobs may remain (one that finds
       -- none clears it with its empty take: one spare round trip beats counting here).
       if rearm then redis.call('ZADD', markerKey, 0, '0') end
-      emit(eventsKey, maxLen, 'active', id, {'at', attempt, 'w', workerId})
+      emit(eventsKey, maxLen, 'active', id, {EV.attempt, attempt, EV.worker, workerId})
       local seen = {}
       for i = 1, #flat, 2 do
         local f = flat[i]
-        if f == 's' then flat[i + 1] = 'active'
-        elseif f == 'am' then flat[i + 1] = tostring(attempt)
-        elseif f == 'st' then flat[i + 1] = tostring(now)
-        elseif f == 'w' then flat[i + 1] = workerId
-        elseif f == 'x' then flat[i + 1] = token end
+        if f == F.state then flat[i + 1] = 'active'
+        elseif f == F.attemptsMade then flat[i + 1] = tostring(attempt)
+        elseif f == F.startedAt then flat[i + 1] = tostring(now)
+        elseif f == F.worker then flat[i + 1] = workerId
+        elseif f == F.execution then flat[i + 1] = token end
         seen[f] = true
       end
-      if not seen['am'] then flat[#flat + 1] = 'am'; flat[#flat + 1] = tostring(attempt) end
-      if not seen['st'] then flat[#flat + 1] = 'st'; flat[#flat + 1] = tostring(now) end
-      if not seen['w'] then flat[#flat + 1] = 'w'; flat[#flat + 1] = workerId end
-      if not seen['x'] then flat[#flat + 1] = 'x'; flat[#flat + 1] = token end
+      if not seen[F.attemptsMade] then flat[#flat + 1] = F.attemptsMade; flat[#flat + 1] = tostring(attempt) end
+      if not seen[F.startedAt] then flat[#flat + 1] = F.startedAt; flat[#flat + 1] = tostring(now) end
+      if not seen[F.worker] then flat[#flat + 1] = F.worker; flat[#flat + 1] = workerId end
+      if not seen[F.execution] then flat[#flat + 1] = F.execution; flat[#flat + 1] = token end
       return {1, id, nextDue, flat}
     end
   end

@@ -1,0 +1,156 @@
+/// The stored shape of jobq's Redis values: every field of a job's record, of an event, of a
+/// queue's settings and of a worker's heartbeat, with its type and default. This file and
+/// `Lua/include/record.lua` are the only places the short field names are spelled;
+/// `RecordSchemaTests` checks that the two tables agree, and `docs/data-model.md` lists every
+/// field with its meaning.
+///
+/// Names are short on purpose: a record is a small Redis hash, and Redis keeps small hashes in
+/// its compact encoding only while names and values stay short. Options at their default are not
+/// stored at all.
+package enum FieldType: String, Sendable {
+    /// UTF-8 text.
+    case text
+    /// Raw bytes (payload, result, checkpoint): binary-safe.
+    case bytes
+    /// A decimal integer.
+    case integer
+    /// A decimal number (progress percent).
+    case number
+    /// Milliseconds since the Unix epoch, from the Redis clock (`TIME`).
+    case timestamp
+    /// `"1"` when set; absent otherwise.
+    case flag
+}
+
+/// One field of a job's record (`jobq:{<q>}:job:<id>`, a HASH).
+package enum JobField: String, CaseIterable, Sendable {
+    // What was added.
+    case name = "n"
+    case payload = "d"
+    case encoding = "e"
+    case priority = "p"
+    case attempts = "a"
+    case backoff = "bo"
+    case timeout = "to"
+    case maxStalls = "ms"
+    case removeOnComplete = "rc"
+    case removeOnFail = "rf"
+    // Where it is.
+    case state = "s"
+    case createdAt = "ct"
+    case dueAt = "du"
+    // Its runs.
+    case attemptsMade = "am"
+    case stallCount = "sc"
+    case startedAt = "st"
+    case finishedAt = "ft"
+    case worker = "w"
+    case execution = "x"
+    case progressPercent = "pp"
+    case progressMessage = "pm"
+    case checkpoint = "cp"
+    case result = "r"
+    case errorReason = "er"
+    case errorDetails = "ed"
+    case previousReason = "pe"
+    case previousDetails = "pd"
+    // A cancel request.
+    case cancelRequested = "cr"
+    case cancelReason = "cx"
+    case cancelRequestedBy = "cb"
+
+    package var type: FieldType {
+        switch self {
+        case .name, .state, .worker, .execution, .progressMessage, .errorReason, .errorDetails,
+             .previousReason, .previousDetails, .cancelReason, .cancelRequestedBy, .backoff, .encoding:
+            .text
+        case .payload, .checkpoint, .result: .bytes
+        case .priority, .attempts, .timeout, .maxStalls, .attemptsMade, .stallCount: .integer
+        case .progressPercent: .number
+        case .createdAt, .dueAt, .startedAt, .finishedAt: .timestamp
+        case .removeOnComplete, .removeOnFail, .cancelRequested: .flag
+        }
+    }
+
+    /// The value an absent field stands for (nil: absent means "none").
+    package var defaultValue: String? {
+        switch self {
+        case .priority: "0"
+        case .attempts: "3"
+        case .backoff: Backoff.default.encoded
+        case .timeout: "300000"
+        case .maxStalls: "1"
+        case .attemptsMade, .stallCount: "0"
+        case .removeOnComplete, .removeOnFail, .cancelRequested: "0"
+        default: nil
+        }
+    }
+
+    /// `encoding` of a binary payload; a JSON payload leaves the field out.
+    package static let bytesEncoding = "b"
+    /// The value of a set ``FieldType/flag`` field.
+    package static let flagSet = "1"
+}
+
+/// One field of an event (an entry of `jobq:{<q>}:events`, a STREAM).
+package enum EventField: String, CaseIterable, Sendable {
+    /// The event's kind (`added`, `active`, `failed`…).
+    case kind = "ev"
+    /// The job's id ("" for queue-wide events).
+    case job = "id"
+    case name = "n"
+    case attempt = "at"
+    case worker = "w"
+    case reason = "er"
+    case details = "ed"
+    case result = "r"
+    case progressPercent = "pp"
+    case progressMessage = "pm"
+    case retryDelay = "dl"
+    case stallCount = "sc"
+    case cancelledBy = "by"
+    case previousState = "from"
+    case state = "state"
+    case count = "count"
+
+    package var type: FieldType {
+        switch self {
+        case .kind, .job, .name, .worker, .reason, .details, .progressMessage, .cancelledBy, .previousState, .state: .text
+        case .result: .bytes
+        case .attempt, .retryDelay, .stallCount, .count: .integer
+        case .progressPercent: .number
+        }
+    }
+}
+
+/// One field of a queue's settings (`jobq:{<q>}:meta`, a HASH).
+package enum QueueMetaField: String, CaseIterable, Sendable {
+    case paused = "paused"
+    case keepCompleted = "kc"
+    case keepFailed = "kf"
+    case keepCancelled = "kx"
+
+    package var type: FieldType { self == .paused ? .flag : .integer }
+
+    package var defaultValue: String? {
+        switch self {
+        case .paused: nil
+        case .keepCompleted: "10"
+        case .keepFailed: "5"
+        case .keepCancelled: "10"
+        }
+    }
+}
+
+/// One field of a worker's heartbeat (`jobq:worker:<id>`, a HASH that expires after 3 beats).
+package enum HeartbeatField: String, CaseIterable, Sendable {
+    case host, pid, queues, concurrency, active, started, lastSeen
+
+    package var type: FieldType {
+        switch self {
+        case .host, .queues: .text
+        case .pid, .concurrency, .active: .integer
+        case .started, .lastSeen: .timestamp
+        }
+    }
+}

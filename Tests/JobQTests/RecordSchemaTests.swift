@@ -66,6 +66,9 @@ struct RecordSchemaTests {
 
     @Test("Swift code reads stored fields through the schema enums, never by a literal subscript")
     func swiftUsesTheEnums() throws {
+        var names = Set(JobField.allCases.map(\.rawValue))
+        names.formUnion(EventField.allCases.map(\.rawValue))
+        names.formUnion(QueueMetaField.allCases.map(\.rawValue))
         let sources = Self.root.appendingPathComponent("Sources")
         let enumerator = FileManager.default.enumerator(atPath: sources.path)
         var checked = 0
@@ -73,7 +76,7 @@ struct RecordSchemaTests {
             guard path.hasSuffix(".swift"), !path.hasSuffix("RecordSchema.swift") else { continue }
             let text = try String(contentsOf: sources.appendingPathComponent(path), encoding: .utf8)
             checked += 1
-            for match in text.matches(of: /(fields|event|e|f)\["([a-z]{1,3})"\]/) {
+            for match in text.matches(of: /(fields|event|e|f)\["([a-z]{1,3})"\]/) where names.contains(String(match.2)) {
                 Issue.record("\(path): \(match.0) reads a stored field by its literal name; use JobField, EventField or QueueEvent's accessors")
             }
         }

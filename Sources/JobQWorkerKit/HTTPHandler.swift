@@ -4,7 +4,7 @@ public import JobQ
 import NIOCore
 import NIOHTTP1
 
-/// A handler that POSTs each job to an HTTP endpoint (DESIGN §8).
+/// A handler that POSTs each job to an HTTP endpoint (`docs/handlers.md`).
 ///
 /// - Body: the payload; `Content-Type: application/json` or `application/octet-stream` from its
 ///   encoding; headers `Jobq-Job-Id`, `Jobq-Job-Name`, `Jobq-Attempt`, `Jobq-Execution-Id`.

@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import JobQ
 
-/// `jobq-admin`: the operator's command line. Exit codes (DESIGN §9): 0 success, 1 refused or
+/// `jobq-admin`: the operator's command line. Exit codes (`docs/configuration.md`): 0 success, 1 refused or
 /// partly failed, 2 usage, 3 Redis unreachable or auth failed, 4 not found.
 @main
 struct JobQAdmin: AsyncParsableCommand {
@@ -160,7 +160,7 @@ struct AdminFailure: Error {
         self.message = message
     }
 
-    /// Any error of ours, with its exit code: JobQ's codes mapped per DESIGN §9.
+    /// Any error of ours, with its exit code: JobQ's codes mapped per `docs/configuration.md`.
     static func from(_ error: any Error) -> AdminFailure {
         if let failure = error as? AdminFailure { return failure }
         if let error = error as? RedisError { return AdminFailure(error) }

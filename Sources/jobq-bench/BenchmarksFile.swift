@@ -111,7 +111,7 @@ struct BenchmarksFile {
             # jobq benchmarks
 
             Every figure is a ratio to a reference measured in the same run on the same server
-            (DESIGN §10). Written by `jobq-bench`; see the command in each section.
+            (`docs/performance.md`). Written by `jobq-bench`; see the command in each section.
 
             <!-- jobq-bench:environment -->
             <!-- /jobq-bench:environment -->

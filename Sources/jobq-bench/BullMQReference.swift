@@ -2,7 +2,7 @@ import Foundation
 import JobQ
 import LocalRedis
 
-/// BullMQ measured on the same server (DESIGN §10): the `bullmq` package from PyPI in a venv
+/// BullMQ measured on the same server (`docs/performance.md`): the `bullmq` package from PyPI in a venv
 /// the bench creates (`~/.cache/jobq-bench/bullmq-venv`), adding jobs one by one with its Lua
 /// scripts (`addStandardJob`). Skipped with a note when Python or PyPI is not available.
 struct BullMQReference {

@@ -3,7 +3,7 @@ import Histogram
 @_spi(Benchmarks) import JobQ
 import Synchronization
 
-/// Scenario `cancel` (issue 5's targets): the time from just before `cancel()` to the running
+/// Scenario `cancel`: the time from just before `cancel()` to the running
 /// handler's token firing, against a bare PUBLISH → subscriber on the same server; and the
 /// missed-message path (the flag alone, found by the lease renewal).
 struct CancelScenario {

@@ -2,7 +2,7 @@ import Foundation
 import Histogram
 import JobQ
 
-/// Scenario `client` (the Redis client layer, issue 2): sequential awaited SET, 32 concurrent
+/// Scenario `client` (the Redis client layer): sequential awaited SET, 32 concurrent
 /// callers on one connection (auto-pipelined), explicit pipelines of 16, each against
 /// `redis-benchmark -c 1` with the matching `-P`.
 struct ClientScenario {

@@ -3,7 +3,7 @@ import Histogram
 import JobQ
 import Synchronization
 
-/// Scenario `delayed` (issue 8): how late delayed jobs start. 10,000 jobs due over 10 s, one
+/// Scenario `delayed`: how late delayed jobs start. 10,000 jobs due over 10 s, one
 /// worker at concurrency 64 with a no-op handler; lateness = handler start − due time (both from
 /// this machine's clock; Redis runs on it too). Reported at `hz 10` and `hz 100` when the bench
 /// started its own server (`CONFIG SET hz`), else at the server's setting.

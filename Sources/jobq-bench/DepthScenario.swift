@@ -2,7 +2,7 @@ import Foundation
 import Histogram
 @_spi(Benchmarks) import JobQ
 
-/// Scenario `depth` (issue 8): add and take latency with 1,000 / 100,000 / 1,000,000 jobs waiting,
+/// Scenario `depth`: add and take latency with 1,000 / 100,000 / 1,000,000 jobs waiting,
 /// and with 1,000,000 delayed; the cost must stay flat. "Take" is one call of the reference
 /// take + finish script (`ReferenceScripts.takeAndFinish`): this build's take and finish.
 struct DepthScenario {

@@ -1,7 +1,7 @@
 import Foundation
 @_spi(Benchmarks) import JobQ
 
-/// Scenario `drain` (issue 4's targets): one worker (in this process, its own connections)
+/// Scenario `drain`: one worker (in this process, its own connections)
 /// drains pre-added no-op jobs at concurrency 1, 8 and 32; Redis commands and CPU per job;
 /// BullMQ's Python worker draining the same way at concurrency 32.
 struct DrainScenario {

@@ -2,7 +2,7 @@ import Foundation
 import Histogram
 import JobQ
 
-/// Scenario `enqueue` (issue 3's targets): single adds against `redis-benchmark` running our own
+/// Scenario `enqueue`: single adds against `redis-benchmark` running our own
 /// add script by EVALSHA, `addBulk` against the same at `-P 100`, Redis commands and CPU per add
 /// next to BullMQ's, and Redis memory per waiting job.
 struct EnqueueScenario {

@@ -5,7 +5,7 @@ import JobQCommandLine
 import LocalRedis
 
 /// `jobq-bench`: jobq's figures as ratios to references measured in the same run on the same
-/// server (DESIGN §10). Release builds only; never run in CI.
+/// server (`docs/performance.md`). Release builds only; never run in CI.
 ///
 /// Each scenario prints its table as it finishes; at the end the bench rewrites its sections of
 /// BENCHMARKS.md (and writes `--json` when asked). Every scenario is bounded in count and time.
@@ -35,6 +35,8 @@ struct JobQBench: AsyncParsableCommand {
               delayed    lateness of 10,000 delayed jobs, hz 10 and 100
               recovery   kill -9 of a worker holding 100 jobs
               memory     Redis bytes per job; worker RSS idle and busy
+            And, alone: `jobq-bench headline` rewrites README.md's headline table from
+            BENCHMARKS.md (`--check`: only compare, exit 1 when they differ).
             scale, scale-cluster, recovery and memory run the jobq-worker built next to
             this binary (swift build -c release --product jobq-worker).
             """,
@@ -66,7 +68,14 @@ struct JobQBench: AsyncParsableCommand {
     @Option(help: "client scenario only: run just these figures (sequential, concurrent, pipeline), e.g. to profile one.")
     var only: [String] = []
 
+    @Flag(help: "headline only: compare README.md's table with BENCHMARKS.md, exit 1 when they differ, change nothing.")
+    var check = false
+
+    @Option(help: "headline only: the README whose table is rewritten (default README.md).")
+    var readme = "README.md"
+
     func validate() throws {
+        if scenarios == ["headline"] { return }
         for figure in only where !ClientScenario.figures.contains(figure) {
             throw ValidationError("unknown figure \"\(figure)\" (known: \(ClientScenario.figures.joined(separator: ", ")))")
         }
@@ -77,6 +86,18 @@ struct JobQBench: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if scenarios == ["headline"] {
+            let benchmarks = benchmarksFile ?? "BENCHMARKS.md"
+            if try Headline.update(readme: readme, benchmarks: benchmarks, check: check) {
+                print("\(readme)'s headline table says what \(benchmarks) says")
+            } else if check {
+                print("\(readme)'s headline table differs from \(benchmarks): run `swift run jobq-bench headline`")
+                throw ExitCode(1)
+            } else {
+                print("rewrote \(readme)'s headline table from \(benchmarks)")
+            }
+            return
+        }
         #if DEBUG
         print("warning: this is a debug build; run `swift run -c release jobq-bench` for real figures")
         #endif
@@ -160,6 +181,9 @@ struct JobQBench: AsyncParsableCommand {
         if let path = noRewrite ? nil : (benchmarksFile ?? (quick ? nil : "BENCHMARKS.md")) {
             try BenchmarksFile(path: path).update(environment: environment, reports: reports, complete: selected == Self.known)
             print("rewrote the \(reports.map(\.scenario).joined(separator: ", ")) section\(reports.count == 1 ? "" : "s") of \(path)")
+            if FileManager.default.fileExists(atPath: readme), try !Headline.update(readme: readme, benchmarks: path, check: false) {
+                print("rewrote \(readme)'s headline table")
+            }
         }
     }
 

@@ -2,7 +2,7 @@ import Foundation
 import JobQ
 import LocalRedis
 
-/// Scenario `memory` (issue 8): Redis bytes per waiting job (20-byte payload) and per retained
+/// Scenario `memory`: Redis bytes per waiting job (20-byte payload) and per retained
 /// (completed) record; `jobq-worker` RSS idle and while draining at concurrency 16.
 struct MemoryScenario {
     let client: RedisClient

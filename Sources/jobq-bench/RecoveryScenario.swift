@@ -3,7 +3,7 @@ import JobQ
 import LocalRedis
 import Synchronization
 
-/// Scenario `recovery` (issue 8): `kill -9` of a `jobq-worker` process holding 100 running jobs,
+/// Scenario `recovery`: `kill -9` of a `jobq-worker` process holding 100 running jobs,
 /// with default settings (lease 10 s): how long until all 100 are back in waiting (their `stalled`
 /// events, stamped by Redis) and running on a second worker that was idle all along.
 struct RecoveryScenario {

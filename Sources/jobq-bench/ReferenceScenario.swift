@@ -2,7 +2,7 @@ import Foundation
 import Histogram
 @_spi(Benchmarks) import JobQ
 
-/// Scenario `reference` (issue 8): what this server does with no jobq client in the way, the
+/// Scenario `reference`: what this server does with no jobq client in the way, the
 /// yardsticks every other scenario is a ratio to. `redis-benchmark` SET, a bare PUBLISH →
 /// subscriber hop, and our own scripts called by `redis-benchmark` (the add script; take + finish
 /// in one script) at `-c 1` and pipelined 16, 32 and 100 deep, each with Redis CPU and commands

@@ -2,7 +2,7 @@ import Foundation
 import JobQ
 import LocalRedis
 
-/// Scenario `scale-cluster` (issue 10): a private 3-primary Redis Cluster on loopback; no-op jobs
+/// Scenario `scale-cluster`: a private 3-primary Redis Cluster on loopback; no-op jobs
 /// spread evenly over 2 queues per shard on 1, 2 and then 3 shards, drained by the same worker
 /// processes (2 × `jobq-worker`, concurrency 32, serving every queue of the round through
 /// `redis+cluster://`). Beside the rate: each shard's Redis CPU (cores busy, µs per job it

@@ -2,7 +2,7 @@ import Foundation
 import JobQ
 import LocalRedis
 
-/// Scenario `scale` (issue 8): pre-added no-op jobs drained by 1, 2 and 4 `jobq-worker` processes
+/// Scenario `scale`: pre-added no-op jobs drained by 1, 2 and 4 `jobq-worker` processes
 /// (release build, `noop` handler, concurrency 32 each). The queue is paused while the workers
 /// start, then resumed, so start-up is not timed. Beside the rate: Redis CPU per job, and how
 /// busy Redis and the workers kept the machine, which shows where scaling stops.

@@ -3,7 +3,7 @@ import Histogram
 import JobQ
 import Synchronization
 
-/// Scenario `steady` (issue 8): producers and a worker at once. First the maximum rate: 4
+/// Scenario `steady`: producers and a worker at once. First the maximum rate: 4
 /// producers add as fast as they can while a worker (concurrency 32, no-op handler) runs them,
 /// and the completion rate is the maximum. Then producers offer 50 % and 80 % of it on a fixed
 /// schedule for a window, and each job's latency is recorded from its `add` call to its handler

@@ -8,7 +8,7 @@ import Glibc
 #endif
 
 /// `jobq-chaos`: proves "never lost, ends exactly once" with real processes, real kills and a
-/// real Redis restart (issue 9, DESIGN §1, §4, §7).
+/// real Redis restart (`docs/guarantees.md`, `docs/job-lifecycle.md`, `docs/client.md`).
 ///
 /// `jobq-chaos run` (the default) starts a private `redis-server` with AOF (`appendfsync always`),
 /// 2 producer processes and 3 worker processes of this same binary, then for the length of the

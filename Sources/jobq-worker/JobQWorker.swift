@@ -10,7 +10,7 @@ import UnixSignals
 /// `jobq-worker`: runs jobs from Redis with the handlers configured by job name. Deployed side by
 /// side on many machines against one Redis; SIGTERM/SIGINT stop it gracefully (running jobs get
 /// the shutdown grace, then go back to waiting with no attempt used); a second signal exits at
-/// once (leases bring its jobs back). Exit codes (DESIGN §9): 0 graceful stop, 1 forced stop
+/// once (leases bring its jobs back). Exit codes (`docs/configuration.md`): 0 graceful stop, 1 forced stop
 /// (second signal), 2 usage, 3 Redis unreachable at start, 78 bad configuration (a Redis user
 /// without a command the worker needs included).
 @main
@@ -127,7 +127,7 @@ struct JobQWorker: AsyncParsableCommand {
         var logger = Logger(label: "jobq.worker")
         logger[metadataKey: "redis"] = "\(settings.redis.redactedURL)"
 
-        // Start-up checks (DESIGN §1): reachable, credentials accepted, durable.
+        // Start-up checks (`docs/guarantees.md`): reachable, credentials accepted, durable.
         var checkConfiguration = settings.redis
         checkConfiguration.retryDeadline = .seconds(10)
         let probe = RedisClient(configuration: checkConfiguration)

@@ -4,7 +4,7 @@ import Foundation
 import JobQ
 
 /// Everything `jobq-worker` needs, from (strongest first) flags, `JOBQ_*` environment variables
-/// and the YAML file given with `--config` (DESIGN §9). Keys, as in `config/jobq.yaml`:
+/// and the YAML file given with `--config` (`docs/configuration.md`). Keys, as in `config/jobq.yaml`:
 ///
 /// | key | env | meaning |
 /// |---|---|---|

@@ -32,7 +32,7 @@ func jsonArray(_ text: String) -> [[String: Any]]? {
     (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [[String: Any]]
 }
 
-/// Spawns processes: nested in the serialized `Executables` suite (DESIGN §11).
+/// Spawns processes: nested in the serialized `Executables` suite (`docs/testing.md`).
 extension ExecutableTests {
     @Suite("jobq-admin commands")
     struct AdminCLITests {

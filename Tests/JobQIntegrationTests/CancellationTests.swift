@@ -10,7 +10,7 @@ import JobQWorkerKit
 import Glibc
 #endif
 
-/// Issue 5: cancel any job from any process, promptly and reliably (DESIGN §4, §5).
+/// Cancel any job from any process, promptly and reliably (`docs/job-lifecycle.md`).
 @Suite("Cancellation")
 struct CancellationTests {
     @Test("the token: isCancelled, checkCancellation, onCancel and the cancellations sequence all see the reason")
@@ -230,7 +230,7 @@ struct CancellationTests {
     }
 }
 
-/// Spawns worker processes: nested in the serialized `Executables` suite (DESIGN §11).
+/// Spawns worker processes: nested in the serialized `Executables` suite (`docs/testing.md`).
 extension ExecutableTests {
     @Suite("Cancellation across worker processes")
     struct CancellationProcessTests {

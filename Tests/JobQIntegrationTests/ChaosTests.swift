@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-/// Issue 9: "never lost, ends exactly once", proven with real processes, real kills and a real
+/// The promise "never lost, ends exactly once", proven with real processes, real kills and a real
 /// Redis restart by `jobq-chaos` (see its documentation for the faults and the checks).
 extension ExecutableTests {
     @Suite("jobq-chaos")

@@ -4,7 +4,7 @@ import Synchronization
 import Testing
 @testable import JobQ
 
-/// Issue 10 (first slice): jobq on a real 3-primary Redis Cluster started by the test — slots
+/// jobq on a real 3-primary Redis Cluster started by the test — slots
 /// computed like Redis, commands routed to the owning primary, queues on every shard served by
 /// one worker, and a queue's slot migrated under load (MOVED, ASK, TRYAGAIN followed).
 @Suite("Redis Cluster", .serialized)

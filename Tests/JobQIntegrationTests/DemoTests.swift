@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-/// Issue 7: the README's first command runs this binary; here it runs as built, end to end.
+/// The README's first command runs this binary; here it runs as built, end to end.
 extension ExecutableTests {
     @Suite("jobq-demo")
     struct DemoTests {

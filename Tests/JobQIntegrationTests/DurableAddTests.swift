@@ -3,7 +3,7 @@ import LocalRedis
 import Testing
 @testable import JobQ
 
-/// Issue 10: the opt-in durable add (`WAIT`), against a real primary and replica.
+/// The opt-in durable add (`WAIT`), against a real primary and replica.
 @Suite("Durable adds (WAIT)")
 struct DurableAddTests {
     @Test("with replicasToConfirmAdds = 1 an add returns once the replica has it; with the replica gone it throws notReplicated naming the job, which is still stored")

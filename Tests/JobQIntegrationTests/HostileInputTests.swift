@@ -38,7 +38,7 @@ final class CapturedLogs: Sendable {
     }
 }
 
-/// Issue 9: hostile input gets a clear, typed answer — never a crash, a lost job or a
+/// Hostile input gets a clear, typed answer — never a crash, a lost job or a
 /// half-written one.
 @Suite("Hostile input")
 struct HostileInputTests {

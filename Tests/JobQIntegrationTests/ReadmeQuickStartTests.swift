@@ -4,7 +4,7 @@ import JobQ
 import Logging
 import ServiceLifecycle
 
-/// The README's quick start, compiled and run (STYLE.md §19): if this stops building, the README
+/// The README's quick start, compiled and run (`docs/testing.md`): if this stops building, the README
 /// is wrong. Only the URL differs (the suite's own server).
 @Suite("README quick start")
 struct ReadmeQuickStartTests {

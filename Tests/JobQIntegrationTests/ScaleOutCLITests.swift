@@ -3,7 +3,7 @@ import JobQ
 import LocalRedis
 import Testing
 
-/// Issue 10: the shipped binaries on a cluster and behind Sentinel — nested in the serialized
+/// The shipped binaries on a cluster and behind Sentinel — nested in the serialized
 /// `Executables` suite (it spawns processes).
 extension ExecutableTests {
     @Suite("jobq-admin and jobq-worker on Cluster and Sentinel")

@@ -3,7 +3,7 @@ import LocalRedis
 import Testing
 @testable import JobQ
 
-/// Issue 9: least privilege and secrets, with the built binaries, and the configuration loader
+/// Least privilege and secrets, with the built binaries, and the configuration loader
 /// fed mutated files.
 extension ExecutableTests {
     @Suite("Least privilege and secrets")

@@ -2,7 +2,7 @@ import Foundation
 import JobQ
 import LocalRedis
 
-/// One `redis-server` per test process for tests that only touch their own keys (DESIGN §11).
+/// One `redis-server` per test process for tests that only touch their own keys (`docs/testing.md`).
 /// Killed by PID when the process exits.
 actor SharedRedis {
     static let instance = SharedRedis()

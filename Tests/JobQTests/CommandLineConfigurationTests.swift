@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import JobQ
 
-@Suite("Redis settings for command-line programs (DESIGN §9)")
+@Suite("Redis settings for command-line programs (`docs/configuration.md`)")
 struct CommandLineConfigurationTests {
     @Test("--redis-url wins over JOBQ_REDIS_URL; the default is 127.0.0.1:6379")
     func urlPrecedence() throws {

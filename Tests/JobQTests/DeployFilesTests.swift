@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import Yams
 
-/// Issue 7: no Docker engine or cluster runs here, so the deployment files are parsed and the
+/// No Docker engine or cluster runs here, so the deployment files are parsed and the
 /// fields that matter are checked against the code: ports, probes, grace periods, image and
 /// binary names, and every path the Dockerfile copies.
 @Suite("Deployment files")
@@ -84,6 +84,22 @@ struct DeployFilesTests {
         #expect(target["name"] as? String == "jobq-worker" && target["kind"] as? String == "Deployment")
         #expect(try text("deploy/kubernetes/worker.yaml").contains("jobq_queue_jobs"), "the metric the worker exports")
         #expect(try text("Sources/JobQ/Worker/LeaseKeeper.swift").contains("\"jobq_queue_jobs\""))
+
+        // The external metric the autoscaler reads is the one the shipped adapter rule serves,
+        // from the gauge the worker exports, aggregated with max (each worker reports the depth).
+        let metrics = try #require((hpa["spec"] as? [String: Any])?["metrics"] as? [[String: Any]])
+        let external = try #require(metrics.first?["external"] as? [String: Any])
+        let metric = try #require(external["metric"] as? [String: Any])
+        let wanted = try #require(metric["name"] as? String)
+        let labels = try #require((metric["selector"] as? [String: Any])?["matchLabels"] as? [String: Any])
+        let adapter = try #require(try Yams.load(yaml: try text("deploy/kubernetes/prometheus-adapter.yaml")) as? [String: Any])
+        let adapterConfig = try #require((adapter["data"] as? [String: Any])?["config.yaml"] as? String)
+        let rules = try #require((try Yams.load(yaml: adapterConfig) as? [String: Any])?["externalRules"] as? [[String: Any]])
+        let rule = try #require(rules.first { ($0["name"] as? [String: Any])?["as"] as? String == wanted }, "a rule serving \(wanted)")
+        #expect((rule["seriesQuery"] as? String)?.contains("jobq_queue_jobs{state=\"waiting\"}") == true)
+        let query = try #require(rule["metricsQuery"] as? String)
+        #expect(query.hasPrefix("max by (queue)") && !query.contains("sum"), "one worker's report per queue, not their sum")
+        #expect(labels.keys.allSatisfy { query.contains("by (\($0))") }, "every label the HPA selects on survives the aggregation")
     }
 
     @Test("Dockerfile: every path it copies exists; binary names match the products; the entrypoint is the worker")

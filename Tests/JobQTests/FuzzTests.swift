@@ -3,7 +3,7 @@ import LocalRedis
 import Testing
 @testable import JobQ
 
-/// Issue 9: the parsers we wrote, fed thousands of mutated and random inputs (seeded, bounded):
+/// The parsers we wrote, fed thousands of mutated and random inputs (seeded, bounded):
 /// none may crash, and what each accepts must hold its invariants. A failure prints the seed and
 /// the input. (A property-testing package was weighed: x-sheep/swift-property-based needs
 /// swift-syntax for its macros, minutes of extra build on 2 cores; this needs a generator only.)

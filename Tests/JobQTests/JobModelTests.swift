@@ -40,7 +40,7 @@ struct JobModelTests {
         #expect(throws: Never.self) { _ = try QueueKeys(queue: "reports-and-webhooks:eu") }
     }
 
-    @Test("backoff: fixed, linear, exponential with cap and jitter (DESIGN §3)")
+    @Test("backoff: fixed, linear, exponential with cap and jitter (`docs/job-lifecycle.md`)")
     func backoff() {
         let e = Backoff.exponential(base: .seconds(1), max: .seconds(10), jitter: 0.2)
         #expect(e.delayMs(afterAttempt: 1, random: 0) == 1000)

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import JobQ
 
-/// The contract between the Lua files and their Swift call sites (STYLE.md §7): every header
+/// The contract between the Lua files and their Swift call sites (`docs/lua-scripts.md`): every header
 /// lists exactly as many KEYS as its file name says, each KEYS line names the key the Swift call
 /// site passes in that position, and every result code Swift knows appears in the headers.
 @Suite("Lua script headers, file names and call sites agree")

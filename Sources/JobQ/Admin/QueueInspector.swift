@@ -19,7 +19,7 @@ public struct JobCounts: Sendable, Hashable, Codable {
     }
 }
 
-/// Queries and operator actions on one queue (what `jobq-admin` calls; DESIGN §6). Every
+/// Queries and operator actions on one queue (what `jobq-admin` calls; `docs/job-lifecycle.md`). Every
 /// action that touches many jobs runs as bounded script calls (≤ 1,000 jobs each).
 public struct QueueInspector: Sendable {
     let core: QueueCore
@@ -337,7 +337,7 @@ public struct QueueInspector: Sendable {
         return deleted
     }
 
-    /// Sets the queue's retention: how many finished records of each kind are kept (DESIGN §6).
+    /// Sets the queue's retention: how many finished records of each kind are kept (`docs/job-lifecycle.md`).
     /// Takes effect at the next finishes (each trims at most 10 beyond the limit); `clean` trims
     /// at once.
     public func setRetention(completed: Int? = nil, failed: Int? = nil, cancelled: Int? = nil) async throws(JobQError) {

@@ -1,6 +1,6 @@
 import Foundation
 
-/// How long to wait before retrying a failed run (DESIGN §3):
+/// How long to wait before retrying a failed run (`docs/job-lifecycle.md`):
 /// `min(cap, base · f(n)) · (1 + U[0, jitter])` for the run `n` that failed, with f = 1 (fixed),
 /// n (linear) or 2^(n−1) (exponential). Default: exponential, base 1 s, cap 1 h, jitter 0.2.
 public struct Backoff: Sendable, Hashable, CustomStringConvertible {

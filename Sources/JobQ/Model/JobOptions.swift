@@ -1,6 +1,6 @@
 public import Foundation
 
-/// How a job is added and run. Defaults follow DESIGN §3; only non-defaults are stored.
+/// How a job is added and run. Defaults follow `docs/job-lifecycle.md`; only non-defaults are stored.
 public struct JobOptions: Sendable, Hashable {
     /// A custom id: adding an id that exists adds nothing (dedup, for as long as the record lives).
     public var jobID: String?
@@ -86,7 +86,7 @@ public struct JobOptions: Sendable, Hashable {
 
 /// Limits and knobs of one queue as seen by this process.
 public struct QueueSettings: Sendable, Hashable {
-    /// Largest payload accepted by `add` (DESIGN §2: 1 MiB).
+    /// Largest payload accepted by `add` (`docs/data-model.md`: 1 MiB).
     public var maxPayloadBytes = 1 << 20
     /// Largest result and checkpoint stored.
     public var maxResultBytes = 1 << 20
@@ -102,7 +102,7 @@ public struct QueueSettings: Sendable, Hashable {
     /// Publish cancel requests with `SPUBLISH`. Always on with a cluster client
     /// (`redis+cluster://`), whose workers listen with `SSUBSCRIBE` on each queue's node.
     public var shardedPubSub = false
-    /// Durable adds (opt-in, DESIGN §1): after each add (and each `addBulk` flight) the client
+    /// Durable adds (opt-in, `docs/guarantees.md`): after each add (and each `addBulk` flight) the client
     /// sends `WAIT <replicas> <timeout>` on the same connection. An add that fewer replicas
     /// confirmed in time throws `notReplicated`: the job is on the primary and will run, but a
     /// failover now could lose it. 0 (the default) waits for nothing.

@@ -1,4 +1,4 @@
-/// A job's priority: −1000…1000, larger runs first; FIFO among equal priorities (DESIGN §3).
+/// A job's priority: −1000…1000, larger runs first; FIFO among equal priorities (`docs/job-lifecycle.md`).
 public struct JobPriority: Sendable, Hashable, Comparable, ExpressibleByIntegerLiteral, CustomStringConvertible {
     public let value: Int
 

@@ -194,7 +194,7 @@ public final class JobQueue: Sendable {
 
     // MARK: - Cancel
 
-    /// What a cancel did (DESIGN §5).
+    /// What a cancel did (`docs/job-lifecycle.md`).
     public enum CancelOutcome: Sendable, Hashable, CustomStringConvertible {
         /// It was waiting or delayed: it ended `cancelled` at once.
         case cancelled

@@ -3,7 +3,7 @@
 ///
 /// Its socket timeout is the largest block timeout plus a margin of max(1 s, 3 server ticks), so a
 /// quiet wait is never mistaken for a dead connection (a read timeout would break the connection
-/// and could lose what the server popped: HIREDIS-NOTES). It is woken early with ``wake()``, which
+/// and could lose what the server popped: `docs/client.md`). It is woken early with ``wake()``, which
 /// sends `CLIENT UNBLOCK <id> TIMEOUT` from the `control` client: the blocked command then returns
 /// as if it timed out (`.null`). A wake that arrives while nothing is blocked makes the next
 /// blocking command return `.null` at once, so a wake-up is never lost.

@@ -32,7 +32,7 @@ public enum RedisClusterSlot {
     }
 }
 
-/// Routes commands to the primaries of a Redis Cluster (DESIGN §2, §7): each command or script
+/// Routes commands to the primaries of a Redis Cluster (`docs/data-model.md`, `docs/client.md`): each command or script
 /// call goes to the node owning its first key's slot (jobq's keys of one queue share a hash tag,
 /// so a queue's scripts never span nodes); `MOVED` updates the slot map and resends, `ASK` sends
 /// `ASKING` and the command once to the importing node; `TRYAGAIN`/`CLUSTERDOWN` are retried by

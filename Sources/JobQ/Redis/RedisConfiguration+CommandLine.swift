@@ -1,7 +1,7 @@
 import Foundation
 
 extension RedisConfiguration {
-    /// Where a command-line program's Redis settings come from (DESIGN §9), strongest first:
+    /// Where a command-line program's Redis settings come from (`docs/configuration.md`), strongest first:
     /// - URL: the `--redis-url` flag, then `JOBQ_REDIS_URL`, then `redis://127.0.0.1:6379`;
     /// - password: `--redis-password-file`, then `JOBQ_REDIS_PASSWORD`, then a password inside
     ///   `JOBQ_REDIS_URL`;

@@ -9,10 +9,10 @@ import Glibc
 ///
 /// Each turn the thread takes **everything queued** (up to ``maxFlight`` commands) and sends it as
 /// one pipeline, then reads the replies in order. Sequential callers get one round trip each;
-/// concurrent callers share round trips, which is where the speed is (HIREDIS-NOTES: the async hop
+/// concurrent callers share round trips, which is where the speed is (`docs/client.md`: the async hop
 /// costs 15–25 µs, a pipelined command ~1 µs of server time).
 ///
-/// Failure handling (DESIGN §7), all on this thread:
+/// Failure handling (`docs/client.md`), all on this thread:
 /// - connection lost before a command was sent → it waits for the reconnect and is sent then;
 /// - connection lost after sending → `outcomeUnknown`, except idempotent requests, which are resent;
 /// - `BUSY`, `LOADING`, `TRYAGAIN`, `CLUSTERDOWN`, `MASTERDOWN` → resent after a backoff until the

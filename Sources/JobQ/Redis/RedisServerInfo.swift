@@ -1,5 +1,5 @@
 /// Facts about a Redis server from `INFO`, and the durability check workers run at start
-/// (DESIGN §1: AOF on, `maxmemory-policy noeviction`).
+/// (`docs/guarantees.md`: AOF on, `maxmemory-policy noeviction`).
 public struct RedisServerInfo: Sendable {
     /// Every `field:value` line of `INFO server`, `INFO persistence` and `INFO memory`.
     public let fields: [String: String]
@@ -34,7 +34,7 @@ public struct RedisServerInfo: Sendable {
     public var hz: Int? { fields["hz"].flatMap { Int($0) } }
 
     /// What makes acknowledged jobs losable on this server, in words an operator can act on.
-    /// Empty when the server is set up as DESIGN §1 requires.
+    /// Empty when the server is set up as `docs/guarantees.md` requires.
     public var durabilityProblems: [String] {
         var problems: [String] = []
         if !aofEnabled {

@@ -8,7 +8,7 @@ import Glibc
 ///
 /// It resubscribes by itself after a reconnect (with backoff) and then yields
 /// ``Event/resubscribed(_:)``: messages published while it was away are lost (that is pub/sub),
-/// so a consumer re-checks durable state at that point (DESIGN §5).
+/// so a consumer re-checks durable state at that point (`docs/job-lifecycle.md`).
 ///
 /// The thread waits with `poll(2)` on the socket and on a wake-up pipe, so subscribing, unsubscribing
 /// and closing from any task take effect at once; an idle connection is checked with `PING`.

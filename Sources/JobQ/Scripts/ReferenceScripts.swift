@@ -1,11 +1,11 @@
 /// Scripts that exist only to be measured against: `jobq-bench` runs them under `redis-benchmark`
-/// to get the ceiling the real code paths are a ratio to (DESIGN §10). Not an API.
+/// to get the ceiling the real code paths are a ratio to (`docs/performance.md`). Not an API.
 @_spi(Benchmarks)
 public enum ReferenceScripts {
     /// One call that takes the next waiting job of `queue` and completes it: this build's
     /// `takeJob` and `finishJob` scripts, unchanged, each wrapped as a Lua function and called in
     /// turn. `redis-benchmark -c 1 -P 32` running it over pre-added jobs is the drain ceiling of
-    /// issue 4: the same Redis work per job as a worker's finish-and-take, with no client at all.
+    /// The same Redis work per job as a worker's finish-and-take, with no client at all.
     ///
     /// The job's own key is derived from the job prefix (passed in KEYS like every derived key).
     /// Returns the script source and the complete argument list that follows `EVALSHA <sha>`.

@@ -5,7 +5,7 @@ import Synchronization
 import Glibc
 #endif
 
-/// A handler that runs a program for each job (DESIGN §8), for jobs written in any language.
+/// A handler that runs a program for each job (`docs/handlers.md`), for jobs written in any language.
 ///
 /// - The payload arrives on **stdin**; stdout and stderr are captured (the last 64 KiB become the
 ///   failure details).

@@ -1,6 +1,6 @@
 import Synchronization
 
-/// Why a running job is being stopped (DESIGN §4).
+/// Why a running job is being stopped (`docs/job-lifecycle.md`).
 public enum CancellationReason: String, Sendable, Hashable, CustomStringConvertible {
     /// Someone cancelled the job (`JobQueue.cancel`): it ends `cancelled`, never retried.
     case cancelled
@@ -65,7 +65,7 @@ final class JobCancellation: Sendable {
     }
 }
 
-/// Thrown by a handler to fail the job at once, without retries (DESIGN §4).
+/// Thrown by a handler to fail the job at once, without retries (`docs/job-lifecycle.md`).
 public struct UnrecoverableError: Error, Sendable, CustomStringConvertible {
     public var reason: String
     public var details: String

@@ -6,7 +6,7 @@ internal import CHiredis
 
 /// Renews the leases of a worker's running jobs and runs the reaper, on its own thread and its
 /// own Redis connection, so handlers hogging Swift's cooperative pool can never starve it
-/// (DESIGN §4):
+/// (`docs/job-lifecycle.md`):
 /// - every L/3, one `extendLeases` call per queue (≤ 1,000 jobs each); ids reported lost fire
 ///   their token with `leaseLost`, ids with a cancel request fire it with `cancelled`;
 /// - a queue whose leases could not be renewed for 5L/6 fires all its jobs' tokens (`leaseLost`):
@@ -112,7 +112,7 @@ final class LeaseKeeper: @unchecked Sendable {
         lock.withLock { (tokensByJob["\(queueIndex)\u{0}\(id)"] ?? []).compactMap { runs[$0] } }
     }
 
-    /// Renews at once (after a reconnect elsewhere, a worker renews first: DESIGN §4).
+    /// Renews at once (after a reconnect elsewhere, a worker renews first: `docs/job-lifecycle.md`).
     func renewSoon() {
         lock.withLock { renewNow = true }
         lock.broadcast()

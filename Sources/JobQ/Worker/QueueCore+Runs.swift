@@ -1,6 +1,6 @@
 import Foundation
 
-/// The owner-side calls a worker makes for the runs it holds (DESIGN §4): take, finish, renew,
+/// The owner-side calls a worker makes for the runs it holds (`docs/job-lifecycle.md`): take, finish, renew,
 /// progress, checkpoint — each one script, each checking the lease token — and the maintenance
 /// calls (recover stalled jobs, promote delayed ones).
 extension QueueCore {
@@ -96,7 +96,7 @@ extension QueueCore {
             outcome = "shutdown"
         }
         if outcome == "completed", value.count > settings.maxResultBytes {
-            // Oversized results fail the run rather than being stored (DESIGN §2).
+            // Oversized results fail the run rather than being stored (`docs/data-model.md`).
             return try await finish(id, token: token, end: .unrecoverable(reason: "resultTooLarge",
                 details: "the result is \(value.count) bytes; the limit is \(settings.maxResultBytes) bytes"), next: next)
         }

@@ -1,6 +1,6 @@
 import Synchronization
 
-/// The worker's N slots, shared by weight across its queues (DESIGN §4): a queue may fill slots
+/// The worker's N slots, shared by weight across its queues (`docs/job-lifecycle.md`): a queue may fill slots
 /// up to its quota, and beyond it while every other queue is idle (its fetcher blocked on an
 /// empty queue). Waiting for a slot is an `await`, never a blocked thread.
 final class SlotGate: Sendable {

@@ -5,7 +5,7 @@ public import ServiceLifecycle
 import Synchronization
 
 /// Runs jobs: takes them from its queues with bounded concurrency, keeps their leases, applies
-/// each run's outcome in DESIGN §4's order, and shuts down gracefully.
+/// each run's outcome in `docs/job-lifecycle.md`'s order, and shuts down gracefully.
 ///
 /// ```swift
 /// var handlers = JobHandlers()
@@ -26,7 +26,7 @@ public final class Worker: Service, Sendable {
     private let keeper: LeaseKeeper
     private let timeouts = TimeoutTimers()
     private let blocking: BlockingConnections
-    /// One pub/sub connection per worker process: cancel requests for running jobs (DESIGN §5).
+    /// One pub/sub connection per worker process: cancel requests for running jobs (`docs/job-lifecycle.md`).
     /// Cancel-channel subscribers with their channels.
     private let subscribers: [(RedisSubscriber, [String])]
     private let state = Mutex(RunState())
@@ -67,7 +67,7 @@ public final class Worker: Service, Sendable {
                                   beatFields: beat, activeCount: { gate.activeCount })
         // Cancel messages are published from scripts: PUBLISH on one server (one subscription for
         // every queue); SPUBLISH in a cluster, heard only on the node owning the queue's slot, so
-        // one sharded subscriber per queue, each following its slot (DESIGN §5).
+        // one sharded subscriber per queue, each following its slot (`docs/job-lifecycle.md`).
         let listener = Self.cancelListener(cores: cores, keeper: keeper, logger: log)
         if let router = client.cluster {
             self.subscribers = cores.map { core in
@@ -382,7 +382,7 @@ public final class Worker: Service, Sendable {
                 result = .failure(error)
             }
             // A handler that returns after its token fired (it saw isCancelled) returns because
-            // of it: the token came first and decides the outcome (DESIGN §4).
+            // of it: the token came first and decides the outcome (`docs/job-lifecycle.md`).
             if let reason = cancellation.reason { race.settle(.token(reason)) } else { race.settle(.handler(result)) }
         }
         cancellation.onFire { reason in

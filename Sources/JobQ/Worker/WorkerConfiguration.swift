@@ -29,7 +29,7 @@ public struct WorkerConfiguration: Sendable {
     public var queues: [QueueShare]
     /// Jobs run at once by this process, across all its queues (1…10,000).
     public var concurrency: Int
-    /// Lease length L (DESIGN §4): renewed every L/3, the reaper runs every L/4, a worker that has
+    /// Lease length L (`docs/job-lifecycle.md`): renewed every L/3, the reaper runs every L/4, a worker that has
     /// not renewed for 5L/6 fires its own jobs' tokens.
     public var lease: Duration = .seconds(10)
     /// On shutdown: how long running jobs may take to finish before they are requeued.

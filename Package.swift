@@ -20,6 +20,9 @@ let package = Package(
     // demo, the benchmark and the chaos test are executables of this package, not products.
     products: [
         .library(name: "JobQ", targets: ["JobQ"]),
+        // The handlers of the stock worker (`exec`, `http`) and its metrics and health endpoint,
+        // for a Swift service that wants them too.
+        .library(name: "JobQWorkerKit", targets: ["JobQWorkerKit"]),
         .executable(name: "jobq-worker", targets: ["jobq-worker"]),
         .executable(name: "jobq-admin", targets: ["jobq-admin"]),
     ],
@@ -79,12 +82,17 @@ let package = Package(
             resources: [.copy("Lua")],
             swiftSettings: strict
         ),
-        // What the stock `jobq-worker` adds to the library: `http` handlers and the metrics/health
-        // endpoint. A library target so the tests can drive them directly.
+        // Every child process jobq starts (exec programs; the private Redis servers of tests, demo
+        // and benchmark) goes through this C shim: what it needs from glibc is declared only
+        // under _GNU_SOURCE, which Swift's Glibc module does not define.
+        .target(name: "CJobQSpawn"),
+        // What the stock `jobq-worker` adds to the library, by role: the `exec` and `http`
+        // handlers and the metrics/health endpoint.
         .target(
             name: "JobQWorkerKit",
             dependencies: [
                 "JobQ",
+                "CJobQSpawn",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -104,7 +112,7 @@ let package = Package(
         // Starts and stops private redis-server processes (tests, demo, benchmark). Not a product.
         .target(
             name: "LocalRedis",
-            dependencies: ["JobQ"],
+            dependencies: ["JobQ", "CJobQSpawn"],
             swiftSettings: strict
         ),
         .executableTarget(
@@ -157,6 +165,7 @@ let package = Package(
             dependencies: [
                 "JobQCommandLine",
                 "JobQ",
+                "JobQWorkerKit",
                 "LocalRedis",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -165,13 +174,13 @@ let package = Package(
         ),
         .testTarget(
             name: "JobQTests",
-            dependencies: ["JobQ", "CHiredis", "LocalRedis", .product(name: "Yams", package: "Yams")],
+            dependencies: ["JobQ", "JobQWorkerKit", "CHiredis", "LocalRedis", .product(name: "Yams", package: "Yams")],
             swiftSettings: strict
         ),
         .testTarget(
             name: "JobQIntegrationTests",
             dependencies: [
-                "JobQ", "LocalRedis", "JobQWorkerKit",
+                "JobQ", "LocalRedis", "JobQWorkerKit", "CJobQSpawn",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),

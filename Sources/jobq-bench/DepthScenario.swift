@@ -73,7 +73,7 @@ struct DepthScenario {
             adds.record(since: t0)
         }
         // Takes at this depth: each takes the oldest waiting job and completes it.
-        let script = try ReferenceScripts.takeAndFinish(queue: queue.name)
+        let script = try ReferenceScripts.takeAndFinish(queue: queue.name, client: client)
         guard let sha = try await client.send("SCRIPT", "LOAD", script.source).string else { throw BenchError("SCRIPT LOAD failed") }
         var takes = Histogram<UInt64>.micros()
         for _ in 0..<samples {

@@ -89,7 +89,7 @@ struct DrainScenario {
             _ = try await queue.addBulk((0..<count).map { _ in JobQueue.NewJob(name: "noop", payload: .json("{}")) })
             start += count
         }
-        let script = try ReferenceScripts.takeAndFinish(queue: name)
+        let script = try ReferenceScripts.takeAndFinish(queue: name, client: client)
         guard let sha = try await client.send("SCRIPT", "LOAD", script.source).string else {
             throw BenchError("SCRIPT LOAD of the reference script gave no SHA")
         }

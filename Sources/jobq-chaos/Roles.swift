@@ -1,6 +1,8 @@
 import ArgumentParser
+import Dispatch
 import Foundation
 import JobQ
+import JobQWorkerKit
 import LocalRedis
 import Logging
 import Synchronization
@@ -8,12 +10,11 @@ import Synchronization
 import Glibc
 #endif
 
-/// CLOCK_MONOTONIC in nanoseconds: one clock for every process on this machine, so the
-/// orchestrator can order its kills against the workers' and producers' log lines.
+/// The system's monotonic clock in nanoseconds (libdispatch reads CLOCK_MONOTONIC): one clock
+/// for every process on this machine, so the orchestrator can order its kills against the
+/// workers' and producers' log lines.
 func monotonicNanos() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    DispatchTime.now().uptimeNanoseconds
 }
 
 /// An append-only log of tab-separated lines, one `write(2)` per line (O_APPEND), so a line is
@@ -178,6 +179,7 @@ struct Work: AsyncParsableCommand {
         stubborn.killAfter = .seconds(1)
         let stubbornRun = stubborn.handler
         var handlers = JobHandlers()
+        handlers.stopsExecPrograms()
         handlers.register(name: "chaos") { job, context in
             log.write("start", job.id, String(context.attempt), context.executionID, pid, String(monotonicNanos()))
             func end(_ outcome: String) { log.write("end", job.id, String(context.attempt), context.executionID, outcome, String(monotonicNanos())) }

@@ -159,6 +159,9 @@ struct JobQWorker: AsyncParsableCommand {
         let httpClient: HTTPClient? = needsHTTP ? HTTPClient(eventLoopGroupProvider: .singleton) : nil
         var registry = JobHandlers()
         for (name, spec) in settings.handlerSpecs { registry.register(name: name, spec.handler(httpClient: httpClient)) }
+        if settings.handlerSpecs.contains(where: { if case .exec = $0.spec { return true } else { return false } }) {
+            registry.stopsExecPrograms()
+        }
         let client = RedisClient(configuration: settings.redis)
         let worker: Worker
         do {

@@ -1,3 +1,4 @@
+import CJobQSpawn
 import Foundation
 import LocalRedis
 import Synchronization
@@ -319,9 +320,9 @@ final class PseudoTerminal: Sendable {
     private let output = Mutex<[UInt8]>([])
 
     init(rows: UInt16 = 50, columns: UInt16 = 200) throws {
-        primary = c_posix_openpt(O_RDWR | O_NOCTTY)
         var name = [CChar](repeating: 0, count: 128)
-        guard primary >= 0, c_grantpt(primary) == 0, c_unlockpt(primary) == 0, c_ptsname_r(primary, &name, name.count) == 0 else {
+        primary = jobq_open_pty(&name, name.count)
+        guard primary >= 0 else {
             throw TimedOut(what: "a pseudo-terminal (posix_openpt failed: \(String(cString: strerror(errno))))")
         }
         secondaryPath = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
@@ -347,10 +348,3 @@ final class PseudoTerminal: Sendable {
         _ = text.withCString { Glibc.write(primary, $0, strlen($0)) }
     }
 }
-
-// Declared in <stdlib.h> only under _XOPEN_SOURCE, which Swift's Glibc module does not define;
-// the symbols are always exported.
-@_silgen_name("posix_openpt") private func c_posix_openpt(_ flags: Int32) -> Int32
-@_silgen_name("grantpt") private func c_grantpt(_ fd: Int32) -> Int32
-@_silgen_name("unlockpt") private func c_unlockpt(_ fd: Int32) -> Int32
-@_silgen_name("ptsname_r") private func c_ptsname_r(_ fd: Int32, _ buffer: UnsafeMutablePointer<CChar>, _ length: Int) -> Int32

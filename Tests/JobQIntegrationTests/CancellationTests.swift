@@ -184,7 +184,7 @@ struct CancellationTests {
         """.write(toFile: script, atomically: true, encoding: .utf8)
         chmod(script, 0o755)
         var handlers = JobHandlers()
-        handlers.register(name: "tree", ExecHandler(executable: script).handler)
+        handlers.register(name: "tree", ExecHandler(executable: script))
         let added = try await queue.add(name: "tree", payload: .json("{}"))
         try await withWorker(queue, lease: .seconds(60), handlers: handlers) { _ in
             try await eventually(20, "the script and its child started") {

@@ -4,6 +4,7 @@ import LocalRedis
 import Synchronization
 import Testing
 @testable import JobQ
+import JobQWorkerKit
 
 /// The guarantees just outside the paths the other suites walk: a stall never costs an attempt,
 /// a full Redis never fails a job, runs are told apart by execution id, no program outlives its
@@ -153,7 +154,7 @@ struct ReliabilityTests {
         var exec = ExecHandler(executable: "/bin/sh", arguments: ["-c", "trap '' TERM; echo $$ > '\(pidFile)'; echo \"$JOBQ_JOB_CHECKPOINT_FILE\" >> '\(pidFile)'; while :; do sleep 0.05; done"])
         exec.killAfter = .milliseconds(1500)
         var handlers = JobHandlers()
-        handlers.register(name: "stubborn", exec.handler)
+        handlers.register(name: "stubborn", exec)
         let id = try await queue.add(name: "stubborn", payload: .json("{}")).id
         var childPID: pid_t = 0
         var checkpointFile = ""

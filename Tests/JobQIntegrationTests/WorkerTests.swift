@@ -3,6 +3,7 @@ import Logging
 import Synchronization
 import Testing
 @testable import JobQ
+import JobQWorkerKit
 
 /// Runs a worker on `queue` for the duration of `body`, then shuts it down and waits for it.
 func withWorker<T: Sendable>(_ queue: JobQueue, concurrency: Int = 4, lease: Duration = .seconds(2), grace: Duration = .seconds(5),
@@ -360,10 +361,10 @@ struct WorkerSharingTests {
 
 @Suite("Worker runtime: exec handlers")
 struct ExecHandlerTests {
-    static func sh(_ script: String, killAfter: Duration = .seconds(10)) -> JobHandlers.Handler {
+    static func sh(_ script: String, killAfter: Duration = .seconds(10)) -> ExecHandler {
         var exec = ExecHandler(executable: "/bin/sh", arguments: ["-c", script])
         exec.killAfter = killAfter
-        return exec.handler
+        return exec
     }
 
     @Test("payload on stdin, progress, checkpoint and result on fd 3, the job's environment and nothing of Redis")

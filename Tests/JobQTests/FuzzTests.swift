@@ -2,6 +2,7 @@ import Foundation
 import LocalRedis
 import Testing
 @testable import JobQ
+@testable import JobQWorkerKit
 
 /// The parsers we wrote, fed thousands of mutated and random inputs (seeded, bounded):
 /// none may crash, and what each accepts must hold its invariants. A failure prints the seed and

@@ -72,24 +72,93 @@ struct ScriptContractTests {
         }
     }
 
-    @Test("each Swift call site passes the keys its script's header names, in order")
-    func callSites() throws {
+    /// What a builder made, without its reply type.
+    struct Built {
+        var script: RedisScript
+        var keys: [String]
+        var argumentCount: Int
+        init<Reply>(_ call: ScriptCall<Reply>) {
+            (script, keys, argumentCount) = (call.script, call.keys, call.arguments.count)
+        }
+    }
+
+    /// Every script's call, made by its real builder with sample values.
+    static func builtCalls() throws -> [Built] {
         let client = RedisClient(configuration: RedisConfiguration(endpoint: .unix(path: "/nonexistent")))
         let core = try QueueCore(name: "contract", client: client, settings: QueueSettings())
-        let sites = core.callSites(id: "ID1", state: .completed)
-        #expect(Set(sites.map(\.0.name)) == Set(Self.scriptFiles.map { String($0.dropLast(4)) }), "every script has a call site")
-        for (script, keys) in sites {
-            #expect(script.keyCount == keys.count, "\(script.name) is called with \(keys.count) keys")
+        let lease = QueueCore.Lease(token: "T1", workerID: "W1", length: .seconds(10))
+        let job = JobQueue.NewJob(name: "n", payload: .bytes([0, 1]), options: JobOptions(priority: .high, attempts: 5))
+        return [
+            Built(core.addJobCall(id: "ID1", job: job)),
+            Built(core.cancelJobsCall(["ID1", "ID2"], reason: "r", requestedBy: "b", sharded: false)),
+            Built(core.takeJobCall(lease: lease)),
+            Built(core.finishJobCall("ID1", token: "T1", outcome: "completed", value: [1], reason: "", retryDelayMs: -1, next: lease)),
+            Built(core.extendLeasesCall([("ID1", "T1"), ("ID2", "T2")], length: .seconds(10))),
+            Built(core.recoverStalledCall(batch: 10, holder: "W1", lockMs: 2500)),
+            Built(core.promoteDelayedCall(batch: 10)),
+            Built(core.setProgressCall("ID1", token: "T1", percent: 50, message: "m")),
+            Built(core.saveCheckpointCall("ID1", token: "T1", bytes: [1, 2])),
+            Built(core.countJobsCall()),
+            Built(core.removeJobsCall(["ID1"])),
+            Built(core.removeJobsNamedCall("n", in: core.keys.completed, state: .completed, cursor: 0)),
+            Built(core.setPausedCall(true)),
+            Built(core.purgeJobsCall()),
+            Built(core.cleanJobsCall(.completed, olderThan: .seconds(1), batch: 10)),
+            Built(core.retryJobsCall(["ID1", "ID2"])),
+            Built(core.retryAllFailedCall()),
+            Built(core.obliterateQueueCall(force: true)),
+            Built(core.readEventsCall(after: "0-0", count: 10)),
+            Built(ScriptCall<Int>.registerWorker(core.scripts, workerID: "ID1", expiryMs: 9000)),
+            Built(ScriptCall<Void>.recordHeartbeat(core.scripts, workerID: "ID1", expiryMs: 9000, fields: [(.host, "h"), (.pid, 1)])),
+        ]
+    }
+
+    /// The ARGV a header lists: the fixed ones, and the index from which more may follow
+    /// (`ARGV[6...]`, or `ARGV[5], ARGV[6], ...`).
+    static func argumentLines(_ header: String) -> (fixed: Int, variadicFrom: Int?) {
+        var fixed = 0
+        var variadic: Int?
+        for line in header.split(separator: "\n") {
+            let t = line.trimmingCharacters(in: .whitespaces)
+            if let m = t.firstMatch(of: /^ARGV\[(\d+)\]/), let i = Int(m.1) {
+                if t.firstMatch(of: /^ARGV\[\d+\], ARGV\[\d+\], \.\.\./) != nil { variadic = min(variadic ?? i, i) } else { fixed = max(fixed, i) }
+            }
+            for m in t.matches(of: /ARGV\[(\d+)\.\.\.\]/) { if let i = Int(m.1) { variadic = min(variadic ?? i, i) } }
+        }
+        if let v = variadic { fixed = min(fixed, v - 1) }
+        return (fixed, variadic)
+    }
+
+    @Test("every script's call builder passes the KEYS its header names, in order, and the ARGV it lists")
+    func builders() throws {
+        let calls = try Self.builtCalls()
+        #expect(Set(calls.map(\.script.name)) == Set(Self.scriptFiles.map { String($0.dropLast(4)) }), "every script has a builder")
+        for call in calls {
+            let script = call.script
+            #expect(script.keyCount == call.keys.count, "\(script.name) is called with \(call.keys.count) keys")
             let header = try Self.header(script.name + ".lua")
             let patterns = Self.keyLines(header)
-            for (i, key) in keys.enumerated() {
+            for (i, key) in call.keys.enumerated() {
                 let expected = (patterns[i + 1] ?? "?")
                     .replacingOccurrences(of: "<q>", with: "contract")
                     .replacingOccurrences(of: "<id>", with: "ID1")
                     .replacingOccurrences(of: "<state>", with: "completed")
                 #expect(key == expected, "\(script.name) KEYS[\(i + 1)]: Swift passes \(key), header says \(expected)")
             }
+            let argv = Self.argumentLines(header)
+            if argv.variadicFrom != nil {
+                #expect(call.argumentCount >= argv.fixed, "\(script.name): \(call.argumentCount) ARGV, the header lists \(argv.fixed) before the variable part")
+            } else {
+                #expect(call.argumentCount == argv.fixed, "\(script.name): \(call.argumentCount) ARGV, the header lists \(argv.fixed)")
+            }
         }
+    }
+
+    @Test("the header parser sees fixed and variable ARGV (so the builder check can fail)")
+    func argumentParser() {
+        #expect(Self.argumentLines("  ARGV[1] a\n  ARGV[2] b\n").fixed == 2)
+        #expect(Self.argumentLines("  ARGV[1] a\n  ARGV[2], ARGV[3], ... ids").variadicFrom == 2)
+        #expect(Self.argumentLines("  ARGV[1] a\n  ARGV[2] b\n  ARGV[3...] pairs").fixed == 2)
     }
 
     @Test("every result code Swift knows is listed, with its value, where scripts define them")

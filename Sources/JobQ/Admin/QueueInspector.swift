@@ -49,13 +49,7 @@ public struct QueueInspector: Sendable {
 
     /// Counts per state and the paused flag, read atomically.
     public func counts() async throws(JobQError) -> JobCounts {
-        let reply = try await core.run(core.scripts.countJobs, keys: core.countKeys, arguments: [], idempotent: true)
-        guard let items = reply.array?.compactMap(\.int), items.count == 7 else { throw core.unexpected(reply, core.scripts.countJobs) }
-        var counts = JobCounts()
-        (counts.waiting, counts.delayed, counts.active) = (items[0], items[1], items[2])
-        (counts.completed, counts.failed, counts.cancelled) = (items[3], items[4], items[5])
-        counts.paused = items[6] == 1
-        return counts
+        try await core.call(core.countJobsCall())
     }
 
     public var isPaused: Bool {
@@ -208,19 +202,7 @@ public struct QueueInspector: Sendable {
         while start < ids.count {
             // Up to 200 ids per script call (one round trip each).
             let chunk = Array(ids[start..<min(start + core.idBatch, ids.count)])
-            let reply = try await core.run(core.scripts.removeJobs, keys: core.removeKeys, arguments: [core.maxLen] + chunk.map { $0 as any RedisArgument },
-                                           jobID: chunk.count == 1 ? chunk[0] : nil, idempotent: true)
-            guard let items = reply.array, items.count == 2 * chunk.count else { throw core.unexpected(reply, core.scripts.removeJobs) }
-            for i in chunk.indices {
-                switch items[2 * i].int {
-                case 1:
-                    guard let state = items[2 * i + 1].string.flatMap(JobState.init(rawValue:)) else { throw core.unexpected(reply, core.scripts.removeJobs, jobID: chunk[i]) }
-                    outcomes.append(.removed(from: state))
-                case ScriptCode.isActive.rawValue: outcomes.append(.isActive)
-                case ScriptCode.notFound.rawValue: outcomes.append(.notFound)
-                default: throw core.unexpected(reply, core.scripts.removeJobs, jobID: chunk[i])
-                }
-            }
+            outcomes += try await core.call(core.removeJobsCall(chunk))
             start += chunk.count
         }
         return outcomes
@@ -234,12 +216,10 @@ public struct QueueInspector: Sendable {
         for (key, state) in sets {
             var cursor = 0
             for _ in 0..<1_000_000 {
-                let reply = try await core.run(core.scripts.removeJobsNamed, keys: core.removeNamedKeys(key),
-                                               arguments: [jobName, cursor, core.settings.batchSize, core.maxLen, state.rawValue], idempotent: true)
-                guard let items = reply.array?.compactMap(\.int), items.count == 3 else { throw core.unexpected(reply, core.scripts.removeJobsNamed) }
-                removed += items[0]
-                cursor = items[1]
-                if items[2] == 0 { break }
+                let step = try await core.call(core.removeJobsNamedCall(jobName, in: key, state: state, cursor: cursor))
+                removed += step.removed
+                cursor = step.cursor
+                if !step.more { break }
             }
         }
         return removed
@@ -255,16 +235,14 @@ public struct QueueInspector: Sendable {
     public func resume() async throws(JobQError) -> Bool { try await setPaused(false) }
 
     private func setPaused(_ paused: Bool) async throws(JobQError) -> Bool {
-        let reply = try await core.run(core.scripts.setPaused, keys: core.pauseKeys, arguments: [paused ? "1" : "0", core.maxLen], idempotent: true)
-        guard let code = QueueCore.status(reply) else { throw core.unexpected(reply, core.scripts.setPaused) }
-        return code == 1
+        try await core.call(core.setPausedCall(paused))
     }
 
     /// Deletes every waiting and delayed job (in calls of at most ``QueueSettings/batchSize``);
     /// returns how many. Running and finished jobs stay.
     /// - Parameter onBatch: called after each script call with (done in this call, remaining).
     public func purge(onBatch: (_ done: Int, _ remaining: Int) -> Void = { _, _ in }) async throws(JobQError) -> Int {
-        try await repeatBatches(core.scripts.purgeJobs, keys: core.purgeKeys, arguments: [core.settings.batchSize, core.maxLen], onBatch: onBatch)
+        try await repeatBatches(core.purgeJobsCall(), onBatch: onBatch)
     }
 
     /// Deletes finished records of `state` older than `olderThan`, at most `limit` of them
@@ -279,12 +257,10 @@ public struct QueueInspector: Sendable {
         let cap = limit ?? Int.max
         while deleted < cap {
             let batch = min(core.settings.batchSize, cap - deleted)
-            let reply = try await core.run(core.scripts.cleanJobs, keys: core.cleanKeys(state),
-                                           arguments: [Int64(olderThan.milliseconds), batch, core.maxLen, state.rawValue], idempotent: true)
-            guard let items = reply.array?.compactMap(\.int), items.count == 2 else { throw core.unexpected(reply, core.scripts.cleanJobs) }
-            deleted += items[0]
-            onBatch(items[0], items[1])
-            if items[1] == 0 || items[0] == 0 { break }
+            let step = try await core.call(core.cleanJobsCall(state, olderThan: olderThan, batch: batch))
+            deleted += step.done
+            onBatch(step.done, step.remaining)
+            if step.remaining == 0 || step.done == 0 { break }
         }
         return deleted
     }
@@ -304,16 +280,7 @@ public struct QueueInspector: Sendable {
         var start = 0
         while start < ids.count {
             let chunk = Array(ids[start..<min(start + core.settings.batchSize, ids.count)])
-            let reply = try await core.run(core.scripts.retryJobs, keys: core.retryKeys,
-                                           arguments: [core.maxLen, "ids", core.settings.batchSize] + chunk.map { $0 as any RedisArgument }, idempotent: true)
-            guard let codes = reply.array?.compactMap(\.int), codes.count == chunk.count else { throw core.unexpected(reply, core.scripts.retryJobs) }
-            for code in codes {
-                switch code {
-                case 1: outcomes.append(.retried)
-                case ScriptCode.wrongState.rawValue: outcomes.append(.wrongState)
-                default: outcomes.append(.notFound)
-                }
-            }
+            outcomes += try await core.call(core.retryJobsCall(chunk))
             start += chunk.count
         }
         return outcomes
@@ -321,14 +288,14 @@ public struct QueueInspector: Sendable {
 
     /// Retries every failed job kept by retention; returns how many.
     public func retryAllFailed(onBatch: (_ done: Int, _ remaining: Int) -> Void = { _, _ in }) async throws(JobQError) -> Int {
-        try await repeatBatches(core.scripts.retryJobs, keys: core.retryKeys, arguments: [core.maxLen, "failed", core.settings.batchSize], onBatch: onBatch)
+        try await repeatBatches(core.retryAllFailedCall(), onBatch: onBatch)
     }
 
     /// Deletes the queue: every job and key. Needs a paused queue with no running job, unless
     /// `force`. Returns how many jobs were deleted.
     @discardableResult
     public func obliterate(force: Bool = false, onBatch: (_ done: Int, _ remaining: Int) -> Void = { _, _ in }) async throws(JobQError) -> Int {
-        let deleted = try await repeatBatches(core.scripts.obliterateQueue, keys: core.obliterateKeys, arguments: [force ? "1" : "0", core.settings.batchSize], onBatch: onBatch)
+        let deleted = try await repeatBatches(core.obliterateQueueCall(force: force), onBatch: onBatch)
         do {
             _ = try await core.client.send(RedisCommand("SREM", QueueKeys.queueRegistry, name), idempotent: true)
         } catch {
@@ -373,17 +340,13 @@ public struct QueueInspector: Sendable {
 
     /// Calls a bounded script until it reports nothing remaining; sums what each call did.
     /// A call that does nothing while work remains (a refusal) stops the loop.
-    private func repeatBatches(_ script: RedisScript, keys: [String], arguments: [any RedisArgument],
-                               onBatch: (_ done: Int, _ remaining: Int) -> Void) async throws(JobQError) -> Int {
+    private func repeatBatches(_ call: ScriptCall<QueueCore.BatchStep>, onBatch: (_ done: Int, _ remaining: Int) -> Void) async throws(JobQError) -> Int {
         var total = 0
         for _ in 0..<10_000_000 {
-            let reply = try await core.run(script, keys: keys, arguments: arguments, idempotent: true)
-            guard let items = reply.array?.compactMap(\.int), let first = items.first else { throw core.unexpected(reply, script) }
-            if first < 0, let code = ScriptCode(rawValue: first) { throw code.error(queue: name, jobID: nil) }
-            guard items.count == 2 else { throw core.unexpected(reply, script) }
-            total += items[0]
-            onBatch(items[0], items[1])
-            if items[1] == 0 || items[0] == 0 { break }
+            let step = try await core.call(call)
+            total += step.done
+            onBatch(step.done, step.remaining)
+            if step.remaining == 0 || step.done == 0 { break }
         }
         return total
     }

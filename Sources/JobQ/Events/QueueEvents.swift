@@ -143,28 +143,8 @@ actor QueueEventReader {
         return out
     }
 
-    private struct Snapshot {
-        var entriesAdded = 0
-        var length = 0
-        var first = StreamID.zero
-        var lastGenerated = StreamID.zero
-        var entries: [(StreamID, [RedisReply])] = []
-    }
-
-    private func read(after position: String, count: Int) async throws(JobQError) -> Snapshot {
-        let reply = try await core.run(core.scripts.readEvents, keys: core.readEventsKeys, arguments: [position, max(count, 1)], idempotent: true)
-        guard let items = reply.array, items.count == 5, let added = items[0].int, let length = items[1].int,
-              let first = items[2].string.flatMap(StreamID.init), let last = items[3].string.flatMap(StreamID.init),
-              let rows = items[4].array else {
-            throw core.unexpected(reply, core.scripts.readEvents)
-        }
-        var snapshot = Snapshot(entriesAdded: added, length: length, first: first, lastGenerated: last)
-        var i = 0
-        while i + 1 < rows.count {
-            if let id = rows[i].string.flatMap(StreamID.init), let flat = rows[i + 1].array { snapshot.entries.append((id, flat)) }
-            i += 2
-        }
-        return snapshot
+    private func read(after position: String, count: Int) async throws(JobQError) -> EventsPage {
+        try await core.call(core.readEventsCall(after: position, count: count))
     }
 }
 

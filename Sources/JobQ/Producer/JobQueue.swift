@@ -70,15 +70,15 @@ public final class JobQueue: Sendable {
     ///   unreachable past the retry deadline.
     @discardableResult
     public func add(name: String, payload: JobPayload, options: JobOptions = .default) async throws(JobQError) -> AddResult {
-        let (id, arguments) = try prepare(NewJob(name: name, payload: payload, options: options))
+        let add = try prepare(NewJob(name: name, payload: payload, options: options))
         var batch = RedisBatch()
         let registration = core.registration()
         if let registration { batch.append(registration) }
-        batch.append(core.scripts.addJob, keys: core.addKeys(id), arguments: arguments)
+        batch.append(add)
         if settings.replicasToConfirmAdds > 0 { batch.append(waitForReplicas) }
         let replies = try await core.execute(batch, idempotent: true)
-        let result = try decodeAdd(replies[registration == nil ? 0 : 1], id: id)
-        if settings.replicasToConfirmAdds > 0 { try checkReplicated(replies.last, ids: [id]) }
+        let result = try decode(add, replies[registration == nil ? 0 : 1])
+        if settings.replicasToConfirmAdds > 0 { try checkReplicated(replies.last, ids: [result.id]) }
         return result
     }
 
@@ -112,14 +112,14 @@ public final class JobQueue: Sendable {
         while start < jobs.count {
             let chunk = jobs[start..<min(start + 10_000, jobs.count)]
             var batch = RedisBatch()
-            var slots: [(index: Int, id: String)] = []
+            var slots: [(index: Int, add: ScriptCall<AddResult>?)] = []
             var chunkResults: [Result<AddResult, JobQError>?] = Array(repeating: nil, count: chunk.count)
-            if let registration = core.registration() { batch.append(registration); slots.append((-1, "")) }
+            if let registration = core.registration() { batch.append(registration); slots.append((-1, nil)) }
             for (offset, job) in chunk.enumerated() {
                 do {
-                    let (id, arguments) = try prepare(job)
-                    batch.append(core.scripts.addJob, keys: core.addKeys(id), arguments: arguments)
-                    slots.append((offset, id))
+                    let add = try prepare(job)
+                    batch.append(add)
+                    slots.append((offset, add))
                 } catch {
                     chunkResults[offset] = .failure(error)
                 }
@@ -127,17 +127,18 @@ public final class JobQueue: Sendable {
             if settings.replicasToConfirmAdds > 0 { batch.append(waitForReplicas) }
             let replies = try await core.execute(batch, idempotent: true)
             for (slot, reply) in zip(slots, replies) where slot.index >= 0 {
-                chunkResults[slot.index] = Result { () throws(JobQError) in try decodeAdd(reply, id: slot.id) }
+                guard let add = slot.add else { continue }
+                chunkResults[slot.index] = Result { () throws(JobQError) in try decode(add, reply) }
             }
             if settings.replicasToConfirmAdds > 0 {
-                let ids = slots.filter { $0.index >= 0 }.map(\.id)
+                let ids = slots.compactMap { $0.index >= 0 ? $0.add?.jobID : nil }
                 do {
                     try checkReplicated(replies.last, ids: ids)
                 } catch {
                     // Every job of the flight that was written is unconfirmed.
                     for slot in slots where slot.index >= 0 {
                         if case .success = chunkResults[slot.index] {
-                            chunkResults[slot.index] = .failure(JobQError(.notReplicated, queue: name, jobID: slot.id, detail: error.detail))
+                            chunkResults[slot.index] = .failure(JobQError(.notReplicated, queue: name, jobID: slot.add?.jobID, detail: error.detail))
                         }
                     }
                 }
@@ -148,37 +149,22 @@ public final class JobQueue: Sendable {
         return results
     }
 
-    /// Validates a job and builds the add script's arguments.
-    func prepare(_ job: NewJob) throws(JobQError) -> (id: String, arguments: [any RedisArgument]) {
+    /// Validates a job and builds its add call (its id made here, before sending, so a resend
+    /// after a lost reply creates it once).
+    func prepare(_ job: NewJob) throws(JobQError) -> ScriptCall<AddResult> {
         try Self.validate(jobName: job.name, queue: name)
         try job.options.validate(queue: name)
         guard job.payload.bytes.count <= settings.maxPayloadBytes else {
             throw JobQError(.tooLarge, queue: name, jobID: job.options.jobID,
                             detail: "the payload is \(job.payload.bytes.count) bytes; the limit is \(settings.maxPayloadBytes) bytes")
         }
-        let id = job.options.jobID ?? JobID.generate()
-        let options = job.options
-        var arguments: [any RedisArgument] = [
-            id,
-            options.delay.map { Int64($0.milliseconds) } ?? Int64(0),
-            options.runAt.map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) } ?? Int64(0),
-            options.priority.value,
-            core.maxLen,
-            JobField.name.rawValue, job.name,
-            JobField.payload.rawValue, job.payload.bytes,
-        ]
-        if job.payload.encoding == .bytes { arguments.append(JobField.encoding.rawValue); arguments.append(JobField.bytesEncoding) }
-        for (field, value) in options.storedFields { arguments.append(field); arguments.append(value) }
-        return (id, arguments)
+        return core.addJobCall(id: job.options.jobID ?? JobID.generate(), job: job)
     }
 
-    private func decodeAdd(_ reply: RedisReply, id: String) throws(JobQError) -> AddResult {
-        try core.check(reply, script: core.scripts.addJob, jobID: id)
-        guard let items = reply.array, items.count == 2, let flag = items[0].int,
-              let state = items[1].string.flatMap(JobState.init(rawValue:)) else {
-            throw core.unexpected(reply, core.scripts.addJob, jobID: id)
-        }
-        return AddResult(id: id, created: flag == 1, state: state)
+    /// An add's reply from a pipelined batch: error replies first (`OOM`, `WRONGTYPE`).
+    private func decode(_ add: ScriptCall<AddResult>, _ reply: RedisReply) throws(JobQError) -> AddResult {
+        try core.check(reply, script: add.script, jobID: add.jobID)
+        return try add.decode(reply)
     }
 
     /// Checks a job name: 1–200 bytes, no control characters.
@@ -229,28 +215,13 @@ public final class JobQueue: Sendable {
     /// the jobs it is cancelling.
     public func cancel(_ ids: [String], reason: String = "cancelled", requestedBy: String? = nil) async throws(JobQError) -> [CancelOutcome] {
         let by = requestedBy ?? Self.processDescription
-        let sharded = settings.shardedPubSub || client.configuration.isCluster ? "1" : "0"
+        let sharded = settings.shardedPubSub || client.configuration.isCluster
         var outcomes: [CancelOutcome] = []
         outcomes.reserveCapacity(ids.count)
         var start = 0
         while start < ids.count {
             let chunk = Array(ids[start..<min(start + core.idBatch, ids.count)])
-            let arguments: [any RedisArgument] = [String(reason.prefix(1024)), String(by.prefix(256)), core.maxLen, sharded] + chunk.map { $0 as any RedisArgument }
-            let reply = try await core.run(core.scripts.cancelJobs, keys: core.cancelKeys, arguments: arguments,
-                                           jobID: chunk.count == 1 ? chunk[0] : nil, idempotent: true)
-            guard let items = reply.array, items.count == 2 * chunk.count else { throw core.unexpected(reply, core.scripts.cancelJobs) }
-            for i in chunk.indices {
-                let code = items[2 * i].int, extra = items[2 * i + 1]
-                switch code {
-                case 1: outcomes.append(.cancelled)
-                case 2: outcomes.append(.cancelRequested(listeners: extra.int ?? 0))
-                case 3:
-                    guard let state = extra.string.flatMap(JobState.init(rawValue:)) else { throw core.unexpected(reply, core.scripts.cancelJobs, jobID: chunk[i]) }
-                    outcomes.append(.alreadyFinished(state))
-                case ScriptCode.notFound.rawValue: outcomes.append(.notFound)
-                default: throw core.unexpected(reply, core.scripts.cancelJobs, jobID: chunk[i])
-                }
-            }
+            outcomes += try await core.call(core.cancelJobsCall(chunk, reason: reason, requestedBy: by, sharded: sharded))
             start += chunk.count
         }
         return outcomes

@@ -154,18 +154,5 @@ final class QueueCore: Sendable {
     func removeNamedKeys(_ key: String) -> [String] { [key, keys.events, keys.jobPrefix] }
     var readEventsKeys: [String] { [keys.events] }
 
-    /// Every script with the keys one call passes (ids and states filled with samples): the
-    /// contract test compares them with the script headers.
-    func callSites(id: String, state: JobState) -> [(RedisScript, [String])] {
-        [(scripts.addJob, addKeys(id)), (scripts.takeJob, takeKeys), (scripts.finishJob, finishKeys(id)),
-         (scripts.extendLeases, extendKeys), (scripts.recoverStalled, recoverKeys), (scripts.promoteDelayed, promoteKeys),
-         (scripts.cancelJobs, cancelKeys), (scripts.removeJobs, removeKeys), (scripts.setPaused, pauseKeys),
-         (scripts.purgeJobs, purgeKeys), (scripts.cleanJobs, cleanKeys(state)), (scripts.countJobs, countKeys),
-         (scripts.retryJobs, retryKeys), (scripts.obliterateQueue, obliterateKeys), (scripts.setProgress, progressKeys(id)),
-         (scripts.saveCheckpoint, checkpointKeys(id)), (scripts.removeJobsNamed, removeNamedKeys(keys.set(for: state))),
-         (scripts.readEvents, readEventsKeys),
-         (scripts.recordHeartbeat, [WorkerInfo.key(for: id)]), (scripts.registerWorker, [QueueKeys.workerRegistry])]
-    }
-
     var maxLen: String { String(settings.eventsMaxLength) }
 }

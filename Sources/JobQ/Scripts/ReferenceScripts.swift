@@ -4,36 +4,60 @@
 public enum ReferenceScripts {
     /// One call that takes the next waiting job of `queue` and completes it: this build's
     /// `takeJob` and `finishJob` scripts, unchanged, each wrapped as a Lua function and called in
-    /// turn. `redis-benchmark -c 1 -P 32` running it over pre-added jobs is the drain ceiling of
-    /// The same Redis work per job as a worker's finish-and-take, with no client at all.
+    /// turn with the KEYS and ARGV their real call builders make (the finish built for a
+    /// placeholder id, which the wrapper replaces with the id the take returned). `redis-benchmark
+    /// -c 1 -P 32` running it over pre-added jobs is the drain ceiling: the same Redis work per job
+    /// as a worker's finish-and-take, with no client at all.
     ///
-    /// The job's own key is derived from the job prefix (passed in KEYS like every derived key).
     /// Returns the script source and the complete argument list that follows `EVALSHA <sha>`.
-    public static func takeAndFinish(queue: String, workerID: String = "reference") throws(JobQError) -> (source: String, arguments: [String]) {
-        let scripts = try QueueScripts.get()
-        let keys = try QueueKeys(queue: queue)
+    public static func takeAndFinish(queue: String, client: RedisClient, workerID: String = "reference") throws(JobQError) -> (source: String, arguments: [String]) {
+        let core = try QueueCore(name: queue, client: client, settings: QueueSettings())
+        let lease = QueueCore.Lease(token: "reference-token", workerID: workerID, length: .seconds(10))
+        let take = core.takeJobCall(lease: lease)
+        let finish = core.finishJobCall(placeholder, token: lease.token, outcome: "completed", value: [], reason: "", retryDelayMs: -1, next: nil)
         let source = """
         local function takeJob(KEYS, ARGV)
-        \(scripts.takeJob.source)
+        \(take.script.source)
         end
         local function finishJob(KEYS, ARGV)
-        \(scripts.finishJob.source)
+        \(finish.script.source)
         end
-        -- KEYS: wait prioritized active delayed meta marker events seq jobPrefix completed failed cancelled
-        -- ARGV: token leaseMs workerId maxLen promoteBatch
-        local taken = takeJob({KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]},
-          {ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]})
+        -- KEYS: the take's, then the finish's. ARGV: how many KEYS and ARGV the take has, its ARGV,
+        -- then the finish's, in which the placeholder id stands for the job taken.
+        local placeholder = '\(placeholder)'
+        local nKeys, nArgs = tonumber(ARGV[1]), tonumber(ARGV[2])
+        local takeKeys, takeArgs, finishKeys, finishArgs = {}, {}, {}, {}
+        for i = 1, #KEYS do
+          if i <= nKeys then takeKeys[#takeKeys + 1] = KEYS[i] else finishKeys[#finishKeys + 1] = KEYS[i] end
+        end
+        for i = 3, #ARGV do
+          if i <= 2 + nArgs then takeArgs[#takeArgs + 1] = ARGV[i] else finishArgs[#finishArgs + 1] = ARGV[i] end
+        end
+        local taken = takeJob(takeKeys, takeArgs)
         if taken[1] ~= 1 then return taken[1] end
         local id = taken[2]
-        local finished = finishJob({KEYS[9] .. id, KEYS[3], KEYS[1], KEYS[2], KEYS[4], KEYS[10], KEYS[11], KEYS[12],
-          KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]},
-          {id, ARGV[1], 'completed', '', '', '-1', ARGV[4], '0', '', ARGV[2], ARGV[3], '1024'})
+        for i = 1, #finishKeys do
+          local k = finishKeys[i]
+          if string.sub(k, -#placeholder) == placeholder then finishKeys[i] = string.sub(k, 1, #k - #placeholder) .. id end
+        end
+        for i = 1, #finishArgs do
+          if finishArgs[i] == placeholder then finishArgs[i] = id end
+        end
+        local finished = finishJob(finishKeys, finishArgs)
         return finished[1]
         """
-        let keyList = [keys.wait, keys.prioritized, keys.active, keys.delayed, keys.meta, keys.marker, keys.events,
-                       keys.sequence, keys.jobPrefix, keys.completed, keys.failed, keys.cancelled]
-        return (source, [String(keyList.count)] + keyList + ["reference-token", "10000", workerID, "10000", "100"])
+        func text(_ argument: any RedisArgument) -> String {
+            var bytes: [UInt8] = []
+            argument.appendRedisArgument(to: &bytes)
+            return String(decoding: bytes, as: UTF8.self)
+        }
+        let keys = take.keys + finish.keys
+        let arguments = [String(take.keys.count), String(take.arguments.count)] + take.arguments.map(text) + finish.arguments.map(text)
+        return (source, [String(keys.count)] + keys + arguments)
     }
+
+    /// Stands for the taken job's id in the finish call the reference is built from.
+    static let placeholder = "__jobq_reference_job__"
 
     /// The key of a job's record, for benchmarks that set a field by hand (a cancel flag stored
     /// with no message, as after a lost pub/sub message).

@@ -1,3 +1,4 @@
+import CHiredis
 #if canImport(Glibc)
 import Glibc
 #endif

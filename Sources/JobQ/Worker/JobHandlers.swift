@@ -1,4 +1,5 @@
 import Foundation
+public import Logging
 
 /// The handlers a ``Worker`` runs, by job name.
 ///
@@ -14,7 +15,11 @@ import Foundation
 /// ```
 public struct JobHandlers: Sendable {
     public typealias Handler = @Sendable (Job, JobContext) async throws -> [UInt8]
+    /// Work a worker does as it stops: after its jobs have ended or gone back to waiting, before
+    /// `run()` returns. Given the worker's id and logger.
+    public typealias StopHook = @Sendable (_ workerID: String, _ logger: Logger) async -> Void
     private(set) var byName: [String: Handler] = [:]
+    private(set) var stopHooks: [String: StopHook] = [:]
 
     public init() {}
 
@@ -42,6 +47,13 @@ public struct JobHandlers: Sendable {
     }
 
     public var names: [String] { byName.keys.sorted() }
+
+    /// Runs `hook` when the worker stops (once per `id`, in the order of the ids): handlers that
+    /// start processes use it so that nothing they started outlives the worker (the exec
+    /// handler waits for its programs here).
+    public mutating func onStop(id: String, _ hook: @escaping StopHook) {
+        stopHooks[id] = hook
+    }
 
     func handler(for name: String) -> Handler? { byName[name] }
 

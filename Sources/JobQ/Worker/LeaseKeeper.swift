@@ -198,15 +198,12 @@ final class LeaseKeeper: @unchecked Sendable {
         while start < mine.count {
             let chunk = Array(mine[start..<min(start + 1000, mine.count)])
             start += chunk.count
-            var arguments: [any RedisArgument] = [lease.milliseconds]
-            for run in chunk { arguments.append(run.id); arguments.append(run.token) }
             let core = cores[index]
-            guard let reply = call(core.scripts.extendLeases, keys: core.extendKeys, arguments: arguments),
-                  let items = reply.array, items.count == 3 else {
+            guard let answer = call(core.extendLeasesCall(chunk.map { ($0.id, $0.token) }, length: lease)) else {
                 ok = false
                 break
             }
-            for token in (items[1].array ?? []).compactMap(\.string) {
+            for token in answer.lost {
                 // A run that began to finish (or has finished) since the snapshot is racing its
                 // own finish, whose reply is the one that tells: only a run still running lost it.
                 let run: Run? = lock.withLock { settling.contains(token) ? nil : runs[token] }
@@ -214,7 +211,7 @@ final class LeaseKeeper: @unchecked Sendable {
                     logger.warning("lease lost: the job is no longer held by this worker", metadata: ["queue": "\(core.name)", "job": "\(run.id)", "execution": "\(token)"])
                 }
             }
-            for token in (items[2].array ?? []).compactMap(\.string) {
+            for token in answer.cancelRequested {
                 lock.withLock { runs[token] }?.cancellation.fire(.cancelled)
             }
         }
@@ -254,13 +251,13 @@ final class LeaseKeeper: @unchecked Sendable {
         // One worker at a time per queue: the script takes the lock (it lapses by itself), so
         // reaping goes on under OOM like renewal.
         for _ in 0..<10 {
-            guard let reply = call(core.scripts.recoverStalled, keys: core.recoverKeys, arguments: [core.maxLen, 1000, workerID, max(1, (lease / 4).milliseconds)]),
-                  let v = reply.array?.compactMap(\.int), v.count == 4, v[3] >= 0 else { return }
-            if v[0] > 0 { Counter(label: "jobq_jobs_stalled_total", dimensions: [("queue", core.name)]).increment(by: v[0]) }
-            if v[0] + v[1] + v[2] > 0 {
-                logger.warning("recovered stalled jobs", metadata: ["queue": "\(core.name)", "requeued": "\(v[0])", "failed": "\(v[1])", "cancelled": "\(v[2])"])
+            guard let v = call(core.recoverStalledCall(batch: 1000, holder: workerID, lockMs: Int64(max(1, (lease / 4).milliseconds)))),
+                  v.remaining >= 0 else { return }
+            if v.requeued > 0 { Counter(label: "jobq_jobs_stalled_total", dimensions: [("queue", core.name)]).increment(by: v.requeued) }
+            if v.requeued + v.failed + v.cancelled > 0 {
+                logger.warning("recovered stalled jobs", metadata: ["queue": "\(core.name)", "requeued": "\(v.requeued)", "failed": "\(v.failed)", "cancelled": "\(v.cancelled)"])
             }
-            if v[3] == 0 { return }
+            if v.remaining == 0 { return }
         }
     }
 
@@ -269,22 +266,19 @@ final class LeaseKeeper: @unchecked Sendable {
     /// that a full Redis still runs (a draining worker must not vanish from the list).
     private func heartbeat() {
         let beat = max(1, (lease / 3).milliseconds)
-        let key = WorkerInfo.key(for: workerID)
         let scripts = cores[0].scripts
-        guard let now = call(scripts.registerWorker, keys: [QueueKeys.workerRegistry], arguments: [workerID, beat * 3])?.int else { return }
+        guard let now = call(ScriptCall<Int>.registerWorker(scripts, workerID: workerID, expiryMs: Int64(beat * 3))) else { return }
         if startedAt == nil { startedAt = now }
-        var arguments: [any RedisArgument] = [beat * 3, HeartbeatField.lastSeen.rawValue, now, HeartbeatField.active.rawValue, activeCount(),
-                                              HeartbeatField.started.rawValue, startedAt ?? now]
-        for (field, value) in beatFields.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
-            arguments.append(field.rawValue)
-            arguments.append(value)
-        }
-        _ = call(scripts.recordHeartbeat, keys: [key], arguments: arguments)
+        var fields: [(HeartbeatField, any RedisArgument)] = [(.lastSeen, now), (.active, activeCount()), (.started, startedAt ?? now)]
+        for (field, value) in beatFields.sorted(by: { $0.key.rawValue < $1.key.rawValue }) { fields.append((field, value)) }
+        _ = call(ScriptCall<Void>.recordHeartbeat(scripts, workerID: workerID, expiryMs: Int64(beat * 3), fields: fields))
         // Queue depth by state, for /metrics.
         for core in cores {
-            guard let counts = call(core.scripts.countJobs, keys: core.countKeys, arguments: [])?.array?.compactMap(\.int), counts.count == 7 else { continue }
-            for (state, value) in zip(["waiting", "delayed", "active", "completed", "failed", "cancelled"], counts) {
-                Gauge(label: "jobq_queue_jobs", dimensions: [("queue", core.name), ("state", state)]).record(value)
+            guard let counts = call(core.countJobsCall()) else { continue }
+            let byState: [(JobState, Int)] = [(.waiting, counts.waiting), (.delayed, counts.delayed), (.active, counts.active),
+                                              (.completed, counts.completed), (.failed, counts.failed), (.cancelled, counts.cancelled)]
+            for (state, value) in byState {
+                Gauge(label: "jobq_queue_jobs", dimensions: [("queue", core.name), ("state", state.rawValue)]).record(value)
             }
         }
     }
@@ -362,8 +356,20 @@ final class LeaseKeeper: @unchecked Sendable {
         }
     }
 
+    /// One script call, synchronously; nil when it could not be made or its reply makes no sense
+    /// (the trouble log has said why).
+    private func call<Reply>(_ call: ScriptCall<Reply>) -> Reply? {
+        guard let reply = send(call.script, keys: call.keys, arguments: call.arguments) else { return nil }
+        do {
+            return try call.decode(reply)
+        } catch {
+            trouble.failed("\(call.script.name): \(error)")
+            return nil
+        }
+    }
+
     /// EVALSHA, with one EVAL when the server does not know the script.
-    private func call(_ script: RedisScript, keys: [String], arguments: [any RedisArgument]) -> RedisReply? {
+    private func send(_ script: RedisScript, keys: [String], arguments: [any RedisArgument]) -> RedisReply? {
         guard let c = connected(forKey: keys.first ?? QueueKeys.workerRegistry) else { return nil }
         var tail = RedisCommand()
         tail.append(keys.count)

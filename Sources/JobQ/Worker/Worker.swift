@@ -124,14 +124,11 @@ public final class Worker: Service, Sendable {
             await group.waitForAll()
         }
         await drain()
-        // No program an `exec` handler started may outlive the worker: its job is back in
-        // waiting and may already run elsewhere. Those told to stop keep their SIGKILL delay.
-        let children = SpawnedProgram.liveCount(owner: configuration.workerID)
-        if children > 0 {
-            logger.info("waiting for exec programs to exit (SIGKILL after their kill delay)", metadata: ["programs": "\(children)"])
-            _ = await SpawnedProgram.endAll(owner: configuration.workerID, killAfter: .seconds(10))
+        // What the handlers started must not outlive the worker (an exec program's job is back
+        // in waiting and may already run elsewhere).
+        for (_, hook) in handlers.stopHooks.sorted(by: { $0.key < $1.key }) {
+            await hook(configuration.workerID, logger)
         }
-        ExecScratch.removeIfEmpty()
         for (subscriber, _) in subscribers { await subscriber.close() }
         await keeper.stop()
         for b in blocking.all { await b.close() }
@@ -476,33 +473,6 @@ public final class Worker: Service, Sendable {
         work.cancel()
         timer.cancel()
         return result
-    }
-}
-
-/// A value settled once, by the first of several racing parties; awaited by one reader.
-final class OneShot<Value: Sendable>: Sendable {
-    private let state = Mutex<(value: Value?, waiter: CheckedContinuation<Value, Never>?)>((nil, nil))
-
-    /// Settles the value; later calls are ignored.
-    func settle(_ value: Value) {
-        let c = state.withLock { s -> CheckedContinuation<Value, Never>? in
-            guard s.value == nil else { return nil }
-            s.value = value
-            defer { s.waiter = nil }
-            return s.waiter
-        }
-        c?.resume(returning: value)
-    }
-
-    func value() async -> Value {
-        await withCheckedContinuation { c in
-            let now = state.withLock { s -> Value? in
-                if let v = s.value { return v }
-                s.waiter = c
-                return nil
-            }
-            if let now { c.resume(returning: now) }
-        }
     }
 }
 

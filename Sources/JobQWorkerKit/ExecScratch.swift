@@ -48,9 +48,15 @@ enum ExecScratch {
 
     /// A directory owned by us, not a link, closed to others.
     private static func isOurs(_ path: String) -> Bool {
-        var st = stat()
-        guard lstat(path, &st) == 0 else { return false }
-        return (st.st_mode & S_IFMT) == S_IFDIR && st.st_uid == geteuid() && (st.st_mode & 0o077) == 0
+        owned(path, type: .typeDirectory).map { $0.permissions & 0o077 == 0 } ?? false
+    }
+
+    /// A file's permissions and modification time, when it is of `type` (not followed through a
+    /// link: the attributes are lstat's) and owned by this process's user.
+    private static func owned(_ path: String, type: FileAttributeType) -> (permissions: Int, modified: Date)? {
+        guard let a = try? FileManager.default.attributesOfItem(atPath: path), a[.type] as? FileAttributeType == type,
+              (a[.ownerAccountID] as? NSNumber)?.uint32Value == geteuid() else { return nil }
+        return ((a[.posixPermissions] as? NSNumber)?.intValue ?? 0o777, a[.modificationDate] as? Date ?? .distantFuture)
     }
 
     private static func sweep() {
@@ -66,9 +72,8 @@ enum ExecScratch {
                     try? FileManager.default.removeItem(atPath: path)
                 }
             } else if name.hasPrefix("jobq-checkpoint-") {
-                var st = stat()
-                guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_uid == geteuid() else { continue }
-                if Date(timeIntervalSince1970: TimeInterval(st.st_mtim.tv_sec)) < dayAgo { unlink(path) }
+                guard let file = owned(path, type: .typeRegular) else { continue }
+                if file.modified < dayAgo { unlink(path) }
             }
         }
     }

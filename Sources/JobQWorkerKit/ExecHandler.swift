@@ -1,4 +1,6 @@
+import CJobQSpawn
 import Foundation
+public import JobQ
 import Logging
 import Synchronization
 #if canImport(Glibc)
@@ -41,6 +43,9 @@ public struct ExecHandler: Sendable {
         let description: String
     }
 
+    /// The handler, for wrapping in a handler of your own; then also call
+    /// ``JobQ/JobHandlers/stopsExecPrograms()`` so the worker waits for the programs at stop.
+    /// ``JobQ/JobHandlers/register(name:_:)-exec`` does both.
     public var handler: JobHandlers.Handler {
         let spec = self
         return { job, context in try await spec.run(job, context) }
@@ -196,41 +201,23 @@ final class SpawnedProgram: Sendable {
         self.owner = owner
         func makePipe() throws -> (read: Int32, write: Int32) {
             var fds: [Int32] = [0, 0]
-            guard jobq_pipe2(&fds, O_CLOEXEC) == 0 else { throw ExecHandler.ExitFailure(description: "pipe: \(String(cString: strerror(errno)))") }
+            guard jobq_pipe_cloexec(&fds) == 0 else { throw ExecHandler.ExitFailure(description: "pipe: \(String(cString: strerror(errno)))") }
             return (fds[0], fds[1])
         }
         let stdinPipe = try makePipe()
         let outputPipe = try makePipe()
         let protocolPipe = try makePipe()
 
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, stdinPipe.read, 0)
-        posix_spawn_file_actions_adddup2(&actions, outputPipe.write, 1)
-        posix_spawn_file_actions_adddup2(&actions, outputPipe.write, 2)
-        posix_spawn_file_actions_adddup2(&actions, protocolPipe.write, 3)
-        _ = jobq_addclosefrom(&actions, 4)
-
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for s in [SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGCHLD, SIGUSR1, SIGUSR2] { sigaddset(&defaults, s) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
-
+        // stdin, stdout + stderr, the protocol pipe on fd 3; nothing else crosses.
+        let descriptors = [(stdinPipe.read, 0), (outputPipe.write, 1), (outputPipe.write, 2), (protocolPipe.write, 3)].map {
+            jobq_spawn_fd(child_fd: $0.1, parent_fd: $0.0, path: nil, flags: 0, mode: 0)
+        }
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { for p in argv { free(p) } }
         let env = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { for p in env { free(p) } }
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, env)
+        let rc = jobq_spawn(&pid, executable, argv, env, descriptors, Int32(descriptors.count), 4, JOBQ_SPAWN_NEW_PROCESS_GROUP)
         close(stdinPipe.read)
         close(outputPipe.write)
         close(protocolPipe.write)
@@ -432,13 +419,6 @@ final class SpawnedProgram: Sendable {
     var result: [UInt8]? { state.withLock { $0.result } }
 }
 
-@_silgen_name("posix_spawn_file_actions_addclosefrom_np")
-private func jobq_addclosefrom(_ actions: UnsafeMutablePointer<posix_spawn_file_actions_t>, _ from: Int32) -> Int32
-
-/// glibc declares `pipe2` only under _GNU_SOURCE; the symbol is always there.
-@_silgen_name("pipe2")
-private func jobq_pipe2(_ fds: UnsafeMutablePointer<Int32>, _ flags: Int32) -> Int32
-
 /// Splits the bytes of fd 3 into lines, in time linear in what the program writes: each byte is
 /// searched for a newline once, consumed lines are compacted away in amortized O(1) per byte, and
 /// a line longer than `maxLine` is skipped to its newline (reported with its length) instead of
@@ -505,5 +485,28 @@ struct ProtocolLineSplitter {
         start = 0
         scanned = 0
         dropping = false
+    }
+}
+
+extension JobHandlers {
+    /// Runs jobs named `name` with `exec`, and makes the worker wait, as it stops, for every
+    /// program an exec handler started.
+    public mutating func register(name: String, _ exec: ExecHandler) {
+        register(name: name, exec.handler)
+        stopsExecPrograms()
+    }
+
+    /// At stop, the worker waits for every program its exec handlers started: programs told to
+    /// stop keep their SIGKILL delay, the others get SIGTERM and then SIGKILL after 10 s. No
+    /// program outlives the worker — its job is back in waiting and may already run elsewhere.
+    public mutating func stopsExecPrograms() {
+        onStop(id: "jobq.exec") { workerID, logger in
+            let children = SpawnedProgram.liveCount(owner: workerID)
+            if children > 0 {
+                logger.info("waiting for exec programs to exit (SIGKILL after their kill delay)", metadata: ["programs": "\(children)"])
+                _ = await SpawnedProgram.endAll(owner: workerID, killAfter: .seconds(10))
+            }
+            ExecScratch.removeIfEmpty()
+        }
     }
 }

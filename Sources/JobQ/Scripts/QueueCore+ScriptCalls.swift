@@ -1,0 +1,347 @@
+import Foundation
+
+/// One builder per script: the KEYS (from ``QueueKeys``), the ARGV in the order the script's
+/// header lists them, and the decoding of its reply. Nothing else in jobq assembles a script's
+/// arguments; `ScriptContractTests` calls every builder and checks it against the header.
+extension QueueCore {
+    // MARK: Producer
+
+    /// `addJob-7`. `job` is validated already; its id is made by the caller before sending.
+    func addJobCall(id: String, job: JobQueue.NewJob) -> ScriptCall<JobQueue.AddResult> {
+        let options = job.options
+        var arguments: [any RedisArgument] = [
+            id,
+            options.delay.map { Int64($0.milliseconds) } ?? Int64(0),
+            options.runAt.map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) } ?? Int64(0),
+            options.priority.value,
+            maxLen,
+            JobField.name.rawValue, job.name,
+            JobField.payload.rawValue, job.payload.bytes,
+        ]
+        if job.payload.encoding == .bytes {
+            arguments.append(JobField.encoding.rawValue)
+            arguments.append(JobField.bytesEncoding)
+        }
+        for (field, value) in options.storedFields {
+            arguments.append(field)
+            arguments.append(value)
+        }
+        let script = scripts.addJob, queue = name
+        return ScriptCall(script, keys: addKeys(id), arguments: arguments, jobID: id) { reply throws(JobQError) in
+            guard let items = reply.array, items.count == 2, let flag = items[0].int,
+                  let state = items[1].string.flatMap(JobState.init(rawValue:)) else {
+                throw QueueCore.unexpected(reply, script, queue: queue, jobID: id)
+            }
+            return JobQueue.AddResult(id: id, created: flag == ScriptStatus.applied, state: state)
+        }
+    }
+
+    /// `cancelJobs-8`: up to ``idBatch`` ids; one outcome per id, in order.
+    func cancelJobsCall(_ ids: [String], reason: String, requestedBy by: String, sharded: Bool) -> ScriptCall<[JobQueue.CancelOutcome]> {
+        let arguments: [any RedisArgument] = [String(reason.prefix(1024)), String(by.prefix(256)), maxLen, sharded ? "1" : "0"]
+            + ids.map { $0 as any RedisArgument }
+        let script = scripts.cancelJobs, queue = name
+        return ScriptCall(script, keys: cancelKeys, arguments: arguments, jobID: ids.count == 1 ? ids[0] : nil) { reply throws(JobQError) in
+            guard let items = reply.array, items.count == 2 * ids.count else { throw QueueCore.unexpected(reply, script, queue: queue) }
+            var outcomes: [JobQueue.CancelOutcome] = []
+            for i in ids.indices {
+                let code = items[2 * i].int, extra = items[2 * i + 1]
+                switch code {
+                case ScriptStatus.cancelled: outcomes.append(.cancelled)
+                case ScriptStatus.cancelRequested: outcomes.append(.cancelRequested(listeners: extra.int ?? 0))
+                case ScriptStatus.alreadyFinished:
+                    guard let state = extra.string.flatMap(JobState.init(rawValue:)) else {
+                        throw QueueCore.unexpected(reply, script, queue: queue, jobID: ids[i])
+                    }
+                    outcomes.append(.alreadyFinished(state))
+                case ScriptCode.notFound.rawValue: outcomes.append(.notFound)
+                default: throw QueueCore.unexpected(reply, script, queue: queue, jobID: ids[i])
+                }
+            }
+            return outcomes
+        }
+    }
+
+    // MARK: Worker
+
+    /// `takeJob-9`: the next job under a new lease token.
+    func takeJobCall(lease: Lease) -> ScriptCall<Take> {
+        let script = scripts.takeJob, queue = name
+        return ScriptCall(script, keys: takeKeys, arguments: [lease.token, lease.length.milliseconds, lease.workerID, maxLen, 100]) { reply throws(JobQError) in
+            try QueueCore.decodeTake(reply, script: script, queue: queue)
+        }
+    }
+
+    /// `finishJob-13`: ends a run (`outcome`: completed, failed, unrecoverable, timeout,
+    /// cancelled, shutdown); with `next`, takes the next job under that lease in the same call.
+    func finishJobCall(_ id: String, token: String, outcome: String, value: [UInt8], reason: String, retryDelayMs: Int64, next: Lease?) -> ScriptCall<Finish> {
+        let arguments: [any RedisArgument] = [
+            id, token, outcome, value, reason, retryDelayMs, maxLen, next == nil ? "0" : "1",
+            next?.token ?? "", next?.length.milliseconds ?? 0, next?.workerID ?? "", settings.eventExcerptBytes,
+        ]
+        let script = scripts.finishJob, take = scripts.takeJob, queue = name
+        return ScriptCall(script, keys: finishKeys(id), arguments: arguments, jobID: id) { reply throws(JobQError) in
+            guard let items = reply.array, let code = items.first?.int else { throw QueueCore.unexpected(reply, script, queue: queue, jobID: id) }
+            switch code {
+            case ScriptStatus.applied:
+                guard items.count == 3, let state = items[1].string.flatMap(JobState.init(rawValue:)) else {
+                    throw QueueCore.unexpected(reply, script, queue: queue, jobID: id)
+                }
+                let nextTake: Take? = (items[2].array?.isEmpty ?? true) ? nil : try QueueCore.decodeTake(items[2], script: take, queue: queue)
+                return .applied(state, next: nextTake)
+            case ScriptCode.okAlready.rawValue:
+                let state = items.count > 1 ? items[1].string.flatMap(JobState.init(rawValue:)) : nil
+                return .alreadyApplied(state ?? .waiting)
+            case ScriptCode.leaseLost.rawValue: return .leaseLost
+            case ScriptCode.notFound.rawValue: return .notFound
+            default: throw QueueCore.unexpected(reply, script, queue: queue, jobID: id)
+            }
+        }
+    }
+
+    /// `extendLeases-2`: renews up to 1,000 runs; answers with the lease tokens of the runs
+    /// lost and of those whose job has a cancel request.
+    func extendLeasesCall(_ runs: [(id: String, token: String)], length: Duration) -> ScriptCall<(renewed: Int, lost: [String], cancelRequested: [String])> {
+        var arguments: [any RedisArgument] = [length.milliseconds]
+        for run in runs.prefix(1000) {
+            arguments.append(run.id)
+            arguments.append(run.token)
+        }
+        let script = scripts.extendLeases, queue = name
+        return ScriptCall(script, keys: extendKeys, arguments: arguments) { reply throws(JobQError) in
+            guard let items = reply.array, items.count == 3, let renewed = items[0].int,
+                  let lost = items[1].array, let cancel = items[2].array else { throw QueueCore.unexpected(reply, script, queue: queue) }
+            return (renewed, lost.compactMap(\.string), cancel.compactMap(\.string))
+        }
+    }
+
+    /// `recoverStalled-11`: the reaper. With `lockMs` > 0 it runs only while `holder` holds the
+    /// queue's reaper lock; `remaining` is -1 when another worker holds it.
+    func recoverStalledCall(batch: Int, holder: String, lockMs: Int64) -> ScriptCall<(requeued: Int, failed: Int, cancelled: Int, remaining: Int)> {
+        let script = scripts.recoverStalled, queue = name
+        return ScriptCall(script, keys: recoverKeys, arguments: [maxLen, min(batch, 1000), holder, lockMs]) { reply throws(JobQError) in
+            guard let v = reply.array?.compactMap(\.int), v.count == 4 else { throw QueueCore.unexpected(reply, script, queue: queue) }
+            return (v[0], v[1], v[2], v[3])
+        }
+    }
+
+    /// `promoteDelayed-7`: due delayed jobs to waiting; how many, and ms until the next is due.
+    func promoteDelayedCall(batch: Int) -> ScriptCall<(promoted: Int, nextDue: Int?)> {
+        let script = scripts.promoteDelayed, queue = name
+        return ScriptCall(script, keys: promoteKeys, arguments: [maxLen, min(batch, 1000)]) { reply throws(JobQError) in
+            guard let v = reply.array?.compactMap(\.int), v.count == 2 else { throw QueueCore.unexpected(reply, script, queue: queue) }
+            return (v[0], v[1] >= 0 ? v[1] : nil)
+        }
+    }
+
+    /// `setProgress-2` (owner only). Answers whether a cancel was requested.
+    func setProgressCall(_ id: String, token: String, percent: Double, message: String) -> ScriptCall<Bool> {
+        let clamped = min(100, max(0, percent))
+        let arguments: [any RedisArgument] = [id, token, String(format: "%.1f", clamped), String(message.prefix(1024)), maxLen]
+        let script = scripts.setProgress, queue = name
+        return ScriptCall(script, keys: progressKeys(id), arguments: arguments, jobID: id) { reply throws(JobQError) in
+            try QueueCore.ownerReply(reply, script, queue: queue, id: id)
+        }
+    }
+
+    /// `saveCheckpoint-1` (owner only). Answers whether a cancel was requested.
+    func saveCheckpointCall(_ id: String, token: String, bytes: [UInt8]) -> ScriptCall<Bool> {
+        let script = scripts.saveCheckpoint, queue = name
+        return ScriptCall(script, keys: checkpointKeys(id), arguments: [token, bytes], jobID: id) { reply throws(JobQError) in
+            try QueueCore.ownerReply(reply, script, queue: queue, id: id)
+        }
+    }
+
+    // MARK: Operator
+
+    /// `countJobs-8`: one consistent reading of the counts per state and the paused flag.
+    func countJobsCall() -> ScriptCall<JobCounts> {
+        let script = scripts.countJobs, queue = name
+        return ScriptCall(script, keys: countKeys, arguments: []) { reply throws(JobQError) in
+            guard let items = reply.array?.compactMap(\.int), items.count == 7 else { throw QueueCore.unexpected(reply, script, queue: queue) }
+            var counts = JobCounts()
+            (counts.waiting, counts.delayed, counts.active) = (items[0], items[1], items[2])
+            (counts.completed, counts.failed, counts.cancelled) = (items[3], items[4], items[5])
+            counts.paused = items[6] == 1
+            return counts
+        }
+    }
+
+    /// `removeJobs-8`: up to ``idBatch`` ids that are not running; one outcome per id.
+    func removeJobsCall(_ ids: [String]) -> ScriptCall<[QueueInspector.RemoveOutcome]> {
+        let script = scripts.removeJobs, queue = name
+        return ScriptCall(script, keys: removeKeys, arguments: [maxLen] + ids.map { $0 as any RedisArgument },
+                          jobID: ids.count == 1 ? ids[0] : nil) { reply throws(JobQError) in
+            guard let items = reply.array, items.count == 2 * ids.count else { throw QueueCore.unexpected(reply, script, queue: queue) }
+            var outcomes: [QueueInspector.RemoveOutcome] = []
+            for i in ids.indices {
+                switch items[2 * i].int {
+                case ScriptStatus.applied:
+                    guard let state = items[2 * i + 1].string.flatMap(JobState.init(rawValue:)) else {
+                        throw QueueCore.unexpected(reply, script, queue: queue, jobID: ids[i])
+                    }
+                    outcomes.append(.removed(from: state))
+                case ScriptCode.isActive.rawValue: outcomes.append(.isActive)
+                case ScriptCode.notFound.rawValue: outcomes.append(.notFound)
+                default: throw QueueCore.unexpected(reply, script, queue: queue, jobID: ids[i])
+                }
+            }
+            return outcomes
+        }
+    }
+
+    /// `removeJobsNamed-3`: one bounded scan of the set `key` (holding `state` jobs) from
+    /// `cursor`; answers how many went, the next cursor and whether more remain.
+    func removeJobsNamedCall(_ jobName: String, in key: String, state: JobState, cursor: Int) -> ScriptCall<(removed: Int, cursor: Int, more: Bool)> {
+        let script = scripts.removeJobsNamed, queue = name
+        return ScriptCall(script, keys: removeNamedKeys(key), arguments: [jobName, cursor, settings.batchSize, maxLen, state.rawValue]) { reply throws(JobQError) in
+            guard let items = reply.array?.compactMap(\.int), items.count == 3 else { throw QueueCore.unexpected(reply, script, queue: queue) }
+            return (items[0], items[1], items[2] != 0)
+        }
+    }
+
+    /// `setPaused-3`: answers whether the flag changed.
+    func setPausedCall(_ paused: Bool) -> ScriptCall<Bool> {
+        let script = scripts.setPaused, queue = name
+        return ScriptCall(script, keys: pauseKeys, arguments: [paused ? "1" : "0", maxLen]) { reply throws(JobQError) in
+            guard let code = QueueCore.status(reply) else { throw QueueCore.unexpected(reply, script, queue: queue) }
+            return code == ScriptStatus.applied
+        }
+    }
+
+    /// `purgeJobs-5`: one batch of waiting and delayed jobs deleted.
+    func purgeJobsCall() -> ScriptCall<BatchStep> {
+        batchCall(scripts.purgeJobs, keys: purgeKeys, arguments: [settings.batchSize, maxLen])
+    }
+
+    /// `cleanJobs-3`: one batch of `state` records older than `olderThan`, at most `batch`.
+    func cleanJobsCall(_ state: JobState, olderThan: Duration, batch: Int) -> ScriptCall<BatchStep> {
+        batchCall(scripts.cleanJobs, keys: cleanKeys(state), arguments: [Int64(olderThan.milliseconds), batch, maxLen, state.rawValue])
+    }
+
+    /// `retryJobs-8`, ids mode: one outcome per id.
+    func retryJobsCall(_ ids: [String]) -> ScriptCall<[QueueInspector.RetryOutcome]> {
+        let script = scripts.retryJobs, queue = name
+        return ScriptCall(script, keys: retryKeys, arguments: [maxLen, "ids", settings.batchSize] + ids.map { $0 as any RedisArgument }) { reply throws(JobQError) in
+            guard let codes = reply.array?.compactMap(\.int), codes.count == ids.count else { throw QueueCore.unexpected(reply, script, queue: queue) }
+            return codes.map { code in
+                switch code {
+                case ScriptStatus.applied: .retried
+                case ScriptCode.wrongState.rawValue: .wrongState
+                default: .notFound
+                }
+            }
+        }
+    }
+
+    /// `retryJobs-8`, failed mode: one batch of every failed record.
+    func retryAllFailedCall() -> ScriptCall<BatchStep> {
+        batchCall(scripts.retryJobs, keys: retryKeys, arguments: [maxLen, "failed", settings.batchSize])
+    }
+
+    /// `obliterateQueue-13`: one batch of the queue deleted; refused (`NOT_PAUSED`,
+    /// `HAS_ACTIVE`) without `force`.
+    func obliterateQueueCall(force: Bool) -> ScriptCall<BatchStep> {
+        batchCall(scripts.obliterateQueue, keys: obliterateKeys, arguments: [force ? "1" : "0", settings.batchSize])
+    }
+
+    /// `readEvents-1`: entries after `position`, with what a reader needs to tell a gap.
+    func readEventsCall(after position: String, count: Int) -> ScriptCall<EventsPage> {
+        let script = scripts.readEvents, queue = name
+        return ScriptCall(script, keys: readEventsKeys, arguments: [position, max(count, 1)]) { reply throws(JobQError) in
+            guard let items = reply.array, items.count == 5, let added = items[0].int, let length = items[1].int,
+                  let first = items[2].string.flatMap(StreamID.init), let last = items[3].string.flatMap(StreamID.init),
+                  let rows = items[4].array else {
+                throw QueueCore.unexpected(reply, script, queue: queue)
+            }
+            var page = EventsPage(entriesAdded: added, length: length, first: first, lastGenerated: last)
+            var i = 0
+            while i + 1 < rows.count {
+                if let id = rows[i].string.flatMap(StreamID.init), let flat = rows[i + 1].array { page.entries.append((id, flat)) }
+                i += 2
+            }
+            return page
+        }
+    }
+
+    /// One step of a bounded bulk script: done in this call, and what remains. A refusal code
+    /// becomes its error.
+    struct BatchStep: Sendable {
+        var done: Int
+        var remaining: Int
+    }
+
+    private func batchCall(_ script: RedisScript, keys: [String], arguments: [any RedisArgument]) -> ScriptCall<BatchStep> {
+        let queue = name
+        return ScriptCall(script, keys: keys, arguments: arguments) { reply throws(JobQError) in
+            guard let items = reply.array?.compactMap(\.int), let first = items.first else { throw QueueCore.unexpected(reply, script, queue: queue) }
+            if first < 0, let code = ScriptCode(rawValue: first) { throw code.error(queue: queue, jobID: nil) }
+            guard items.count == 2 else { throw QueueCore.unexpected(reply, script, queue: queue) }
+            return BatchStep(done: items[0], remaining: items[1])
+        }
+    }
+
+    // MARK: Decoding shared by several calls
+
+    static func decodeTake(_ reply: RedisReply, script: RedisScript, queue: String) throws(JobQError) -> Take {
+        guard let items = reply.array, let code = items.first?.int else { throw unexpected(reply, script, queue: queue) }
+        func due(_ i: Int) -> Int? {
+            guard i < items.count, let v = items[i].int, v >= 0 else { return nil }
+            return v
+        }
+        switch code {
+        case ScriptStatus.applied:
+            guard items.count == 4, let id = items[1].string, let flat = items[3].array,
+                  let job = Job(id: id, queue: queue, flat: flat) else { throw unexpected(reply, script, queue: queue) }
+            return .job(job, nextDue: due(2))
+        case ScriptStatus.nothing:
+            return .empty(nextDue: due(1))
+        case ScriptCode.paused.rawValue:
+            return .paused
+        default:
+            throw unexpected(reply, script, queue: queue)
+        }
+    }
+
+    static func ownerReply(_ reply: RedisReply, _ script: RedisScript, queue: String, id: String) throws(JobQError) -> Bool {
+        guard let items = reply.array?.compactMap(\.int), let code = items.first else { throw unexpected(reply, script, queue: queue, jobID: id) }
+        if code == ScriptStatus.applied { return items.count > 1 && items[1] == 1 }
+        if let known = ScriptCode(rawValue: code) { throw known.error(queue: queue, jobID: id) }
+        throw unexpected(reply, script, queue: queue, jobID: id)
+    }
+
+    static func unexpected(_ reply: RedisReply, _ script: RedisScript, queue: String, jobID: String? = nil) -> JobQError {
+        JobQError(.internalError, queue: queue, jobID: jobID, detail: "\(script.name) answered \(reply)")
+    }
+}
+
+/// What one `readEvents-1` call saw.
+struct EventsPage: Sendable {
+    var entriesAdded = 0
+    var length = 0
+    var first = StreamID.zero
+    var lastGenerated = StreamID.zero
+    var entries: [(StreamID, [RedisReply])] = []
+}
+
+extension ScriptCall {
+    /// `registerWorker-1`: the worker in the registry of live workers until `expiryMs` from now
+    /// (Redis clock); answers the Redis time.
+    static func registerWorker(_ scripts: QueueScripts, workerID: String, expiryMs: Int64) -> ScriptCall<Int> {
+        let script = scripts.registerWorker
+        return ScriptCall<Int>(script, keys: [QueueKeys.workerRegistry], arguments: [workerID, expiryMs]) { reply throws(JobQError) in
+            guard let now = reply.int else { throw QueueCore.unexpected(reply, script, queue: "") }
+            return now
+        }
+    }
+
+    /// `recordHeartbeat-1`: the worker's heartbeat fields, expiring after `expiryMs`.
+    static func recordHeartbeat(_ scripts: QueueScripts, workerID: String, expiryMs: Int64, fields: [(HeartbeatField, any RedisArgument)]) -> ScriptCall<Void> {
+        var arguments: [any RedisArgument] = [expiryMs]
+        for (field, value) in fields {
+            arguments.append(field.rawValue)
+            arguments.append(value)
+        }
+        return ScriptCall<Void>(scripts.recordHeartbeat, keys: [QueueKeys.heartbeat(of: workerID)], arguments: arguments) { _ throws(JobQError) in () }
+    }
+}

@@ -15,12 +15,18 @@ public enum ReferenceScripts {
         let lease = QueueCore.Lease(token: "reference-token", workerID: workerID, length: .seconds(10))
         let take = core.takeJobCall(lease: lease)
         let finish = core.finishJobCall(placeholder, token: lease.token, outcome: "completed", value: [], reason: "", retryDelayMs: -1, next: nil)
-        let source = """
+        // A script's flags line must open the whole script: it moves from the two bodies to the
+        // wrapper.
+        func body(_ source: String) -> String {
+            source.hasPrefix("#!") ? String(source.drop { $0 != "\n" }.dropFirst()) : source
+        }
+        let flags = take.script.source.hasPrefix("#!") ? String(take.script.source.prefix { $0 != "\n" }) + "\n" : ""
+        let source = flags + """
         local function takeJob(KEYS, ARGV)
-        \(take.script.source)
+        \(body(take.script.source))
         end
         local function finishJob(KEYS, ARGV)
-        \(finish.script.source)
+        \(body(finish.script.source))
         end
         -- KEYS: the take's, then the finish's. ARGV: how many KEYS and ARGV the take has, its ARGV,
         -- then the finish's, in which the placeholder id stands for the job taken.

@@ -3,8 +3,9 @@ import Foundation
 public import JobQ
 import Logging
 import Synchronization
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A handler that runs a program for each job (`docs/handlers.md`), for jobs written in any language.
@@ -79,8 +80,10 @@ public struct ExecHandler: Sendable {
         let (lines, feed) = AsyncStream.makeStream(of: SpawnedProgram.ProtocolInput.self)
         let credit = DispatchSemaphore(value: 64)
         let closed = Atomic<Bool>(false)
-        let process = try SpawnedProgram(executable: executable, arguments: arguments, environment: environment,
-                                          stdin: job.payload.bytes, outputLimit: outputLimit, owner: context.workerID) { input in
+        let process = try SpawnedProgram(
+            executable: executable, arguments: arguments, environment: environment,
+            stdin: job.payload.bytes, outputLimit: outputLimit, owner: context.workerID
+        ) { input in
             // On the reader's own thread: waiting here is waiting on the program.
             while credit.wait(timeout: .now() + .milliseconds(200)) == .timedOut {
                 if closed.load(ordering: .acquiring) { return }
@@ -189,15 +192,22 @@ final class SpawnedProgram: Sendable {
     let pid: pid_t
     /// The worker that started it: a worker does not exit while a program it started lives.
     let owner: String
-    private let state = Mutex<(status: Int32?, output: [UInt8], result: [UInt8]?, waiters: [CheckedContinuation<Void, Never>], readersLeft: Int, readerWaiters: [CheckedContinuation<Void, Never>])>((nil, [], nil, [], 2, []))
+    private let state = Mutex<
+        (
+            status: Int32?, output: [UInt8], result: [UInt8]?, waiters: [CheckedContinuation<Void, Never>], readersLeft: Int,
+            readerWaiters: [CheckedContinuation<Void, Never>]
+        )
+    >((nil, [], nil, [], 2, []))
     /// When SIGKILL is due (set by the first ``terminate(killAfter:)``).
     private let killAt = Mutex<ContinuousClock.Instant?>(nil)
 
     /// Programs not yet reaped, by owner (worker id) and pid.
     private static let live = Mutex<[String: [pid_t: SpawnedProgram]]>([:])
 
-    init(executable: String, arguments: [String], environment: [String: String], stdin input: [UInt8], outputLimit: Int,
-         owner: String = "", onProtocolLine: @escaping @Sendable (ProtocolInput) -> Void) throws {
+    init(
+        executable: String, arguments: [String], environment: [String: String], stdin input: [UInt8], outputLimit: Int,
+        owner: String = "", onProtocolLine: @escaping @Sendable (ProtocolInput) -> Void
+    ) throws {
         self.owner = owner
         func makePipe() throws -> (read: Int32, write: Int32) {
             var fds: [Int32] = [0, 0]
@@ -236,7 +246,10 @@ final class SpawnedProgram: Sendable {
                 var offset = 0
                 while offset < raw.count {
                     let n = write(stdinPipe.write, raw.baseAddress! + offset, raw.count - offset)
-                    if n < 0 { if errno == EINTR { continue }; break }
+                    if n < 0 {
+                        if errno == EINTR { continue }
+                        break
+                    }
                     offset += n
                 }
             }
@@ -431,10 +444,10 @@ struct ProtocolLineSplitter {
 
     let maxLine: Int
     private var pending: [UInt8] = []
-    private var start = 0          // first byte of the current line
-    private var scanned = 0        // bytes before this have been searched for a newline
-    private var dropping = false   // inside a line past the limit
-    private var dropped = 0        // bytes of that line seen so far
+    private var start = 0  // first byte of the current line
+    private var scanned = 0  // bytes before this have been searched for a newline
+    private var dropping = false  // inside a line past the limit
+    private var dropped = 0  // bytes of that line seen so far
     /// Bytes looked at by the newline search, for tests (at most each byte once).
     private(set) var examined = 0
     /// Bytes moved by compaction, for tests (at most the bytes fed).

@@ -1,7 +1,8 @@
 import Foundation
 import Synchronization
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The directory where `exec` handlers keep their per-run files (the checkpoint file):
@@ -55,7 +56,8 @@ enum ExecScratch {
     /// link: the attributes are lstat's) and owned by this process's user.
     private static func owned(_ path: String, type: FileAttributeType) -> (permissions: Int, modified: Date)? {
         guard let a = try? FileManager.default.attributesOfItem(atPath: path), a[.type] as? FileAttributeType == type,
-              (a[.ownerAccountID] as? NSNumber)?.uint32Value == geteuid() else { return nil }
+            (a[.ownerAccountID] as? NSNumber)?.uint32Value == geteuid()
+        else { return nil }
         return ((a[.posixPermissions] as? NSNumber)?.intValue ?? 0o777, a[.modificationDate] as? Date ?? .distantFuture)
     }
 

@@ -58,8 +58,9 @@ public struct HTTPHandler: Sendable {
         } catch {
             if let reason = context.cancellationReason { throw JobCancelledError(reason: reason) }
             let timedOut = [HTTPClientError.deadlineExceeded, .readTimeout, .connectTimeout, .writeTimeout].contains { $0 == error as? HTTPClientError }
-            throw RetryLater(description: "POST \(shownURL) failed: \(error)", retryAfter: nil,
-                             failureReason: timedOut ? "httpTimeout" : "httpUnreachable")
+            throw RetryLater(
+                description: "POST \(shownURL) failed: \(error)", retryAfter: nil,
+                failureReason: timedOut ? "httpTimeout" : "httpUnreachable")
         }
         let status = response.status.code
         var body = ByteBuffer()
@@ -67,7 +68,8 @@ public struct HTTPHandler: Sendable {
             body = try await response.body.collect(upTo: maxResultBytes)
         } catch {
             if (200..<300).contains(status) {
-                throw UnrecoverableError("POST \(shownURL) answered \(status) with a body over the result limit of \(maxResultBytes) bytes", reason: "resultTooLarge")
+                throw UnrecoverableError(
+                    "POST \(shownURL) answered \(status) with a body over the result limit of \(maxResultBytes) bytes", reason: "resultTooLarge")
             }
         }
         let bytes = Array(body.readableBytesView)
@@ -77,8 +79,9 @@ public struct HTTPHandler: Sendable {
             return bytes
         case 408, 429, 500..<600:
             let retryAfter = response.headers.first(name: "Retry-After").flatMap { Self.retryAfter($0) }
-            throw RetryLater(description: "POST \(shownURL) answered \(status): \(text)", retryAfter: retryAfter,
-                             failureReason: "http\(status)")
+            throw RetryLater(
+                description: "POST \(shownURL) answered \(status): \(text)", retryAfter: retryAfter,
+                failureReason: "http\(status)")
         default:
             throw UnrecoverableError("POST \(shownURL) answered \(status): \(text)", reason: "http\(status)")
         }

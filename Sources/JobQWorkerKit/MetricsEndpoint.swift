@@ -17,10 +17,12 @@ public enum MetricsEndpoint {
 
     /// The HTTP server, a `Service` to run beside the worker. `port` 0 picks a free port;
     /// `onBound` receives the port actually bound.
-    public static func server(host: String, port: Int, registry: PrometheusCollectorRegistry,
-                              ready: @escaping @Sendable () async -> Bool,
-                              onBound: @escaping @Sendable (Int) -> Void,
-                              logger: Logger) -> some ApplicationProtocol {
+    public static func server(
+        host: String, port: Int, registry: PrometheusCollectorRegistry,
+        ready: @escaping @Sendable () async -> Bool,
+        onBound: @escaping @Sendable (Int) -> Void,
+        logger: Logger
+    ) -> some ApplicationProtocol {
         let router = Router()
         router.get("metrics") { _, _ -> Response in
             var headers = HTTPFields()

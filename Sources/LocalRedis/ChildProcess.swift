@@ -1,8 +1,9 @@
 import CJobQSpawn
 import Foundation
 import Synchronization
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A child process started by `jobq_spawn` (the C shim every jobq spawn goes through: exactly the
@@ -21,10 +22,14 @@ public final class ChildProcess: Sendable {
     /// `outputPath` (appended) or /dev/null, stderr to `errorPath` or with stdout. With
     /// `terminal` (the path of a pseudo-terminal's secondary side) stdin, stdout and stderr are
     /// that terminal instead, in a session of the child's own. `environment` nil = inherit.
-    public init(executable: String, arguments: [String], environment: [String: String]? = nil, outputPath: String? = nil,
-                errorPath: String? = nil, inputPath: String? = nil, terminal: String? = nil) throws {
+    public init(
+        executable: String, arguments: [String], environment: [String: String]? = nil, outputPath: String? = nil,
+        errorPath: String? = nil, inputPath: String? = nil, terminal: String? = nil
+    ) throws {
         var descriptors: [jobq_spawn_fd] = []
-        func open(_ fd: Int32, _ path: String, _ flags: Int32) { descriptors.append(jobq_spawn_fd(child_fd: fd, parent_fd: -1, path: strdup(path), flags: flags, mode: 0o600)) }
+        func open(_ fd: Int32, _ path: String, _ flags: Int32) {
+            descriptors.append(jobq_spawn_fd(child_fd: fd, parent_fd: -1, path: strdup(path), flags: flags, mode: 0o600))
+        }
         func dup(_ from: Int32, to fd: Int32) { descriptors.append(jobq_spawn_fd(child_fd: fd, parent_fd: from, path: nil, flags: 0, mode: 0)) }
         defer { for d in descriptors { free(UnsafeMutableRawPointer(mutating: d.path)) } }
         if let terminal {
@@ -39,16 +44,17 @@ public final class ChildProcess: Sendable {
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { for p in argv { free(p) } }
         let env = environment.map { $0.map { strdup("\($0.key)=\($0.value)") } + [nil] }
-        defer { env?.forEach { free($0) } }
+        defer { for p in env ?? [] { free(p) } }
 
         // Nothing else crosses (from fd 3 up): no Redis socket, pipe or file of ours.
         var pid: pid_t = 0
         let flags = terminal != nil ? JOBQ_SPAWN_NEW_SESSION : 0
-        let rc: Int32 = if let env {
-            jobq_spawn(&pid, executable, argv, env, descriptors, Int32(descriptors.count), 3, flags)
-        } else {
-            jobq_spawn(&pid, executable, argv, nil, descriptors, Int32(descriptors.count), 3, flags)
-        }
+        let rc: Int32 =
+            if let env {
+                jobq_spawn(&pid, executable, argv, env, descriptors, Int32(descriptors.count), 3, flags)
+            } else {
+                jobq_spawn(&pid, executable, argv, nil, descriptors, Int32(descriptors.count), 3, flags)
+            }
         guard rc == 0 else {
             throw SpawnError(description: "cannot start \(executable): \(String(cString: strerror(rc)))")
         }

@@ -20,10 +20,14 @@ public final class RedisClusterProcess: Sendable {
         do {
             for _ in 0..<(primaries * (1 + replicas)) {
                 let bus = try RedisServerProcess.freeLoopbackPort()
-                nodes.append(try await RedisServerProcess.start(.init(transport: .tcp, extraArguments: [
-                    "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-port", String(bus),
-                    "--cluster-node-timeout", "2000",
-                ] + extraArguments)))
+                nodes.append(
+                    try await RedisServerProcess.start(
+                        .init(
+                            transport: .tcp,
+                            extraArguments: [
+                                "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-port", String(bus),
+                                "--cluster-node-timeout", "2000",
+                            ] + extraArguments)))
             }
             let cluster = RedisClusterProcess(nodes: nodes)
             guard let cli = RedisServerProcess.findExecutable("redis-cli") else {
@@ -31,8 +35,10 @@ public final class RedisClusterProcess: Sendable {
             }
             let output = FileManager.default.temporaryDirectory.appendingPathComponent("jobq-cluster-\(UUID().uuidString).txt").path
             defer { try? FileManager.default.removeItem(atPath: output) }
-            let create = try ChildProcess(executable: cli, arguments: ["--cluster", "create"] + cluster.addresses
-                                          + ["--cluster-replicas", String(replicas), "--cluster-yes"], outputPath: output)
+            let create = try ChildProcess(
+                executable: cli,
+                arguments: ["--cluster", "create"] + cluster.addresses
+                    + ["--cluster-replicas", String(replicas), "--cluster-yes"], outputPath: output)
             let status = await create.wait()
             guard status == 0 else {
                 throw StartError(description: "redis-cli --cluster create failed: \((try? String(contentsOfFile: output, encoding: .utf8))?.suffix(500) ?? "")")
@@ -94,8 +100,9 @@ public final class RedisClusterProcess: Sendable {
             var found: RedisEndpoint?
             for range in ranges {
                 guard let items = range.array, items.count >= 3, let low = items[0].int, let high = items[1].int,
-                      (low...high).contains(slot), let master = items[2].array, master.count >= 2,
-                      let host = master[0].string, let port = master[1].int else { continue }
+                    (low...high).contains(slot), let master = items[2].array, master.count >= 2,
+                    let host = master[0].string, let port = master[1].int
+                else { continue }
                 found = .tcp(host: host, port: port)
             }
             guard let found else { return nil }
@@ -113,7 +120,8 @@ public final class RedisClusterProcess: Sendable {
         var lowest: Int?
         for range in ranges {
             guard let items = range.array, items.count >= 3, let low = items[0].int, let master = items[2].array, master.count >= 2,
-                  let host = master[0].string, let port = master[1].int, RedisEndpoint.tcp(host: host, port: port) == endpoint else { continue }
+                let host = master[0].string, let port = master[1].int, RedisEndpoint.tcp(host: host, port: port) == endpoint
+            else { continue }
             lowest = min(lowest ?? low, low)
         }
         return lowest
@@ -134,11 +142,13 @@ public final class RedisClusterProcess: Sendable {
         }
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("jobq-reshard-\(UUID().uuidString).txt").path
         defer { try? FileManager.default.removeItem(atPath: output) }
-        let child = try ChildProcess(executable: cli, arguments: [
-            "--cluster", "reshard", source.description,
-            "--cluster-from", try await id(source), "--cluster-to", try await id(target),
-            "--cluster-slots", String(slots), "--cluster-yes", "--cluster-pipeline", "10",
-        ], outputPath: output)
+        let child = try ChildProcess(
+            executable: cli,
+            arguments: [
+                "--cluster", "reshard", source.description,
+                "--cluster-from", try await id(source), "--cluster-to", try await id(target),
+                "--cluster-slots", String(slots), "--cluster-yes", "--cluster-pipeline", "10",
+            ], outputPath: output)
         let status = await child.wait()
         return (status, (try? String(contentsOfFile: output, encoding: .utf8)) ?? "")
     }

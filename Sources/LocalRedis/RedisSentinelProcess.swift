@@ -28,8 +28,10 @@ public final class RedisSentinelProcess: Sendable {
     /// Starts the primary, `replicas` replicas and `sentinels` sentinels, and waits (up to 30 s)
     /// until the replicas are in sync and every sentinel sees all replicas and the other sentinels.
     /// With `sentinelPassword`, the sentinels require it (`requirepass`) and use it with each other.
-    public static func start(masterName: String = "jobq", replicas: Int = 1, sentinels sentinelCount: Int = 3,
-                             downAfter: Duration = .seconds(1), sentinelPassword: String? = nil) async throws -> RedisSentinelProcess {
+    public static func start(
+        masterName: String = "jobq", replicas: Int = 1, sentinels sentinelCount: Int = 3,
+        downAfter: Duration = .seconds(1), sentinelPassword: String? = nil
+    ) async throws -> RedisSentinelProcess {
         var servers: [RedisServerProcess] = []
         var sentinels: [RedisServerProcess] = []
         do {
@@ -41,8 +43,9 @@ public final class RedisSentinelProcess: Sendable {
             }
             for _ in 0..<sentinelCount {
                 var options = RedisServerProcess.Options(transport: .tcp, password: sentinelPassword)
-                options.sentinel = .init(masterName: masterName, primary: primary.endpoint, quorum: sentinelCount / 2 + 1, downAfter: downAfter,
-                                         sentinelPassword: sentinelPassword)
+                options.sentinel = .init(
+                    masterName: masterName, primary: primary.endpoint, quorum: sentinelCount / 2 + 1, downAfter: downAfter,
+                    sentinelPassword: sentinelPassword)
                 sentinels.append(try await RedisServerProcess.start(options))
             }
             let setup = RedisSentinelProcess(masterName: masterName, servers: servers, sentinels: sentinels, sentinelPassword: sentinelPassword)
@@ -123,7 +126,8 @@ public final class RedisSentinelProcess: Sendable {
             }
             let otherSentinels = sentinels.filter { $0.pid != nil }.count - 1
             guard fields["num-other-sentinels"] == String(otherSentinels), fields["num-slaves"] == String(running.count - 1),
-                  fields["flags"] == "master" else { return false }
+                fields["flags"] == "master"
+            else { return false }
         }
         return true
     }

@@ -1,8 +1,9 @@
 import Foundation
 public import JobQ
 import Synchronization
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A private `redis-server` process: its own temp dir, a unix socket or a free loopback TCP port,
@@ -46,8 +47,10 @@ public final class RedisServerProcess: Sendable {
         /// With ``Options/password`` set on sentinels: the password they use with each other.
         public var sentinelPassword: String?
 
-        public init(masterName: String, primary: RedisEndpoint, quorum: Int, downAfter: Duration = .seconds(1), failoverTimeout: Duration = .seconds(5),
-                    sentinelPassword: String? = nil) {
+        public init(
+            masterName: String, primary: RedisEndpoint, quorum: Int, downAfter: Duration = .seconds(1), failoverTimeout: Duration = .seconds(5),
+            sentinelPassword: String? = nil
+        ) {
             self.masterName = masterName
             self.primary = primary
             self.quorum = quorum
@@ -164,13 +167,13 @@ public final class RedisServerProcess: Sendable {
             if !FileManager.default.fileExists(atPath: file) {
                 let ms = { (d: Duration) in String(d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000) }
                 let text = """
-                sentinel monitor \(sentinel.masterName) \(host) \(port) \(sentinel.quorum)
-                sentinel down-after-milliseconds \(sentinel.masterName) \(ms(sentinel.downAfter))
-                sentinel failover-timeout \(sentinel.masterName) \(ms(sentinel.failoverTimeout))
-                sentinel parallel-syncs \(sentinel.masterName) 1
-                \(sentinel.sentinelPassword.map { "sentinel sentinel-pass \($0)" } ?? "")
+                    sentinel monitor \(sentinel.masterName) \(host) \(port) \(sentinel.quorum)
+                    sentinel down-after-milliseconds \(sentinel.masterName) \(ms(sentinel.downAfter))
+                    sentinel failover-timeout \(sentinel.masterName) \(ms(sentinel.failoverTimeout))
+                    sentinel parallel-syncs \(sentinel.masterName) 1
+                    \(sentinel.sentinelPassword.map { "sentinel sentinel-pass \($0)" } ?? "")
 
-                """
+                    """
                 try text.write(toFile: file, atomically: true, encoding: .utf8)
             }
             args += [file, "--sentinel"]

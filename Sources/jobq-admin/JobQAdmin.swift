@@ -17,9 +17,11 @@ struct JobQAdmin: AsyncParsableCommand {
             Exit codes: 0 success; 1 refused or partly failed; 2 usage; 3 Redis unreachable or auth failed; 4 not found. With --json, an error is one JSON object on stderr: {"error": {"kind", "message", "exitCode"}}.
             """,
         version: "jobq-admin " + JobQVersion.current,
-        subcommands: [Queues.self, Counts.self, List.self, Inspect.self, Add.self, Cancel.self, Retry.self, Remove.self,
-                      Clean.self, Pause.self, Resume.self, Purge.self, Obliterate.self, Retention.self, Workers.self,
-                      Watch.self, Ping.self]
+        subcommands: [
+            Queues.self, Counts.self, List.self, Inspect.self, Add.self, Cancel.self, Retry.self, Remove.self,
+            Clean.self, Pause.self, Resume.self, Purge.self, Obliterate.self, Retention.self, Workers.self,
+            Watch.self, Ping.self,
+        ]
     )
 
     static func main() async {
@@ -30,7 +32,10 @@ struct JobQAdmin: AsyncParsableCommand {
         if arguments.first == "help", arguments.count > 1, !arguments[1].hasPrefix("-") {
             let names = configuration.subcommands.map { $0._commandName }
             if !names.contains(arguments[1]) {
-                report(AdminFailure(exitCode: 2, kind: "usage", message: "no command \"\(Output.safe(arguments[1]))\" (commands: \(names.joined(separator: ", ")))"), json: wantsJSON)
+                report(
+                    AdminFailure(
+                        exitCode: 2, kind: "usage", message: "no command \"\(Output.safe(arguments[1]))\" (commands: \(names.joined(separator: ", ")))"),
+                    json: wantsJSON)
                 Foundation.exit(2)
             }
         }

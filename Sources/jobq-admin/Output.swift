@@ -23,8 +23,14 @@ enum Output {
         var out = ""
         out.unicodeScalars.reserveCapacity(text.unicodeScalars.count)
         for scalar in text.unicodeScalars {
-            if scalar == "\n" && keepNewlines { out.unicodeScalars.append(scalar); continue }
-            guard needsEscape(scalar) else { out.unicodeScalars.append(scalar); continue }
+            if scalar == "\n" && keepNewlines {
+                out.unicodeScalars.append(scalar)
+                continue
+            }
+            guard needsEscape(scalar) else {
+                out.unicodeScalars.append(scalar)
+                continue
+            }
             switch scalar {
             case "\n": out += "\\n"
             case "\t": out += "\\t"
@@ -133,9 +139,11 @@ enum Output {
         guard let scalar = character.unicodeScalars.first else { return 0 }
         let v = scalar.value
         if scalar.properties.isEmojiPresentation || character.unicodeScalars.contains(where: { $0.value == 0xFE0F }) { return 2 }
-        let wide: [ClosedRange<UInt32>] = [0x1100...0x115F, 0x2E80...0x303E, 0x3041...0x33FF, 0x3400...0x4DBF, 0x4E00...0x9FFF,
-                                           0xA000...0xA4CF, 0xAC00...0xD7A3, 0xF900...0xFAFF, 0xFE30...0xFE4F, 0xFF00...0xFF60,
-                                           0xFFE0...0xFFE6, 0x1F300...0x1F64F, 0x1F900...0x1F9FF, 0x20000...0x3FFFD]
+        let wide: [ClosedRange<UInt32>] = [
+            0x1100...0x115F, 0x2E80...0x303E, 0x3041...0x33FF, 0x3400...0x4DBF, 0x4E00...0x9FFF,
+            0xA000...0xA4CF, 0xAC00...0xD7A3, 0xF900...0xFAFF, 0xFE30...0xFE4F, 0xFF00...0xFF60,
+            0xFFE0...0xFFE6, 0x1F300...0x1F64F, 0x1F900...0x1F9FF, 0x20000...0x3FFFD,
+        ]
         return wide.contains { $0.contains(v) } ? 2 : 1
     }
 
@@ -177,8 +185,10 @@ enum Output {
 /// The `--json` shapes (stable; documented in the README).
 enum JSONShape {
     static func counts(_ queue: String, _ c: JobCounts, workers: Int? = nil) -> [String: Any] {
-        var object: [String: Any] = ["queue": queue, "waiting": c.waiting, "delayed": c.delayed, "active": c.active,
-                                     "completed": c.completed, "failed": c.failed, "cancelled": c.cancelled, "paused": c.paused]
+        var object: [String: Any] = [
+            "queue": queue, "waiting": c.waiting, "delayed": c.delayed, "active": c.active,
+            "completed": c.completed, "failed": c.failed, "cancelled": c.cancelled, "paused": c.paused,
+        ]
         if let workers { object["workers"] = workers }
         return object
     }
@@ -226,7 +236,9 @@ enum JSONShape {
     }
 
     static func worker(_ w: WorkerInfo) -> [String: Any] {
-        ["id": w.id, "host": w.host, "pid": w.pid, "queues": w.queues, "concurrency": w.concurrency, "active": w.active,
-         "startedAt": Output.timestamp(w.started), "lastSeenAt": Output.timestamp(w.lastSeen)]
+        [
+            "id": w.id, "host": w.host, "pid": w.pid, "queues": w.queues, "concurrency": w.concurrency, "active": w.active,
+            "startedAt": Output.timestamp(w.started), "lastSeenAt": Output.timestamp(w.lastSeen),
+        ]
     }
 }

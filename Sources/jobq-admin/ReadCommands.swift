@@ -17,21 +17,31 @@ struct Queues: AsyncParsableCommand {
         }
         let broken = summaries.filter { $0.counts == nil }
         if global.json {
-            Output.json(summaries.map { q -> [String: Any] in
-                if let counts = q.counts { return JSONShape.counts(q.name, counts, workers: workerCount(q.name)) }
-                return ["queue": q.name, "broken": ["kind": q.problem?.code.description ?? "unknown", "message": q.problem?.description ?? "",
-                                                    "keys": q.brokenKeys] as [String: Any]]
-            })
+            Output.json(
+                summaries.map { q -> [String: Any] in
+                    if let counts = q.counts { return JSONShape.counts(q.name, counts, workers: workerCount(q.name)) }
+                    return [
+                        "queue": q.name,
+                        "broken": [
+                            "kind": q.problem?.code.description ?? "unknown", "message": q.problem?.description ?? "",
+                            "keys": q.brokenKeys,
+                        ] as [String: Any],
+                    ]
+                })
         } else if summaries.isEmpty {
             Output.line("no queues (a queue appears with its first job)")
         } else {
             let rows = summaries.compactMap { q -> [String]? in
                 guard let c = q.counts else { return [q.name, "—", "—", "—", "—", "—", "—", "BROKEN", String(workerCount(q.name))] }
-                return [q.name, String(c.waiting), String(c.delayed), String(c.active), String(c.completed),
-                        String(c.failed), String(c.cancelled), c.paused ? "yes" : "no", String(workerCount(q.name))]
+                return [
+                    q.name, String(c.waiting), String(c.delayed), String(c.active), String(c.completed),
+                    String(c.failed), String(c.cancelled), c.paused ? "yes" : "no", String(workerCount(q.name)),
+                ]
             }
-            Output.line(Output.table(["QUEUE", "WAITING", "DELAYED", "ACTIVE", "COMPLETED", "FAILED", "CANCELLED", "PAUSED", "WORKERS"],
-                                     rows, numeric: [1, 2, 3, 4, 5, 6, 8]))
+            Output.line(
+                Output.table(
+                    ["QUEUE", "WAITING", "DELAYED", "ACTIVE", "COMPLETED", "FAILED", "CANCELLED", "PAUSED", "WORKERS"],
+                    rows, numeric: [1, 2, 3, 4, 5, 6, 8]))
             for q in broken {
                 Output.line("")
                 Output.line("broken: \(Output.safe(q.name))")
@@ -97,7 +107,10 @@ struct List: AsyncParsableCommand {
             var skip = offset
             let counts = states.count > 1 ? try await inspector.counts() : nil
             for s in states where out.count < limit {
-                if let counts, skip >= counts[s] { skip -= counts[s]; continue }
+                if let counts, skip >= counts[s] {
+                    skip -= counts[s]
+                    continue
+                }
                 let page = try await inspector.jobs(state: s, name: name, limit: limit - out.count, offset: skip)
                 skip = 0
                 out += page
@@ -143,8 +156,9 @@ struct Inspect: AsyncParsableCommand {
     func run() async throws {
         let found = try await global.withClient { client in try await global.queue(queue, client).inspector.job(id) }
         guard let job = found else {
-            throw AdminFailure(exitCode: 4, kind: "notFound",
-                               message: "no job \(id) in queue \(queue) (finished records are kept only up to the queue's retention)")
+            throw AdminFailure(
+                exitCode: 4, kind: "notFound",
+                message: "no job \(id) in queue \(queue) (finished records are kept only up to the queue's retention)")
         }
         if global.json {
             Output.json(JSONShape.job(job))
@@ -156,9 +170,16 @@ struct Inspect: AsyncParsableCommand {
             ["id", job.id], ["queue", job.queue], ["name", job.name],
             ["state", job.state.rawValue + (job.cancelRequested ? " (cancel requested)" : "")],
             ["attempts", "\(job.attemptsMade) of \(job.options.attempts)" + (job.stallCount > 0 ? ", stalled \(job.stallCount)×" : "")],
-            ["payload", job.payload.encoding == .json ? Output.shorten(job.payload.text, 400) : "<\(job.payload.bytes.count) bytes> " + Data(job.payload.bytes.prefix(48)).base64EncodedString()],
-            ["options", "priority \(job.options.priority), backoff \(job.options.backoff), timeout \(Output.span(Double(Output.milliseconds(job.options.timeout)) / 1000)), max stalls \(job.options.maxStalls)"
-                + (job.options.removeOnComplete ? ", remove on complete" : "") + (job.options.removeOnFail ? ", remove on fail" : "")],
+            [
+                "payload",
+                job.payload.encoding == .json
+                    ? Output.shorten(job.payload.text, 400) : "<\(job.payload.bytes.count) bytes> " + Data(job.payload.bytes.prefix(48)).base64EncodedString(),
+            ],
+            [
+                "options",
+                "priority \(job.options.priority), backoff \(job.options.backoff), timeout \(Output.span(Double(Output.milliseconds(job.options.timeout)) / 1000)), max stalls \(job.options.maxStalls)"
+                    + (job.options.removeOnComplete ? ", remove on complete" : "") + (job.options.removeOnFail ? ", remove on fail" : ""),
+            ],
             ["progress", job.progress.map { Output.bar($0.percent) + ($0.message.isEmpty ? "" : "  " + $0.message) } ?? "—"],
             ["checkpoint", job.checkpoint.map { "\($0.count) bytes" } ?? "—"],
             ["result", job.result.map { Output.excerpt($0, limit: 400) } ?? "—"],
@@ -200,12 +221,16 @@ struct Workers: AsyncParsableCommand {
         }
         let now = Date()
         let rows = workers.map { w in
-            [w.id, w.host, String(w.pid), w.queues.joined(separator: ","), String(w.concurrency), String(w.active),
-             Output.relative(w.started, now: now), Output.relative(w.lastSeen, now: now)]
+            [
+                w.id, w.host, String(w.pid), w.queues.joined(separator: ","), String(w.concurrency), String(w.active),
+                Output.relative(w.started, now: now), Output.relative(w.lastSeen, now: now),
+            ]
         }
         // Fits the terminal (100 columns when not one): ids, hosts and queue lists are cut
         // with …; --json has them whole.
-        Output.line(Output.table(["ID", "HOST", "PID", "QUEUES", "CONCURRENCY", "ACTIVE", "STARTED", "LAST SEEN"], rows, numeric: [2, 4, 5],
-                                 maxWidth: Output.terminalSize()?.columns ?? 100, shrinkable: [0, 1, 3]))
+        Output.line(
+            Output.table(
+                ["ID", "HOST", "PID", "QUEUES", "CONCURRENCY", "ACTIVE", "STARTED", "LAST SEEN"], rows, numeric: [2, 4, 5],
+                maxWidth: Output.terminalSize()?.columns ?? 100, shrinkable: [0, 1, 3]))
     }
 }

@@ -41,7 +41,12 @@ struct Watch: AsyncParsableCommand {
                 t[queue] = tally
             }
         }
-        func take() -> [String: Tally] { tallies.withLock { t in defer { t = [:] }; return t } }
+        func take() -> [String: Tally] {
+            tallies.withLock { t in
+                defer { t = [:] }
+                return t
+            }
+        }
     }
 
     func run() async throws {
@@ -96,16 +101,20 @@ struct Watch: AsyncParsableCommand {
                 last = now
                 let tallies = rates.take()
                 if global.json {
-                    terminal.writeLine(Self.jsonLine(counts: counts, broken: broken, tallies: tallies, seconds: seconds, active: active, workers: workers.count))
+                    terminal.writeLine(
+                        Self.jsonLine(counts: counts, broken: broken, tallies: tallies, seconds: seconds, active: active, workers: workers.count))
                 } else {
-                    terminal.redraw(screen(client: client, counts: counts, broken: broken, tallies: tallies, seconds: seconds, active: active, workers: workers))
+                    terminal.redraw(
+                        screen(client: client, counts: counts, broken: broken, tallies: tallies, seconds: seconds, active: active, workers: workers))
                 }
                 if await quit.wait(upTo: interval.value) { break }
             }
         }
     }
 
-    static func jsonLine(counts: [(String, JobCounts)], broken: [(String, String)] = [], tallies: [String: Rates.Tally], seconds: Double, active: [Job], workers: Int) -> String {
+    static func jsonLine(
+        counts: [(String, JobCounts)], broken: [(String, String)] = [], tallies: [String: Rates.Tally], seconds: Double, active: [Job], workers: Int
+    ) -> String {
         let object: [String: Any] = [
             "time": Output.timestamp(Date()),
             "broken": broken.map { ["queue": $0.0, "message": $0.1] },
@@ -120,20 +129,28 @@ struct Watch: AsyncParsableCommand {
                 return o
             },
             "active": active.map { job -> [String: Any] in
-                ["queue": job.queue, "id": job.id, "name": job.name, "workerId": job.workerID ?? NSNull(),
-                 "percent": job.progress?.percent ?? NSNull(), "message": job.progress?.message ?? NSNull(),
-                 "startedAt": Output.timestamp(job.startedAt)]
+                [
+                    "queue": job.queue, "id": job.id, "name": job.name, "workerId": job.workerID ?? NSNull(),
+                    "percent": job.progress?.percent ?? NSNull(), "message": job.progress?.message ?? NSNull(),
+                    "startedAt": Output.timestamp(job.startedAt),
+                ]
             },
         ]
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
         return String(decoding: data, as: UTF8.self)
     }
 
-    func screen(client: RedisClient, counts: [(String, JobCounts)], broken: [(String, String)] = [], tallies: [String: Rates.Tally], seconds: Double, active: [Job], workers: [WorkerInfo],
-                size: (columns: Int, rows: Int)? = Output.terminalSize()) -> String {
+    func screen(
+        client: RedisClient, counts: [(String, JobCounts)], broken: [(String, String)] = [], tallies: [String: Rates.Tally], seconds: Double, active: [Job],
+        workers: [WorkerInfo],
+        size: (columns: Int, rows: Int)? = Output.terminalSize()
+    ) -> String {
         let clock = DateFormatter()
         clock.dateFormat = "HH:mm:ss"
-        var lines: [String] = ["jobq watch — \(client.configuration.redactedURL) — \(clock.string(from: Date())) — \(workers.count) worker\(workers.count == 1 ? "" : "s") — q quits", ""]
+        var lines: [String] = [
+            "jobq watch — \(client.configuration.redactedURL) — \(clock.string(from: Date())) — \(workers.count) worker\(workers.count == 1 ? "" : "s") — q quits",
+            "",
+        ]
         // On a terminal the screen fits its rows: queues first (most jobs waiting or running
         // first when they do not all fit), then running jobs, each with a "… more" line.
         let height = size?.rows ?? Int.max
@@ -150,11 +167,15 @@ struct Watch: AsyncParsableCommand {
             }
             let rows = shown.map { name, c -> [String] in
                 let t = tallies[name] ?? Rates.Tally()
-                return [name, String(c.waiting), String(c.delayed), String(c.active), String(c.completed), String(c.failed), String(c.cancelled),
-                        c.paused ? "PAUSED" : "", rate(t.added), rate(t.completed), rate(t.failed), rate(t.retried)]
+                return [
+                    name, String(c.waiting), String(c.delayed), String(c.active), String(c.completed), String(c.failed), String(c.cancelled),
+                    c.paused ? "PAUSED" : "", rate(t.added), rate(t.completed), rate(t.failed), rate(t.retried),
+                ]
             }
-            lines += Output.table(["QUEUE", "WAITING", "DELAYED", "ACTIVE", "COMPLETED", "FAILED", "CANCELLED", "", "ADDED/S", "DONE/S", "FAILED/S", "RETRIED/S"],
-                                  rows, numeric: [1, 2, 3, 4, 5, 6, 8, 9, 10, 11], maxWidth: size?.columns, shrinkable: [0]).split(separator: "\n").map(String.init)
+            lines += Output.table(
+                ["QUEUE", "WAITING", "DELAYED", "ACTIVE", "COMPLETED", "FAILED", "CANCELLED", "", "ADDED/S", "DONE/S", "FAILED/S", "RETRIED/S"],
+                rows, numeric: [1, 2, 3, 4, 5, 6, 8, 9, 10, 11], maxWidth: size?.columns, shrinkable: [0]
+            ).split(separator: "\n").map(String.init)
             if shown.count < counts.count { lines.append("… \(counts.count - shown.count) more queues (a taller terminal, or --queue NAME, shows them)") }
         }
         for (name, problem) in broken.prefix(brokenShown) {
@@ -243,7 +264,10 @@ final class Terminal: Sendable {
             let reader = Thread {
                 var byte: UInt8 = 0
                 while read(0, &byte, 1) == 1 {
-                    if byte == UInt8(ascii: "q") || byte == UInt8(ascii: "Q") { quit.fire(); return }
+                    if byte == UInt8(ascii: "q") || byte == UInt8(ascii: "Q") {
+                        quit.fire()
+                        return
+                    }
                 }
             }
             reader.name = "jobq-admin-keys"

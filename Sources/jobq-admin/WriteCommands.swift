@@ -46,9 +46,12 @@ enum IDOutcome {
 
 /// Prints one row (or JSON object, with `id` added) per id, then exits with the status of
 /// ``exitStatus(ok:notFound:total:)``.
-func reportOutcomes<O>(_ ids: [String], _ outcomes: [O], json: Bool,
-                       _ describe: (O) -> (IDOutcome, fields: [String: Any], text: String)) throws {
-    var ok = 0, missing = 0
+func reportOutcomes<O>(
+    _ ids: [String], _ outcomes: [O], json: Bool,
+    _ describe: (O) -> (IDOutcome, fields: [String: Any], text: String)
+) throws {
+    var ok = 0
+    var missing = 0
     var objects: [[String: Any]] = []
     var rows: [[String]] = []
     for (id, outcome) in zip(ids, outcomes) {
@@ -79,8 +82,12 @@ struct Add: AsyncParsableCommand {
     @Option(help: "Runs in all, first included (default 3).") var attempts: Int?
     @Option(help: "exponential:1s, linear:500ms, fixed:10s; optional :max=1h.") var backoff: String?
     @Option(help: "Per-attempt timeout: 30s, 5m.", transform: DurationArgument.parse) var timeout: DurationArgument?
-    @Option(name: .customLong("keep-completed"), help: "0: delete this job's record when it completes (0 is the only value; how many records a queue keeps is set with `jobq-admin retention`).") var keepCompleted: Int?
-    @Option(name: .customLong("keep-failed"), help: "0: delete this job's record when it fails for good (0 is the only value; see `jobq-admin retention`).") var keepFailed: Int?
+    @Option(
+        name: .customLong("keep-completed"),
+        help: "0: delete this job's record when it completes (0 is the only value; how many records a queue keeps is set with `jobq-admin retention`).")
+    var keepCompleted: Int?
+    @Option(name: .customLong("keep-failed"), help: "0: delete this job's record when it fails for good (0 is the only value; see `jobq-admin retention`).")
+    var keepFailed: Int?
 
     func validate() throws {
         if data != nil && dataFile != nil { throw ValidationError("give --data or --data-file, not both") }
@@ -101,7 +108,9 @@ struct Add: AsyncParsableCommand {
         if let attempts, !(1...1000).contains(attempts) { throw ValidationError("--attempts must be 1…1000, not \(attempts)") }
         for (flag, value) in [("--keep-completed", keepCompleted), ("--keep-failed", keepFailed)] {
             if let value, value != 0 {
-                throw ValidationError("\(flag) takes 0 only (delete this job's record when it ends so), not \(value); how many records a queue keeps is set with `jobq-admin retention`")
+                throw ValidationError(
+                    "\(flag) takes 0 only (delete this job's record when it ends so), not \(value); how many records a queue keeps is set with `jobq-admin retention`"
+                )
             }
         }
     }
@@ -164,7 +173,9 @@ struct Add: AsyncParsableCommand {
 struct Cancel: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Cancel jobs: waiting and delayed ones at once, running ones through their worker.",
-        discussion: "One line per id: cancelled, cancel requested (N listeners), already <state>, not found. Exit 0 when every job was cancelled or asked to stop, 4 when none exists, 1 otherwise.")
+        discussion:
+            "One line per id: cancelled, cancel requested (N listeners), already <state>, not found. Exit 0 when every job was cancelled or asked to stop, 4 when none exists, 1 otherwise."
+    )
 
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The queue.") var queue: String
@@ -256,7 +267,8 @@ struct Clean: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The queue.") var queue: String
     @Option(help: "completed, failed or cancelled.") var state: String
-    @Option(name: .customLong("older-than"), help: "Only records finished longer ago than this: 1h, 30m.", transform: DurationArgument.parse) var olderThan: DurationArgument?
+    @Option(name: .customLong("older-than"), help: "Only records finished longer ago than this: 1h, 30m.", transform: DurationArgument.parse) var olderThan:
+        DurationArgument?
     @Option(help: "At most this many.") var limit: Int?
 
     func validate() throws {
@@ -274,7 +286,11 @@ struct Clean: AsyncParsableCommand {
             }
         }
         Output.endNote()
-        if global.json { Output.json(["queue": queue, "state": state.rawValue, "removed": count]) } else { Output.line("removed \(count) \(state) job\(count == 1 ? "" : "s")") }
+        if global.json {
+            Output.json(["queue": queue, "state": state.rawValue, "removed": count])
+        } else {
+            Output.line("removed \(count) \(state) job\(count == 1 ? "" : "s")")
+        }
     }
 }
 
@@ -287,7 +303,11 @@ struct Pause: AsyncParsableCommand {
 
     func run() async throws {
         let changed = try await global.withClient { client in try await global.queue(queue, client).inspector.pause() }
-        if global.json { Output.json(["queue": queue, "paused": true, "changed": changed]) } else { Output.line(changed ? "\(queue) paused" : "\(queue) was already paused") }
+        if global.json {
+            Output.json(["queue": queue, "paused": true, "changed": changed])
+        } else {
+            Output.line(changed ? "\(queue) paused" : "\(queue) was already paused")
+        }
     }
 }
 
@@ -300,7 +320,11 @@ struct Resume: AsyncParsableCommand {
 
     func run() async throws {
         let changed = try await global.withClient { client in try await global.queue(queue, client).inspector.resume() }
-        if global.json { Output.json(["queue": queue, "paused": false, "changed": changed]) } else { Output.line(changed ? "\(queue) resumed" : "\(queue) was not paused") }
+        if global.json {
+            Output.json(["queue": queue, "paused": false, "changed": changed])
+        } else {
+            Output.line(changed ? "\(queue) resumed" : "\(queue) was not paused")
+        }
     }
 }
 
@@ -309,7 +333,8 @@ func confirm(_ what: String, command: String, queue: String, yes: Bool) throws {
     if yes { return }
     guard isatty(0) == 1 else {
         // A usage error (2): the command is fine, it is missing the flag that says "I mean it".
-        throw AdminFailure(exitCode: 2, kind: "usage", message: "\(command) needs --yes when stdin is not a terminal (\(what.prefix(1).lowercased() + what.dropFirst()))")
+        throw AdminFailure(
+            exitCode: 2, kind: "usage", message: "\(command) needs --yes when stdin is not a terminal (\(what.prefix(1).lowercased() + what.dropFirst()))")
     }
     StandardStreams.err("\(what). Type the queue name (\(queue)) to go on: ")
     guard readLine()?.trimmingCharacters(in: .whitespaces) == queue else {
@@ -332,7 +357,11 @@ struct Purge: AsyncParsableCommand {
             try await global.queue(queue, client).inspector.purge { _, remaining in Output.note("deleting… \(remaining) left") }
         }
         Output.endNote()
-        if global.json { Output.json(["queue": queue, "removed": count]) } else { Output.line("deleted \(count) waiting and delayed job\(count == 1 ? "" : "s")") }
+        if global.json {
+            Output.json(["queue": queue, "removed": count])
+        } else {
+            Output.line("deleted \(count) waiting and delayed job\(count == 1 ? "" : "s")")
+        }
     }
 }
 
@@ -353,13 +382,18 @@ struct Obliterate: AsyncParsableCommand {
             try await global.queue(queue, client).inspector.obliterate(force: force) { _, remaining in Output.note("deleting… \(remaining) left") }
         }
         Output.endNote()
-        if global.json { Output.json(["queue": queue, "removed": count]) } else { Output.line("obliterated \(queue): \(count) job\(count == 1 ? "" : "s") deleted") }
+        if global.json {
+            Output.json(["queue": queue, "removed": count])
+        } else {
+            Output.line("obliterated \(queue): \(count) job\(count == 1 ? "" : "s") deleted")
+        }
     }
 }
 
 /// `jobq-admin retention <queue>`.
 struct Retention: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show or set how many finished records a queue keeps (defaults 10 completed, 5 failed, 10 cancelled).")
+    static let configuration = CommandConfiguration(
+        abstract: "Show or set how many finished records a queue keeps (defaults 10 completed, 5 failed, 10 cancelled).")
 
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The queue.") var queue: String

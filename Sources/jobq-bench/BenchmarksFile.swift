@@ -37,9 +37,9 @@ struct BenchEnvironment: Encodable {
         case .unix: transport = "unix socket"
         }
         #if DEBUG
-        let build = "debug"
+            let build = "debug"
         #else
-        let build = "release"
+            let build = "release"
         #endif
         return BenchEnvironment(
             date: ISO8601DateFormatter().string(from: Date()),
@@ -107,23 +107,25 @@ struct BenchmarksFile {
 
     /// `complete`: every scenario ran, so the targets summary is rewritten too.
     func update(environment: BenchEnvironment, reports: [ScenarioReport], complete: Bool) throws {
-        var text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? """
-            # jobq benchmarks
+        var text =
+            (try? String(contentsOfFile: path, encoding: .utf8)) ?? """
+                # jobq benchmarks
 
-            Every figure is a ratio to a reference measured in the same run on the same server
-            (`docs/performance.md`). Written by `jobq-bench`; see the command in each section.
+                Every figure is a ratio to a reference measured in the same run on the same server
+                (`docs/performance.md`). Written by `jobq-bench`; see the command in each section.
 
-            <!-- jobq-bench:environment -->
-            <!-- /jobq-bench:environment -->
+                <!-- jobq-bench:environment -->
+                <!-- /jobq-bench:environment -->
 
-            """
+                """
         text = Self.replacing(block: "environment", in: text, with: "Latest run: " + environment.markdown, title: "Environment")
         for report in reports {
             let body = environment.markdown + "\n\n" + report.markdown + "\n\n" + "(\(report.scenario): \(Int(report.seconds)) s)"
             text = Self.replacing(block: report.scenario, in: text, with: body, title: Self.titles[report.scenario] ?? report.scenario)
         }
         // The targets table: this run's rows for the scenarios it ran, the earlier rows for the rest.
-        let previous = Self.block("targets", in: text)?.split(separator: "\n").map(String.init).filter { $0.hasPrefix("| ") && !$0.hasPrefix("| scenario ") } ?? []
+        let previous =
+            Self.block("targets", in: text)?.split(separator: "\n").map(String.init).filter { $0.hasPrefix("| ") && !$0.hasPrefix("| scenario ") } ?? []
         let ran = Set(reports.map(\.scenario))
         let kept = complete ? [] : previous.filter { row in !ran.contains(row.dropFirst(2).prefix { $0 != " " }.description) }
         text = Self.replacing(block: "targets", in: text, with: Self.targets(reports, keeping: kept), title: "Targets")
@@ -137,7 +139,9 @@ struct BenchmarksFile {
         for r in reports {
             for f in r.figures where f.target != nil {
                 let status = f.met.map { $0 ? "met" : "**missed**" } ?? "not measured"
-                rows.append("| \(r.scenario) | \(f.name) | \(Figure.spread(f.values, unit: f.unit)) | \(f.referenceValues.map { Figure.spread($0, unit: f.unit) } ?? "—") | \(f.ratio.map { Figure.format($0) + "×" } ?? "—") | \(f.target ?? "") | \(status) |")
+                rows.append(
+                    "| \(r.scenario) | \(f.name) | \(Figure.spread(f.values, unit: f.unit)) | \(f.referenceValues.map { Figure.spread($0, unit: f.unit) } ?? "—") | \(f.ratio.map { Figure.format($0) + "×" } ?? "—") | \(f.target ?? "") | \(status) |"
+                )
             }
         }
         func order(_ row: String) -> Int { JobQBench.known.firstIndex(of: String(row.dropFirst(2).prefix { $0 != " " })) ?? 99 }
@@ -152,12 +156,14 @@ struct BenchmarksFile {
     /// The text between a block's markers, if the file has it.
     static func block(_ name: String, in text: String) -> String? {
         guard let start = text.range(of: "<!-- jobq-bench:\(name) -->"),
-              let end = text.range(of: "<!-- /jobq-bench:\(name) -->", range: start.upperBound..<text.endIndex) else { return nil }
+            let end = text.range(of: "<!-- /jobq-bench:\(name) -->", range: start.upperBound..<text.endIndex)
+        else { return nil }
         return String(text[start.upperBound..<end.lowerBound])
     }
 
     static func replacing(block name: String, in text: String, with body: String, title: String) -> String {
-        let open = "<!-- jobq-bench:\(name) -->", close = "<!-- /jobq-bench:\(name) -->"
+        let open = "<!-- jobq-bench:\(name) -->"
+        let close = "<!-- /jobq-bench:\(name) -->"
         let block = open + "\n" + body + "\n" + close
         if let start = text.range(of: open), let end = text.range(of: close, range: start.upperBound..<text.endIndex) {
             return text.replacingCharacters(in: start.lowerBound..<end.upperBound, with: block)

@@ -13,7 +13,9 @@ struct CancelScenario {
 
     /// Token fire times by job id, and waiters for them.
     final class Fired: Sendable {
-        private let state = Mutex<(times: [String: ContinuousClock.Instant], waiters: [String: CheckedContinuation<ContinuousClock.Instant, Never>], running: Set<String>)>(([:], [:], []))
+        private let state = Mutex<
+            (times: [String: ContinuousClock.Instant], waiters: [String: CheckedContinuation<ContinuousClock.Instant, Never>], running: Set<String>)
+        >(([:], [:], []))
 
         func started(_ id: String) { state.withLock { _ = $0.running.insert(id) } }
 
@@ -45,8 +47,13 @@ struct CancelScenario {
     func run() async throws -> ScenarioReport {
         var report = ScenarioReport("cancel")
         let count = quick ? 300 : 1000
-        var ourP50: [Double] = [], ourP99: [Double] = [], refP50: [Double] = [], refP99: [Double] = [], missed: [Double] = []
-        var ours = Histogram<UInt64>.micros(), bare = Histogram<UInt64>.micros()
+        var ourP50: [Double] = []
+        var ourP99: [Double] = []
+        var refP50: [Double] = []
+        var refP99: [Double] = []
+        var missed: [Double] = []
+        var ours = Histogram<UInt64>.micros()
+        var bare = Histogram<UInt64>.micros()
         for run in 0..<runs {
             let reference = try await publishLatency(count: count)
             refP50.append(Double(reference.valueAtPercentile(50)))
@@ -59,15 +66,23 @@ struct CancelScenario {
             missed.append(m.missedMax)
             report.jobs += count + 76
         }
-        let r50 = median(ourP50) / median(refP50), r99 = median(ourP99) / median(refP99)
-        report.add(Figure("cancel → token fired, p50 (\(count) running jobs per run)", ourP50, unit: "µs", reference: "bare PUBLISH → subscriber, p50",
-                          referenceValues: refP50, target: "≤ 3×", met: r50 <= 3))
-        report.add(Figure("cancel → token fired, p99", ourP99, unit: "µs", reference: "bare PUBLISH → subscriber, p99", referenceValues: refP99, target: "≤ 5×", met: r99 <= 5))
+        let r50 = median(ourP50) / median(refP50)
+        let r99 = median(ourP99) / median(refP99)
+        report.add(
+            Figure(
+                "cancel → token fired, p50 (\(count) running jobs per run)", ourP50, unit: "µs", reference: "bare PUBLISH → subscriber, p50",
+                referenceValues: refP50, target: "≤ 3×", met: r50 <= 3))
+        report.add(
+            Figure(
+                "cancel → token fired, p99", ourP99, unit: "µs", reference: "bare PUBLISH → subscriber, p99", referenceValues: refP99, target: "≤ 5×",
+                met: r99 <= 5))
         // The flag is found by the next renewal, at most one interval (L/3 = 1 s) later; the
         // measured time also holds the HSET that sets the flag and the renewal call itself, so
         // the target allows 2 % over the interval.
-        report.add(Figure("missed message (flag only) → token fired, worst of 10, lease 3 s", missed, unit: "ms", reference: "one renewal interval (L/3)",
-                          referenceValues: missed.map { _ in 1000 }, target: "≤ 1× (+2 %)", met: median(missed) <= 1020))
+        report.add(
+            Figure(
+                "missed message (flag only) → token fired, worst of 10, lease 3 s", missed, unit: "ms", reference: "one renewal interval (L/3)",
+                referenceValues: missed.map { _ in 1000 }, target: "≤ 1× (+2 %)", met: median(missed) <= 1020))
         report.latency("cancel() called → handler's token fired", ours)
         report.latency("reference: PUBLISH sent → subscriber got it", bare)
         return report
@@ -134,7 +149,9 @@ struct CancelScenario {
             }
             guard let id else { throw BenchError("no running job to flag") }
             let t0 = ContinuousClock.now
-            _ = try await client.send("HSET", try ReferenceScripts.jobKey(queue: queue.name, id: id), JobField.cancelRequested.rawValue, JobField.flagSet, JobField.cancelReason.rawValue, "bench")
+            _ = try await client.send(
+                "HSET", try ReferenceScripts.jobKey(queue: queue.name, id: id), JobField.cancelRequested.rawValue, JobField.flagSet,
+                JobField.cancelReason.rawValue, "bench")
             let t1 = await fired.wait(id)
             worst = max(worst, (t1 - t0).seconds * 1000)
             _ = try await queue.add(name: "wait", payload: .json("{}"))

@@ -24,7 +24,8 @@ struct ClientScenario {
         let pipelinedCount = 50_000 * scale
 
         // 1. Sequential awaited SET from one caller.
-        var ours: [Double] = [], refs: [Double] = []
+        var ours: [Double] = []
+        var refs: [Double] = []
         var latency = Histogram<UInt64>.micros()
         for run in 0..<(wants("sequential") ? runs : 0) {
             let ref = try await reference.run(clients: 1, pipeline: 1, requests: sequentialCount, command: ["-t", "set"])
@@ -39,8 +40,10 @@ struct ClientScenario {
             report.jobs += 2 * sequentialCount
         }
         if wants("sequential") {
-            report.add(Figure("sequential awaited SET, 1 caller", ours, unit: "ops/s", reference: "`redis-benchmark -c 1`", referenceValues: refs,
-                              target: "≥ 0.5×", met: median(ours) / median(refs) >= 0.5))
+            report.add(
+                Figure(
+                    "sequential awaited SET, 1 caller", ours, unit: "ops/s", reference: "`redis-benchmark -c 1`", referenceValues: refs,
+                    target: "≥ 0.5×", met: median(ours) / median(refs) >= 0.5))
             report.latency("awaited SET, 1 caller", latency)
         }
 
@@ -55,7 +58,7 @@ struct ClientScenario {
                 for t in 0..<32 {
                     group.addTask {
                         let key = "bench:c\(t)"
-                                for _ in 0..<perTask { _ = try await client.send("SET", key, "xxx") }
+                        for _ in 0..<perTask { _ = try await client.send("SET", key, "xxx") }
                     }
                 }
                 try await group.waitForAll()
@@ -64,8 +67,10 @@ struct ClientScenario {
             report.jobs += 2 * pipelinedCount
         }
         if wants("concurrent") {
-            report.add(Figure("32 concurrent callers, 1 connection", ours, unit: "ops/s", reference: "`redis-benchmark -c 1 -P 32`", referenceValues: refs,
-                              target: "≥ 0.5×", met: median(ours) / median(refs) >= 0.5))
+            report.add(
+                Figure(
+                    "32 concurrent callers, 1 connection", ours, unit: "ops/s", reference: "`redis-benchmark -c 1 -P 32`", referenceValues: refs,
+                    target: "≥ 0.5×", met: median(ours) / median(refs) >= 0.5))
         }
 
         // 3. Explicit pipelines of 16.
@@ -81,8 +86,10 @@ struct ClientScenario {
             report.jobs += 2 * pipelinedCount
         }
         if wants("pipeline") {
-            report.add(Figure("explicit pipelines of 16", ours, unit: "ops/s", reference: "`redis-benchmark -c 1 -P 16`", referenceValues: refs,
-                              target: "≥ 0.7×", met: median(ours) / median(refs) >= 0.7))
+            report.add(
+                Figure(
+                    "explicit pipelines of 16", ours, unit: "ops/s", reference: "`redis-benchmark -c 1 -P 16`", referenceValues: refs,
+                    target: "≥ 0.7×", met: median(ours) / median(refs) >= 0.7))
         }
         _ = try await client.send(RedisCommand("DEL", arguments: ["bench:seq", "bench:p"] + (0..<32).map { "bench:c\($0)" }))
         report.note("here a \"job\" is one SET (ours and redis-benchmark's).")

@@ -19,7 +19,9 @@ struct DelayedScenario {
         let spread = quick ? 4.0 : 10.0
         for hz in ownServer ? [10, 100] : [0] {
             if hz > 0 { _ = try await client.send("CONFIG", "SET", "hz", String(hz)) }
-            var p50: [Double] = [], p99: [Double] = [], max: [Double] = []
+            var p50: [Double] = []
+            var p99: [Double] = []
+            var max: [Double] = []
             var merged = Histogram<UInt64>.micros()
             for run in 0..<runs {
                 let h = try await lateness(count: count, spread: spread, label: "\(hz)-\(run)")
@@ -33,13 +35,17 @@ struct DelayedScenario {
             let target = 2 * tick
             let at = hz > 0 ? ", hz \(hz)" : ""
             report.add(Figure("delayed lateness p50, \(count.formatted()) jobs due over \(Int(spread)) s\(at)", p50, unit: "ms"))
-            report.add(Figure("delayed lateness p99\(at)", p99, unit: "ms", reference: "2 server ticks", referenceValues: p99.map { _ in target },
-                              target: "≤ 1×", met: median(p99) <= target))
+            report.add(
+                Figure(
+                    "delayed lateness p99\(at)", p99, unit: "ms", reference: "2 server ticks", referenceValues: p99.map { _ in target },
+                    target: "≤ 1×", met: median(p99) <= target))
             report.add(Figure("delayed lateness max\(at)", max, unit: "ms"))
             report.latency("handler start − due time\(at)", merged, unit: "ms")
         }
         if ownServer { _ = try await client.send("CONFIG", "SET", "hz", "10") }
-        report.note("delayed: a worker's idle fetcher sleeps on a local timer until the earliest due job and wakes its blocked BZPOPMIN with CLIENT UNBLOCK; a busy one promotes due jobs in every take. Lateness includes the take and the hop to the handler; it is measured in whole milliseconds.")
+        report.note(
+            "delayed: a worker's idle fetcher sleeps on a local timer until the earliest due job and wakes its blocked BZPOPMIN with CLIENT UNBLOCK; a busy one promotes due jobs in every take. Lateness includes the take and the hop to the handler; it is measured in whole milliseconds."
+        )
         return report
     }
 
@@ -51,8 +57,10 @@ struct DelayedScenario {
         for i in 0..<count {
             let due = start.addingTimeInterval(spread * Double(i) / Double(count))
             let dueMs = Int64((due.timeIntervalSince1970 * 1000).rounded())
-            jobs.append(JobQueue.NewJob(name: "due", payload: .json(#"{"due":\#(dueMs)}"#),
-                                        options: JobOptions(runAt: Date(timeIntervalSince1970: Double(dueMs) / 1000))))
+            jobs.append(
+                JobQueue.NewJob(
+                    name: "due", payload: .json(#"{"due":\#(dueMs)}"#),
+                    options: JobOptions(runAt: Date(timeIntervalSince1970: Double(dueMs) / 1000))))
         }
         for result in try await queue.addBulk(jobs) { _ = try result.get() }
 
@@ -65,7 +73,8 @@ struct DelayedScenario {
             samples.withLock { $0.append(max(0, now - due)) }
             return []
         }
-        let worker = try BenchWorker(server: client.configuration, configuration: WorkerConfiguration(queues: [.init(queue.name)], concurrency: 64), handlers: handlers)
+        let worker = try BenchWorker(
+            server: client.configuration, configuration: WorkerConfiguration(queues: [.init(queue.name)], concurrency: 64), handlers: handlers)
         let deadline = ContinuousClock.now + .seconds(spread + 60)
         while ContinuousClock.now < deadline, samples.withLock({ $0.count }) < count {
             try await Task.sleep(for: .milliseconds(100))

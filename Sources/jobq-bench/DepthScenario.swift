@@ -33,14 +33,20 @@ struct DepthScenario {
         for c in cases {
             let m = results[c.label] ?? []
             let isBase = c.label == cases[0].label
-            let add = median(m.map(\.add)) / median(base.map(\.add)), take = median(m.map(\.take)) / median(base.map(\.take))
-            report.add(Figure("add p50, \(c.label)", m.map(\.add), unit: "µs", reference: isBase ? nil : "same, 1,000 waiting",
-                              referenceValues: isBase ? nil : base.map(\.add), target: isBase ? nil : "≤ 1.5×", met: isBase ? nil : add <= 1.5))
-            report.add(Figure("take + finish p50, \(c.label)", m.map(\.take), unit: "µs", reference: isBase ? nil : "same, 1,000 waiting",
-                              referenceValues: isBase ? nil : base.map(\.take), target: isBase ? nil : "≤ 1.5×", met: isBase ? nil : take <= 1.5))
+            let add = median(m.map(\.add)) / median(base.map(\.add))
+            let take = median(m.map(\.take)) / median(base.map(\.take))
+            report.add(
+                Figure(
+                    "add p50, \(c.label)", m.map(\.add), unit: "µs", reference: isBase ? nil : "same, 1,000 waiting",
+                    referenceValues: isBase ? nil : base.map(\.add), target: isBase ? nil : "≤ 1.5×", met: isBase ? nil : add <= 1.5))
+            report.add(
+                Figure(
+                    "take + finish p50, \(c.label)", m.map(\.take), unit: "µs", reference: isBase ? nil : "same, 1,000 waiting",
+                    referenceValues: isBase ? nil : base.map(\.take), target: isBase ? nil : "≤ 1.5×", met: isBase ? nil : take <= 1.5))
         }
         for c in cases {
-            var adds = Histogram<UInt64>.micros(), takes = Histogram<UInt64>.micros()
+            var adds = Histogram<UInt64>.micros()
+            var takes = Histogram<UInt64>.micros()
             for m in results[c.label] ?? [] {
                 adds.add(m.adds)
                 takes.add(m.takes)
@@ -48,7 +54,9 @@ struct DepthScenario {
             report.latency("add, \(c.label)", adds)
             report.latency("take + finish, \(c.label)", takes)
         }
-        report.note("take + finish is one call of `ReferenceScripts.takeAndFinish`: this build's takeJob and finishJob scripts back to back, by EVALSHA from one awaited caller.")
+        report.note(
+            "take + finish is one call of `ReferenceScripts.takeAndFinish`: this build's takeJob and finishJob scripts back to back, by EVALSHA from one awaited caller."
+        )
         return report
     }
 

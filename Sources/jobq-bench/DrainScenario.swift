@@ -13,9 +13,13 @@ struct DrainScenario {
     func run() async throws -> ScenarioReport {
         var report = ScenarioReport("drain")
         let n = quick ? 20_000 : 100_000
-        var rate32: [Double] = [], cpu32: [Double] = []
+        var rate32: [Double] = []
+        var cpu32: [Double] = []
         for concurrency in [1, 8, 32] {
-            var rates: [Double] = [], cpu: [Double] = [], calls: [Double] = [], workerCPU: [Double] = []
+            var rates: [Double] = []
+            var cpu: [Double] = []
+            var calls: [Double] = []
+            var workerCPU: [Double] = []
             var breakdown: [String: Int] = [:]
             let jobs = concurrency == 1 ? n / 5 : n
             for run in 0..<runs {
@@ -27,8 +31,10 @@ struct DrainScenario {
                 workerCPU.append(m.workerCPU)
                 breakdown = m.breakdown
             }
-            report.add(Figure("drain \(jobs.formatted()) no-op jobs, 1 worker, concurrency \(concurrency)", rates, unit: "jobs/s",
-                              target: concurrency == 32 ? "≥ 20,000 (aim)" : nil, met: concurrency == 32 ? median(rates) >= 20_000 : nil))
+            report.add(
+                Figure(
+                    "drain \(jobs.formatted()) no-op jobs, 1 worker, concurrency \(concurrency)", rates, unit: "jobs/s",
+                    target: concurrency == 32 ? "≥ 20,000 (aim)" : nil, met: concurrency == 32 ? median(rates) >= 20_000 : nil))
             report.add(Figure("Redis CPU per job, concurrency \(concurrency)", cpu, unit: "µs"))
             report.add(Figure("worker CPU per job, concurrency \(concurrency)", workerCPU, unit: "µs"))
             if concurrency == 32 {
@@ -36,10 +42,14 @@ struct DrainScenario {
                 cpu32 = cpu
                 let inScript = Double(breakdown.filter { $0.key != "evalsha" }.values.reduce(0, +)) / Double(jobs)
                 let evalsha = Double(breakdown["evalsha"] ?? 0) / Double(jobs)
-                report.add(Figure("Redis commands per job inside the scripts (take + finish, c = 32; plus \(f2(evalsha)) EVALSHA)", [inScript], unit: "",
-                                  target: "≤ 12", met: inScript <= 12.01))
+                report.add(
+                    Figure(
+                        "Redis commands per job inside the scripts (take + finish, c = 32; plus \(f2(evalsha)) EVALSHA)", [inScript], unit: "",
+                        target: "≤ 12", met: inScript <= 12.01))
             }
-            report.note("concurrency \(concurrency): \(f2(median(calls))) Redis commands per job (\(breakdown.sorted { $0.value > $1.value }.prefix(16).map { "\($0.key) \(f2(Double($0.value) / Double(jobs)))" }.joined(separator: ", ")))")
+            report.note(
+                "concurrency \(concurrency): \(f2(median(calls))) Redis commands per job (\(breakdown.sorted { $0.value > $1.value }.prefix(16).map { "\($0.key) \(f2(Double($0.value) / Double(jobs)))" }.joined(separator: ", ")))"
+            )
         }
 
         // The ceiling: redis-benchmark -c 1 -P 32 running take + finish in one script, no client.
@@ -49,14 +59,18 @@ struct DrainScenario {
             report.jobs += n
         }
         let ceilingRatio = median(rate32) / median(ceiling)
-        report.add(Figure("drain rate, concurrency 32", rate32, unit: "jobs/s", reference: "`redis-benchmark -c 1 -P 32` running take + finish in one script",
-                          referenceValues: ceiling, target: "≥ 0.7×", met: ceilingRatio >= 0.7))
+        report.add(
+            Figure(
+                "drain rate, concurrency 32", rate32, unit: "jobs/s", reference: "`redis-benchmark -c 1 -P 32` running take + finish in one script",
+                referenceValues: ceiling, target: "≥ 0.7×", met: ceilingRatio >= 0.7))
 
         var bull: [BullMQReference.Measure] = []
         var note = ""
         for run in 0..<runs {
             do {
-                bull.append(try await BullMQReference(configuration: client.configuration).measureDrain(quick ? 10_000 : 30_000, queue: "bench-bull-drain-\(run)", concurrency: 32))
+                bull.append(
+                    try await BullMQReference(configuration: client.configuration).measureDrain(
+                        quick ? 10_000 : 30_000, queue: "bench-bull-drain-\(run)", concurrency: 32))
                 report.jobs += quick ? 10_000 : 30_000
             } catch {
                 note = "BullMQ drain skipped: \(error)"
@@ -66,13 +80,20 @@ struct DrainScenario {
         if bull.isEmpty {
             report.note(note)
         } else {
-            let rateRatio = median(rate32) / median(bull.map(\.rate)), cpuRatio = median(cpu32) / median(bull.map(\.cpuMicrosPerJob))
-            report.add(Figure("drain rate, concurrency 32", rate32, unit: "jobs/s", reference: "BullMQ \(BullMQReference.version()) Python worker, concurrency 32",
-                              referenceValues: bull.map(\.rate), target: "≥ 10×", met: rateRatio >= 10))
-            report.add(Figure("Redis CPU per job, concurrency 32", cpu32, unit: "µs", reference: "same", referenceValues: bull.map(\.cpuMicrosPerJob),
-                              target: "≤ 0.33×", met: cpuRatio <= 1.0 / 3))
+            let rateRatio = median(rate32) / median(bull.map(\.rate))
+            let cpuRatio = median(cpu32) / median(bull.map(\.cpuMicrosPerJob))
+            report.add(
+                Figure(
+                    "drain rate, concurrency 32", rate32, unit: "jobs/s", reference: "BullMQ \(BullMQReference.version()) Python worker, concurrency 32",
+                    referenceValues: bull.map(\.rate), target: "≥ 10×", met: rateRatio >= 10))
+            report.add(
+                Figure(
+                    "Redis CPU per job, concurrency 32", cpu32, unit: "µs", reference: "same", referenceValues: bull.map(\.cpuMicrosPerJob),
+                    target: "≤ 0.33×", met: cpuRatio <= 1.0 / 3))
             let last = bull.last!
-            report.note("BullMQ drain: \(f2(median(bull.map(\.callsPerJob)))) Redis commands per job (\(last.calls.sorted { $0.value > $1.value }.prefix(12).map { "\($0.key) \(f2(Double($0.value) / Double(last.n)))" }.joined(separator: ", ")))")
+            report.note(
+                "BullMQ drain: \(f2(median(bull.map(\.callsPerJob)))) Redis commands per job (\(last.calls.sorted { $0.value > $1.value }.prefix(12).map { "\($0.key) \(f2(Double($0.value) / Double(last.n)))" }.joined(separator: ", ")))"
+            )
         }
         return report
     }
@@ -101,8 +122,10 @@ struct DrainScenario {
         guard counts.waiting == 0, counts.active == 0 else {
             throw BenchError("the reference script left \(counts.waiting) waiting and \(counts.active) active jobs of \(n)")
         }
-        return (result.rps, (after.cpuSeconds - before.cpuSeconds) * 1e6 / Double(n),
-                Double(ServerStats.callsBetween(before, after).values.reduce(0, +)) / Double(n))
+        return (
+            result.rps, (after.cpuSeconds - before.cpuSeconds) * 1e6 / Double(n),
+            Double(ServerStats.callsBetween(before, after).values.reduce(0, +)) / Double(n)
+        )
     }
 
     struct Measure {
@@ -145,8 +168,9 @@ struct DrainScenario {
         _ = try await queue.inspector.obliterate(force: true)
         let calls = ServerStats.callsBetween(before, after)
         let total = Double(calls.values.reduce(0, +))
-        return Measure(rate: Double(n) / elapsed, cpu: (after.cpuSeconds - before.cpuSeconds) * 1e6 / Double(n), calls: total / Double(n),
-                       breakdown: calls, workerCPU: workerCPU * 1e6 / Double(n))
+        return Measure(
+            rate: Double(n) / elapsed, cpu: (after.cpuSeconds - before.cpuSeconds) * 1e6 / Double(n), calls: total / Double(n),
+            breakdown: calls, workerCPU: workerCPU * 1e6 / Double(n))
     }
 }
 

@@ -23,15 +23,22 @@ struct EnqueueScenario {
         func evalsha(_ queue: String) async throws -> [String] { try await Self.addScriptCommand(client: client, queue: queue) }
 
         // 1. Single adds: latency p50/p99 vs the script alone at -c 1.
-        var ourP50: [Double] = [], ourP99: [Double] = [], refP50: [Double] = [], refP99: [Double] = []
-        var ourRate: [Double] = [], refRate: [Double] = []
-        var cpuPerAdd: [Double] = [], callsPerAdd: [Double] = []
+        var ourP50: [Double] = []
+        var ourP99: [Double] = []
+        var refP50: [Double] = []
+        var refP99: [Double] = []
+        var ourRate: [Double] = []
+        var refRate: [Double] = []
+        var cpuPerAdd: [Double] = []
+        var callsPerAdd: [Double] = []
         var breakdown: [String: Int] = [:]
         for run in 0..<runs {
             let refQueue = "bench-ref-\(run)"
             let ref = try await reference.run(clients: 1, pipeline: 1, requests: singles, command: try await evalsha(refQueue), randomKeyspace: 1_000_000_000)
             try await drop(refQueue)
-            refP50.append(ref.p50Ms * 1000); refP99.append(ref.p99Ms * 1000); refRate.append(ref.rps)
+            refP50.append(ref.p50Ms * 1000)
+            refP99.append(ref.p99Ms * 1000)
+            refRate.append(ref.rps)
 
             let queue = try JobQueue(name: "bench-add-\(run)", client: client)
             _ = try await queue.add(name: "warmup", payload: Self.payload)
@@ -58,14 +65,18 @@ struct EnqueueScenario {
         }
         let p50Ratio = median(ourP50) / median(refP50)
         let p99Ratio = median(ourP99) / median(refP99)
-        report.add(Figure("single add, p50 latency", ourP50, unit: "µs", reference: "`redis-benchmark -c 1` EVALSHA addJob-7", referenceValues: refP50,
-                          target: "≤ 2×", met: p50Ratio <= 2))
+        report.add(
+            Figure(
+                "single add, p50 latency", ourP50, unit: "µs", reference: "`redis-benchmark -c 1` EVALSHA addJob-7", referenceValues: refP50,
+                target: "≤ 2×", met: p50Ratio <= 2))
         report.add(Figure("single add, p99 latency", ourP99, unit: "µs", reference: "same", referenceValues: refP99, target: "≤ 3×", met: p99Ratio <= 3))
-        report.add(Figure("single adds, one awaited at a time (\(singles.formatted()) per run)", ourRate, unit: "adds/s", reference: "same", referenceValues: refRate))
+        report.add(
+            Figure("single adds, one awaited at a time (\(singles.formatted()) per run)", ourRate, unit: "adds/s", reference: "same", referenceValues: refRate))
         report.latency("single add (\(singles.formatted()) per run)", latency)
 
         // 2. addBulk vs the script pipelined 100 deep.
-        var bulkRate: [Double] = [], bulkRef: [Double] = []
+        var bulkRate: [Double] = []
+        var bulkRef: [Double] = []
         var memoryPerJob: [Double] = []
         var bulkCPU: [Double] = []
         for run in 0..<runs {
@@ -90,14 +101,22 @@ struct EnqueueScenario {
             try await drop(queue.name)
         }
         let bulkRatio = median(bulkRate) / median(bulkRef)
-        report.add(Figure("addBulk of \(bulk.formatted())", bulkRate, unit: "jobs/s", reference: "`redis-benchmark -c 1 -P 100` EVALSHA addJob-7", referenceValues: bulkRef,
-                          target: "≥ 0.6×", met: bulkRatio >= 0.6))
+        report.add(
+            Figure(
+                "addBulk of \(bulk.formatted())", bulkRate, unit: "jobs/s", reference: "`redis-benchmark -c 1 -P 100` EVALSHA addJob-7",
+                referenceValues: bulkRef,
+                target: "≥ 0.6×", met: bulkRatio >= 0.6))
 
         // 3. Redis work per add, next to BullMQ's.
         let calls = median(callsPerAdd)
         let inScript = Double(breakdown.filter { $0.key != "evalsha" && $0.key != "sadd" }.values.reduce(0, +)) / Double(singles)
-        report.add(Figure("Redis commands per add, inside the script (\(f2(calls)) with the EVALSHA and the queue registration)", [inScript], unit: "", target: "≤ 6", met: inScript <= 6.01))
-        report.note("commands per add: " + breakdown.sorted { $0.value > $1.value }.map { "\($0.key) \(f2(Double($0.value) / Double(singles)))" }.joined(separator: ", "))
+        report.add(
+            Figure(
+                "Redis commands per add, inside the script (\(f2(calls)) with the EVALSHA and the queue registration)", [inScript], unit: "", target: "≤ 6",
+                met: inScript <= 6.01))
+        report.note(
+            "commands per add: "
+                + breakdown.sorted { $0.value > $1.value }.map { "\($0.key) \(f2(Double($0.value) / Double(singles)))" }.joined(separator: ", "))
         // Sequential adds pay the request's own I/O on both sides; pipelined adds (addBulk on both
         // sides) show what the scripts themselves cost.
         for (label, ours, bulkMode) in [("one at a time", cpuPerAdd, false), ("pipelined (addBulk)", bulkCPU, true)] {
@@ -106,7 +125,9 @@ struct EnqueueScenario {
             for run in 0..<runs {
                 do {
                     report.jobs += bulkMode ? (quick ? 10_000 : 20_000) : (quick ? 2_000 : 5_000)
-                    bull.append(try await BullMQReference(configuration: client.configuration).measureAdds(bulkMode ? (quick ? 10_000 : 20_000) : (quick ? 2_000 : 5_000), queue: "bench-bullmq-\(run)", bulk: bulkMode))
+                    bull.append(
+                        try await BullMQReference(configuration: client.configuration).measureAdds(
+                            bulkMode ? (quick ? 10_000 : 20_000) : (quick ? 2_000 : 5_000), queue: "bench-bullmq-\(run)", bulk: bulkMode))
                 } catch {
                     bullNote = "BullMQ reference skipped: \(error)"
                     break
@@ -119,16 +140,24 @@ struct EnqueueScenario {
             }
             let bullCPU = median(bull.map(\.cpuMicrosPerJob))
             let ratio = median(ours) / bullCPU
-            report.add(Figure("Redis CPU per add, \(label)", ours, unit: "µs", reference: "BullMQ `\(bulkMode ? "Queue.addBulk" : "Queue.add")` → addStandardJob (bullmq \(BullMQReference.version()), Python)",
-                              referenceValues: bull.map(\.cpuMicrosPerJob), target: "≤ 0.5×", met: ratio <= 0.5))
+            report.add(
+                Figure(
+                    "Redis CPU per add, \(label)", ours, unit: "µs",
+                    reference: "BullMQ `\(bulkMode ? "Queue.addBulk" : "Queue.add")` → addStandardJob (bullmq \(BullMQReference.version()), Python)",
+                    referenceValues: bull.map(\.cpuMicrosPerJob), target: "≤ 0.5×", met: ratio <= 0.5))
             let last = bull.last!
             let bullCalls = last.calls.sorted { $0.value > $1.value }.map { "\($0.key) \(f2(Double($0.value) / Double(last.n)))" }.joined(separator: ", ")
-            report.note("BullMQ \(label): \(f2(median(bull.map(\.callsPerJob)))) Redis commands per add (\(bullCalls)); \(Int(median(bull.map(\.rate)))) adds/s from Python")
+            report.note(
+                "BullMQ \(label): \(f2(median(bull.map(\.callsPerJob)))) Redis commands per add (\(bullCalls)); \(Int(median(bull.map(\.rate)))) adds/s from Python"
+            )
         }
 
         // 4. Memory per waiting job.
         let memory = median(memoryPerJob)
-        report.add(Figure("Redis memory per waiting job (20-byte payload), `INFO memory` delta / \(bulk.formatted())", memoryPerJob, unit: "B", target: "≤ 400 B", met: memory <= 400))
+        report.add(
+            Figure(
+                "Redis memory per waiting job (20-byte payload), `INFO memory` delta / \(bulk.formatted())", memoryPerJob, unit: "B", target: "≤ 400 B",
+                met: memory <= 400))
         return report
     }
 
@@ -139,8 +168,10 @@ struct EnqueueScenario {
         let probe = try JobQueue(name: queue, client: client)
         guard let sha = try await probe.preloadScripts()["addJob-7"] else { throw BenchError("addJob-7 did not load") }
         let k = try QueueKeys(queue: queue)
-        return ["EVALSHA", sha, "7", k.jobPrefix + "__rand_int__", k.wait, k.prioritized, k.delayed, k.marker, k.events, k.sequence,
-                "__rand_int__", "0", "0", "0", "10000", JobField.name.rawValue, "bench", JobField.payload.rawValue, payload.text]
+        return [
+            "EVALSHA", sha, "7", k.jobPrefix + "__rand_int__", k.wait, k.prioritized, k.delayed, k.marker, k.events, k.sequence,
+            "__rand_int__", "0", "0", "0", "10000", JobField.name.rawValue, "bench", JobField.payload.rawValue, payload.text,
+        ]
     }
 
     private func drop(_ queue: String) async throws {
@@ -153,4 +184,3 @@ struct BenchError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
 }
-

@@ -34,7 +34,9 @@ struct Headline {
     enum Failure: Error, CustomStringConvertible {
         case missing(String)
         var description: String {
-            switch self { case .missing(let what): what }
+            switch self {
+            case .missing(let what): what
+            }
         }
     }
 
@@ -44,8 +46,14 @@ struct Headline {
         var rows: [Row] = []
         var inFigures = false
         for line in body.split(separator: "\n") {
-            if line.hasPrefix("| figure | measured") { inFigures = true; continue }
-            guard inFigures, line.hasPrefix("| "), !line.hasPrefix("|---") else { inFigures = inFigures && line.hasPrefix("|"); continue }
+            if line.hasPrefix("| figure | measured") {
+                inFigures = true
+                continue
+            }
+            guard inFigures, line.hasPrefix("| "), !line.hasPrefix("|---") else {
+                inFigures = inFigures && line.hasPrefix("|")
+                continue
+            }
             let cells = line.split(separator: "|", omittingEmptySubsequences: false).dropFirst().map { $0.trimmingCharacters(in: .whitespaces) }
             guard cells.count >= 5 else { continue }
             var reference = cells[2]
@@ -67,17 +75,21 @@ struct Headline {
         ]
         for pick in picks {
             let rows = try rows(block: pick.block, in: benchmarks)
-            guard let row = rows.first(where: { row in row.figure.hasPrefix(pick.figure) && (pick.reference.map { row.reference.contains($0) } ?? true) }) else {
+            guard let row = rows.first(where: { row in row.figure.hasPrefix(pick.figure) && (pick.reference.map { row.reference.contains($0) } ?? true) })
+            else {
                 throw .missing("BENCHMARKS.md's \(pick.block) block has no row \"\(pick.figure)\"\(pick.reference.map { " against \($0)" } ?? "")")
             }
             let reference = row.reference == "—" ? "—" : row.reference
             lines.append("| \(pick.label) | \(median(row.measured)) | \(reference) | \(median(row.referenceValue)) | \(row.ratio) |")
         }
-        let environment = BenchmarksFile.block("environment", in: benchmarks)?
+        let environment =
+            BenchmarksFile.block("environment", in: benchmarks)?
             .split(separator: "\n").first { $0.hasPrefix("Machine:") }
             .map { String($0).trimmingCharacters(in: .whitespaces) } ?? ""
         lines.append("")
-        lines.append("Medians of 5 runs from [`BENCHMARKS.md`](BENCHMARKS.md), which has the spreads, the latency percentiles, the targets (met and missed, with profiles) and the command behind each figure. \(environment) Written by `jobq-bench headline` from `BENCHMARKS.md`: never edited by hand.")
+        lines.append(
+            "Medians of 5 runs from [`BENCHMARKS.md`](BENCHMARKS.md), which has the spreads, the latency percentiles, the targets (met and missed, with profiles) and the command behind each figure. \(environment) Written by `jobq-bench headline` from `BENCHMARKS.md`: never edited by hand."
+        )
         return lines.joined(separator: "\n")
     }
 

@@ -50,7 +50,10 @@ struct JobQBench: AsyncParsableCommand {
     @Argument(help: "Scenarios to run (default: all). See the list below.")
     var scenarios: [String] = []
 
-    @Flag(help: "A fast look: 1 run per figure and smaller counts (under 2 minutes for all scenarios); BENCHMARKS.md is left alone unless --benchmarks-file is given.")
+    @Flag(
+        help:
+            "A fast look: 1 run per figure and smaller counts (under 2 minutes for all scenarios); BENCHMARKS.md is left alone unless --benchmarks-file is given."
+    )
     var quick = false
 
     @Option(help: "Runs per figure; the median is reported with min–max (default 5, or 1 with --quick).")
@@ -99,11 +102,14 @@ struct JobQBench: AsyncParsableCommand {
             return
         }
         #if DEBUG
-        print("warning: this is a debug build; run `swift run -c release jobq-bench` for real figures")
+            print("warning: this is a debug build; run `swift run -c release jobq-bench` for real figures")
         #endif
         let runs = self.runs ?? (quick ? 1 : 5)
         let selected = scenarios.isEmpty ? Self.known : Self.known.filter { scenarios.contains($0) }
-        guard let benchmarkTool = ["/usr/bin/redis-benchmark", "/usr/local/bin/redis-benchmark"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+        guard
+            let benchmarkTool = ["/usr/bin/redis-benchmark", "/usr/local/bin/redis-benchmark"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }
+            )
+        else {
             throw ValidationError("redis-benchmark not found (apt-get install -y redis-tools)")
         }
         let server: RedisServerProcess?
@@ -132,7 +138,8 @@ struct JobQBench: AsyncParsableCommand {
         let configuration = client.configuration
         let environment = try await BenchEnvironment.describe(client: client, command: commandLine(runs: runs), runs: runs, quick: quick, ownServer: ownServer)
         let reference = RedisBenchmarkTool(path: tool, configuration: configuration)
-        print("jobq-bench \(selected.joined(separator: " ")) — \(environment.summary), \(runs) run\(runs == 1 ? "" : "s") per figure\(quick ? ", --quick" : "")")
+        print(
+            "jobq-bench \(selected.joined(separator: " ")) — \(environment.summary), \(runs) run\(runs == 1 ? "" : "s") per figure\(quick ? ", --quick" : "")")
 
         var reports: [ScenarioReport] = []
         for scenario in selected {
@@ -159,17 +166,20 @@ struct JobQBench: AsyncParsableCommand {
             report.seconds = (ContinuousClock.now - t0).seconds
             let after = try await ServerStats.fetch(client)
             if report.jobs > 0 {
-                report.redisCost = RedisCost(jobs: report.jobs, cpuMicrosPerJob: (after.cpuSeconds - before.cpuSeconds) * 1e6 / Double(report.jobs),
-                                             callsPerJob: Double(ServerStats.callsBetween(before, after).values.reduce(0, +)) / Double(report.jobs))
+                report.redisCost = RedisCost(
+                    jobs: report.jobs, cpuMicrosPerJob: (after.cpuSeconds - before.cpuSeconds) * 1e6 / Double(report.jobs),
+                    callsPerJob: Double(ServerStats.callsBetween(before, after).values.reduce(0, +)) / Double(report.jobs))
             }
             print(report.markdown)
             print("(\(scenario): \(Int(report.seconds)) s)")
-            fflush(nil)   // each scenario's table shows when it ends, also when stdout is a file
+            fflush(nil)  // each scenario's table shows when it ends, also when stdout is a file
             reports.append(report)
         }
 
         let missed = reports.flatMap { r in r.figures.filter { $0.met == false }.map { "\(r.scenario): \($0.name)" } }
-        print("\n\(reports.map(\.figures.count).reduce(0, +)) figures in \(Int(reports.map(\.seconds).reduce(0, +))) s; \(missed.isEmpty ? "every target met" : "targets missed: \(missed.count)")")
+        print(
+            "\n\(reports.map(\.figures.count).reduce(0, +)) figures in \(Int(reports.map(\.seconds).reduce(0, +))) s; \(missed.isEmpty ? "every target met" : "targets missed: \(missed.count)")"
+        )
         for m in missed { print("  missed — \(m)") }
 
         if let jsonPath {

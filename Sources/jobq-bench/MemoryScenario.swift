@@ -12,7 +12,11 @@ struct MemoryScenario {
     func run() async throws -> ScenarioReport {
         var report = ScenarioReport("memory")
         let n = quick ? 20_000 : 100_000
-        var waiting: [Double] = [], retained: [Double] = [], idle: [Double] = [], busy: [Double] = [], idleCPU: [Double] = []
+        var waiting: [Double] = []
+        var retained: [Double] = []
+        var idle: [Double] = []
+        var busy: [Double] = []
+        var idleCPU: [Double] = []
         let binary = BenchWorker.binary(for: "worker RSS", report: &report)
         for run in 0..<runs {
             let m = try await redisBytes(n: n, run: run)
@@ -27,14 +31,25 @@ struct MemoryScenario {
                 report.jobs += quick ? 2_000 : 10_000
             }
         }
-        report.add(Figure("Redis memory per waiting job (20-byte payload), \(n.formatted()) jobs, `INFO memory` delta / jobs", waiting, unit: "B",
-                          target: "≤ 400 B", met: median(waiting) <= 400))
+        report.add(
+            Figure(
+                "Redis memory per waiting job (20-byte payload), \(n.formatted()) jobs, `INFO memory` delta / jobs", waiting, unit: "B",
+                target: "≤ 400 B", met: median(waiting) <= 400))
         report.add(Figure("Redis memory per retained completed record", retained, unit: "B"))
         if !idle.isEmpty {
             // The target is in MB (10^6 bytes); RSS is read in KiB.
-            report.add(Figure("jobq-worker RSS, idle, concurrency 16 (this build)", idle.map { $0 * 1.048576 }, unit: "MB", target: "≤ 30 MB", met: median(idle) * 1.048576 <= 30))
-            report.add(Figure("jobq-worker RSS, peak while draining, concurrency 16", busy.map { $0 * 1.048576 }, unit: "MB", target: "≤ 30 MB", met: median(busy) * 1.048576 <= 30))
-            report.add(Figure("jobq-worker CPU while idle (\(quick ? 3 : 10) s, `/proc/<pid>/stat`, 10 ms ticks)", idleCPU, unit: "%", target: "< 1 %", met: median(idleCPU) < 1))
+            report.add(
+                Figure(
+                    "jobq-worker RSS, idle, concurrency 16 (this build)", idle.map { $0 * 1.048576 }, unit: "MB", target: "≤ 30 MB",
+                    met: median(idle) * 1.048576 <= 30))
+            report.add(
+                Figure(
+                    "jobq-worker RSS, peak while draining, concurrency 16", busy.map { $0 * 1.048576 }, unit: "MB", target: "≤ 30 MB",
+                    met: median(busy) * 1.048576 <= 30))
+            report.add(
+                Figure(
+                    "jobq-worker CPU while idle (\(quick ? 3 : 10) s, `/proc/<pid>/stat`, 10 ms ticks)", idleCPU, unit: "%", target: "< 1 %",
+                    met: median(idleCPU) < 1))
         }
         return report
     }
@@ -53,7 +68,8 @@ struct MemoryScenario {
         // Run them all (a no-op worker in this process): each becomes a retained completed record.
         var handlers = JobHandlers()
         handlers.register(name: "noop") { _, _ in [] }
-        let worker = try BenchWorker(server: client.configuration, configuration: WorkerConfiguration(queues: [.init(queue.name)], concurrency: 32), handlers: handlers)
+        let worker = try BenchWorker(
+            server: client.configuration, configuration: WorkerConfiguration(queues: [.init(queue.name)], concurrency: 32), handlers: handlers)
         let deadline = ContinuousClock.now + .seconds(600)
         while ContinuousClock.now < deadline, try await queue.inspector.counts().completed < n {
             try await Task.sleep(for: .milliseconds(50))
@@ -67,12 +83,17 @@ struct MemoryScenario {
     private func workerRSS(binary: String, run: Int, jobs: Int) async throws -> (idle: Double, busy: Double, idleCPU: Double) {
         let queue = try JobQueue(name: "bench-rss-\(run)-\(UUID().uuidString.prefix(6))", client: client)
         var environment = ["PATH": "/usr/local/bin:/usr/bin:/bin"]
-        environment["JOBQ_REDIS_URL"] = ProcessInfo.processInfo.environment["JOBQ_REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? client.configuration.redactedURL
+        environment["JOBQ_REDIS_URL"] =
+            ProcessInfo.processInfo.environment["JOBQ_REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? client.configuration.redactedURL
         // glibc malloc tuning, passed through to compare (e.g. MALLOC_ARENA_MAX=2).
         for key in ["MALLOC_ARENA_MAX", "MALLOC_TRIM_THRESHOLD_"] { environment[key] = ProcessInfo.processInfo.environment[key] }
-        let process = try ChildProcess(executable: binary, arguments: ["--queue", queue.name, "--handler", "work=sleep:1ms..5ms",
-                                                                       "--concurrency", "16", "--log-level", "warning"],
-                                       environment: environment)
+        let process = try ChildProcess(
+            executable: binary,
+            arguments: [
+                "--queue", queue.name, "--handler", "work=sleep:1ms..5ms",
+                "--concurrency", "16", "--log-level", "warning",
+            ],
+            environment: environment)
         defer { process.signal(SIGKILL) }
         let started = ContinuousClock.now + .seconds(30)
         while ContinuousClock.now < started, try await WorkerInfo.list(client: client, queue: queue.name).isEmpty {
@@ -102,8 +123,9 @@ struct MemoryScenario {
 
     private func rssMiB(_ pid: Int32) -> Double {
         guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
-              let kib = Double(line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first ?? "") else { return 0 }
+            let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+            let kib = Double(line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first ?? "")
+        else { return 0 }
         return kib / 1024
     }
 }

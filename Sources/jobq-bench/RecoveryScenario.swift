@@ -14,7 +14,8 @@ struct RecoveryScenario {
     func run() async throws -> ScenarioReport {
         var report = ScenarioReport("recovery")
         guard let binary = BenchWorker.binary(for: "recovery", report: &report) else { return report }
-        var waiting: [Double] = [], elsewhere: [Double] = []
+        var waiting: [Double] = []
+        var elsewhere: [Double] = []
         for run in 0..<runs {
             let m = try await once(binary: binary, run: run, jobs: quick ? 20 : 100)
             waiting.append(m.waiting)
@@ -22,22 +23,31 @@ struct RecoveryScenario {
             report.jobs += quick ? 20 : 100
         }
         let n = quick ? 20 : 100
-        report.add(Figure("kill -9 of a worker holding \(n) jobs → all back in waiting (defaults: lease 10 s)", waiting, unit: "s",
-                          reference: "lease + reaper interval (L + L/4)", referenceValues: waiting.map { _ in 12.5 }, target: "≤ 1×", met: median(waiting) <= 12.5))
+        report.add(
+            Figure(
+                "kill -9 of a worker holding \(n) jobs → all back in waiting (defaults: lease 10 s)", waiting, unit: "s",
+                reference: "lease + reaper interval (L + L/4)", referenceValues: waiting.map { _ in 12.5 }, target: "≤ 1×", met: median(waiting) <= 12.5))
         report.add(Figure("same → all running on the other worker", elsewhere, unit: "s"))
-        report.note("recovery: the reaper runs every L/4 on each live worker, under a Redis lock, and requeues jobs whose lease deadline passed; the idle worker's fetchers are woken by the marker the requeue sets.")
+        report.note(
+            "recovery: the reaper runs every L/4 on each live worker, under a Redis lock, and requeues jobs whose lease deadline passed; the idle worker's fetchers are woken by the marker the requeue sets."
+        )
         return report
     }
 
     private func once(binary: String, run: Int, jobs n: Int) async throws -> (waiting: Double, elsewhere: Double) {
         let queue = try JobQueue(name: "bench-recovery-\(run)-\(UUID().uuidString.prefix(6))", client: client)
         var environment = ["PATH": "/usr/local/bin:/usr/bin:/bin"]
-        environment["JOBQ_REDIS_URL"] = ProcessInfo.processInfo.environment["JOBQ_REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? client.configuration.redactedURL
+        environment["JOBQ_REDIS_URL"] =
+            ProcessInfo.processInfo.environment["JOBQ_REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? client.configuration.redactedURL
         func start(_ id: String) throws -> (ChildProcess, String) {
             let log = FileManager.default.temporaryDirectory.appendingPathComponent("jobq-bench-\(id)-\(UUID().uuidString.prefix(6)).log").path
-            let process = try ChildProcess(executable: binary, arguments: ["--queue", queue.name, "--handler", "long=sleep:10m",
-                                                                           "--concurrency", String(n), "--worker-id", id, "--log-level", "warning"],
-                                           environment: environment, outputPath: log)
+            let process = try ChildProcess(
+                executable: binary,
+                arguments: [
+                    "--queue", queue.name, "--handler", "long=sleep:10m",
+                    "--concurrency", String(n), "--worker-id", id, "--log-level", "warning",
+                ],
+                environment: environment, outputPath: log)
             return (process, log)
         }
         func until(_ seconds: Double, _ what: String, _ condition: () async throws -> Bool) async throws {
@@ -72,7 +82,7 @@ struct RecoveryScenario {
             }
         }
         defer { reader.cancel() }
-        try await Task.sleep(for: .milliseconds(200))   // the reader's XREAD is in place
+        try await Task.sleep(for: .milliseconds(200))  // the reader's XREAD is in place
         let killedAt = Date()
         let t0 = ContinuousClock.now
         first.0.signal(SIGKILL)

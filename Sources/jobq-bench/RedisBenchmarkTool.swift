@@ -54,7 +54,14 @@ struct RedisBenchmarkTool {
         var current = ""
         var quoted = false
         for ch in line {
-            if ch == "\"" { quoted.toggle() } else if ch == ",", !quoted { cells.append(current); current = "" } else { current.append(ch) }
+            if ch == "\"" {
+                quoted.toggle()
+            } else if ch == ",", !quoted {
+                cells.append(current)
+                current = ""
+            } else {
+                current.append(ch)
+            }
         }
         cells.append(current)
         return cells

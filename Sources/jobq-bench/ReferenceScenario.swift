@@ -23,7 +23,9 @@ struct ReferenceScenario {
 
     func run() async throws -> ScenarioReport {
         var report = ScenarioReport("reference")
-        var set: [Int: [Double]] = [:], add: [Int: [Cost]] = [:], take: [Int: [Cost]] = [:]
+        var set: [Int: [Double]] = [:]
+        var add: [Int: [Cost]] = [:]
+        var take: [Int: [Cost]] = [:]
         var publish = Histogram<UInt64>.micros()
         var publishP50: [Double] = []
         let drain = DrainScenario(client: client, reference: reference, runs: runs, quick: quick)
@@ -36,9 +38,10 @@ struct ReferenceScenario {
                 let adds = depth == 1 ? (quick ? 2_000 : 10_000) : (quick ? 20_000 : 100_000)
                 let queue = "bench-ref-add-\(run)-\(depth)"
                 let command = try await EnqueueScenario.addScriptCommand(client: client, queue: queue)
-                add[depth, default: []].append(try await cost(calls: adds) {
-                    try await reference.run(clients: 1, pipeline: depth, requests: adds, command: command, randomKeyspace: 1_000_000_000).rps
-                })
+                add[depth, default: []].append(
+                    try await cost(calls: adds) {
+                        try await reference.run(clients: 1, pipeline: depth, requests: adds, command: command, randomKeyspace: 1_000_000_000).rps
+                    })
                 _ = try await QueueInspector(name: queue, client: client).obliterate(force: true)
                 report.jobs += adds
 
@@ -68,7 +71,9 @@ struct ReferenceScenario {
         report.latency("PUBLISH sent → subscriber got it (one at a time)", publish)
 
         // BullMQ on the same server.
-        var bullAdds: [BullMQReference.Measure] = [], bullBulk: [BullMQReference.Measure] = [], bullDrain: [BullMQReference.Measure] = []
+        var bullAdds: [BullMQReference.Measure] = []
+        var bullBulk: [BullMQReference.Measure] = []
+        var bullDrain: [BullMQReference.Measure] = []
         do {
             let bull = BullMQReference(configuration: client.configuration)
             for run in 0..<runs {
@@ -80,12 +85,16 @@ struct ReferenceScenario {
         } catch {
             report.note("BullMQ skipped: \(error)")
         }
-        for (name, m) in [("`Queue.add`, one at a time", bullAdds), ("`Queue.addBulk` (1,000 per call)", bullBulk), ("Python `Worker`, concurrency 32, drain", bullDrain)] where !m.isEmpty {
+        for (name, m) in [
+            ("`Queue.add`, one at a time", bullAdds), ("`Queue.addBulk` (1,000 per call)", bullBulk), ("Python `Worker`, concurrency 32, drain", bullDrain),
+        ] where !m.isEmpty {
             report.add(Figure("BullMQ \(BullMQReference.version()) \(name)", m.map(\.rate), unit: "jobs/s"))
             report.add(Figure("… Redis CPU per job", m.map(\.cpuMicrosPerJob), unit: "µs"))
             report.add(Figure("… Redis commands per job", m.map(\.callsPerJob), unit: ""))
             let last = m.last!
-            report.note("BullMQ \(name): " + last.calls.sorted { $0.value > $1.value }.prefix(12).map { "\($0.key) \(f2(Double($0.value) / Double(last.n)))" }.joined(separator: ", "))
+            report.note(
+                "BullMQ \(name): "
+                    + last.calls.sorted { $0.value > $1.value }.prefix(12).map { "\($0.key) \(f2(Double($0.value) / Double(last.n)))" }.joined(separator: ", "))
         }
         return report
     }
@@ -96,7 +105,8 @@ struct ReferenceScenario {
         let rate = try await body()
         let after = try await ServerStats.fetch(client)
         let counted = ServerStats.callsBetween(before, after)
-        return Cost(rate: rate, cpuMicros: (after.cpuSeconds - before.cpuSeconds) * 1e6 / Double(calls),
-                    calls: Double(counted.values.reduce(0, +)) / Double(calls))
+        return Cost(
+            rate: rate, cpuMicros: (after.cpuSeconds - before.cpuSeconds) * 1e6 / Double(calls),
+            calls: Double(counted.values.reduce(0, +)) / Double(calls))
     }
 }

@@ -16,8 +16,10 @@ struct Figure: Encodable {
     var met: Bool?
 
     /// `ratio` defaults to median(values) / median(referenceValues) when both are given.
-    init(_ name: String, _ values: [Double], unit: String, reference: String? = nil, referenceValues: [Double]? = nil,
-         ratio: Double? = nil, target: String? = nil, met: Bool? = nil) {
+    init(
+        _ name: String, _ values: [Double], unit: String, reference: String? = nil, referenceValues: [Double]? = nil,
+        ratio: Double? = nil, target: String? = nil, met: Bool? = nil
+    ) {
         self.name = name
         self.unit = unit
         self.values = values
@@ -53,7 +55,9 @@ struct Figure: Encodable {
     /// "median (min–max) unit", with a precision that suits the size of the numbers.
     static func spread(_ values: [Double], unit: String) -> String {
         guard !values.isEmpty else { return "—" }
-        let m = JobQBenchSupport.median(values), lo = values.min() ?? 0, hi = values.max() ?? 0
+        let m = JobQBenchSupport.median(values)
+        let lo = values.min() ?? 0
+        let hi = values.max() ?? 0
         let text = values.count == 1 ? format(m) : "\(format(m)) (\(format(lo))–\(format(hi)))"
         return unit.isEmpty ? text : "\(text) \(unit)"
     }
@@ -124,7 +128,9 @@ struct ScenarioReport: Encodable {
             lines.append("|---|---|---|---|---|---|---|")
             for f in figures {
                 let status = f.met.map { $0 ? "met" : "**missed**" } ?? ""
-                lines.append("| \(f.name) | \(Figure.spread(f.values, unit: f.unit)) | \(f.reference ?? "—") | \(f.referenceValues.map { Figure.spread($0, unit: f.unit) } ?? "—") | \(f.ratio.map { Figure.format($0) + "×" } ?? "—") | \(f.target ?? "—") | \(status) |")
+                lines.append(
+                    "| \(f.name) | \(Figure.spread(f.values, unit: f.unit)) | \(f.reference ?? "—") | \(f.referenceValues.map { Figure.spread($0, unit: f.unit) } ?? "—") | \(f.ratio.map { Figure.format($0) + "×" } ?? "—") | \(f.target ?? "—") | \(status) |"
+                )
             }
         }
         if !latencies.isEmpty {
@@ -138,7 +144,9 @@ struct ScenarioReport: Encodable {
         }
         if let cost = redisCost {
             if !lines.isEmpty { lines.append("") }
-            lines.append("Redis over the whole scenario (setup included): \(Figure.format(cost.cpuMicrosPerJob)) µs CPU and \(Figure.format(cost.callsPerJob)) commands per job, \(cost.jobs.formatted()) jobs.")
+            lines.append(
+                "Redis over the whole scenario (setup included): \(Figure.format(cost.cpuMicrosPerJob)) µs CPU and \(Figure.format(cost.callsPerJob)) commands per job, \(cost.jobs.formatted()) jobs."
+            )
         }
         if !notes.isEmpty {
             if !lines.isEmpty { lines.append("") }
@@ -192,7 +200,8 @@ struct BenchWorker {
 
     /// The `jobq-worker` built next to this binary, or nil with a note in the report.
     static func binary(for scenario: String, report: inout ScenarioReport) -> String? {
-        let path = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("jobq-worker").path
+        let path = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("jobq-worker")
+            .path
         guard FileManager.default.isExecutableFile(atPath: path) else {
             report.note("\(scenario) skipped: \(path) is missing (swift build -c release --product jobq-worker)")
             return nil

@@ -37,7 +37,9 @@ struct ScaleClusterScenario {
                 for shards in Self.shardCounts {
                     let m = try await once(binary: binary, cluster: cluster, client: client, primaries: Array(primaries.prefix(shards)), jobs: n, run: run)
                     results[shards, default: []].append(m)
-                    print("  \(shards) shard\(shards == 1 ? "" : "s"): \(Int(m.rate)) jobs/s, Redis cores per shard \(m.shardCores.map(f2).joined(separator: " / ")), workers \(f2(m.workerCores)) cores")
+                    print(
+                        "  \(shards) shard\(shards == 1 ? "" : "s"): \(Int(m.rate)) jobs/s, Redis cores per shard \(m.shardCores.map(f2).joined(separator: " / ")), workers \(f2(m.workerCores)) cores"
+                    )
                     fflush(nil)
                 }
             }
@@ -53,8 +55,11 @@ struct ScaleClusterScenario {
         for shards in Self.shardCounts {
             let m = results[shards] ?? []
             let label = "\(shards) shard\(shards == 1 ? "" : "s")"
-            report.add(Figure("drain \(n.formatted()) no-op jobs over \(2 * shards) queues on \(label), \(Self.processes) jobq-worker processes × concurrency 32", m.map(\.rate), unit: "jobs/s",
-                              reference: shards == 1 ? nil : "1 shard", referenceValues: shards == 1 ? nil : one))
+            report.add(
+                Figure(
+                    "drain \(n.formatted()) no-op jobs over \(2 * shards) queues on \(label), \(Self.processes) jobq-worker processes × concurrency 32",
+                    m.map(\.rate), unit: "jobs/s",
+                    reference: shards == 1 ? nil : "1 shard", referenceValues: shards == 1 ? nil : one))
             for s in 0..<shards {
                 report.add(Figure("\(label): shard \(s + 1) Redis busy (cores)", m.map { $0.shardCores[s] }, unit: ""))
                 report.add(Figure("\(label): shard \(s + 1) Redis CPU per job it served", m.map { $0.shardMicrosPerJob[s] }, unit: "µs"))
@@ -65,11 +70,15 @@ struct ScaleClusterScenario {
         let three = results[3] ?? []
         let busiest = three.map { $0.redisCoresTotal + $0.workerCores }
         let hottestShard = three.map { $0.shardCores.max() ?? 0 }
-        report.note("the cluster's 3 primaries, the 2 worker processes and the bench share this machine's \(cores) cores. With 3 shards Redis and the workers together kept \(Figure.format(JobQBenchSupport.median(busiest))) cores busy and the busiest shard \(Figure.format(JobQBenchSupport.median(hottestShard))) of a core: when the machine is full, more shards cannot add throughput here; what they do show is the load spread over the primaries (each shard's CPU per job stays that of one Redis), so on machines with a core per primary the ceiling is one Redis core per shard, not one for all.")
+        report.note(
+            "the cluster's 3 primaries, the 2 worker processes and the bench share this machine's \(cores) cores. With 3 shards Redis and the workers together kept \(Figure.format(JobQBenchSupport.median(busiest))) cores busy and the busiest shard \(Figure.format(JobQBenchSupport.median(hottestShard))) of a core: when the machine is full, more shards cannot add throughput here; what they do show is the load spread over the primaries (each shard's CPU per job stays that of one Redis), so on machines with a core per primary the ceiling is one Redis core per shard, not one for all."
+        )
         return report
     }
 
-    private func once(binary: String, cluster: RedisClusterProcess, client: RedisClient, primaries: [RedisEndpoint], jobs n: Int, run: Int) async throws -> Measure {
+    private func once(binary: String, cluster: RedisClusterProcess, client: RedisClient, primaries: [RedisEndpoint], jobs n: Int, run: Int) async throws
+        -> Measure
+    {
         // Two queues per shard used, found by where their hash tag lands.
         var names: [RedisEndpoint: [String]] = [:]
         var i = 0
@@ -98,9 +107,14 @@ struct ScaleClusterScenario {
         var workers: [ChildProcess] = []
         defer { for w in workers { w.signal(SIGKILL) } }
         for p in 0..<Self.processes {
-            workers.append(try ChildProcess(executable: binary, arguments: ordered.flatMap { ["--queue", $0] } + ["--handler", "noop=noop", "--concurrency", "32",
-                                                                                                                 "--worker-id", "bench-cluster-\(p)", "--log-level", "warning"],
-                                            environment: environment))
+            workers.append(
+                try ChildProcess(
+                    executable: binary,
+                    arguments: ordered.flatMap { ["--queue", $0] } + [
+                        "--handler", "noop=noop", "--concurrency", "32",
+                        "--worker-id", "bench-cluster-\(p)", "--log-level", "warning",
+                    ],
+                    environment: environment))
         }
         let ready = ContinuousClock.now + .seconds(60)
         while try await WorkerInfo.list(client: client).filter({ $0.id.hasPrefix("bench-cluster-") }).count < Self.processes {
@@ -135,7 +149,8 @@ struct ScaleClusterScenario {
         for q in queues { _ = try await q.inspector.obliterate(force: true) }
         let cpu = zip(after, before).map { $0 - $1 }
         let jobsPerShard = Double(perQueue * 2)
-        return Measure(rate: Double(perQueue * queues.count) / elapsed, shardCores: cpu.map { $0 / elapsed },
-                       shardMicrosPerJob: cpu.map { $0 * 1e6 / jobsPerShard }, workerCores: workerCPU / elapsed)
+        return Measure(
+            rate: Double(perQueue * queues.count) / elapsed, shardCores: cpu.map { $0 / elapsed },
+            shardMicrosPerJob: cpu.map { $0 * 1e6 / jobsPerShard }, workerCores: workerCPU / elapsed)
     }
 }

@@ -35,14 +35,19 @@ struct ScaleScenario {
         let one = (results[1] ?? []).map(\.rate)
         for processes in [1, 2, 4] {
             let m = results[processes] ?? []
-            report.add(Figure("drain \(n.formatted()) no-op jobs, \(processes) jobq-worker process\(processes == 1 ? "" : "es") × concurrency 32", m.map(\.rate), unit: "jobs/s",
-                              reference: processes == 1 ? nil : "1 process", referenceValues: processes == 1 ? nil : one))
+            report.add(
+                Figure(
+                    "drain \(n.formatted()) no-op jobs, \(processes) jobq-worker process\(processes == 1 ? "" : "es") × concurrency 32", m.map(\.rate),
+                    unit: "jobs/s",
+                    reference: processes == 1 ? nil : "1 process", referenceValues: processes == 1 ? nil : one))
             report.add(Figure("\(processes) process\(processes == 1 ? "" : "es"): Redis CPU per job", m.map(\.redisCPUPerJob), unit: "µs"))
             report.add(Figure("\(processes) process\(processes == 1 ? "" : "es"): Redis busy (cores)", m.map(\.redisCores), unit: ""))
             report.add(Figure("\(processes) process\(processes == 1 ? "" : "es"): workers busy (cores, all processes)", m.map(\.workerCores), unit: ""))
         }
         let busiest = (results[4] ?? []).map { $0.redisCores + $0.workerCores }
-        report.note("this machine has \(cores) cores, shared by Redis, the workers and the bench. With 4 processes Redis and the workers together kept \(Figure.format(median(busiest))) of them busy; Redis itself runs commands on one thread, so a queue's ceiling is one core of Redis (see `drain`'s reference row), and more worker processes add throughput only while both Redis and the cores have room.")
+        report.note(
+            "this machine has \(cores) cores, shared by Redis, the workers and the bench. With 4 processes Redis and the workers together kept \(Figure.format(median(busiest))) of them busy; Redis itself runs commands on one thread, so a queue's ceiling is one core of Redis (see `drain`'s reference row), and more worker processes add throughput only while both Redis and the cores have room."
+        )
         return report
     }
 
@@ -56,13 +61,19 @@ struct ScaleScenario {
             added += count
         }
         var environment = ["PATH": "/usr/local/bin:/usr/bin:/bin"]
-        environment["JOBQ_REDIS_URL"] = ProcessInfo.processInfo.environment["JOBQ_REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? client.configuration.redactedURL
+        environment["JOBQ_REDIS_URL"] =
+            ProcessInfo.processInfo.environment["JOBQ_REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? client.configuration.redactedURL
         var workers: [ChildProcess] = []
         defer { for w in workers { w.signal(SIGKILL) } }
         for i in 0..<processes {
-            workers.append(try ChildProcess(executable: binary, arguments: ["--queue", queue.name, "--handler", "noop=noop", "--concurrency", "32",
-                                                                            "--worker-id", "bench-scale-\(i)", "--log-level", "warning"],
-                                            environment: environment))
+            workers.append(
+                try ChildProcess(
+                    executable: binary,
+                    arguments: [
+                        "--queue", queue.name, "--handler", "noop=noop", "--concurrency", "32",
+                        "--worker-id", "bench-scale-\(i)", "--log-level", "warning",
+                    ],
+                    environment: environment))
         }
         let ready = ContinuousClock.now + .seconds(60)
         while try await WorkerInfo.list(client: client, queue: queue.name).count < processes {
@@ -94,7 +105,8 @@ struct ScaleScenario {
     /// utime + stime of a process from `/proc/<pid>/stat`, in seconds.
     static func cpuSeconds(of pid: Int32) -> Double {
         guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = text.lastIndex(of: ")") else { return 0 }
+            let close = text.lastIndex(of: ")")
+        else { return 0 }
         // Fields after "(comm)": state is field 3; utime and stime are fields 14 and 15.
         let fields = text[text.index(after: close)...].split(separator: " ")
         guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }

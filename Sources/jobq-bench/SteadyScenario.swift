@@ -23,8 +23,10 @@ struct SteadyScenario {
         let saturation = quick ? 3.0 : 10.0
         var maxRates: [Double] = []
         var achieved: [Double: [Double]] = [:]
-        var started: [Double: Histogram<UInt64>] = [:], completed: [Double: Histogram<UInt64>] = [:]
-        var startP99: [Double: [Double]] = [:], completedP99: [Double: [Double]] = [:]
+        var started: [Double: Histogram<UInt64>] = [:]
+        var completed: [Double: Histogram<UInt64>] = [:]
+        var startP99: [Double: [Double]] = [:]
+        var completedP99: [Double: [Double]] = [:]
         var backlog: [Double: [Double]] = [:]
         var gaps = 0
         for run in 0..<runs {
@@ -53,7 +55,9 @@ struct SteadyScenario {
             if let h = started[fraction] { report.latency("offered \(pct): add called → handler started", h) }
             if let h = completed[fraction] { report.latency("offered \(pct): add called → `completed` event read", h) }
         }
-        report.note("steady: producers send on a fixed schedule (job k of a producer at t0 + k / rate); a producer that falls behind sends at once, so the achieved add rate shows when it could not keep up. Latency counts from the `add` call, not from the schedule.")
+        report.note(
+            "steady: producers send on a fixed schedule (job k of a producer at t0 + k / rate); a producer that falls behind sends at once, so the achieved add rate shows when it could not keep up. Latency counts from the `add` call, not from the schedule."
+        )
         if gaps > 0 { report.note("the events reader fell behind the capped stream \(gaps) times; those jobs have no add → completed sample") }
         return report
     }
@@ -141,7 +145,7 @@ struct SteadyScenario {
                 }
             }
         }
-        try await Task.sleep(for: .milliseconds(200))   // the reader's XREAD is in place
+        try await Task.sleep(for: .milliseconds(200))  // the reader's XREAD is in place
 
         let perProducer = rate.map { $0 / Double(Self.producers) }
         let t0 = ContinuousClock.now
@@ -183,12 +187,13 @@ struct SteadyScenario {
         while ContinuousClock.now < deadline, tracker.handled < added {
             try await Task.sleep(for: .milliseconds(20))
         }
-        try await Task.sleep(for: .milliseconds(300))   // the last completed events
+        try await Task.sleep(for: .milliseconds(300))  // the last completed events
         reader.cancel()
         try await worker.stop()
         _ = try await queue.inspector.obliterate(force: true)
         let histograms = tracker.histograms
-        return Measure(added: added, addedRate: Double(added) / seconds, completedRate: Double(handledAtEnd) / elapsed,
-                       started: histograms.started, completed: histograms.completed, maxBacklog: maxBacklog, gaps: gaps.load(ordering: .relaxed))
+        return Measure(
+            added: added, addedRate: Double(added) / seconds, completedRate: Double(handledAtEnd) / elapsed,
+            started: histograms.started, completed: histograms.completed, maxBacklog: maxBacklog, gaps: gaps.load(ordering: .relaxed))
     }
 }

@@ -77,8 +77,10 @@ struct ChaosChecker {
         // Where Redis says each job is.
         let keys = try QueueKeys(queue: queue)
         var membership: [String: [String]] = [:]
-        for (state, key) in [("waiting", keys.wait), ("prioritized", keys.prioritized), ("delayed", keys.delayed), ("active", keys.active),
-                             ("completed", keys.completed), ("failed", keys.failed), ("cancelled", keys.cancelled)] {
+        for (state, key) in [
+            ("waiting", keys.wait), ("prioritized", keys.prioritized), ("delayed", keys.delayed), ("active", keys.active),
+            ("completed", keys.completed), ("failed", keys.failed), ("cancelled", keys.cancelled),
+        ] {
             let type = try await client.send("TYPE", key).string ?? "none"
             let reply: RedisReply
             switch type {
@@ -97,7 +99,8 @@ struct ChaosChecker {
             let states = membership[id] ?? []
             guard states.count == 1, let state = states.first else {
                 if states.isEmpty { report.lost += 1 }
-                report.violations.append("job \(id) (\(kind)) is in \(states.isEmpty ? "no state: lost" : "\(states.count) states: \(states.joined(separator: ", "))")")
+                report.violations.append(
+                    "job \(id) (\(kind)) is in \(states.isEmpty ? "no state: lost" : "\(states.count) states: \(states.joined(separator: ", "))")")
                 continue
             }
             guard let job = try await inspector.job(id) else {
@@ -124,17 +127,21 @@ struct ChaosChecker {
                 // its attempt back. A failOnce job fails its first attempt, nothing else fails.
                 let expectedAttempts = kind == "failOnce" ? 2 : 1
                 if job.attemptsMade != expectedAttempts {
-                    report.violations.append("job \(id) (\(kind)): \(job.attemptsMade) attempts used, expected \(expectedAttempts) (real failures + 1; stalls \(job.stallCount))")
+                    report.violations.append(
+                        "job \(id) (\(kind)): \(job.attemptsMade) attempts used, expected \(expectedAttempts) (real failures + 1; stalls \(job.stallCount))")
                 }
                 if let run = runs[resultRun], run.attempt != job.attemptsMade {
                     report.violations.append("job \(id): its result came from attempt \(run.attempt), the record says \(job.attemptsMade)")
                 }
             case "failed":
                 report.failed += 1
-                report.violations.append("job \(id) (\(kind)) failed: \(job.error?.description ?? "no error recorded") (no chaos job should fail: 3 attempts, 1 planned failure)")
+                report.violations.append(
+                    "job \(id) (\(kind)) failed: \(job.error?.description ?? "no error recorded") (no chaos job should fail: 3 attempts, 1 planned failure)")
             case "cancelled":
                 report.cancelled += 1
-                if kind != "cancel" && kind != "bulkCancel" { report.violations.append("job \(id) (\(kind)) was cancelled, but only `cancel` and `bulkCancel` jobs are") }
+                if kind != "cancel" && kind != "bulkCancel" {
+                    report.violations.append("job \(id) (\(kind)) was cancelled, but only `cancel` and `bulkCancel` jobs are")
+                }
                 if job.attemptsMade > 1 { report.violations.append("job \(id) (\(kind)): cancelled after \(job.attemptsMade) attempts; nothing fails it") }
                 if let last = executions.last, let lease = job.executionID, last.id != lease {
                     report.violations.append("job \(id): cancelled with lease \(lease) but its last run was \(last.id)")
@@ -148,7 +155,8 @@ struct ChaosChecker {
                 if previous.end?.outcome == "failed" { continue }
                 report.duplicates += 1
                 if !explained(previous, next) {
-                    report.violations.append("job \(id) ran again (run \(next.id)) with no fault of ours between its run \(previous.id) on pid \(previous.pid) and it")
+                    report.violations.append(
+                        "job \(id) ran again (run \(next.id)) with no fault of ours between its run \(previous.id) on pid \(previous.pid) and it")
                 }
             }
 
@@ -160,7 +168,9 @@ struct ChaosChecker {
                 switch outcome {
                 case "cancelled", "notFound", "alreadyFinished":
                     if !lateRuns.isEmpty { report.violations.append("job \(id) started run \(lateRuns[0].id) after cancel() returned \(cancel.outcome)") }
-                    if cancel.outcome == "cancelled", state != "cancelled" { report.violations.append("job \(id): cancel() returned cancelled but the job is \(state)") }
+                    if cancel.outcome == "cancelled", state != "cancelled" {
+                        report.violations.append("job \(id): cancel() returned cancelled but the job is \(state)")
+                    }
                 case "cancelRequested":
                     // The run that was active when cancel() returned may log its start a moment
                     // later; a run *taken* after it is a violation. An execution id is a ULID made
@@ -180,8 +190,10 @@ struct ChaosChecker {
         // Redis holds nothing else for the queue; no job key expires.
         var cursor = "0"
         var jobKeys: [String] = []
-        let known = Set([keys.wait, keys.prioritized, keys.delayed, keys.active, keys.completed, keys.failed, keys.cancelled,
-                         keys.meta, keys.marker, keys.events, keys.sequence, keys.reaperLock])
+        let known = Set([
+            keys.wait, keys.prioritized, keys.delayed, keys.active, keys.completed, keys.failed, keys.cancelled,
+            keys.meta, keys.marker, keys.events, keys.sequence, keys.reaperLock,
+        ])
         for _ in 0..<100_000 {
             let reply = try await client.send("SCAN", cursor, "MATCH", keys.base + "*", "COUNT", "1000")
             guard let parts = reply.array, parts.count == 2 else { break }

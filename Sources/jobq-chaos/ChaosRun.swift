@@ -1,8 +1,9 @@
 import Foundation
 import JobQ
 import LocalRedis
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The orchestrator of one chaos run: the server, the processes, the schedule of faults, and
@@ -68,23 +69,30 @@ struct ChaosRun {
         // Workers also serve a side queue where job ids are obliterated and re-added mid-run.
         let reuseQueue = try JobQueue(name: queue + "-reuse", client: client)
         func spawnWorker(queues: [String] = [queue, queue + "-reuse"]) throws -> ChildProcess {
-            try ChildProcess(executable: binary, arguments: ["work", "--redis-url", server.url, "--directory", directory] + queues.flatMap { ["--queue", $0] },
-                             environment: environment.merging(["TMPDIR": scratch]) { $1 }, outputPath: "\(directory)/workers.out")
+            try ChildProcess(
+                executable: binary, arguments: ["work", "--redis-url", server.url, "--directory", directory] + queues.flatMap { ["--queue", $0] },
+                environment: environment.merging(["TMPDIR": scratch]) { $1 }, outputPath: "\(directory)/workers.out")
         }
         var workers: [ChildProcess] = try (0..<settings.workers).map { _ in try spawnWorker() }
         for w in workers { log.write("spawn", String(w.pid), String(monotonicNanos())) }
         let ready = ContinuousClock.now + .seconds(60)
         while try await WorkerInfo.list(client: client, queue: queue).count < settings.workers {
-            guard ContinuousClock.now < ready else { throw ChaosError("the \(settings.workers) workers did not all start within 60 s (see \(directory)/workers.out)") }
+            guard ContinuousClock.now < ready else {
+                throw ChaosError("the \(settings.workers) workers did not all start within 60 s (see \(directory)/workers.out)")
+            }
             try await Task.sleep(for: .milliseconds(50))
         }
 
         let perProducer = [settings.jobs / 2, settings.jobs - settings.jobs / 2]
         let producers = try perProducer.enumerated().map { index, count in
-            try ChildProcess(executable: binary, arguments: ["produce", "--redis-url", server.url, "--queue", queue, "--directory", directory,
-                                                             "--index", String(index), "--count", String(count), "--seconds", String(settings.seconds),
-                                                             "--seed", String(settings.seed)],
-                             environment: environment, outputPath: "\(directory)/producers.out")
+            try ChildProcess(
+                executable: binary,
+                arguments: [
+                    "produce", "--redis-url", server.url, "--queue", queue, "--directory", directory,
+                    "--index", String(index), "--count", String(count), "--seconds", String(settings.seconds),
+                    "--seed", String(settings.seed),
+                ],
+                environment: environment, outputPath: "\(directory)/producers.out")
         }
 
         /// Waits until every current worker has registered (its heartbeat is in Redis): a worker
@@ -119,7 +127,11 @@ struct ChaosRun {
         let oomAt = ContinuousClock.now + .seconds(settings.seconds * 0.55)
         let sigtermAt = ContinuousClock.now + .seconds(settings.seconds * 0.7)
         let bulkAt = ContinuousClock.now + .seconds(settings.seconds * 0.85)
-        var restarted = false, termed = false, stopped = false, filled = false, bulked = false
+        var restarted = false
+        var termed = false
+        var stopped = false
+        var filled = false
+        var bulked = false
         let bulkLog = try AppendLog(path: "\(directory)/producer-bulk.log")
         let jobs = try JobQueue(name: queue, client: client)
         while ContinuousClock.now < chaosEnd {
@@ -163,7 +175,7 @@ struct ChaosRun {
                 let victim = workers[Int.random(in: 0..<workers.count, using: &rng)]
                 let from = monotonicNanos()
                 victim.signal(SIGSTOP)
-                try await Task.sleep(for: .milliseconds(6_500))   // > 2 leases of 3 s
+                try await Task.sleep(for: .milliseconds(6_500))  // > 2 leases of 3 s
                 victim.signal(SIGCONT)
                 let to = monotonicNanos()
                 log.write("stop", String(victim.pid), String(from), String(to))
@@ -173,8 +185,10 @@ struct ChaosRun {
                 // Redis full for longer than a lease, with long jobs running: renewals, reaping,
                 // heartbeats and finishing must go on; only adds are refused.
                 filled = true
-                let used = Int(try await client.send("INFO", "memory").string?.split(separator: "\r\n")
-                    .first { $0.hasPrefix("used_memory:") }?.dropFirst(12) ?? "0") ?? 0
+                let used =
+                    Int(
+                        try await client.send("INFO", "memory").string?.split(separator: "\r\n")
+                            .first { $0.hasPrefix("used_memory:") }?.dropFirst(12) ?? "0") ?? 0
                 let from = monotonicNanos()
                 _ = try await client.send("CONFIG", "SET", "maxmemory", String(max(1, used - 256 * 1024)))
                 try await Task.sleep(for: .milliseconds(4_500))
@@ -202,14 +216,16 @@ struct ChaosRun {
                 for _ in 0..<100 {
                     do {
                         let outcomes = try await jobs.cancel(ids, requestedBy: "chaos-bulk")
-                        let t = monotonicNanos(), wall = UInt64(Date().timeIntervalSince1970 * 1000)
+                        let t = monotonicNanos()
+                        let wall = UInt64(Date().timeIntervalSince1970 * 1000)
                         for (id, outcome) in zip(ids, outcomes) {
-                            let name: String = switch outcome {
-                            case .cancelled: "cancelled"
-                            case .cancelRequested: "cancelRequested"
-                            case .alreadyFinished(let state): "already-\(state)"
-                            case .notFound: "notFound"
-                            }
+                            let name: String =
+                                switch outcome {
+                                case .cancelled: "cancelled"
+                                case .cancelRequested: "cancelRequested"
+                                case .alreadyFinished(let state): "already-\(state)"
+                                case .notFound: "notFound"
+                                }
                             bulkLog.write("cancel", id, name, String(t), String(wall))
                         }
                         break
@@ -307,10 +323,20 @@ struct ChaosRun {
         violations += report.violations
         await client.close()
         let seconds = Int((ContinuousClock.now - started).components.seconds)
-        let kills = faults.filter { if case .kill = $0 { return true }; return false }.count
-        let sigterms = faults.filter { if case .sigterm = $0 { return true }; return false }.count
-        let cuts = faults.filter { if case .cut = $0 { return true }; return false }.count
-        let summary = "jobq-chaos: jobs=\(report.acknowledged) unacked=\(report.unacknowledged) completed=\(report.completed) failed=\(report.failed) "
+        let kills = faults.filter {
+            if case .kill = $0 { return true }
+            return false
+        }.count
+        let sigterms = faults.filter {
+            if case .sigterm = $0 { return true }
+            return false
+        }.count
+        let cuts = faults.filter {
+            if case .cut = $0 { return true }
+            return false
+        }.count
+        let summary =
+            "jobq-chaos: jobs=\(report.acknowledged) unacked=\(report.unacknowledged) completed=\(report.completed) failed=\(report.failed) "
             + "cancelled=\(report.cancelled) executions=\(report.executions) kills=\(kills) sigterms=\(sigterms) cuts=\(cuts) redis_restarts=1 stops=1 oom_windows=1 bulk_cancels=1 "
             + "lost=\(report.lost) duplicates=\(report.duplicates) violations=\(violations.count) seed=\(settings.seed) \(seconds)s"
         return Outcome(summary: summary, violations: violations, directory: directory)
@@ -326,7 +352,10 @@ struct ChaosRun {
         var options = JobOptions()
         options.maxStalls = 1000
         let long = try JobPayload.encoding(ChaosPayload(k: .plain, ms: 1_500))
-        for id in ids { options.jobID = id; _ = try await queue.add(name: "chaos", payload: long, options: options) }
+        for id in ids {
+            options.jobID = id
+            _ = try await queue.add(name: "chaos", payload: long, options: options)
+        }
         let deadline = ContinuousClock.now + .seconds(30)
         while try await queue.inspector.counts().active < 3 {
             guard ContinuousClock.now < deadline else { return ["reuse phase: the side queue's jobs did not start within 30 s"] }
@@ -336,7 +365,10 @@ struct ChaosRun {
         try await queue.inspector.setRetention(completed: 1_000, failed: 1_000, cancelled: 1_000)
         // Longer than the lease: a new run whose lease an old run's end dropped would be reaped.
         let again = try JobPayload.encoding(ChaosPayload(k: .plain, ms: 4_500))
-        for id in ids { options.jobID = id; _ = try await queue.add(name: "chaos", payload: again, options: options) }
+        for id in ids {
+            options.jobID = id
+            _ = try await queue.add(name: "chaos", payload: again, options: options)
+        }
         log.write("reuse", String(ids.count), String(monotonicNanos()))
         while true {
             let counts = try await queue.inspector.counts()
@@ -346,9 +378,14 @@ struct ChaosRun {
         }
         var problems: [String] = []
         for id in ids {
-            guard let job = try await queue.inspector.job(id) else { problems.append("reuse phase: \(id) is gone"); continue }
+            guard let job = try await queue.inspector.job(id) else {
+                problems.append("reuse phase: \(id) is gone")
+                continue
+            }
             if job.state != .completed || job.stallCount != 0 || job.attemptsMade != 1 {
-                problems.append("reuse phase: \(id) ended \(job.state) with \(job.stallCount) stalls and \(job.attemptsMade) attempts (expected completed, 0, 1): an old run touched the new one")
+                problems.append(
+                    "reuse phase: \(id) ended \(job.state) with \(job.stallCount) stalls and \(job.attemptsMade) attempts (expected completed, 0, 1): an old run touched the new one"
+                )
             }
         }
         return problems

@@ -3,8 +3,9 @@ import Foundation
 import JobQ
 import JobQCommandLine
 import LocalRedis
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `jobq-chaos`: proves "never lost, ends exactly once" with real processes, real kills and a

@@ -6,8 +6,9 @@ import JobQWorkerKit
 import LocalRedis
 import Logging
 import Synchronization
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The system's monotonic clock in nanoseconds (libdispatch reads CLOCK_MONOTONIC): one clock
@@ -33,7 +34,10 @@ final class AppendLog: Sendable {
             var offset = 0
             while offset < raw.count {
                 let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
-                if n < 0 { if errno == EINTR { continue }; return }
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    return
+                }
                 offset += n
             }
         }
@@ -60,7 +64,6 @@ struct ChaosPayload: Codable {
     var k: Kind
     var ms: Int
 }
-
 
 /// `jobq-chaos produce`: adds `count` jobs spread over `seconds`, logging every acknowledged add
 /// (`added ID KIND T`) and every add that threw (`unacked KIND ERROR`); cancels each `cancel` job
@@ -89,16 +92,28 @@ struct Produce: AsyncParsableCommand {
                 let due = start + .seconds(seconds * Double(i) / Double(max(1, count)))
                 if due > ContinuousClock.now { try await Task.sleep(until: due, clock: .continuous) }
                 let roll = Int.random(in: 0..<100, using: &rng)
-                let kind: ChaosPayload.Kind = roll < 5 ? .cancel : roll < 15 ? .failOnce : roll < 30 ? .delayed : roll < 45 ? .prioritized
-                    : roll < 48 ? .long : roll < 53 ? .stubborn : .plain
+                let kind: ChaosPayload.Kind =
+                    roll < 5
+                    ? .cancel
+                    : roll < 15
+                        ? .failOnce
+                        : roll < 30
+                            ? .delayed
+                            : roll < 45
+                                ? .prioritized
+                                : roll < 48 ? .long : roll < 53 ? .stubborn : .plain
                 var options = JobOptions()
                 options.attempts = 3
                 options.backoff = .fixed(.milliseconds(200))
-                options.maxStalls = 1000   // stalls come from our own kills; count them, never fail a job for them
+                options.maxStalls = 1000  // stalls come from our own kills; count them, never fail a job for them
                 if kind == .delayed { options.delay = .milliseconds(Int64.random(in: 100...2_000, using: &rng)) }
                 if kind == .prioritized { options.priority = JobPriority(Int.random(in: -10...10, using: &rng)) }
-                let ms = kind == .cancel ? 30_000 : kind == .long ? Int.random(in: 4_000...5_000, using: &rng)
-                    : kind == .stubborn ? Int.random(in: 100...1_500, using: &rng) : Int.random(in: 5...150, using: &rng)
+                let ms =
+                    kind == .cancel
+                    ? 30_000
+                    : kind == .long
+                        ? Int.random(in: 4_000...5_000, using: &rng)
+                        : kind == .stubborn ? Int.random(in: 100...1_500, using: &rng) : Int.random(in: 5...150, using: &rng)
                 let payload = ChaosPayload(k: kind, ms: ms)
                 do {
                     let added = try await jobs.add(name: "chaos", payload: try .encoding(payload), options: options)
@@ -169,13 +184,18 @@ struct Work: AsyncParsableCommand {
         let log = try AppendLog(path: "\(directory)/worker-\(pid).log")
         // The stubborn program: records its pid and its worker's, ignores SIGTERM, runs the
         // payload's ms in 50 ms steps and returns its execution id as the result.
-        var stubborn = ExecHandler(executable: "/bin/sh", arguments: ["-c", """
-            echo "$$ $PPID" >> '\(directory)/stubborn.pids'
-            trap '' TERM
-            ms=$(sed -n 's/.*"ms":\\([0-9]*\\).*/\\1/p')
-            i=0; while [ $i -lt $((ms / 50)) ]; do sleep 0.05; i=$((i + 1)); done
-            printf 'result %s\\n' "$(printf %s "$JOBQ_EXECUTION_ID" | base64 | tr -d '\\n')" >&3
-            """])
+        var stubborn = ExecHandler(
+            executable: "/bin/sh",
+            arguments: [
+                "-c",
+                """
+                echo "$$ $PPID" >> '\(directory)/stubborn.pids'
+                trap '' TERM
+                ms=$(sed -n 's/.*"ms":\\([0-9]*\\).*/\\1/p')
+                i=0; while [ $i -lt $((ms / 50)) ]; do sleep 0.05; i=$((i + 1)); done
+                printf 'result %s\\n' "$(printf %s "$JOBQ_EXECUTION_ID" | base64 | tr -d '\\n')" >&3
+                """,
+            ])
         stubborn.killAfter = .seconds(1)
         let stubbornRun = stubborn.handler
         var handlers = JobHandlers()
@@ -197,7 +217,10 @@ struct Work: AsyncParsableCommand {
                 if payload.k == .cancel {
                     _ = try await withThrowingTaskGroup(of: Bool.self) { group in
                         group.addTask { await context.waitForCancellation() != nil }
-                        group.addTask { try await Task.sleep(for: .milliseconds(payload.ms)); return false }
+                        group.addTask {
+                            try await Task.sleep(for: .milliseconds(payload.ms))
+                            return false
+                        }
                         defer { group.cancelAll() }
                         return try await group.next() ?? false
                     }

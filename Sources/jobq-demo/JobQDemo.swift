@@ -66,8 +66,9 @@ struct JobQDemo: AsyncParsableCommand {
         defer { fleet.stopSignals() }
 
         do {
-            try await play(fleet: fleet, server: server, configuration: configuration, prefix: prefix,
-                           startedAt: startedAt, workerBinary: workerBinary, demoRSSBefore: demoRSSBefore)
+            try await play(
+                fleet: fleet, server: server, configuration: configuration, prefix: prefix,
+                startedAt: startedAt, workerBinary: workerBinary, demoRSSBefore: demoRSSBefore)
         } catch {
             // Whatever went wrong, leave nothing running.
             _ = await fleet.stopWorkers()
@@ -76,8 +77,10 @@ struct JobQDemo: AsyncParsableCommand {
         }
     }
 
-    func play(fleet: Fleet, server: RedisServerProcess?, configuration: RedisConfiguration, prefix: String,
-              startedAt: ContinuousClock.Instant, workerBinary: String, demoRSSBefore: Int) async throws {
+    func play(
+        fleet: Fleet, server: RedisServerProcess?, configuration: RedisConfiguration, prefix: String,
+        startedAt: ContinuousClock.Instant, workerBinary: String, demoRSSBefore: Int
+    ) async throws {
         let client = RedisClient(configuration: configuration)
         let plan = Plan(jobs: jobs, seed: seed, prefix: prefix)
         var queues: [String: JobQueue] = [:]
@@ -91,15 +94,16 @@ struct JobQDemo: AsyncParsableCommand {
         let (updates, sink) = AsyncStream<Update>.makeStream()
         var readers: [Task<Void, Never>] = []
         for (name, queue) in queues {
-            readers.append(Task {
-                do {
-                    for try await element in queue.events(from: .beginning) {
-                        if case .event(let e) = element { sink.yield(.event(name, e)) }
+            readers.append(
+                Task {
+                    do {
+                        for try await element in queue.events(from: .beginning) {
+                            if case .event(let e) = element { sink.yield(.event(name, e)) }
+                        }
+                    } catch {
+                        sink.yield(.readerFailed(name, "\(error)"))
                     }
-                } catch {
-                    sink.yield(.readerFailed(name, "\(error)"))
-                }
-            })
+                })
         }
         let ticker = Task {
             while !Task.isCancelled {
@@ -109,8 +113,10 @@ struct JobQDemo: AsyncParsableCommand {
         }
 
         // The fleet: N worker processes serving all four queues.
-        var environment = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
-                           "JOBQ_REDIS_URL": Self.urlWithPassword(configuration)]
+        var environment = [
+            "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
+            "JOBQ_REDIS_URL": Self.urlWithPassword(configuration),
+        ]
         if let home = ProcessInfo.processInfo.environment["HOME"] { environment["HOME"] = home }
         var arguments = ["--concurrency", String(concurrency), "--lease", "5s", "--log-level", "warning", "--shutdown-grace", "10s"]
         for name in plan.queueNames { arguments += ["--queue", name] }
@@ -134,8 +140,10 @@ struct JobQDemo: AsyncParsableCommand {
                 if index == plan.cancelIndex { cancelTarget = id }
             }
         }
-        say("added \(plan.jobs.count) jobs: " + Kind.allCases.map { kind in "\(plan.jobs.filter { $0.kind == kind }.count) \(kind.rawValue)" }.joined(separator: ", ")
-            + " (seed \(seed); \(plan.jobs.filter { $0.failAttempts > 0 }.count) webhook(s) planned to fail once)")
+        say(
+            "added \(plan.jobs.count) jobs: "
+                + Kind.allCases.map { kind in "\(plan.jobs.filter { $0.kind == kind }.count) \(kind.rawValue)" }.joined(separator: ", ")
+                + " (seed \(seed); \(plan.jobs.filter { $0.failAttempts > 0 }.count) webhook(s) planned to fail once)")
         say("")
 
         var tally = Tally()
@@ -201,8 +209,12 @@ struct JobQDemo: AsyncParsableCommand {
         say("  jobs finished    \(tally.finished) (completed \(tally.completed), failed \(tally.failed), cancelled \(tally.cancelled))")
         say("  retries          \(tally.retried)")
         say("  cancelled        \(tally.cancelled)" + cancelledJobs.map { " — \($0.name) \($0.id.suffix(6)): \($0.cancelReason ?? "")" }.joined())
-        say("  throughput       \(String(format: "%.1f", Double(tally.finished) / max(0.001, elapsed.seconds))) jobs/s over \(workers) workers × \(concurrency)")
-        say("  memory           demo \(kib(rssKiB(getpid()))) (\(signedKiB(rssKiB(getpid()) - demoRSSBefore)) since start); workers " + workerRSS.map(kib).joined(separator: ", "))
+        say(
+            "  throughput       \(String(format: "%.1f", Double(tally.finished) / max(0.001, elapsed.seconds))) jobs/s over \(workers) workers × \(concurrency)"
+        )
+        say(
+            "  memory           demo \(kib(rssKiB(getpid()))) (\(signedKiB(rssKiB(getpid()) - demoRSSBefore)) since start); workers "
+                + workerRSS.map(kib).joined(separator: ", "))
 
         let codes = await fleet.stopWorkers()
         say("  workers stopped  " + codes.map { $0 == 0 ? "ok" : "exit \($0)" }.joined(separator: ", ") + " (SIGTERM, graceful)")
@@ -378,7 +390,6 @@ struct Plan {
     }
 }
 
-
 /// The worker processes and the private server; stopped on every way out, Ctrl-C included.
 final class Fleet: Sendable {
     private let processes = Mutex<[ChildProcess]>([])
@@ -406,7 +417,11 @@ final class Fleet: Sendable {
         }
     }
 
-    func stopSignals() { sources.withLock { $0.forEach { $0.source.cancel() } } }
+    func stopSignals() {
+        sources.withLock { list in
+            for entry in list { entry.source.cancel() }
+        }
+    }
 
     var pids: [Int32] { processes.withLock { $0.map(\.pid) } }
 
@@ -450,7 +465,8 @@ func say(_ line: String) {
 /// Resident memory of a process, KiB (0 when it is gone).
 func rssKiB(_ pid: Int32) -> Int {
     guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-          let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return 0 }
+        let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
+    else { return 0 }
     return Int(line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first ?? "") ?? 0
 }
 

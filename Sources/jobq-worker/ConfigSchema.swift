@@ -41,7 +41,14 @@ enum ConfigSchema {
     static func environmentName(_ key: String) -> String {
         var out = "JOBQ_"
         for c in key {
-            if c == "." { out.append("_") } else if c.isUppercase { out.append("_"); out.append(c) } else { out.append(c.uppercased()) }
+            if c == "." {
+                out.append("_")
+            } else if c.isUppercase {
+                out.append("_")
+                out.append(c)
+            } else {
+                out.append(c.uppercased())
+            }
         }
         return out
     }
@@ -55,7 +62,7 @@ enum ConfigSchema {
             let first = "\(error)".split(whereSeparator: \.isNewline).first.map(String.init) ?? "\(error)"
             throw .init(key: "--config", value: "", expected: "valid YAML (\(first.trimmingCharacters(in: CharacterSet(charactersIn: ": "))))")
         }
-        guard let root else { return }   // an empty file: defaults and flags
+        guard let root else { return }  // an empty file: defaults and flags
         var budget = maxNodes
         guard case .mapping = root else {
             throw .init(key: "--config", value: "", expected: "a YAML mapping of sections (redis:, worker:, handlers:, metrics:, log:)")
@@ -72,7 +79,7 @@ enum ConfigSchema {
             try checkValue(node, key: path, kind: kind, budget: &budget)
             return
         }
-        if isUnset(node) { return }   // a section whose keys are all commented out
+        if isUnset(node) { return }  // a section whose keys are all commented out
         guard case .mapping(let mapping) = node else {
             throw .init(key: path, value: describe(node), expected: "a section (a mapping of keys)")
         }

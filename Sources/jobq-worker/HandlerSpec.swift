@@ -44,7 +44,8 @@ enum HandlerSpec: CustomStringConvertible {
             guard url.host?.isEmpty == false else { return "a URL with a host after http:" }
             if let port = url.port, !(1...65535).contains(port) { return "a port in 1…65535 (the URL says \(port))" }
             if url.port == nil, let authority = address.split(separator: "/").dropFirst(1).first, authority.contains(":"),
-               let last = authority.split(separator: ":").last, !last.contains("]"), Int(last) == nil || Int(last)! > 65535 {
+                let last = authority.split(separator: ":").last, !last.contains("]"), Int(last) == nil || Int(last)! > 65535
+            {
                 return "a port in 1…65535 (the URL says \(last))"
             }
         }
@@ -58,7 +59,10 @@ enum HandlerSpec: CustomStringConvertible {
         let argument = text.count > kind.count ? String(text.dropFirst(kind.count + 1)) : nil
         switch kind {
         case "sleep":
-            guard let argument else { self = .sleep(min: .milliseconds(100), max: .milliseconds(100)); return }
+            guard let argument else {
+                self = .sleep(min: .milliseconds(100), max: .milliseconds(100))
+                return
+            }
             let parts = argument.components(separatedBy: "..")
             guard let low = Duration(parsing: parts[0]) else { return nil }
             let high = parts.count > 1 ? Duration(parsing: parts[1]) : low
@@ -77,7 +81,8 @@ enum HandlerSpec: CustomStringConvertible {
             self = .demo
         case "http":
             guard let argument, let url = URL(string: argument), ["http", "https"].contains(url.scheme?.lowercased() ?? ""),
-                  url.host?.isEmpty == false else { return nil }
+                url.host?.isEmpty == false
+            else { return nil }
             self = .http(url)
         case "exec":
             let words = (argument ?? "").split(separator: " ").map(String.init)
@@ -101,10 +106,17 @@ enum HandlerSpec: CustomStringConvertible {
     }
 
     struct DemoPayload: Decodable {
-        var sleep_ms: Int?
+        var sleepMs: Int?
         var progress: Bool?
-        var fail_attempts: Int?
+        var failAttempts: Int?
         var unrecoverable: Bool?
+
+        enum CodingKeys: String, CodingKey {
+            case sleepMs = "sleep_ms"
+            case progress
+            case failAttempts = "fail_attempts"
+            case unrecoverable
+        }
     }
 
     /// A failure asked for by configuration (`fail`) or by a demo payload; its reason is recorded.
@@ -117,7 +129,9 @@ enum HandlerSpec: CustomStringConvertible {
         switch self {
         case .http(let url):
             guard let httpClient else {
-                return { _, _ in throw UnrecoverableError("no HTTP client was started for \(url.absoluteString) (a bug in jobq-worker)", reason: "internalError") }
+                return { _, _ in
+                    throw UnrecoverableError("no HTTP client was started for \(url.absoluteString) (a bug in jobq-worker)", reason: "internalError")
+                }
             }
             return HTTPHandler(url: url, client: httpClient).handler
         case .sleep(let low, let high):
@@ -139,11 +153,12 @@ enum HandlerSpec: CustomStringConvertible {
         case .demo:
             return { job, context in
                 let p = (try? job.payload.decode(DemoPayload.self)) ?? DemoPayload()
-                let total = max(0, p.sleep_ms ?? 100)
-                if let failing = p.fail_attempts, context.attempt <= failing {
+                let total = max(0, p.sleepMs ?? 100)
+                if let failing = p.failAttempts, context.attempt <= failing {
                     try await Self.sleep(ms: total / 2, context: context, progress: false)
                     if p.unrecoverable == true { throw UnrecoverableError("planned failure", reason: "plannedFailure") }
-                    throw ConfiguredFailure(description: "planned failure on attempt \(context.attempt) of the first \(failing)", failureReason: "plannedFailure")
+                    throw ConfiguredFailure(
+                        description: "planned failure on attempt \(context.attempt) of the first \(failing)", failureReason: "plannedFailure")
                 }
                 try await Self.sleep(ms: total, context: context, progress: p.progress ?? false)
                 return Array(#"{"slept_ms":\#(total),"attempt":\#(context.attempt)}"#.utf8)

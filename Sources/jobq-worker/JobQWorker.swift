@@ -41,7 +41,11 @@ struct JobQWorker: AsyncParsableCommand {
     @Option(name: .customLong("redis-password-file"), help: "A file holding the Redis password.")
     var passwordFile: String?
 
-    @Option(name: .customLong("queue"), help: "A queue to serve, NAME or NAME:WEIGHT (repeatable; the part after the last colon is the weight when it is a number, so queue a:5 is --queue a:5:1).")
+    @Option(
+        name: .customLong("queue"),
+        help:
+            "A queue to serve, NAME or NAME:WEIGHT (repeatable; the part after the last colon is the weight when it is a number, so queue a:5 is --queue a:5:1)."
+    )
     var queues: [String] = []
 
     @Option(name: .customLong("concurrency"), help: "Jobs run at once by this process (default 8).")
@@ -71,7 +75,9 @@ struct JobQWorker: AsyncParsableCommand {
     @Flag(name: .customLong("require-durable"), help: "Exit 78 unless Redis has AOF on and maxmemory-policy noeviction.")
     var requireDurable = false
 
-    @Flag(name: .customLong("check-config"), help: "Load and check the configuration (file, environment, flags), print it with secrets hidden, and exit: 0 valid, 78 not.")
+    @Flag(
+        name: .customLong("check-config"),
+        help: "Load and check the configuration (file, environment, flags), print it with secrets hidden, and exit: 0 valid, 78 not.")
     var checkConfig = false
 
     static func main() async {
@@ -98,16 +104,18 @@ struct JobQWorker: AsyncParsableCommand {
     func run() async throws {
         let settings: WorkerSettings
         do {
-            settings = try await WorkerSettings.load(flags: .init(
-                configPath: configPath, redisURL: redisURL, passwordFile: passwordFile, queues: queues, concurrency: concurrency,
-                handlers: handlers, lease: lease, shutdownGrace: shutdownGrace, workerID: workerID, requireDurable: requireDurable,
-                logLevel: logLevel, metricsPort: metricsPort, metricsAddress: metricsAddress))
+            settings = try await WorkerSettings.load(
+                flags: .init(
+                    configPath: configPath, redisURL: redisURL, passwordFile: passwordFile, queues: queues, concurrency: concurrency,
+                    handlers: handlers, lease: lease, shutdownGrace: shutdownGrace, workerID: workerID, requireDurable: requireDurable,
+                    logLevel: logLevel, metricsPort: metricsPort, metricsAddress: metricsAddress))
         } catch {
             StandardStreams.err("jobq-worker: \(error)\n")
             throw WorkerExit(code: 78)
         }
         if checkConfig {
-            StandardStreams.out("""
+            StandardStreams.out(
+                """
                 configuration valid
                   redis        \(settings.redis.redactedURL)\(settings.redis.password != nil ? " (password set)" : "")
                   queues       \(settings.worker.queues.map { "\($0.name):\($0.weight)" }.joined(separator: ", "))
@@ -186,10 +194,11 @@ struct JobQWorker: AsyncParsableCommand {
         if let port = settings.metricsPort, let metricsRegistry {
             let address = settings.metricsAddress
             let endpointLogger = logger
-            let server = MetricsEndpoint.server(host: address, port: port, registry: metricsRegistry,
-                                                ready: { [client] in worker.isRunning && client.connectionProblem == nil },
-                                                onBound: { endpointLogger.info("metrics and health on http://\(address):\($0)/metrics") },
-                                                logger: logger)
+            let server = MetricsEndpoint.server(
+                host: address, port: port, registry: metricsRegistry,
+                ready: { [client] in worker.isRunning && client.connectionProblem == nil },
+                onBound: { endpointLogger.info("metrics and health on http://\(address):\($0)/metrics") },
+                logger: logger)
             services.append(.init(service: server))
         }
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

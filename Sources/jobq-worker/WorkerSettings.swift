@@ -1,7 +1,7 @@
 import Configuration
-import SystemPackage
 import Foundation
 import JobQ
+import SystemPackage
 
 /// Everything `jobq-worker` needs, from (strongest first) flags, `JOBQ_*` environment variables
 /// and the YAML file given with `--config` (`docs/configuration.md`). Keys, as in `config/jobq.yaml`:
@@ -74,7 +74,7 @@ struct WorkerSettings {
             scoped[String(key.dropFirst(5))] = value
         }
         var providers: [any ConfigProvider] = [
-            EnvironmentVariablesProvider(environmentVariables: scoped, secretsSpecifier: .specific(["REDIS_PASSWORD", "REDIS_URL", "REDIS_SENTINEL_PASSWORD"])),
+            EnvironmentVariablesProvider(environmentVariables: scoped, secretsSpecifier: .specific(["REDIS_PASSWORD", "REDIS_URL", "REDIS_SENTINEL_PASSWORD"]))
         ]
         if let path = flags.configPath {
             guard FileManager.default.fileExists(atPath: path) else {
@@ -102,10 +102,14 @@ struct WorkerSettings {
         do {
             redis = try RedisConfiguration(url: urlFlagOrConfig ?? "redis://127.0.0.1:6379")
         } catch {
-            throw Problem(key: flags.redisURL != nil ? "--redis-url" : "redis.url", value: "(hidden)", expected: "redis://[user@]host:port/db or unix:///path (\(error.detail))")
+            throw Problem(
+                key: flags.redisURL != nil ? "--redis-url" : "redis.url", value: "(hidden)",
+                expected: "redis://[user@]host:port/db or unix:///path (\(error.detail))")
         }
         if flags.redisURL != nil, redis.password != nil {
-            throw Problem(key: "--redis-url", value: "(hidden)", expected: "a URL without a password (command lines show in ps): use JOBQ_REDIS_PASSWORD or --redis-password-file")
+            throw Problem(
+                key: "--redis-url", value: "(hidden)",
+                expected: "a URL without a password (command lines show in ps): use JOBQ_REDIS_PASSWORD or --redis-password-file")
         }
         if let file = flags.passwordFile ?? config.string(forKey: "redis.passwordFile") {
             guard let contents = try? String(contentsOfFile: file, encoding: .utf8) else {
@@ -223,8 +227,9 @@ struct WorkerSettings {
             throw Problem(key: "metrics.port", value: String(p), expected: "a port number 0…65535 (0: any free port)")
         }
         let metricsAddress = flags.metricsAddress ?? config.string(forKey: "metrics.address") ?? "127.0.0.1"
-        return WorkerSettings(redis: redis, worker: worker, handlerSpecs: specs, requireDurable: requireDurable, logLevel: level,
-                              metricsPort: metricsPort, metricsAddress: metricsAddress)
+        return WorkerSettings(
+            redis: redis, worker: worker, handlerSpecs: specs, requireDurable: requireDurable, logLevel: level,
+            metricsPort: metricsPort, metricsAddress: metricsAddress)
     }
 
     private static func duration(_ flag: String?, _ config: ConfigReader, _ key: String, default value: Duration) throws -> Duration {

@@ -1,6 +1,7 @@
 import Foundation
 import LocalRedis
 import Testing
+
 @testable import JobQ
 
 /// config/users.acl loads into Redis, and each of its three roles (producer, worker, admin) can
@@ -29,10 +30,18 @@ struct ACLFileTests {
     @Test("the worker and admin users run a job end to end; FLUSHALL, KEYS, CONFIG and foreign keys are refused")
     func leastPrivilege() async throws {
         let (server, aclCopy) = try await Self.serverWithACLFile()
-        defer { Task { await server.destroy() }; try? FileManager.default.removeItem(atPath: aclCopy) }
+        defer {
+            Task { await server.destroy() }
+            try? FileManager.default.removeItem(atPath: aclCopy)
+        }
         let admin = Self.client(server, "admin")
         let workerClient = Self.client(server, "worker")
-        defer { Task { await admin.close(); await workerClient.close() } }
+        defer {
+            Task {
+                await admin.close()
+                await workerClient.close()
+            }
+        }
 
         let queue = try JobQueue(name: "acl-\(UUID().uuidString.prefix(6))", client: admin)
         let added = try await queue.add(name: "echo", payload: .json(#"{"hi":1}"#))
@@ -61,8 +70,10 @@ struct ACLFileTests {
         _ = try await queue.inspector.obliterate(force: true)
 
         for c in [admin, workerClient] {
-            for command in [RedisCommand("FLUSHALL"), RedisCommand("KEYS", "*"), RedisCommand("CONFIG", "GET", "dir"),
-                            RedisCommand("GET", "not-jobq"), RedisCommand("SCRIPT", "FLUSH"), RedisCommand("ACL", "LIST")] {
+            for command in [
+                RedisCommand("FLUSHALL"), RedisCommand("KEYS", "*"), RedisCommand("CONFIG", "GET", "dir"),
+                RedisCommand("GET", "not-jobq"), RedisCommand("SCRIPT", "FLUSH"), RedisCommand("ACL", "LIST"),
+            ] {
                 let reply = try await c.send(command)
                 guard case .error(let message) = reply else {
                     Issue.record("\(command) was allowed: \(reply)")
@@ -73,12 +84,25 @@ struct ACLFileTests {
         }
     }
 
-    @Test("each role is refused what the others do: a producer cannot take, pause, purge or list queues; a worker cannot purge, obliterate, cancel or remove; an admin cannot take")
+    @Test(
+        "each role is refused what the others do: a producer cannot take, pause, purge or list queues; a worker cannot purge, obliterate, cancel or remove; an admin cannot take"
+    )
     func roles() async throws {
         let (server, aclCopy) = try await Self.serverWithACLFile()
-        defer { Task { await server.destroy() }; try? FileManager.default.removeItem(atPath: aclCopy) }
-        let producer = Self.client(server, "producer"), worker = Self.client(server, "worker"), admin = Self.client(server, "admin")
-        defer { Task { await producer.close(); await worker.close(); await admin.close() } }
+        defer {
+            Task { await server.destroy() }
+            try? FileManager.default.removeItem(atPath: aclCopy)
+        }
+        let producer = Self.client(server, "producer")
+        let worker = Self.client(server, "worker")
+        let admin = Self.client(server, "admin")
+        defer {
+            Task {
+                await producer.close()
+                await worker.close()
+                await admin.close()
+            }
+        }
         let name = "roles-\(UUID().uuidString.prefix(6))"
         let asProducer = try JobQueue(name: name, client: producer)
         let asWorker = try JobQueue(name: name, client: worker)

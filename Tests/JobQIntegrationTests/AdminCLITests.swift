@@ -3,9 +3,11 @@ import Foundation
 import LocalRedis
 import Synchronization
 import Testing
+
 @testable import JobQ
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Runs `jobq-admin` (the built binary) with stdout and stderr apart.
@@ -17,8 +19,9 @@ func runAdmin(_ arguments: [String], environment: [String: String] = [:], input:
     if let input { try input.write(toFile: base + ".in", atomically: true, encoding: .utf8) }
     var env = ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": NSTemporaryDirectory(), "USER": "tester"]
     env.merge(environment) { $1 }
-    let child = try ChildProcess(executable: path, arguments: arguments, environment: env, outputPath: base + ".out",
-                                 errorPath: base + ".err", inputPath: input == nil ? nil : base + ".in")
+    let child = try ChildProcess(
+        executable: path, arguments: arguments, environment: env, outputPath: base + ".out",
+        errorPath: base + ".err", inputPath: input == nil ? nil : base + ".in")
     let status = try await within(120, "jobq-admin to exit") { await child.wait() }
     let out = (try? String(contentsOfFile: base + ".out", encoding: .utf8)) ?? ""
     let err = (try? String(contentsOfFile: base + ".err", encoding: .utf8)) ?? ""
@@ -57,8 +60,10 @@ extension ExecutableTests {
             #expect(dedup1.code == 0 && dedup1.out.contains("order-42  created, waiting"), "\(dedup1)")
             #expect(dedup2.code == 0 && dedup2.out.contains("order-42  existing, waiting"), "\(dedup2)")
 
-            let later = try await admin(["add", q, "report", "--delay", "1h", "--priority", "high", "--attempts", "5",
-                                         "--backoff", "fixed:2s", "--timeout", "30s", "--keep-completed", "0", "--json"])
+            let later = try await admin([
+                "add", q, "report", "--delay", "1h", "--priority", "high", "--attempts", "5",
+                "--backoff", "fixed:2s", "--timeout", "30s", "--keep-completed", "0", "--json",
+            ])
             let reportID = try #require(jsonObject(later.out)?["id"] as? String)
             #expect(jsonObject(later.out)?["state"] as? String == "delayed")
 
@@ -80,7 +85,8 @@ extension ExecutableTests {
             #expect(all.first?["state"] as? String == "waiting", "active first, then waiting, then delayed")
             #expect(try #require(jsonArray(try await admin(["list", q, "--state", "delayed", "--json"]).out)).map { $0["id"] as? String } == [reportID])
             #expect(try #require(jsonArray(try await admin(["list", q, "--name", "email", "--json"]).out)).count == 2)
-            #expect(try #require(jsonArray(try await admin(["list", q, "--limit", "1", "--offset", "3", "--json"]).out)).map { $0["id"] as? String } == [reportID])
+            #expect(
+                try #require(jsonArray(try await admin(["list", q, "--limit", "1", "--offset", "3", "--json"]).out)).map { $0["id"] as? String } == [reportID])
             let listText = try await admin(["list", q])
             #expect(listText.out.hasPrefix("ID ") && listText.out.contains(emailID) && listText.out.contains("due in "), "\(listText.out)")
 
@@ -241,8 +247,9 @@ extension ExecutableTests {
                 try await eventually(20, "the job to report progress") { try await queue.inspector.job(id)?.progress?.percent == 40 }
                 let terminal = try PseudoTerminal()
                 let path = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path + "/jobq-admin"
-                let child = try ChildProcess(executable: path, arguments: ["watch", queue.name, "--redis-url", url, "--interval", "200ms"],
-                                             environment: ["PATH": "/usr/bin:/bin", "TERM": "xterm"], terminal: terminal.secondaryPath)
+                let child = try ChildProcess(
+                    executable: path, arguments: ["watch", queue.name, "--redis-url", url, "--interval", "200ms"],
+                    environment: ["PATH": "/usr/bin:/bin", "TERM": "xterm"], terminal: terminal.secondaryPath)
                 defer { child.signal(SIGKILL) }
                 try await eventually(30, "two refreshes showing the running job") {
                     let screen = terminal.read()
@@ -272,8 +279,9 @@ extension ExecutableTests {
                 _ = try await JobQueue(name: "報告書の生成キュー🎉", client: client).add(name: "x", payload: .json("{}"))
                 let terminal = try PseudoTerminal(rows: 24, columns: 80)
                 let path = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path + "/jobq-admin"
-                let child = try ChildProcess(executable: path, arguments: ["watch", "--redis-url", server.url, "--interval", "200ms"],
-                                             environment: ["PATH": "/usr/bin:/bin", "TERM": "xterm"], terminal: terminal.secondaryPath)
+                let child = try ChildProcess(
+                    executable: path, arguments: ["watch", "--redis-url", server.url, "--interval", "200ms"],
+                    environment: ["PATH": "/usr/bin:/bin", "TERM": "xterm"], terminal: terminal.secondaryPath)
                 defer { child.signal(SIGKILL) }
                 try await eventually(30, "two frames") { terminal.read().components(separatedBy: "jobq watch —").count >= 3 }
                 terminal.write("q")
@@ -285,8 +293,9 @@ extension ExecutableTests {
                 for row in rows { #expect(Self.columns(row) <= 80, "\(Self.columns(row)) columns: \(row)") }
                 #expect(frame.contains("more queues"), "\(frame)")
 
-                var workerConfiguration = WorkerConfiguration(queues: (0..<12).map { .init("queue-number-\($0)") }, concurrency: 4,
-                                                              workerID: "a-rather-long-worker-identifier-on-host-\(String(repeating: "x", count: 40))")
+                var workerConfiguration = WorkerConfiguration(
+                    queues: (0..<12).map { .init("queue-number-\($0)") }, concurrency: 4,
+                    workerID: "a-rather-long-worker-identifier-on-host-\(String(repeating: "x", count: 40))")
                 workerConfiguration.maxBlockTimeout = .seconds(1)
                 let worker = try Worker(client: client, configuration: workerConfiguration, handlers: JobHandlers())
                 let running = Task { try await worker.run() }

@@ -1,13 +1,15 @@
 import AsyncHTTPClient
 import Foundation
 import Hummingbird
+import JobQWorkerKit
 import LocalRedis
 import Synchronization
 import Testing
+
 @testable import JobQ
-import JobQWorkerKit
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Cancel any job from any process, promptly and reliably (`docs/job-lifecycle.md`).
@@ -59,7 +61,7 @@ struct CancellationTests {
         handlers.register(name: "deaf") { job, context in
             started.withLock { _ = $0.insert(job.id) }
             // Ignores the token: Redis must be updated anyway; the handler returns when told.
-            _ = await context.waitForCancellation()   // an event, not a polling loop
+            _ = await context.waitForCancellation()  // an event, not a polling loop
             return []
         }
         let a = try await queue.add(name: "deaf", payload: .json("{}")).id
@@ -75,7 +77,9 @@ struct CancellationTests {
 
             // 2. The flag alone, as if the message were lost in a failover: only the renewal
             // (which returns flagged ids) can find it.
-            _ = try await admin.send("HSET", queue.keys.job(b), JobField.cancelRequested.rawValue, JobField.flagSet, JobField.cancelReason.rawValue, "lost message", JobField.cancelRequestedBy.rawValue, "test")
+            _ = try await admin.send(
+                "HSET", queue.keys.job(b), JobField.cancelRequested.rawValue, JobField.flagSet, JobField.cancelReason.rawValue, "lost message",
+                JobField.cancelRequestedBy.rawValue, "test")
             try await eventually(20, "b cancelled through the renewal") { try await queue.inspector.job(b)?.state == .cancelled }
         }
         #expect(try await queue.inspector.job(b)?.error?.details == "lost message")
@@ -111,7 +115,8 @@ struct CancellationTests {
         var terminalEvents: [String: Int] = [:]
         for row in try await queue.client.send(RedisCommand("XRANGE", queue.keys.events, "-", "+")).array ?? [] {
             guard let entry = row.array, entry.count == 2, let flat = entry[1].array,
-                  let event = QueueEvent(streamID: entry[0].string ?? "", flat: flat) else { continue }
+                let event = QueueEvent(streamID: entry[0].string ?? "", flat: flat)
+            else { continue }
             if ["completed", "cancelled", "failed"].contains(event.kind.description) { terminalEvents[event.jobID, default: 0] += 1 }
         }
         #expect(terminalEvents.count == 1000 && terminalEvents.values.allSatisfy { $0 == 1 }, "one terminal event per job")
@@ -144,7 +149,8 @@ struct CancellationTests {
         #expect(recovered.cancelled == 1 && recovered.requeued == 0)
         #expect(try await queue.inspector.job(a)?.state == .cancelled)
         // The dead worker's late finish changes nothing.
-        if case .leaseLost = try await queue.core.finish(a, token: leaseA.token, end: .completed(result: []), next: nil) {} else {
+        if case .leaseLost = try await queue.core.finish(a, token: leaseA.token, end: .completed(result: []), next: nil) {
+        } else {
             Issue.record("a late finish after the reaper was not refused")
         }
         #expect(try await queue.inspector.job(a)?.state == .cancelled)
@@ -212,7 +218,8 @@ struct CancellationTests {
             defer { Task { try? await client.shutdown() } }
             let queue = try await uniqueQueue()
             var handlers = JobHandlers()
-            handlers.register(name: "slow", HTTPHandler(url: URL(string: "http://127.0.0.1:\(port)/slow")!, client: client, requestTimeout: .seconds(300)).handler)
+            handlers.register(
+                name: "slow", HTTPHandler(url: URL(string: "http://127.0.0.1:\(port)/slow")!, client: client, requestTimeout: .seconds(300)).handler)
             let added = try await queue.add(name: "slow", payload: .json("{}"))
             try await withWorker(queue, lease: .seconds(60), handlers: handlers) { _ in
                 try await eventually(20, "the request arrived") { requests.withLock { $0 } == 1 }
@@ -243,8 +250,10 @@ extension ExecutableTests {
             try await queue.inspector.setRetention(cancelled: 2000)
             var workers: [WorkerProcess] = []
             for i in 0..<4 {
-                let worker = try WorkerProcess(["--redis-url", server.url, "--queue", queue.name, "--handler", "long=sleep:10m",
-                                                "--concurrency", "250", "--lease", "5s", "--worker-id", "w\(i)"])
+                let worker = try WorkerProcess([
+                    "--redis-url", server.url, "--queue", queue.name, "--handler", "long=sleep:10m",
+                    "--concurrency", "250", "--lease", "5s", "--worker-id", "w\(i)",
+                ])
                 try await worker.waitForLog("worker started")
                 workers.append(worker)
             }
@@ -267,6 +276,7 @@ extension ExecutableTests {
 func processIsGone(_ pid: Int32) -> Bool {
     if kill(pid, 0) != 0 { return errno == ESRCH }
     guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-          let close = stat.lastIndex(of: ")") else { return true }
+        let close = stat.lastIndex(of: ")")
+    else { return true }
     return stat[stat.index(close, offsetBy: 2)] == "Z"
 }

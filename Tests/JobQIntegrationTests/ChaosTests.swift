@@ -19,7 +19,9 @@ extension ExecutableTests {
             return Int(summary[range.upperBound...].prefix { $0.isNumber })
         }
 
-        @Test("CI size: 1,200 jobs + a bulk cancel of 200, workers killed every 1–3 s, connections cut, Redis restarted, a worker frozen past its lease, Redis full for 4.5 s, a SIGTERM round with programs ignoring it: none lost, every check holds")
+        @Test(
+            "CI size: 1,200 jobs + a bulk cancel of 200, workers killed every 1–3 s, connections cut, Redis restarted, a worker frozen past its lease, Redis full for 4.5 s, a SIGTERM round with programs ignoring it: none lost, every check holds"
+        )
         func ciSized() async throws {
             let run = try await runTool("jobq-chaos", ["run"], environment: Self.environment, timeout: 300)
             let summary = run.output.split(separator: "\n").last { $0.hasPrefix("jobq-chaos:") }.map(String.init) ?? ""

@@ -2,6 +2,7 @@ import Foundation
 import LocalRedis
 import Synchronization
 import Testing
+
 @testable import JobQ
 
 /// jobq on a real 3-primary Redis Cluster started by the test — slots
@@ -48,10 +49,17 @@ struct ClusterTests {
         }
     }
 
-    @Test("6 queues over 3 shards: bulk and single adds, a delayed job and a cancel by sharded pub/sub on every shard; one worker serves them all; every job ends once; queues lists all six")
+    @Test(
+        "6 queues over 3 shards: bulk and single adds, a delayed job and a cancel by sharded pub/sub on every shard; one worker serves them all; every job ends once; queues lists all six"
+    )
     func queuesOnEveryShard() async throws {
         let (cluster, client) = try await Self.start()
-        defer { Task { await client.close(); await cluster.destroy() } }
+        defer {
+            Task {
+                await client.close()
+                await cluster.destroy()
+            }
+        }
         let names = try await Self.spreadQueues(cluster, client: client, perNode: 2, prefix: "shard")
         #expect(names.count == 6)
         let queues = try names.map { try JobQueue(name: $0, client: client) }
@@ -62,7 +70,8 @@ struct ClusterTests {
             ids[q.name] = try bulk.map { try $0.get().id }
             ids[q.name]!.append(try await q.add(name: "work", payload: .json("{}"), options: .init(delay: .milliseconds(300))).id)
         }
-        var longs: [String] = [], slows: [String] = []
+        var longs: [String] = []
+        var slows: [String] = []
         for q in queues {
             longs.append(try await q.add(name: "long", payload: .json("{}")).id)
             slows.append(try await q.add(name: "slow", payload: .json("{}")).id)
@@ -126,7 +135,12 @@ struct ClusterTests {
     @Test("a queue's slot migrates to another primary while jobs are added and run: nothing lost, every job ends once")
     func slotMigration() async throws {
         let (cluster, client) = try await Self.start()
-        defer { Task { await client.close(); await cluster.destroy() } }
+        defer {
+            Task {
+                await client.close()
+                await cluster.destroy()
+            }
+        }
         let name = "migrating-\(UUID().uuidString.prefix(6))"
         let queue = try JobQueue(name: name, client: client)
         try await queue.inspector.setRetention(completed: 10_000)
@@ -135,9 +149,16 @@ struct ClusterTests {
         let primaries = try await client.primaries()
         let target = try #require(primaries.first { $0 != source })
         func direct(_ e: RedisEndpoint) -> RedisClient { RedisClient(configuration: cluster.configuration.node(e)) }
-        let from = direct(source), to = direct(target)
+        let from = direct(source)
+        let to = direct(target)
         let others = primaries.map(direct)
-        defer { Task { await from.close(); await to.close(); for o in others { await o.close() } } }
+        defer {
+            Task {
+                await from.close()
+                await to.close()
+                for o in others { await o.close() }
+            }
+        }
         let fromID = try #require(try await from.send("CLUSTER", "MYID").string)
         let toID = try #require(try await to.send("CLUSTER", "MYID").string)
 
@@ -169,13 +190,16 @@ struct ClusterTests {
         // The migration, by hand, as `redis-cli --cluster reshard` does it for one slot.
         _ = try await to.send("CLUSTER", "SETSLOT", slot, "IMPORTING", fromID)
         _ = try await from.send("CLUSTER", "SETSLOT", slot, "MIGRATING", toID)
-        guard case .tcp(let host, let port) = target else { Issue.record("tcp expected"); return }
+        guard case .tcp(let host, let port) = target else {
+            Issue.record("tcp expected")
+            return
+        }
         for _ in 0..<1000 {
             let keys = try await from.send("CLUSTER", "GETKEYSINSLOT", slot, 50).array?.compactMap(\.string) ?? []
             if keys.isEmpty { break }
             let reply = try await from.send(RedisCommand("MIGRATE", arguments: [host, port, "", 0, 5000, "KEYS"] + keys))
             #expect(reply.errorMessage == nil, "MIGRATE: \(reply)")
-            try await Task.sleep(for: .milliseconds(20))   // let commands meet the half-moved slot
+            try await Task.sleep(for: .milliseconds(20))  // let commands meet the half-moved slot
         }
         for o in others { _ = try await o.send("CLUSTER", "SETSLOT", slot, "NODE", toID) }
 
@@ -195,7 +219,12 @@ struct ClusterTests {
     @Test("redis-cli --cluster reshard moves a queue's slot while a producer adds and a worker runs: nothing lost, each job runs once, cancels still arrive")
     func reshardByRedisCLI() async throws {
         let (cluster, client) = try await Self.start()
-        defer { Task { await client.close(); await cluster.destroy() } }
+        defer {
+            Task {
+                await client.close()
+                await cluster.destroy()
+            }
+        }
         // reshard moves a source's lowest slots first: pick a queue living in such a slot.
         let primaries = try await client.primaries()
         let source = primaries[0]
@@ -255,10 +284,17 @@ struct ClusterTests {
         try await running.value
     }
 
-    @Test("a primary is killed mid-run and its replica promoted: the client follows, every surviving job ends once, durable adds lose nothing; plain adds lost are counted")
+    @Test(
+        "a primary is killed mid-run and its replica promoted: the client follows, every surviving job ends once, durable adds lose nothing; plain adds lost are counted"
+    )
     func failover() async throws {
         let (cluster, client) = try await Self.start(replicas: 1, retryDeadline: .seconds(30))
-        defer { Task { await client.close(); await cluster.destroy() } }
+        defer {
+            Task {
+                await client.close()
+                await cluster.destroy()
+            }
+        }
         // Two queues on the same primary: one with durable adds (WAIT 1), one without.
         // The first seed's node, a primary: the worker's subscription sits there too, so it must move.
         let primaries = try await client.primaries()
@@ -280,7 +316,7 @@ struct ClusterTests {
             return owner != nil && owner != victimEndpoint
         }
         let promotedAfter = FailoverRun.seconds(since: killedAt)
-        try await run.waitForMoreAdds(50)   // adds go on against the promoted primary
+        try await run.waitForMoreAdds(50)  // adds go on against the promoted primary
         let tallies = await run.stopProducing()
         let lost = try await run.settle(tallies)
         try await run.cancelStillArrives()
@@ -288,16 +324,26 @@ struct ClusterTests {
         try await run.finish()
     }
 
-    @Test("CLUSTER FAILOVER (coordinated, the primary alive) mid-run: the replica takes over after catching up; clients follow MOVED from the demoted node; nothing is lost, every job ends once")
+    @Test(
+        "CLUSTER FAILOVER (coordinated, the primary alive) mid-run: the replica takes over after catching up; clients follow MOVED from the demoted node; nothing is lost, every job ends once"
+    )
     func coordinatedFailover() async throws {
         let (cluster, client) = try await Self.start(replicas: 1, retryDeadline: .seconds(30))
-        defer { Task { await client.close(); await cluster.destroy() } }
+        defer {
+            Task {
+                await client.close()
+                await cluster.destroy()
+            }
+        }
         let names = try await Self.spreadQueues(cluster, client: client, perNode: 2, prefix: "cf")
         let owner = try await client.endpoint(forKey: "jobq:{\(names[0])}:wait")
         let pair = try await names.asyncFilter { try await client.endpoint(forKey: "jobq:{\($0)}:wait") == owner }
         #expect(pair.count == 2)
         // The owner's replica: the node whose INFO replication names the owner's port.
-        guard case .tcp(_, let ownerPort) = owner else { Issue.record("tcp expected"); return }
+        guard case .tcp(_, let ownerPort) = owner else {
+            Issue.record("tcp expected")
+            return
+        }
         var replica: RedisServerProcess?
         for node in cluster.nodes where node.endpoint != owner {
             let c = RedisClient(configuration: node.configuration)

@@ -19,16 +19,18 @@ extension ExecutableTests {
 
         static let minimal = "worker:\n  queues: [q]\nhandlers: [\"a=noop\"]\n"
 
-        @Test("wrong types, unknown keys and typos exit 78 naming the key (with a suggestion); nothing falls back to a default", arguments: [
-            ("redis:\n  url: [redis://prod:6379]\n" + minimal, "redis.url", "a string"),
-            ("worker:\n  queues: [q]\n  concurrency: [1, 2]\nhandlers: [\"a=noop\"]\n", "worker.concurrency", "an integer"),
-            ("worker:\n  queues: [q]\n  concurency: 4\nhandlers: [\"a=noop\"]\n", "worker.concurency", "did you mean worker.concurrency?"),
-            ("worker:\n  queues: [q]\n  requireDurable: maybe\nhandlers: [\"a=noop\"]\n", "worker.requireDurable", "true or false"),
-            (minimal + "metrics:\n  port: nine\n", "metrics.port", "an integer"),
-            (minimal + "logging:\n  level: info\n", "logging", "no such key"),
-            ("worker:\n  queues: q\nhandlers: [\"a=noop\"]\n", "worker.queues", "a list of strings"),
-            ("worker:\n  queues: [q, {x: 1}]\nhandlers: [\"a=noop\"]\n", "worker.queues", "a list of strings"),
-        ])
+        @Test(
+            "wrong types, unknown keys and typos exit 78 naming the key (with a suggestion); nothing falls back to a default",
+            arguments: [
+                ("redis:\n  url: [redis://prod:6379]\n" + minimal, "redis.url", "a string"),
+                ("worker:\n  queues: [q]\n  concurrency: [1, 2]\nhandlers: [\"a=noop\"]\n", "worker.concurrency", "an integer"),
+                ("worker:\n  queues: [q]\n  concurency: 4\nhandlers: [\"a=noop\"]\n", "worker.concurency", "did you mean worker.concurrency?"),
+                ("worker:\n  queues: [q]\n  requireDurable: maybe\nhandlers: [\"a=noop\"]\n", "worker.requireDurable", "true or false"),
+                (minimal + "metrics:\n  port: nine\n", "metrics.port", "an integer"),
+                (minimal + "logging:\n  level: info\n", "logging", "no such key"),
+                ("worker:\n  queues: q\nhandlers: [\"a=noop\"]\n", "worker.queues", "a list of strings"),
+                ("worker:\n  queues: [q, {x: 1}]\nhandlers: [\"a=noop\"]\n", "worker.queues", "a list of strings"),
+            ])
         func types(yaml: String, key: String, expected: String) async throws {
             let run = try await Self.check(yaml)
             #expect(run.code == 78, "\(run.output)")
@@ -48,7 +50,9 @@ extension ExecutableTests {
         @Test("unknown JOBQ_* variables exit 78 naming them; JOBQ_JOB_* and the job's own names are ignored")
         func environment() async throws {
             let typo = try await Self.check(Self.minimal, environment: ["JOBQ_WORKER_CONCURENCY": "4"])
-            #expect(typo.code == 78 && typo.output.contains("JOBQ_WORKER_CONCURENCY") && typo.output.contains("did you mean JOBQ_WORKER_CONCURRENCY?"), "\(typo.output)")
+            #expect(
+                typo.code == 78 && typo.output.contains("JOBQ_WORKER_CONCURENCY") && typo.output.contains("did you mean JOBQ_WORKER_CONCURRENCY?"),
+                "\(typo.output)")
             let unknown = try await Self.check(Self.minimal, environment: ["JOBQ_FROBNICATE": "secret-value-123"])
             #expect(unknown.code == 78 && unknown.output.contains("JOBQ_FROBNICATE") && !unknown.output.contains("secret-value-123"), "\(unknown.output)")
             let fine = try await Self.check(Self.minimal, environment: ["JOBQ_JOB_ID": "x", "JOBQ_ATTEMPT": "2", "JOBQ_WORKER_CONCURRENCY": "4"])
@@ -66,14 +70,18 @@ extension ExecutableTests {
             let bomb = yaml
             let run = try await within(20, "--check-config on an alias bomb") { try await Self.check(bomb) }
             #expect(run.code == 78, "\(run.output)")
-            let bombInSection = "worker:\n  queues: &q [" + Array(repeating: "q", count: 10).joined(separator: ", ") + "]\n  id: x\nhandlers: [\"a=noop\"]\nmetrics: {port: 1, address: *q}\n"
+            let bombInSection =
+                "worker:\n  queues: &q [" + Array(repeating: "q", count: 10).joined(separator: ", ")
+                + "]\n  id: x\nhandlers: [\"a=noop\"]\nmetrics: {port: 1, address: *q}\n"
             #expect(try await Self.check(bombInSection).code == 78)
         }
 
         @Test("handler specs that can never work exit 78: exec of a directory or a missing file, an http port out of range, two handlers for one name")
         func handlerSpecs() async throws {
-            for (spec, fragment) in [("a=exec:/tmp", "not a directory"), ("a=exec:/nonexistent/program", "does not exist"),
-                                     ("a=http:http://127.0.0.1:99999/hook", "1…65535"), ("a=exec:relative/path", "absolute")] {
+            for (spec, fragment) in [
+                ("a=exec:/tmp", "not a directory"), ("a=exec:/nonexistent/program", "does not exist"),
+                ("a=http:http://127.0.0.1:99999/hook", "1…65535"), ("a=exec:relative/path", "absolute"),
+            ] {
                 let run = try await Self.check(nil, flags: ["--queue", "q", "--handler", spec])
                 #expect(run.code == 78 && run.output.contains(fragment), "\(spec): \(run.output)")
             }

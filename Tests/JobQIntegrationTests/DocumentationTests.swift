@@ -64,7 +64,8 @@ struct DocumentationTests {
                 let url = base.appendingPathComponent(path)
                 var isDirectory: ObjCBool = false
                 guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), !isDirectory.boolValue,
-                      let text = try? String(contentsOf: url, encoding: .utf8) else { continue }
+                    let text = try? String(contentsOf: url, encoding: .utf8)
+                else { continue }
                 checked += 1
                 for pattern in patterns where text.contains(pattern) {
                     Issue.record("\(folder)/\(path) contains \"\(pattern)\"")

@@ -1,16 +1,22 @@
 import Foundation
 import LocalRedis
 import Testing
+
 @testable import JobQ
 
 /// The opt-in durable add (`WAIT`), against a real primary and replica.
 @Suite("Durable adds (WAIT)")
 struct DurableAddTests {
-    @Test("with replicasToConfirmAdds = 1 an add returns once the replica has it; with the replica gone it throws notReplicated naming the job, which is still stored")
+    @Test(
+        "with replicasToConfirmAdds = 1 an add returns once the replica has it; with the replica gone it throws notReplicated naming the job, which is still stored"
+    )
     func waitForReplica() async throws {
         let primary = try await RedisServerProcess.start(.init(transport: .tcp))
         defer { Task { await primary.destroy() } }
-        guard case .tcp(let host, let port) = primary.endpoint else { Issue.record("tcp expected"); return }
+        guard case .tcp(let host, let port) = primary.endpoint else {
+            Issue.record("tcp expected")
+            return
+        }
         let replica = try await RedisServerProcess.start(.init(transport: .tcp, extraArguments: ["--replicaof", host, String(port)]))
         defer { Task { await replica.destroy() } }
         let client = RedisClient(configuration: primary.configuration)
@@ -20,7 +26,7 @@ struct DurableAddTests {
         }
         var settings = QueueSettings()
         settings.replicasToConfirmAdds = 1
-        settings.replicaConfirmTimeout = .seconds(10)   // generous: a loaded CI machine acks late
+        settings.replicaConfirmTimeout = .seconds(10)  // generous: a loaded CI machine acks late
         let queue = try JobQueue(name: "durable-\(UUID().uuidString.prefix(6))", client: client, settings: settings)
         let added = try await queue.add(name: "x", payload: .json("{}"))
         #expect(added.created)

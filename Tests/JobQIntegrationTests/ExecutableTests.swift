@@ -136,7 +136,8 @@ struct ExecutableTests {
             let usage = try await runTool("jobq-worker", ["--no-such-flag"])
             #expect(usage.code == 2)
             // The documented example file is valid.
-            let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("config/jobq.yaml").path
+            let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+                .appendingPathComponent("config/jobq.yaml").path
             let documented = try await runTool("jobq-worker", ["--config", example, "--redis-url", "redis://127.0.0.1:\(port)"])
             #expect(documented.code == 3, "the example config loads; only Redis is missing: \(documented.output)")
         }

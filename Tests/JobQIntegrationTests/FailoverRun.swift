@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
+
 @testable import JobQ
 
 extension JobHandlers {
@@ -18,7 +19,11 @@ extension JobHandlers {
 /// 1 s) and a plain one on the same primary, one worker serving both (lease 3 s), and a producer
 /// per queue adding a job every 10 ms until told to stop.
 struct FailoverRun {
-    struct Tally: Sendable { var acked: [String] = []; var refused = 0; var firstRefusal = "" }
+    struct Tally: Sendable {
+        var acked: [String] = []
+        var refused = 0
+        var firstRefusal = ""
+    }
 
     final class Flag: Sendable {
         private let value = Mutex(false)
@@ -82,7 +87,9 @@ struct FailoverRun {
         return run
     }
 
-    private init(durable: JobQueue, plain: JobQueue, worker: Worker, running: Task<Void, any Error>, stop: Flag, answered: Answered, producers: [Task<Tally, Never>]) {
+    private init(
+        durable: JobQueue, plain: JobQueue, worker: Worker, running: Task<Void, any Error>, stop: Flag, answered: Answered, producers: [Task<Tally, Never>]
+    ) {
         self.durable = durable
         self.plain = plain
         self.worker = worker
@@ -126,7 +133,8 @@ struct FailoverRun {
         let missingNow = Mutex([Int](repeating: 0, count: tallies.count))
         for (i, (q, tally)) in zip(queues, tallies).enumerated() {
             try await eventually(60, "\(q.name)'s surviving jobs to complete") {
-                var done = 0, missing = 0
+                var done = 0
+                var missing = 0
                 for id in tally.acked {
                     switch try await q.inspector.job(id)?.state {
                     case .completed?: done += 1
@@ -158,7 +166,9 @@ struct FailoverRun {
     /// Prints what the failover cost (the figures the README quotes) and checks the promises:
     /// no durable add lost, no plain add refused.
     func report(_ what: String, _ tallies: [Tally], lost: [Int]) {
-        print("\(what); durable adds acked \(tallies[0].acked.count), refused \(tallies[0].refused) (no replica to confirm), lost \(lost[0]); plain adds acked \(tallies[1].acked.count), refused \(tallies[1].refused), lost \(lost[1])")
+        print(
+            "\(what); durable adds acked \(tallies[0].acked.count), refused \(tallies[0].refused) (no replica to confirm), lost \(lost[0]); plain adds acked \(tallies[1].acked.count), refused \(tallies[1].refused), lost \(lost[1])"
+        )
         #expect(lost[0] == 0, "a durable add confirmed by a replica survives the failover")
         #expect(tallies[1].refused == 0, "plain adds ride through the failover (the client waits and re-resolves): \(tallies[1].firstRefusal)")
     }

@@ -1,12 +1,13 @@
 import AsyncHTTPClient
 import Foundation
-import Hummingbird
 import HTTPTypes
+import Hummingbird
+import JobQWorkerKit
 import Logging
 import Synchronization
 import Testing
+
 @testable import JobQ
-import JobQWorkerKit
 
 /// A local HTTP endpoint for `http` handlers (loopback, a free port), stopped with the test.
 func withTestServer<T: Sendable>(_ configure: (Router<BasicRequestContext>) -> Void, _ body: (Int) async throws -> T) async throws -> T {
@@ -16,11 +17,12 @@ func withTestServer<T: Sendable>(_ configure: (Router<BasicRequestContext>) -> V
     let port = Mutex(0)
     var logger = Logger(label: "test-http")
     logger.logLevel = .warning
-    let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-                          onServerRunning: { channel in
-                              port.withLock { $0 = channel.localAddress?.port ?? 0 }
-                              bound.open()
-                          }, logger: logger)
+    let app = Application(
+        router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+        onServerRunning: { channel in
+            port.withLock { $0 = channel.localAddress?.port ?? 0 }
+            bound.open()
+        }, logger: logger)
     let running = Task { try await app.runService(gracefulShutdownSignals: []) }
     await bound.wait()
     defer { running.cancel() }
@@ -45,7 +47,10 @@ struct HTTPHandlerTests {
             router.post("bad") { _, _ -> Response in Response(status: .badRequest, body: .init(byteBuffer: ByteBuffer(string: "no such user"))) }
             router.post("busy") { _, _ -> Response in
                 busyTimes.withLock { $0.append(.now) }
-                if busyCalls.withLock({ c -> Bool in c += 1; return c == 1 }) {
+                if busyCalls.withLock({ c -> Bool in
+                    c += 1
+                    return c == 1
+                }) {
                     var headers = HTTPFields()
                     headers[.retryAfter] = "1"
                     return Response(status: .tooManyRequests, headers: headers)
@@ -53,7 +58,10 @@ struct HTTPHandlerTests {
                 return Response(status: .ok)
             }
             router.post("requestTimeout") { _, _ -> Response in
-                timeoutCalls.withLock { $0 += 1; return $0 } == 1 ? Response(status: .requestTimeout) : Response(status: .ok)
+                timeoutCalls.withLock {
+                    $0 += 1
+                    return $0
+                } == 1 ? Response(status: .requestTimeout) : Response(status: .ok)
             }
             router.post("down") { _, _ -> Response in Response(status: .serviceUnavailable) }
             router.post("slow") { _, _ -> Response in

@@ -1,8 +1,9 @@
 import Foundation
-import Logging
 import LocalRedis
+import Logging
 import Synchronization
 import Testing
+
 @testable import JobQ
 
 /// Log lines kept for a test to read (a swift-log handler).
@@ -101,14 +102,15 @@ struct HostileInputTests {
         handlers.register(name: "ok") { _, _ in [] }
         handlers.register(name: "typed") { job, _ in
             struct Shape: Decodable { var n: Int }
-            _ = try job.payload.decode(Shape.self)   // throws on the malformed payload
+            _ = try job.payload.decode(Shape.self)  // throws on the malformed payload
             return []
         }
         let echo = try await queue.add(name: "echo", payload: .bytes(binary)).id
         let malformed = try await queue.add(name: "typed", payload: .json(#"{"n": "#), options: .init(attempts: 1)).id
         try await withWorker(queue, handlers: handlers) { _ in
             try await eventually(20, "the echo job and the malformed job to end") {
-                let first = try await queue.inspector.job(echo)?.state, second = try await queue.inspector.job(malformed)?.state
+                let first = try await queue.inspector.job(echo)?.state
+                let second = try await queue.inspector.job(malformed)?.state
                 return first == .completed && second == .failed
             }
         }
@@ -154,7 +156,8 @@ struct HostileInputTests {
             // Some data, then a limit below what Redis uses: with noeviction every write is refused.
             let blob = String(repeating: "z", count: 100_000)
             for i in 0..<10 { _ = try await client.send("SET", "filler:\(i)", blob) }
-            let used = Int(try await client.send("INFO", "memory").string?.split(separator: "\r\n").first { $0.hasPrefix("used_memory:") }?.dropFirst(12) ?? "0") ?? 0
+            let used =
+                Int(try await client.send("INFO", "memory").string?.split(separator: "\r\n").first { $0.hasPrefix("used_memory:") }?.dropFirst(12) ?? "0") ?? 0
             #expect(used > 1_000_000)
             _ = try await client.send("CONFIG", "SET", "maxmemory", String(used - 200_000))
             #expect(try await client.send("SET", "one-more", "x").errorCode == "OOM", "Redis is full")
@@ -187,7 +190,9 @@ struct HostileInputTests {
 
     @Test("LOADING: calls wait while Redis loads its dataset and go through once it is loaded; past the deadline the error names LOADING")
     func loading() async throws {
-        try await withPrivateRedis(.init(appendFsync: "everysec", extraArguments: ["--key-load-delay", "200", "--loading-process-events-interval-bytes", "1024"])) { server in
+        try await withPrivateRedis(
+            .init(appendFsync: "everysec", extraArguments: ["--key-load-delay", "200", "--loading-process-events-interval-bytes", "1024"])
+        ) { server in
             let setup = RedisClient(configuration: server.configuration)
             for chunk in 0..<20 {
                 _ = try await setup.send(RedisCommand("MSET", arguments: (0..<1000).flatMap { ["filler:\(chunk):\($0)", "0123456789"] }))
@@ -198,7 +203,7 @@ struct HostileInputTests {
             }
             await setup.close()
             await server.stop()
-            try await server.restart(untilLoaded: false)   // 20,000 keys at 200 µs each: about 4 s of LOADING
+            try await server.restart(untilLoaded: false)  // 20,000 keys at 200 µs each: about 4 s of LOADING
 
             var patient = server.configuration
             patient.retryDeadline = .seconds(60)

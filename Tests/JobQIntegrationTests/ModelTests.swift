@@ -1,6 +1,7 @@
 import Foundation
 import LocalRedis
 import Testing
+
 @testable import JobQ
 
 /// A model-based test of the Lua layer: seeded random sequences of add / take / finish (every
@@ -38,7 +39,7 @@ struct ModelTests {
         let queue: JobQueue
         var rng: SplitMix64
         var jobs: [String: ModelJob] = [:]
-        var order: [String] = []           // ids ever added, for picking
+        var order: [String] = []  // ids ever added, for picking
         var sequence = 0
         var paused = false
         var staleTokens: [(id: String, token: String)] = []
@@ -211,7 +212,7 @@ struct ModelTests {
             _ = try await queue.client.send(RedisCommand("ZADD", core.keys.active, "XX", 0, id))
             let result = try await core.recoverStalled()
             job.stalls += 1
-            job.attempts = max(0, job.attempts - 1)   // a stall never counts as an attempt
+            job.attempts = max(0, job.attempts - 1)  // a stall never counts as an attempt
             if let token = job.token { staleTokens.append((id, token)) }
             job.token = nil
             var expected = (requeued: 0, failed: 0, cancelled: 0)
@@ -227,8 +228,9 @@ struct ModelTests {
             jobs[id] = job
             if expected.requeued == 1 { enqueue(id) }
             note("expire+reap \(id) → \(result)")
-            try expect(result.requeued == expected.requeued && result.failed == expected.failed && result.cancelled == expected.cancelled && result.remaining == 0,
-                       "reap \(id): \(result), model \(expected)")
+            try expect(
+                result.requeued == expected.requeued && result.failed == expected.failed && result.cancelled == expected.cancelled && result.remaining == 0,
+                "reap \(id): \(result), model \(expected)")
         }
 
         func makeDue() async throws {
@@ -239,7 +241,9 @@ struct ModelTests {
         }
 
         func cancel() async throws {
-            let id = Int.random(in: 0..<8, using: &rng) == 0 ? "never-added" : (pick([.waiting, .delayed, .active, .completed, .failed, .cancelled]) ?? "never-added")
+            let id =
+                Int.random(in: 0..<8, using: &rng) == 0
+                ? "never-added" : (pick([.waiting, .delayed, .active, .completed, .failed, .cancelled]) ?? "never-added")
             let outcome = try await queue.cancel(id)
             note("cancel \(id) → \(outcome)")
             guard var job = jobs[id] else {
@@ -299,7 +303,9 @@ struct ModelTests {
             case .leaseLost, .notFound: break
             case .alreadyApplied:
                 // The same token's run ended, and the job has not been taken since.
-                try expect(jobs[id]?.token == nil && jobs[id]?.state != .active, "stale finish \(id) reported alreadyApplied while \(jobs[id]?.state.rawValue ?? "gone")")
+                try expect(
+                    jobs[id]?.token == nil && jobs[id]?.state != .active,
+                    "stale finish \(id) reported alreadyApplied while \(jobs[id]?.state.rawValue ?? "gone")")
             case .applied(let state, _):
                 throw Mismatch(description: "stale finish of \(id) was applied: \(state)")
             }
@@ -345,10 +351,13 @@ struct ModelTests {
                 try expect(record.attemptsMade == job.attempts, "\(job.id): attempts \(record.attemptsMade), model \(job.attempts)")
                 try expect(record.stallCount == job.stalls, "\(job.id): stalls \(record.stallCount), model \(job.stalls)")
                 try expect(record.cancelRequested == job.cancelRequested, "\(job.id): cancelRequested \(record.cancelRequested), model \(job.cancelRequested)")
-                try expect((record.executionID == job.token) || job.token == nil, "\(job.id): execution \(record.executionID ?? "-"), model \(job.token ?? "-")")
+                try expect(
+                    (record.executionID == job.token) || job.token == nil, "\(job.id): execution \(record.executionID ?? "-"), model \(job.token ?? "-")")
             }
-            let fixed: Set<String> = [core.keys.wait, core.keys.prioritized, core.keys.delayed, core.keys.active, core.keys.completed, core.keys.failed,
-                                      core.keys.cancelled, core.keys.meta, core.keys.marker, core.keys.events, core.keys.sequence, core.keys.reaperLock]
+            let fixed: Set<String> = [
+                core.keys.wait, core.keys.prioritized, core.keys.delayed, core.keys.active, core.keys.completed, core.keys.failed,
+                core.keys.cancelled, core.keys.meta, core.keys.marker, core.keys.events, core.keys.sequence, core.keys.reaperLock,
+            ]
             let records = Set(jobs.keys.map { core.keys.job($0) })
             let keys = try await queue.allKeys()
             for key in keys {

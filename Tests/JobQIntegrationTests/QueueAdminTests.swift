@@ -1,7 +1,8 @@
 import Foundation
-import Testing
-@testable import JobQ
 import LocalRedis
+import Testing
+
+@testable import JobQ
 
 @Suite("Queue: cancel, remove, retry, purge, clean, obliterate, listings, events")
 struct QueueAdminTests {
@@ -25,7 +26,10 @@ struct QueueAdminTests {
         let active = try await queue.add(name: "a", payload: .json("{}"))
         _ = try #require(try await queue.takeJob())
         #expect(try await queue.cancel(active.id) == .cancelRequested(listeners: 1))
-        guard case .message(let channel, let payload) = try await events.next() else { Issue.record("no cancel message"); return }
+        guard case .message(let channel, let payload) = try await events.next() else {
+            Issue.record("no cancel message")
+            return
+        }
         #expect(channel == queue.keys.cancelChannel && payload == Array(active.id.utf8))
         #expect(try await queue.inspector.job(active.id)?.state == .active)
 

@@ -1,7 +1,8 @@
 import Foundation
-import Testing
-@testable import JobQ
 import LocalRedis
+import Testing
+
+@testable import JobQ
 
 @Suite("Queue: adding jobs")
 struct QueueProducerTests {
@@ -60,8 +61,12 @@ struct QueueProducerTests {
             ($0 as? JobQError)?.code == .tooLarge && "\($0)".contains("1048577 bytes")
         }
         await #expect { try await queue.add(name: "", payload: .json("{}")) } throws: { ($0 as? JobQError)?.code == .invalidJobName }
-        await #expect { try await queue.add(name: "x", payload: .json("{}"), options: .init(jobID: JobID.generate())) } throws: { ($0 as? JobQError)?.code == .invalidJobID }
-        await #expect { try await queue.add(name: "x", payload: .json("{}"), options: .init(priority: 5000)) } throws: { ($0 as? JobQError)?.code == .invalidOptions }
+        await #expect { try await queue.add(name: "x", payload: .json("{}"), options: .init(jobID: JobID.generate())) } throws: {
+            ($0 as? JobQError)?.code == .invalidJobID
+        }
+        await #expect { try await queue.add(name: "x", payload: .json("{}"), options: .init(priority: 5000)) } throws: {
+            ($0 as? JobQError)?.code == .invalidOptions
+        }
         #expect(try await queue.allKeys().isEmpty)
         let client = try await SharedRedis.client()
         for bad in ["", "a{b}", "line\nbreak", String(repeating: "q", count: 101)] {
@@ -114,7 +119,12 @@ struct QueueProducerTests {
         try await withPrivateRedis { server in
             let client = RedisClient(configuration: server.configuration)
             let killer = RedisClient(configuration: server.configuration)
-            defer { Task { await client.close(); await killer.close() } }
+            defer {
+                Task {
+                    await client.close()
+                    await killer.close()
+                }
+            }
             let queue = try JobQueue(name: "retried", client: client)
             var total = 0
             for round in 0..<5 {

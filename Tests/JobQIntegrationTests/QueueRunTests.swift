@@ -1,7 +1,8 @@
 import Foundation
-import Testing
-@testable import JobQ
 import LocalRedis
+import Testing
+
+@testable import JobQ
 
 @Suite("Queue: taking and finishing jobs")
 struct QueueRunTests {
@@ -89,7 +90,8 @@ struct QueueRunTests {
         let next = JobQueue.testLease()
         let finish = try await queue.core.finish(first.id, token: lease.token, end: .completed(result: Array("done".utf8)), next: next)
         guard case .applied(.completed, let take) = finish, case .job(let nextJob, _)? = take else {
-            Issue.record("expected completed + next job, got \(finish)"); return
+            Issue.record("expected completed + next job, got \(finish)")
+            return
         }
         #expect(nextJob.id == second.id && nextJob.executionID == next.token)
         let done = try #require(try await queue.inspector.job(first.id))
@@ -98,14 +100,17 @@ struct QueueRunTests {
         #expect(try await queue.eventKinds(for: first.id) == ["added", "active", "completed"])
         // A repeat of the same call is recognised; another token is refused.
         guard case .alreadyApplied(.completed) = try await queue.core.finish(first.id, token: lease.token, end: .completed(result: []), next: nil) else {
-            Issue.record("repeat should be OK_ALREADY"); return
+            Issue.record("repeat should be OK_ALREADY")
+            return
         }
         guard case .leaseLost = try await queue.core.finish(second.id, token: "someone-else", end: .completed(result: []), next: nil) else {
-            Issue.record("wrong token should be LEASE_LOST"); return
+            Issue.record("wrong token should be LEASE_LOST")
+            return
         }
         #expect(try await queue.inspector.job(second.id)?.state == .active)
         guard case .notFound = try await queue.core.finish("nope", token: "t", end: .completed(result: []), next: nil) else {
-            Issue.record("unknown job should be NOT_FOUND"); return
+            Issue.record("unknown job should be NOT_FOUND")
+            return
         }
     }
 
@@ -115,13 +120,21 @@ struct QueueRunTests {
         let added = try await queue.add(name: "flaky", payload: .json("{}"), options: .init(attempts: 3))
         // Run 1 fails: retried at once (delay 0) → waiting.
         var (_, lease) = try #require(try await queue.takeJob())
-        guard case .applied(.waiting, _) = try await queue.core.finish(added.id, token: lease.token, end: .failed(reason: "E1", details: "first", retryDelayMs: 0), next: nil) else {
-            Issue.record("run 1 should go back to waiting"); return
+        guard
+            case .applied(.waiting, _) = try await queue.core.finish(
+                added.id, token: lease.token, end: .failed(reason: "E1", details: "first", retryDelayMs: 0), next: nil)
+        else {
+            Issue.record("run 1 should go back to waiting")
+            return
         }
         // Run 2 fails with a delay → delayed.
         (_, lease) = try #require(try await queue.takeJob())
-        guard case .applied(.delayed, _) = try await queue.core.finish(added.id, token: lease.token, end: .timeout(details: "took too long", retryDelayMs: 50), next: nil) else {
-            Issue.record("run 2 should be delayed"); return
+        guard
+            case .applied(.delayed, _) = try await queue.core.finish(
+                added.id, token: lease.token, end: .timeout(details: "took too long", retryDelayMs: 50), next: nil)
+        else {
+            Issue.record("run 2 should be delayed")
+            return
         }
         var job = try #require(try await queue.inspector.job(added.id))
         #expect(job.attemptsMade == 2 && job.error?.reason == "timeout" && job.previousError?.reason == "E1" && job.dueAt != nil)
@@ -133,8 +146,12 @@ struct QueueRunTests {
         }
         let (run3, lease3) = try #require(third)
         #expect(run3.attemptsMade == 3)
-        guard case .applied(.failed, _) = try await queue.core.finish(added.id, token: lease3.token, end: .failed(reason: "E3", details: "third", retryDelayMs: 10), next: nil) else {
-            Issue.record("run 3 should fail the job"); return
+        guard
+            case .applied(.failed, _) = try await queue.core.finish(
+                added.id, token: lease3.token, end: .failed(reason: "E3", details: "third", retryDelayMs: 10), next: nil)
+        else {
+            Issue.record("run 3 should fail the job")
+            return
         }
         job = try #require(try await queue.inspector.job(added.id))
         #expect(job.state == .failed && job.error == .init(reason: "E3", details: "third") && job.previousError?.reason == "timeout")
@@ -143,8 +160,10 @@ struct QueueRunTests {
         // Unrecoverable: failed at once even with attempts left.
         let other = try await queue.add(name: "fatal", payload: .json("{}"), options: .init(attempts: 5))
         let (_, l) = try #require(try await queue.takeJob())
-        guard case .applied(.failed, _) = try await queue.core.finish(other.id, token: l.token, end: .unrecoverable(reason: "Bad", details: "no"), next: nil) else {
-            Issue.record("unrecoverable should fail at once"); return
+        guard case .applied(.failed, _) = try await queue.core.finish(other.id, token: l.token, end: .unrecoverable(reason: "Bad", details: "no"), next: nil)
+        else {
+            Issue.record("unrecoverable should fail at once")
+            return
         }
     }
 
@@ -154,20 +173,35 @@ struct QueueRunTests {
         // Success with a cancel request → completed, the request stays recorded.
         let a = try await queue.add(name: "a", payload: .json("{}"))
         let (_, la) = try #require(try await queue.takeJob())
-        guard case .cancelRequested = try await queue.cancel(a.id, reason: "operator") else { Issue.record("active job: cancel requested"); return }
-        guard case .applied(.completed, _) = try await queue.core.finish(a.id, token: la.token, end: .completed(result: []), next: nil) else { Issue.record("a"); return }
+        guard case .cancelRequested = try await queue.cancel(a.id, reason: "operator") else {
+            Issue.record("active job: cancel requested")
+            return
+        }
+        guard case .applied(.completed, _) = try await queue.core.finish(a.id, token: la.token, end: .completed(result: []), next: nil) else {
+            Issue.record("a")
+            return
+        }
         #expect(try await queue.inspector.job(a.id)?.cancelRequested == true)
         // An error with a cancel request → cancelled, never retried.
         let b = try await queue.add(name: "b", payload: .json("{}"))
         let (_, lb) = try #require(try await queue.takeJob())
         _ = try await queue.cancel(b.id, reason: "stop it", requestedBy: "test")
-        guard case .applied(.cancelled, _) = try await queue.core.finish(b.id, token: lb.token, end: .failed(reason: "E", details: "", retryDelayMs: 0), next: nil) else { Issue.record("b"); return }
+        guard
+            case .applied(.cancelled, _) = try await queue.core.finish(
+                b.id, token: lb.token, end: .failed(reason: "E", details: "", retryDelayMs: 0), next: nil)
+        else {
+            Issue.record("b")
+            return
+        }
         let jb = try #require(try await queue.inspector.job(b.id))
         #expect(jb.cancelReason == "stop it" && jb.cancelRequestedBy == "test")
         // Shutdown → waiting with the attempt given back.
         let c = try await queue.add(name: "c", payload: .json("{}"))
         let (_, lc) = try #require(try await queue.takeJob())
-        guard case .applied(.waiting, _) = try await queue.core.finish(c.id, token: lc.token, end: .shutdown, next: nil) else { Issue.record("c"); return }
+        guard case .applied(.waiting, _) = try await queue.core.finish(c.id, token: lc.token, end: .shutdown, next: nil) else {
+            Issue.record("c")
+            return
+        }
         #expect(try await queue.inspector.job(c.id)?.attemptsMade == 0)
         let (again, _) = try #require(try await queue.takeJob())
         #expect(again.id == c.id && again.attemptsMade == 1)
@@ -216,7 +250,8 @@ struct QueueRunTests {
         #expect(job.state == .waiting && job.stallCount == 1 && job.attemptsMade == 0, "the stalled run's attempt is given back")
         // The stalled run's late finish is refused.
         guard case .leaseLost = try await queue.core.finish(added.id, token: lease.token, end: .completed(result: []), next: nil) else {
-            Issue.record("late finish must be LEASE_LOST"); return
+            Issue.record("late finish must be LEASE_LOST")
+            return
         }
         // Stall 2 exceeds maxStalls (1): failed with reason stalled.
         _ = try #require(try await queue.takeJob(JobQueue.testLease(.milliseconds(1))))
@@ -244,7 +279,10 @@ struct QueueRunTests {
         #expect(try await queue.inspector.pause())
         #expect(try await queue.inspector.pause() == false)
         #expect(try await queue.inspector.isPaused)
-        guard case .paused = try await queue.core.take(lease: JobQueue.testLease()) else { Issue.record("take while paused"); return }
+        guard case .paused = try await queue.core.take(lease: JobQueue.testLease()) else {
+            Issue.record("take while paused")
+            return
+        }
         _ = try await queue.add(name: "p2", payload: .json("{}"))
         #expect(try await queue.inspector.counts().waiting == 2)
         #expect(try await queue.inspector.resume())
@@ -259,9 +297,13 @@ struct QueueRunTests {
         let (_, lease) = try #require(try await queue.takeJob())
         #expect(try await queue.core.setProgress(added.id, token: lease.token, percent: 42.5, message: "halfway") == false)
         #expect(try await queue.core.saveCheckpoint(added.id, token: lease.token, bytes: [0, 1, 2]) == false)
-        await #expect { _ = try await queue.core.setProgress(added.id, token: "other", percent: 1, message: "") } throws: { ($0 as? JobQError)?.code == .leaseLost }
+        await #expect { _ = try await queue.core.setProgress(added.id, token: "other", percent: 1, message: "") } throws: {
+            ($0 as? JobQError)?.code == .leaseLost
+        }
         let job = try #require(try await queue.inspector.job(added.id))
         #expect(job.progress == .init(percent: 42.5, message: "halfway") && job.checkpoint == [0, 1, 2])
-        await #expect { _ = try await queue.core.saveCheckpoint(added.id, token: lease.token, bytes: [UInt8](repeating: 0, count: (1 << 20) + 1)) } throws: { ($0 as? JobQError)?.code == .tooLarge }
+        await #expect { _ = try await queue.core.saveCheckpoint(added.id, token: lease.token, bytes: [UInt8](repeating: 0, count: (1 << 20) + 1)) } throws: {
+            ($0 as? JobQError)?.code == .tooLarge
+        }
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
-@testable import JobQ
 import LocalRedis
+
+@testable import JobQ
 
 /// A queue with a name no other test uses, on the shared server.
 func uniqueQueue(_ label: String = #function, settings: QueueSettings = QueueSettings(), client: RedisClient? = nil) async throws -> JobQueue {
@@ -52,7 +53,8 @@ extension JobQueue {
         var kinds: [String] = []
         for row in rows {
             guard let entry = row.array, entry.count == 2, let flat = entry[1].array,
-                  let event = QueueEvent(streamID: entry[0].string ?? "", flat: flat), event.jobID == id else { continue }
+                let event = QueueEvent(streamID: entry[0].string ?? "", flat: flat), event.jobID == id
+            else { continue }
             kinds.append(event.kind.description)
         }
         return kinds

@@ -1,8 +1,8 @@
 import Foundation
-import Testing
 import JobQ
 import Logging
 import ServiceLifecycle
+import Testing
 
 /// The README's quick start, compiled and run (`docs/testing.md`): if this stops building, the README
 /// is wrong. Only the URL differs (the suite's own server).
@@ -19,8 +19,9 @@ struct ReadmeQuickStartTests {
         defer { Task { await client.close() } }
         let emails = try JobQueue(name: "emails-readme-\(UUID().uuidString.prefix(8))", client: client)
 
-        let added = try await emails.add(SendEmail(to: "a@example.com"),
-                                         options: JobOptions(attempts: 5, backoff: .exponential(base: .seconds(2))))
+        let added = try await emails.add(
+            SendEmail(to: "a@example.com"),
+            options: JobOptions(attempts: 5, backoff: .exponential(base: .seconds(2))))
         let again = try await emails.add(SendEmail(to: "a@example.com"), options: JobOptions(jobID: "welcome-42"))
         try await emails.add(SendEmail(to: "b@example.com"), options: JobOptions(delay: .seconds(30), priority: .high))
         let results = try await emails.addBulk((0..<1000).map { try JobQueue.NewJob(SendEmail(to: "user\($0)@example.com")) })
@@ -58,10 +59,12 @@ struct ReadmeQuickStartTests {
             context.progress(percent: 10, message: "rendering")
             try await mailer.send(to: email.to)
         }
-        let worker = try Worker(client: client,
-                                configuration: WorkerConfiguration(queues: [.init(name, weight: 3), .init(name + "-reports")],
-                                                                   concurrency: 16),
-                                handlers: handlers)
+        let worker = try Worker(
+            client: client,
+            configuration: WorkerConfiguration(
+                queues: [.init(name, weight: 3), .init(name + "-reports")],
+                concurrency: 16),
+            handlers: handlers)
         let group = ServiceGroup(services: [worker], gracefulShutdownSignals: [], logger: logger)
         let running = Task { try await group.run() }
         let queue = try JobQueue(name: name, client: client)

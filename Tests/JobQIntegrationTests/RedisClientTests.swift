@@ -122,7 +122,12 @@ struct RedisBlockingClientTests {
         let server = try await SharedRedis.instance.server()
         let control = RedisClient(configuration: server.configuration)
         let blocking = RedisBlockingClient(configuration: server.configuration, control: control, maxBlockTimeout: .seconds(30))
-        defer { Task { await blocking.close(); await control.close() } }
+        defer {
+            Task {
+                await blocking.close()
+                await control.close()
+            }
+        }
         let key = uniqueKey()
         async let popped = blocking.send(RedisCommand("BLPOP", key, 25))
         // Push only once the pop is blocked (the server says so), never after a fixed sleep.
@@ -140,7 +145,12 @@ struct RedisBlockingClientTests {
         let server = try await SharedRedis.instance.server()
         let control = RedisClient(configuration: server.configuration)
         let blocking = RedisBlockingClient(configuration: server.configuration, control: control, maxBlockTimeout: .seconds(30))
-        defer { Task { await blocking.close(); await control.close() } }
+        defer {
+            Task {
+                await blocking.close()
+                await control.close()
+            }
+        }
         let key = uniqueKey()
         _ = try await blocking.send(RedisCommand("PING"))
         let start = ContinuousClock.now
@@ -168,7 +178,12 @@ struct RedisBlockingClientTests {
         let server = try await SharedRedis.instance.server()
         let control = RedisClient(configuration: server.configuration)
         let blocking = RedisBlockingClient(configuration: server.configuration, control: control, maxBlockTimeout: .seconds(30))
-        defer { Task { await blocking.close(); await control.close() } }
+        defer {
+            Task {
+                await blocking.close()
+                await control.close()
+            }
+        }
         let key = uniqueKey()
         _ = try await blocking.send(RedisCommand("PING"))
         let task = Task { try await blocking.send(RedisCommand("BLPOP", key, 30)) }

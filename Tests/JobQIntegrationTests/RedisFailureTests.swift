@@ -88,7 +88,12 @@ struct RedisFailureTests {
         try await withPrivateRedis { server in
             let client = RedisClient(configuration: server.configuration)
             let admin = RedisClient(configuration: server.configuration)
-            defer { Task { await client.close(); await admin.close() } }
+            defer {
+                Task {
+                    await client.close()
+                    await admin.close()
+                }
+            }
             try await client.ping()
             let ownID = try await client.send("CLIENT", "ID").int!
 
@@ -122,17 +127,24 @@ struct RedisFailureTests {
         try await withPrivateRedis(.init(extraArguments: ["--busy-reply-threshold", "50"])) { server in
             let slow = RedisClient(configuration: server.configuration)
             let other = RedisClient(configuration: server.configuration)
-            defer { Task { await slow.close(); await other.close() } }
+            defer {
+                Task {
+                    await slow.close()
+                    await other.close()
+                }
+            }
             try await other.ping()
-            let spin = RedisScript(name: "spin-0", source: """
-                local t0 = redis.call('TIME')
-                local start = t0[1] * 1000000 + t0[2]
-                for i = 1, 100000000 do
-                  local t = redis.call('TIME')
-                  if t[1] * 1000000 + t[2] - start > 1200000 then return i end
-                end
-                return -1
-                """)
+            let spin = RedisScript(
+                name: "spin-0",
+                source: """
+                    local t0 = redis.call('TIME')
+                    local start = t0[1] * 1000000 + t0[2]
+                    for i = 1, 100000000 do
+                      local t = redis.call('TIME')
+                      if t[1] * 1000000 + t[2] - start > 1200000 then return i end
+                    end
+                    return -1
+                    """)
             async let spun = slow.run(spin, keys: [], arguments: [])
             // Give the script time to start: the assertion below on errorstat_BUSY proves it did.
             try await Task.sleep(for: .milliseconds(300))
@@ -195,7 +207,12 @@ struct RedisFailureTests {
         try await withPrivateRedis { server in
             let client = RedisClient(configuration: server.configuration)
             let admin = RedisClient(configuration: server.configuration)
-            defer { Task { await client.close(); await admin.close() } }
+            defer {
+                Task {
+                    await client.close()
+                    await admin.close()
+                }
+            }
             for _ in 0..<20 {
                 let id = try await client.send("CLIENT", "ID").int!
                 _ = try await admin.send("CLIENT", "KILL", "ID", id)
@@ -214,7 +231,12 @@ struct RedisFailureTests {
             three.database = 3
             let db3 = RedisClient(configuration: three)
             let db0 = RedisClient(configuration: server.configuration)
-            defer { Task { await db3.close(); await db0.close() } }
+            defer {
+                Task {
+                    await db3.close()
+                    await db0.close()
+                }
+            }
             _ = try await db3.send("SET", "k", "in-3")
             #expect(try await db0.send("GET", "k") == .null)
             let admin = RedisClient(configuration: server.configuration)
@@ -252,7 +274,10 @@ struct RedisFailureTests {
         try await withPrivateRedis(.init(extraArguments: ["--maxclients", "1", "--loglevel", "verbose"])) { server in
             let first = RedisClient(configuration: server.configuration)
             defer { Task { await first.close() } }
-            do { try await first.ping() } catch { Issue.record("first ping: \(error); log: \(server.logTail(lines: 30))"); return }
+            do { try await first.ping() } catch {
+                Issue.record("first ping: \(error); log: \(server.logTail(lines: 30))")
+                return
+            }
             var configuration = server.configuration
             configuration.retryDeadline = .milliseconds(400)
             let second = RedisClient(configuration: configuration)
@@ -266,7 +291,10 @@ struct RedisFailureTests {
             }
             // The server saw a bounded number of attempts, not a tight loop.
             var rejected = 0
-            do { rejected = try await first.info("stats", "rejected_connections").flatMap { Int($0) } ?? 0 } catch { Issue.record("info: \(error)"); return }
+            do { rejected = try await first.info("stats", "rejected_connections").flatMap { Int($0) } ?? 0 } catch {
+                Issue.record("info: \(error)")
+                return
+            }
             #expect(rejected >= 1 && rejected < 100)
         }
     }
@@ -289,7 +317,12 @@ struct RedisSubscriberTests {
             configuration.retryDeadline = .seconds(20)
             let publisher = RedisClient(configuration: configuration)
             let subscriber = RedisSubscriber(configuration: configuration)
-            defer { Task { await subscriber.close(); await publisher.close() } }
+            defer {
+                Task {
+                    await subscriber.close()
+                    await publisher.close()
+                }
+            }
             let reader = EventReader(subscriber)
             try await subscriber.subscribe(["jobq:{a}:cancel", "jobq:{b}:cancel"])
             #expect(try await publisher.send("PUBLISH", "jobq:{a}:cancel", [UInt8]([0, 1, 2])) == .integer(1))

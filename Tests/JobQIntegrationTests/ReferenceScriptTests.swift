@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @_spi(Benchmarks) @testable import JobQ
 
 /// The benchmark's ceiling is built from the real take and finish calls; if a script's

@@ -1,10 +1,11 @@
 import Foundation
-import Logging
+import JobQWorkerKit
 import LocalRedis
+import Logging
 import Synchronization
 import Testing
+
 @testable import JobQ
-import JobQWorkerKit
 
 /// The guarantees just outside the paths the other suites walk: a stall never costs an attempt,
 /// a full Redis never fails a job, runs are told apart by execution id, no program outlives its
@@ -39,7 +40,10 @@ struct ReliabilityTests {
         let (second, lease) = try #require(try await queue.takeJob())
         #expect(second.attemptsMade == 1, "the handler sees JOBQ_ATTEMPT=1 after a stall")
         let end = try await queue.core.finish(two.id, token: lease.token, end: .failed(reason: "boom", details: "x", retryDelayMs: 0), next: nil)
-        guard case .applied(.waiting, _) = end else { Issue.record("a failure after a stall must be retried: \(end)"); return }
+        guard case .applied(.waiting, _) = end else {
+            Issue.record("a failure after a stall must be retried: \(end)")
+            return
+        }
         let (third, lease3) = try #require(try await queue.takeJob())
         #expect(third.attemptsMade == 2)
         _ = try await queue.core.finish(two.id, token: lease3.token, end: .completed(result: []), next: nil)
@@ -113,9 +117,12 @@ struct ReliabilityTests {
         let cancelSeen = Mutex(false)
         var handlers = JobHandlers()
         handlers.register(name: "same") { _, context in
-            let n = entered.withLock { n -> Int in n += 1; return n }
+            let n = entered.withLock { n -> Int in
+                n += 1
+                return n
+            }
             if n == 1 {
-                await oldRun.wait()   // ignores its token; returns when the test says so
+                await oldRun.wait()  // ignores its token; returns when the test says so
                 return Array("stale".utf8)
             }
             _ = await context.waitForCancellation()
@@ -151,7 +158,9 @@ struct ReliabilityTests {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let pidFile = dir.appendingPathComponent("child.pid").path
-        var exec = ExecHandler(executable: "/bin/sh", arguments: ["-c", "trap '' TERM; echo $$ > '\(pidFile)'; echo \"$JOBQ_JOB_CHECKPOINT_FILE\" >> '\(pidFile)'; while :; do sleep 0.05; done"])
+        var exec = ExecHandler(
+            executable: "/bin/sh",
+            arguments: ["-c", "trap '' TERM; echo $$ > '\(pidFile)'; echo \"$JOBQ_JOB_CHECKPOINT_FILE\" >> '\(pidFile)'; while :; do sleep 0.05; done"])
         exec.killAfter = .milliseconds(1500)
         var handlers = JobHandlers()
         handlers.register(name: "stubborn", exec)
@@ -233,14 +242,16 @@ struct ReliabilityTests {
                 // Five beats of the fast worker (every 100 ms): each trims the registry.
                 let seen = Mutex<(last: Double?, moves: Int)>((nil, 0))
                 try await eventually(20, "five beats of the fast worker") {
-                    let score = try await fastQueue.client.send(RedisCommand("ZSCORE", QueueKeys.workerRegistry, fast.configuration.workerID)).string.flatMap(Double.init)
+                    let score = try await fastQueue.client.send(RedisCommand("ZSCORE", QueueKeys.workerRegistry, fast.configuration.workerID)).string.flatMap(
+                        Double.init)
                     return seen.withLock { s in
                         if let score, let last = s.last, score > last { s.moves += 1 }
                         if let score { s.last = score }
                         return s.moves >= 5
                     }
                 }
-                #expect(try await WorkerInfo.list(client: slowQueue.client).contains { $0.id == slowID }, "the slow worker (a beat every 3.3 s) is still listed")
+                #expect(
+                    try await WorkerInfo.list(client: slowQueue.client).contains { $0.id == slowID }, "the slow worker (a beat every 3.3 s) is still listed")
             }
         }
     }
@@ -289,12 +300,15 @@ struct ExecCheckpointTests {
         var handlers = JobHandlers()
         // 50 checkpoints in a burst, then one of 2,000 bytes (over this queue's 1,000), a
         // malformed one, and a failure so the captured output becomes the details.
-        handlers.register(name: "burst", ExecHandlerTests.sh("""
-            i=1; while [ $i -le 50 ]; do echo "checkpoint $(printf 'step-%d' $i | base64)" >&3; i=$((i+1)); done
-            echo "checkpoint $(head -c 2000 /dev/zero | tr '\\0' 'x' | base64 | tr -d '\\n')" >&3
-            echo "checkpoint !!!not-base64!!!" >&3
-            exit 1
-            """))
+        handlers.register(
+            name: "burst",
+            ExecHandlerTests.sh(
+                """
+                i=1; while [ $i -le 50 ]; do echo "checkpoint $(printf 'step-%d' $i | base64)" >&3; i=$((i+1)); done
+                echo "checkpoint $(head -c 2000 /dev/zero | tr '\\0' 'x' | base64 | tr -d '\\n')" >&3
+                echo "checkpoint !!!not-base64!!!" >&3
+                exit 1
+                """))
         let logs = CapturedLogs()
         let added = try await queue.add(name: "burst", payload: .json("{}"), options: .init(attempts: 1))
         try await withWorker(queue, configure: { $0.settings.maxCheckpointBytes = 1000 }, logger: logs.logger(), handlers: handlers) { _ in
@@ -312,11 +326,14 @@ struct ExecCheckpointTests {
     func runawayLine() async throws {
         let queue = try await uniqueQueue()
         var handlers = JobHandlers()
-        handlers.register(name: "runaway", ExecHandlerTests.sh("""
-            head -c 5000000 /dev/zero | tr '\\0' 'a' >&3; echo >&3
-            echo "checkpoint $(printf 'after' | base64)" >&3
-            exit 1
-            """))
+        handlers.register(
+            name: "runaway",
+            ExecHandlerTests.sh(
+                """
+                head -c 5000000 /dev/zero | tr '\\0' 'a' >&3; echo >&3
+                echo "checkpoint $(printf 'after' | base64)" >&3
+                exit 1
+                """))
         let added = try await queue.add(name: "runaway", payload: .json("{}"), options: .init(attempts: 1))
         try await withWorker(queue, handlers: handlers) { _ in
             try await eventually(30, "the job to fail") { try await queue.inspector.job(added.id)?.state == .failed }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import JobQWorkerKit
 
 @Suite("http handler: Retry-After")

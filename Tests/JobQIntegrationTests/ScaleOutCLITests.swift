@@ -8,10 +8,17 @@ import Testing
 extension ExecutableTests {
     @Suite("jobq-admin and jobq-worker on Cluster and Sentinel")
     struct ScaleOutCLI {
-        @Test("redis+cluster://: jobq-admin adds to queues on all 3 shards and lists them; a jobq-worker process serves them all; cancel reaches it by sharded pub/sub")
+        @Test(
+            "redis+cluster://: jobq-admin adds to queues on all 3 shards and lists them; a jobq-worker process serves them all; cancel reaches it by sharded pub/sub"
+        )
         func cluster() async throws {
             let (cluster, client) = try await ClusterTests.start()
-            defer { Task { await client.close(); await cluster.destroy() } }
+            defer {
+                Task {
+                    await client.close()
+                    await cluster.destroy()
+                }
+            }
             let names = try await ClusterTests.spreadQueues(cluster, client: client, perNode: 1, prefix: "cli")
             #expect(names.count == 3)
             for name in names {
@@ -25,8 +32,9 @@ extension ExecutableTests {
             let rows = try #require(jsonArray(listed.out))
             #expect(Set(names).isSubset(of: Set(rows.compactMap { $0["queue"] as? String })), "\(listed.out)")
 
-            let worker = try WorkerProcess(["--redis-url", cluster.url, "--handler", "e=echo", "--handler", "slow=demo", "--lease", "3s"]
-                                           + names.flatMap { ["--queue", $0] })
+            let worker = try WorkerProcess(
+                ["--redis-url", cluster.url, "--handler", "e=echo", "--handler", "slow=demo", "--lease", "3s"]
+                    + names.flatMap { ["--queue", $0] })
             try await worker.waitForLog("worker started")
             for name in names {
                 try await eventually(30, "\(name): 5 completed") {
@@ -46,7 +54,9 @@ extension ExecutableTests {
             #expect(try await worker.exitCode() == 0, "\(worker.log.suffix(2000))")
         }
 
-        @Test("redis+sentinel:// with passworded sentinels: jobq-admin ping names the primary's version; a jobq-worker process runs jobs added through jobq-admin; the password comes from the environment and shows nowhere")
+        @Test(
+            "redis+sentinel:// with passworded sentinels: jobq-admin ping names the primary's version; a jobq-worker process runs jobs added through jobq-admin; the password comes from the environment and shows nowhere"
+        )
         func sentinel() async throws {
             let secret = "sentinel-pw-\(UUID().uuidString.prefix(8))"
             let setup = try await RedisSentinelProcess.start(replicas: 1, sentinels: 3, sentinelPassword: secret)
@@ -65,7 +75,8 @@ extension ExecutableTests {
                 let added = try await runAdmin(["add", name, "e", "--data", "{}", "--redis-url", setup.url])
                 #expect(added.code == 0, "\(added.err)")
             }
-            let checked = try await runTool("jobq-worker", ["--check-config", "--redis-url", setup.url, "--queue", name, "--handler", "e=echo"], environment: env)
+            let checked = try await runTool(
+                "jobq-worker", ["--check-config", "--redis-url", setup.url, "--queue", name, "--handler", "e=echo"], environment: env)
             #expect(checked.code == 0 && !checked.output.contains(secret), "\(checked.output)")
             let worker = try WorkerProcess(["--redis-url", setup.url, "--queue", name, "--handler", "e=echo"], environment: env)
             try await worker.waitForLog("worker started")

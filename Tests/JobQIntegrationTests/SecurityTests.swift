@@ -1,6 +1,7 @@
 import Foundation
 import LocalRedis
 import Testing
+
 @testable import JobQ
 
 /// Least privilege and secrets, with the built binaries, and the configuration loader
@@ -10,7 +11,9 @@ extension ExecutableTests {
     struct SecurityTests {
         static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-        @Test("jobq-worker and jobq-admin run under config/users.acl's users; passwords come from a file or the environment and show in no command line, log line or job environment")
+        @Test(
+            "jobq-worker and jobq-admin run under config/users.acl's users; passwords come from a file or the environment and show in no command line, log line or job environment"
+        )
         func binariesUnderACLUsers() async throws {
             let temp = FileManager.default.temporaryDirectory.appendingPathComponent("jobq-sec-\(UUID().uuidString)").path
             try FileManager.default.createDirectory(atPath: temp, withIntermediateDirectories: true)
@@ -18,21 +21,28 @@ extension ExecutableTests {
             try FileManager.default.copyItem(atPath: Self.root.appendingPathComponent("config/users.acl").path, toPath: temp + "/users.acl")
             let server = try await RedisServerProcess.start(.init(extraArguments: ["--aclfile", temp + "/users.acl"]))
             defer { Task { await server.destroy() } }
-            guard case .unix(let socket) = server.endpoint else { Issue.record("expected a unix socket"); return }
-            let workerPassword = "CHANGE-ME-worker", adminPassword = "CHANGE-ME-admin"
+            guard case .unix(let socket) = server.endpoint else {
+                Issue.record("expected a unix socket")
+                return
+            }
+            let workerPassword = "CHANGE-ME-worker"
+            let adminPassword = "CHANGE-ME-admin"
 
             // The worker's password in a 0600 file; the job runs a program that prints its environment.
             let passwordFile = temp + "/worker.password"
             _ = FileManager.default.createFile(atPath: passwordFile, contents: Data((workerPassword + "\n").utf8), attributes: [.posixPermissions: 0o600])
             let program = temp + "/print-env.sh"
-            _ = FileManager.default.createFile(atPath: program, contents: Data("#!/bin/sh\ntr '\\0' '\\n' < /proc/self/environ\nexit 100\n".utf8), attributes: [.posixPermissions: 0o755])
+            _ = FileManager.default.createFile(
+                atPath: program, contents: Data("#!/bin/sh\ntr '\\0' '\\n' < /proc/self/environ\nexit 100\n".utf8), attributes: [.posixPermissions: 0o755])
             let binDir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
             let log = temp + "/worker.log"
             let queue = "sec-\(UUID().uuidString.prefix(6))"
             let worker = try ChildProcess(
                 executable: binDir + "/jobq-worker",
-                arguments: ["--redis-url", "unix://jobq-worker@\(socket)", "--redis-password-file", passwordFile, "--queue", queue,
-                            "--handler", "env=exec:\(program)", "--log-level", "debug", "--concurrency", "2"],
+                arguments: [
+                    "--redis-url", "unix://jobq-worker@\(socket)", "--redis-password-file", passwordFile, "--queue", queue,
+                    "--handler", "env=exec:\(program)", "--log-level", "debug", "--concurrency", "2",
+                ],
                 // A secret in the worker's own environment must not reach the job either.
                 environment: ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": temp, "JOBQ_REDIS_PASSWORD": workerPassword, "APP_SECRET_TOKEN": "s3cr3t-token"],
                 outputPath: log)
@@ -58,7 +68,8 @@ extension ExecutableTests {
             }
 
             // The running worker's command line (what `ps` shows) holds no password.
-            let cmdline = String(decoding: (try? FileHandle(forReadingFrom: URL(fileURLWithPath: "/proc/\(worker.pid)/cmdline")).readToEnd()) ?? Data(), as: UTF8.self)
+            let cmdline = String(
+                decoding: (try? FileHandle(forReadingFrom: URL(fileURLWithPath: "/proc/\(worker.pid)/cmdline")).readToEnd()) ?? Data(), as: UTF8.self)
             #expect(cmdline.contains("--redis-password-file") && !cmdline.contains(workerPassword), "\(cmdline)")
 
             // A command outside the worker's grant is refused by Redis.
@@ -106,9 +117,13 @@ extension ExecutableTests {
                 let admin = RedisClient(configuration: server.configuration)
                 _ = try await admin.send("ACL", "SETUSER", "noinfo", "on", ">pw", "~*", "&*", "+@all", "-info")
                 await admin.close()
-                guard case .unix(let socket) = server.endpoint else { Issue.record("expected a unix socket"); return }
-                let run = try await runTool("jobq-worker", ["--redis-url", "unix://noinfo@\(socket)", "--queue", "q", "--handler", "a=noop"],
-                                            environment: ["JOBQ_REDIS_PASSWORD": "pw"], timeout: 60)
+                guard case .unix(let socket) = server.endpoint else {
+                    Issue.record("expected a unix socket")
+                    return
+                }
+                let run = try await runTool(
+                    "jobq-worker", ["--redis-url", "unix://noinfo@\(socket)", "--queue", "q", "--handler", "a=noop"],
+                    environment: ["JOBQ_REDIS_PASSWORD": "pw"], timeout: 60)
                 #expect(run.code == 78 && run.output.contains("+info"), "\(run.output)")
             }
         }
@@ -133,13 +148,19 @@ extension ExecutableTests {
                 let json = try await runTool("jobq-admin", ["queues", "--json", "--redis-url", server.url])
                 let rows = (try? JSONSerialization.jsonObject(with: Data(json.output.prefix { $0 != "\u{0}" }.utf8)) as? [[String: Any]]) ?? []
                 #expect(rows.contains { $0["queue"] as? String == "good" && $0["waiting"] as? Int == 1 }, "\(json.output)")
-                #expect(rows.contains { $0["queue"] as? String == "bad" && ($0["broken"] as? [String: Any])?["keys"] as? [String] == ["jobq:{bad}:meta is a string (jobq keeps a hash there)"] }, "\(json.output)")
+                #expect(
+                    rows.contains {
+                        $0["queue"] as? String == "bad"
+                            && ($0["broken"] as? [String: Any])?["keys"] as? [String] == ["jobq:{bad}:meta is a string (jobq keeps a hash there)"]
+                    }, "\(json.output)")
                 let watch = try await runTool("jobq-admin", ["watch", "--iterations", "1", "--json", "--redis-url", server.url])
                 #expect(watch.code == 0 && watch.output.contains("\"queue\":\"good\"") && watch.output.contains("\"broken\":[{"), "\(watch.output)")
             }
         }
 
-        @Test("a user without permission for the queue registry or for scripts gets permissionDenied naming what is missing, never \"no queues\" or \"report a bug\"")
+        @Test(
+            "a user without permission for the queue registry or for scripts gets permissionDenied naming what is missing, never \"no queues\" or \"report a bug\""
+        )
         func permissionErrors() async throws {
             try await withPrivateRedis { server in
                 let admin = RedisClient(configuration: server.configuration)
@@ -168,10 +189,13 @@ extension ExecutableTests {
             defer { try? FileManager.default.removeItem(atPath: temp) }
             let base = try String(contentsOfFile: Self.root.appendingPathComponent("config/jobq.yaml").path, encoding: .utf8)
                 .split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-            let junk = ["", ":", "- ", "{", "}", "[", "]", "\"", "'", "&a", "*a", "!!binary", "~", "null", "-1", "0", "1e400", "99999999999999999999",
-                        "\t", "é", "🎉", "\u{0}", "  x: 1", "redis: [", "queues: {a: 1}", "concurrency: -5", "lease: 1e300d", "handlers: [\"a=exec:/nope\"]"]
+            let junk = [
+                "", ":", "- ", "{", "}", "[", "]", "\"", "'", "&a", "*a", "!!binary", "~", "null", "-1", "0", "1e400", "99999999999999999999",
+                "\t", "é", "🎉", "\u{0}", "  x: 1", "redis: [", "queues: {a: 1}", "concurrency: -5", "lease: 1e300d", "handlers: [\"a=exec:/nope\"]",
+            ]
             var rng = SplitMix64(seed: 0x636F_6E66)
-            var valid = 0, refused = 0
+            var valid = 0
+            var refused = 0
             for i in 0..<60 {
                 var lines = base
                 for _ in 0..<Int.random(in: 1...3, using: &rng) {
@@ -179,7 +203,10 @@ extension ExecutableTests {
                     switch Int.random(in: 0..<4, using: &rng) {
                     case 0: lines.insert(junk.randomElement(using: &rng)!, at: at)
                     case 1: if at < lines.count { lines.remove(at: at) }
-                    case 2: if at < lines.count, let colon = lines[at].firstIndex(of: ":") { lines[at] = String(lines[at][...colon]) + " " + junk.randomElement(using: &rng)! }
+                    case 2:
+                        if at < lines.count, let colon = lines[at].firstIndex(of: ":") {
+                            lines[at] = String(lines[at][...colon]) + " " + junk.randomElement(using: &rng)!
+                        }
                     default: lines = Array(lines.prefix(at))
                     }
                 }
@@ -187,7 +214,10 @@ extension ExecutableTests {
                 try lines.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
                 let run = try await runTool("jobq-worker", ["--config", path, "--check-config"])
                 #expect(run.code == 0 || run.code == 78, "config \(i) → exit \(run.code): \(run.output.suffix(500))\n\(lines.joined(separator: "\n"))")
-                if run.code == 0 { valid += 1; #expect(run.output.contains("configuration valid")) }
+                if run.code == 0 {
+                    valid += 1
+                    #expect(run.output.contains("configuration valid"))
+                }
                 if run.code == 78 {
                     refused += 1
                     #expect(run.output.hasPrefix("jobq-worker: ") && run.output.split(separator: "\n").count <= 2, "\(run.output)")
@@ -197,4 +227,3 @@ extension ExecutableTests {
         }
     }
 }
-

@@ -2,6 +2,7 @@ import Foundation
 import LocalRedis
 import Synchronization
 import Testing
+
 @testable import JobQ
 
 /// Sentinel mode: a real setup started by the test (1 primary, 1 replica, 3 sentinels,
@@ -17,10 +18,17 @@ struct SentinelTests {
         return (setup, RedisClient(configuration: configuration))
     }
 
-    @Test("the primary is killed mid-run: the sentinels promote the replica, producers and the worker follow, durable adds lose nothing, every job ends once; the old primary comes back as a replica")
+    @Test(
+        "the primary is killed mid-run: the sentinels promote the replica, producers and the worker follow, durable adds lose nothing, every job ends once; the old primary comes back as a replica"
+    )
     func killedPrimary() async throws {
         let (setup, client) = try await Self.start()
-        defer { Task { await client.close(); await setup.destroy() } }
+        defer {
+            Task {
+                await client.close()
+                await setup.destroy()
+            }
+        }
         let first = try #require(await setup.primary())
         #expect(first == setup.servers[0].endpoint)
 
@@ -35,7 +43,7 @@ struct SentinelTests {
         }
         let promotedAfter = FailoverRun.seconds(since: killedAt)
         let second = try #require(await setup.primary())
-        try await run.waitForMoreAdds(50)   // adds go on against the new primary
+        try await run.waitForMoreAdds(50)  // adds go on against the new primary
         let tallies = await run.stopProducing()
         let lost = try await run.settle(tallies)
 
@@ -60,10 +68,17 @@ struct SentinelTests {
         try await run.finish()
     }
 
-    @Test("SENTINEL FAILOVER with the primary alive: it is demoted to a replica; +switch-master and READONLY move every connection to the new primary; durable adds lose nothing, plain adds lost are counted; every job ends once")
+    @Test(
+        "SENTINEL FAILOVER with the primary alive: it is demoted to a replica; +switch-master and READONLY move every connection to the new primary; durable adds lose nothing, plain adds lost are counted; every job ends once"
+    )
     func demotedPrimary() async throws {
         let (setup, client) = try await Self.start()
-        defer { Task { await client.close(); await setup.destroy() } }
+        defer {
+            Task {
+                await client.close()
+                await setup.destroy()
+            }
+        }
         let first = try #require(await setup.primary())
         let run = try await FailoverRun.start(client: client, durable: "switch-durable", plain: "switch-plain")
         defer { run.worker.shutdown() }
@@ -83,11 +98,13 @@ struct SentinelTests {
             let info = (try? await c.send("INFO", "replication"))?.string ?? ""
             return info.contains("role:slave") && info.contains("master_link_status:up")
         }
-        try await run.waitForMoreAdds(50)   // adds go on against the new primary (which has a replica again)
+        try await run.waitForMoreAdds(50)  // adds go on against the new primary (which has a replica again)
         let tallies = await run.stopProducing()
         let lost = try await run.settle(tallies)
         #expect(try await client.send("ROLE").array?.first?.string == "master", "the pool moved to the new primary")
-        run.report("sentinel failover (SENTINEL FAILOVER, primary alive): switched after \(switchedAfter) s; plain adds lost were written to the old primary between the promotion and +switch-master", tallies, lost: lost)
+        run.report(
+            "sentinel failover (SENTINEL FAILOVER, primary alive): switched after \(switchedAfter) s; plain adds lost were written to the old primary between the promotion and +switch-master",
+            tallies, lost: lost)
         try await run.finish()
     }
 

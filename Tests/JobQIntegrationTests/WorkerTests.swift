@@ -1,14 +1,17 @@
 import Foundation
+import JobQWorkerKit
 import Logging
 import Synchronization
 import Testing
+
 @testable import JobQ
-import JobQWorkerKit
 
 /// Runs a worker on `queue` for the duration of `body`, then shuts it down and waits for it.
-func withWorker<T: Sendable>(_ queue: JobQueue, concurrency: Int = 4, lease: Duration = .seconds(2), grace: Duration = .seconds(5),
-                             configure: (inout WorkerConfiguration) -> Void = { _ in }, logger: Logger? = nil,
-                             handlers: JobHandlers, _ body: (Worker) async throws -> T) async throws -> T {
+func withWorker<T: Sendable>(
+    _ queue: JobQueue, concurrency: Int = 4, lease: Duration = .seconds(2), grace: Duration = .seconds(5),
+    configure: (inout WorkerConfiguration) -> Void = { _ in }, logger: Logger? = nil,
+    handlers: JobHandlers, _ body: (Worker) async throws -> T
+) async throws -> T {
     var configuration = WorkerConfiguration(queues: [.init(queue.name)], concurrency: concurrency)
     configuration.lease = lease
     configuration.shutdownGrace = grace
@@ -154,7 +157,7 @@ struct WorkerTests {
         let latch = Latch()
         var handlers = JobHandlers()
         handlers.register(name: "stubborn") { _, _ in
-            await latch.wait()   // ignores task cancellation
+            await latch.wait()  // ignores task cancellation
             return Array("late".utf8)
         }
         let added = try await queue.add(name: "stubborn", payload: .json("{}"), options: .init(attempts: 1, timeout: .milliseconds(300)))
@@ -176,7 +179,7 @@ struct WorkerTests {
         var handlers = JobHandlers()
         handlers.register(name: "long") { _, context in
             started.open()
-            _ = await context.waitForCancellation()   // an event, not a polling loop
+            _ = await context.waitForCancellation()  // an event, not a polling loop
             try context.checkCancellation()
             return []
         }
@@ -198,7 +201,7 @@ struct WorkerTests {
         var handlers = JobHandlers()
         handlers.register(name: "endless") { _, context in
             started.open()
-            _ = await context.waitForCancellation()   // an event, not a polling loop
+            _ = await context.waitForCancellation()  // an event, not a polling loop
             throw JobCancelledError(reason: context.cancellationReason ?? .shutdown)
         }
         let added = try await queue.add(name: "endless", payload: .json("{}"))
@@ -223,7 +226,7 @@ struct WorkerTests {
             // Both runs are attempt 1 (a stall gives its attempt back): tell them apart by count.
             if probe.runs(job.id).count == 1 {
                 firstStarted.open()
-                await release.wait()   // ignores cancellation: finishes late
+                await release.wait()  // ignores cancellation: finishes late
                 return Array("stale".utf8)
             }
             return Array("fresh".utf8)
@@ -325,11 +328,15 @@ struct WorkerSharingTests {
         }
         _ = try await heavy.addBulk((0..<80).map { _ in JobQueue.NewJob(name: "w", payload: .json("{}")) })
         _ = try await light.addBulk((0..<80).map { _ in JobQueue.NewJob(name: "w", payload: .json("{}")) })
-        try await withWorker(heavy, concurrency: 8, configure: { c in
-            c.queues = [.init(heavy.name, weight: 3), .init(light.name, weight: 1)]
-        }, handlers: handlers) { _ in
+        try await withWorker(
+            heavy, concurrency: 8,
+            configure: { c in
+                c.queues = [.init(heavy.name, weight: 3), .init(light.name, weight: 1)]
+            }, handlers: handlers
+        ) { _ in
             try await eventually(30, "all 160 jobs done") {
-                let a = try await heavy.inspector.counts(), b = try await light.inspector.counts()
+                let a = try await heavy.inspector.counts()
+                let b = try await light.inspector.counts()
                 return a.waiting + a.active + b.waiting + b.active == 0
             }
         }
@@ -371,15 +378,18 @@ struct ExecHandlerTests {
     func success() async throws {
         let queue = try await uniqueQueue()
         var handlers = JobHandlers()
-        handlers.register(name: "ok", Self.sh("""
-            input=$(cat)
-            echo "progress 50 half way" >&3
-            echo "checkpoint $(printf 'step-1' | base64)" >&3
-            if env | grep -q '^JOBQ_REDIS'; then echo "leaked Redis settings" >&2; exit 100; fi
-            [ "$JOBQ_JOB_NAME" = ok ] && [ "$JOBQ_ATTEMPT" = 1 ] && [ -n "$JOBQ_EXECUTION_ID" ] || exit 100
-            printf 'result %s\\n' "$(printf 'got %s for %s on %s' "$input" "$JOBQ_JOB_ID" "$JOBQ_QUEUE_NAME" | base64 | tr -d '\\n')" >&3
-            test -f "$JOBQ_JOB_CHECKPOINT_FILE"
-            """))
+        handlers.register(
+            name: "ok",
+            Self.sh(
+                """
+                input=$(cat)
+                echo "progress 50 half way" >&3
+                echo "checkpoint $(printf 'step-1' | base64)" >&3
+                if env | grep -q '^JOBQ_REDIS'; then echo "leaked Redis settings" >&2; exit 100; fi
+                [ "$JOBQ_JOB_NAME" = ok ] && [ "$JOBQ_ATTEMPT" = 1 ] && [ -n "$JOBQ_EXECUTION_ID" ] || exit 100
+                printf 'result %s\\n' "$(printf 'got %s for %s on %s' "$input" "$JOBQ_JOB_ID" "$JOBQ_QUEUE_NAME" | base64 | tr -d '\\n')" >&3
+                test -f "$JOBQ_JOB_CHECKPOINT_FILE"
+                """))
         let added = try await queue.add(name: "ok", payload: .json(#"{"n":1}"#))
         // The worker's own environment has Redis settings; the program must not see them.
         setenv("JOBQ_REDIS_URL_FOR_EXEC_TEST", "redis://secret@example", 1)
@@ -403,7 +413,8 @@ struct ExecHandlerTests {
         let flaky = try await queue.add(name: "flaky", payload: .json("{}"), options: .init(attempts: 3, backoff: .fixed(.milliseconds(10))))
         try await withWorker(queue, handlers: handlers) { _ in
             try await eventually(20, "both ended") {
-                let a = try await queue.inspector.job(fatal.id)?.state, b = try await queue.inspector.job(flaky.id)?.state
+                let a = try await queue.inspector.job(fatal.id)?.state
+                let b = try await queue.inspector.job(flaky.id)?.state
                 return a == .failed && b == .completed
             }
         }
@@ -423,7 +434,8 @@ struct ExecHandlerTests {
         let pipe = try await queue.add(name: "pipe", payload: .json("{}"))
         try await withWorker(queue, handlers: handlers) { _ in
             try await eventually(20, "both ended") {
-                let a = try await queue.inspector.job(stubborn.id)?.state, b = try await queue.inspector.job(pipe.id)?.state
+                let a = try await queue.inspector.job(stubborn.id)?.state
+                let b = try await queue.inspector.job(pipe.id)?.state
                 return a == .failed && b == .completed
             }
         }

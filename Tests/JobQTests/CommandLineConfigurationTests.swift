@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import JobQ
 
 @Suite("Redis settings for command-line programs (`docs/configuration.md`)")
@@ -7,7 +8,9 @@ struct CommandLineConfigurationTests {
     @Test("--redis-url wins over JOBQ_REDIS_URL; the default is 127.0.0.1:6379")
     func urlPrecedence() throws {
         let env = ["JOBQ_REDIS_URL": "redis://env-host:7000/2"]
-        #expect(try RedisConfiguration.commandLine(urlFlag: "redis://flag-host:7001", passwordFile: nil, environment: env).endpoint == .tcp(host: "flag-host", port: 7001))
+        #expect(
+            try RedisConfiguration.commandLine(urlFlag: "redis://flag-host:7001", passwordFile: nil, environment: env).endpoint
+                == .tcp(host: "flag-host", port: 7001))
         #expect(try RedisConfiguration.commandLine(urlFlag: nil, passwordFile: nil, environment: env).endpoint == .tcp(host: "env-host", port: 7000))
         #expect(try RedisConfiguration.commandLine(urlFlag: nil, passwordFile: nil, environment: [:]).endpoint == .tcp(host: "127.0.0.1", port: 6379))
     }
@@ -32,7 +35,8 @@ struct CommandLineConfigurationTests {
         let env = ["JOBQ_REDIS_URL": "redis://:from-url@h", "JOBQ_REDIS_PASSWORD": "from-env"]
         #expect(try RedisConfiguration.commandLine(urlFlag: nil, passwordFile: file, environment: env).password == "from-file")
         #expect(try RedisConfiguration.commandLine(urlFlag: nil, passwordFile: nil, environment: env).password == "from-env")
-        #expect(try RedisConfiguration.commandLine(urlFlag: nil, passwordFile: nil, environment: ["JOBQ_REDIS_URL": "redis://:from-url@h"]).password == "from-url")
+        #expect(
+            try RedisConfiguration.commandLine(urlFlag: nil, passwordFile: nil, environment: ["JOBQ_REDIS_URL": "redis://:from-url@h"]).password == "from-url")
 
         let empty = file + ".empty"
         try "\n".write(toFile: empty, atomically: true, encoding: .utf8)

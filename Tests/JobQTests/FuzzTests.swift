@@ -1,6 +1,7 @@
 import Foundation
 import LocalRedis
 import Testing
+
 @testable import JobQ
 @testable import JobQWorkerKit
 
@@ -45,12 +46,16 @@ struct FuzzTests {
         return out
     }
 
-    static let seed: UInt64 = 0x6A6F_6271   // "jobq"
+    static let seed: UInt64 = 0x6A6F_6271  // "jobq"
 
-    @Test("Redis URLs: 5,000 inputs; nothing crashes; an accepted URL has a valid port and database, and its redacted form hides the password and parses back the same")
+    @Test(
+        "Redis URLs: 5,000 inputs; nothing crashes; an accepted URL has a valid port and database, and its redacted form hides the password and parses back the same"
+    )
     func redisURLs() throws {
-        let seeds = ["redis://127.0.0.1:6379", "redis://user:secret-pw@127.0.0.1:6380/2", "unix:///tmp/redis.sock", "unix://user:secret-pw@/tmp/r.sock?db=3",
-                     "redis://[::1]:6379/0", "redis://localhost", "redis://:secret-pw@host:1/15"]
+        let seeds = [
+            "redis://127.0.0.1:6379", "redis://user:secret-pw@127.0.0.1:6380/2", "unix:///tmp/redis.sock", "unix://user:secret-pw@/tmp/r.sock?db=3",
+            "redis://[::1]:6379/0", "redis://localhost", "redis://:secret-pw@host:1/15",
+        ]
         for input in Self.inputs(from: seeds, count: 5_000, seed: Self.seed) {
             guard let c = try? RedisConfiguration(url: input) else { continue }
             if case .tcp(let host, let port) = c.endpoint {
@@ -64,7 +69,8 @@ struct FuzzTests {
             var withoutPassword = c
             withoutPassword.password = nil
             let again = try? RedisConfiguration(url: withoutPassword.redactedURL)
-            #expect(again?.endpoint == c.endpoint && again?.database == c.database && again?.username == c.username, "\(input) → \(withoutPassword.redactedURL)")
+            #expect(
+                again?.endpoint == c.endpoint && again?.database == c.database && again?.username == c.username, "\(input) → \(withoutPassword.redactedURL)")
         }
     }
 
@@ -141,7 +147,10 @@ struct ProtocolLineSplitterTests {
         let chunk = [UInt8](repeating: 97, count: 64 << 10)
         var fed = 0
         // One 4 MB line in 64 KiB reads, then 40 lines of 600 KB.
-        for _ in 0..<64 { splitter.feed(chunk[...]) { if case .line(let l) = $0 { lines.append(l.count) } }; fed += chunk.count }
+        for _ in 0..<64 {
+            splitter.feed(chunk[...]) { if case .line(let l) = $0 { lines.append(l.count) } }
+            fed += chunk.count
+        }
         splitter.feed([10][...]) { if case .line(let l) = $0 { lines.append(l.count) } }
         fed += 1
         let line = [UInt8](repeating: 98, count: 600_000) + [10]

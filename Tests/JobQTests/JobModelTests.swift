@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import JobQ
 
 @Suite("Job ids, queue names, options and backoff")
@@ -65,8 +66,10 @@ struct JobModelTests {
         #expect(fields == ["p": "10", "a": "5", "to": "30000", "rc": "1"])
         let back = JobOptions(fields: fields.mapValues { Array($0.utf8) }, id: JobID.generate())
         #expect(back == o)
-        for bad in [JobOptions(priority: 1001), JobOptions(attempts: 0), JobOptions(timeout: .zero),
-                    JobOptions(delay: .seconds(1), runAt: Date())] {
+        for bad in [
+            JobOptions(priority: 1001), JobOptions(attempts: 0), JobOptions(timeout: .zero),
+            JobOptions(delay: .seconds(1), runAt: Date()),
+        ] {
             #expect { try bad.validate(queue: "q") } throws: { ($0 as? JobQError)?.code == .invalidOptions }
         }
         #expect(Duration(parsing: "250ms") == .milliseconds(250))

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import JobQ
 
 @Suite("RESP decoding through hiredis' reader")

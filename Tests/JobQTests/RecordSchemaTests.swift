@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import JobQ
 
 /// The record's field names live in `RecordSchema.swift` and `Lua/include/record.lua`; these
@@ -54,7 +55,7 @@ struct RecordSchemaTests {
             let text = try String(contentsOf: Self.lua.appendingPathComponent(file), encoding: .utf8)
             // Code only: the header (`--[[ … ]]`) and `--` comments may name fields in prose.
             var code = text
-            if let header = code.range(of: "]]") , code.hasPrefix("--[[") { code = String(code[header.upperBound...]) }
+            if let header = code.range(of: "]]"), code.hasPrefix("--[[") { code = String(code[header.upperBound...]) }
             for (number, line) in code.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
                 let statement = line.split(separator: "--", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
                 for match in statement.matches(of: /'([a-zA-Z]+)'/) where names.contains(String(match.1)) {

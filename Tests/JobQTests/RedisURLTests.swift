@@ -1,21 +1,24 @@
-import Testing
-@testable import JobQ
 import Foundation
+import Testing
+
+@testable import JobQ
 
 @Suite("Redis URLs")
 struct RedisURLTests {
-    @Test("accepts the documented forms", arguments: [
-        ("redis://localhost", RedisEndpoint.tcp(host: "localhost", port: 6379), nil as String?, 0),
-        ("redis://127.0.0.1:6380", .tcp(host: "127.0.0.1", port: 6380), nil, 0),
-        ("redis://127.0.0.1:6380/3", .tcp(host: "127.0.0.1", port: 6380), nil, 3),
-        ("redis://worker@10.0.0.1:7000/0", .tcp(host: "10.0.0.1", port: 7000), "worker", 0),
-        ("redis://[::1]:6379/2", .tcp(host: "::1", port: 6379), nil, 2),
-        ("redis://[::1]", .tcp(host: "::1", port: 6379), nil, 0),
-        ("REDIS://host:1/", .tcp(host: "host", port: 1), nil, 0),
-        ("unix:///run/redis/redis.sock", .unix(path: "/run/redis/redis.sock"), nil, 0),
-        ("unix:///tmp/r.sock?db=5", .unix(path: "/tmp/r.sock"), nil, 5),
-        ("unix://admin@/tmp/r.sock", .unix(path: "/tmp/r.sock"), "admin", 0),
-    ])
+    @Test(
+        "accepts the documented forms",
+        arguments: [
+            ("redis://localhost", RedisEndpoint.tcp(host: "localhost", port: 6379), nil as String?, 0),
+            ("redis://127.0.0.1:6380", .tcp(host: "127.0.0.1", port: 6380), nil, 0),
+            ("redis://127.0.0.1:6380/3", .tcp(host: "127.0.0.1", port: 6380), nil, 3),
+            ("redis://worker@10.0.0.1:7000/0", .tcp(host: "10.0.0.1", port: 7000), "worker", 0),
+            ("redis://[::1]:6379/2", .tcp(host: "::1", port: 6379), nil, 2),
+            ("redis://[::1]", .tcp(host: "::1", port: 6379), nil, 0),
+            ("REDIS://host:1/", .tcp(host: "host", port: 1), nil, 0),
+            ("unix:///run/redis/redis.sock", .unix(path: "/run/redis/redis.sock"), nil, 0),
+            ("unix:///tmp/r.sock?db=5", .unix(path: "/tmp/r.sock"), nil, 5),
+            ("unix://admin@/tmp/r.sock", .unix(path: "/tmp/r.sock"), "admin", 0),
+        ])
     func parses(url: String, endpoint: RedisEndpoint, user: String?, db: Int) throws {
         let c = try RedisConfiguration(url: url)
         #expect(c.endpoint == endpoint)
@@ -38,34 +41,36 @@ struct RedisURLTests {
         #expect(!"\(onlyPassword)".contains("secret"))
     }
 
-    @Test("refuses malformed URLs with a message naming the problem", arguments: [
-        ("localhost:6379", "no scheme"),
-        ("http://localhost", "unknown scheme"),
-        ("rediss://localhost", "TLS"),
-        ("redis://", "no host"),
-        ("redis://host:0", "port"),
-        ("redis://host:65536", "port"),
-        ("redis://host:abc", "port"),
-        ("redis://host/x", "database"),
-        ("redis://host/-1", "database"),
-        ("redis://host?db=1", "query"),
-        ("redis://[::1", "IPv6"),
-        ("redis://ho st", "whitespace"),
-        ("unix://relative.sock", "absolute path"),
-        ("unix:///tmp/r.sock?timeout=1", "unknown query"),
-        ("redis://u:%zz@host", "percent-encoding"),
-        ("redis+sentinel://s1:26379", "no primary name"),
-        ("redis+sentinel://s1:26379/", "primary-name"),
-        ("redis+sentinel://s1,,s2/m", "empty sentinel"),
-        ("redis+sentinel://s1/m/x", "database"),
-        ("redis+sentinel://s1/m/1/2", "primary-name"),
-        ("redis+sentinel://s1:0/m", "port"),
-        ("redis+sentinel://s1/m?db=1", "query"),
-        ("redis+sentinel://s1/my%20primary", "bad primary name"),
-        ("redis+cluster://a:1,,b:2", "empty seed"),
-        ("redis+cluster://a:1/2", "database 0"),
-        ("redis+cluster://a:99999", "port"),
-    ])
+    @Test(
+        "refuses malformed URLs with a message naming the problem",
+        arguments: [
+            ("localhost:6379", "no scheme"),
+            ("http://localhost", "unknown scheme"),
+            ("rediss://localhost", "TLS"),
+            ("redis://", "no host"),
+            ("redis://host:0", "port"),
+            ("redis://host:65536", "port"),
+            ("redis://host:abc", "port"),
+            ("redis://host/x", "database"),
+            ("redis://host/-1", "database"),
+            ("redis://host?db=1", "query"),
+            ("redis://[::1", "IPv6"),
+            ("redis://ho st", "whitespace"),
+            ("unix://relative.sock", "absolute path"),
+            ("unix:///tmp/r.sock?timeout=1", "unknown query"),
+            ("redis://u:%zz@host", "percent-encoding"),
+            ("redis+sentinel://s1:26379", "no primary name"),
+            ("redis+sentinel://s1:26379/", "primary-name"),
+            ("redis+sentinel://s1,,s2/m", "empty sentinel"),
+            ("redis+sentinel://s1/m/x", "database"),
+            ("redis+sentinel://s1/m/1/2", "primary-name"),
+            ("redis+sentinel://s1:0/m", "port"),
+            ("redis+sentinel://s1/m?db=1", "query"),
+            ("redis+sentinel://s1/my%20primary", "bad primary name"),
+            ("redis+cluster://a:1,,b:2", "empty seed"),
+            ("redis+cluster://a:1/2", "database 0"),
+            ("redis+cluster://a:99999", "port"),
+        ])
     func refuses(url: String, mentions: String) {
         #expect {
             _ = try RedisConfiguration(url: url)
@@ -88,8 +93,13 @@ struct RedisURLTests {
     @Test("redis+sentinel:// takes sentinels (default port 26379), the primary's name and a database; the password is the data nodes'")
     func sentinel() throws {
         let c = try RedisConfiguration(url: "redis+sentinel://jobq:s3cret@10.0.0.1,10.0.0.2:26380,[::1]/my%2Dprimary/2")
-        #expect(c.sentinel == RedisSentinelSettings(masterName: "my-primary", nodes: [
-            .tcp(host: "10.0.0.1", port: 26379), .tcp(host: "10.0.0.2", port: 26380), .tcp(host: "::1", port: 26379)]))
+        #expect(
+            c.sentinel
+                == RedisSentinelSettings(
+                    masterName: "my-primary",
+                    nodes: [
+                        .tcp(host: "10.0.0.1", port: 26379), .tcp(host: "10.0.0.2", port: 26380), .tcp(host: "::1", port: 26379),
+                    ]))
         #expect(c.isSentinel && !c.isCluster)
         #expect(c.username == "jobq" && c.password == "s3cret" && c.database == 2)
         #expect(c.sentinel?.password == nil, "the URL's password is for the data nodes")
@@ -114,8 +124,10 @@ struct RedisURLTests {
     @Test("passwords made of every URL delimiter never appear in an error, whether or not the URL parses")
     func redactionWithDelimiters() {
         let secrets = ["Sup3r/Secret", "a?b=c", "x#frag", "p@ss", "@@", "a:b:c", "[::1]", "%zz", "semi;colon", "sp ace", "q?x/y@z#w", ":", "/", "?"]
-        let shapes = ["redis://u:%@host:6379", "redis://:%@host", "redis://u:%@host:6379/2", "redis+cluster://u:%@h1:7000,h2:7001",
-                      "redis+sentinel://u:%@s1:26379/mymaster", "unix://u:%@/tmp/redis.sock", "redis://u:%@host:99999", "redis://u:%@"]
+        let shapes = [
+            "redis://u:%@host:6379", "redis://:%@host", "redis://u:%@host:6379/2", "redis+cluster://u:%@h1:7000,h2:7001",
+            "redis+sentinel://u:%@s1:26379/mymaster", "unix://u:%@/tmp/redis.sock", "redis://u:%@host:99999", "redis://u:%@",
+        ]
         for secret in secrets {
             for shape in shapes {
                 let url = shape.replacingOccurrences(of: "%", with: secret)

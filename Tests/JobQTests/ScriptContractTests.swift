@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import JobQ
 
 /// The contract between the Lua files and their Swift call sites (`docs/lua-scripts.md`): every header
@@ -59,8 +60,9 @@ struct ScriptContractTests {
                 // Worker-wide scripts touch one global key each (their own slot); every other
                 // script stays under its queue's hash tag.
                 let global = Self.workerScripts.contains(String(file.dropLast(4))) && n == 1
-                #expect(pattern.hasPrefix("jobq:{<q>}:") || (global && (pattern == "jobq:workers" || pattern == "jobq:worker:<id>")),
-                        "\(file) KEYS[\(i)] is under the queue's hash tag: \(pattern)")
+                #expect(
+                    pattern.hasPrefix("jobq:{<q>}:") || (global && (pattern == "jobq:workers" || pattern == "jobq:worker:<id>")),
+                    "\(file) KEYS[\(i)] is under the queue's hash tag: \(pattern)")
             }
             #expect(header.contains("Returns"), "\(file) documents its return")
             #expect(header.contains("Events"), "\(file) documents its events")

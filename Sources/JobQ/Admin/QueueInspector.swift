@@ -93,8 +93,14 @@ public struct QueueInspector: Sendable {
             do {
                 inspector = try QueueInspector(name: name, client: client, settings: settings)
             } catch {
-                out.append(Summary(name: name, counts: nil, problem: JobQError(error.code, queue: name,
-                    detail: "the registry \(QueueKeys.queueRegistry) holds a name jobq cannot use (\(error.detail)); remove it with SREM \(QueueKeys.queueRegistry) <name>"), brokenKeys: []))
+                out.append(
+                    Summary(
+                        name: name, counts: nil,
+                        problem: JobQError(
+                            error.code, queue: name,
+                            detail:
+                                "the registry \(QueueKeys.queueRegistry) holds a name jobq cannot use (\(error.detail)); remove it with SREM \(QueueKeys.queueRegistry) <name>"
+                        ), brokenKeys: []))
                 continue
             }
             do {
@@ -113,8 +119,10 @@ public struct QueueInspector: Sendable {
     ///
     /// - Important: filtering reads records in pages of 500 and stops after scanning 100,000, so
     ///   a filtered listing of a huge queue may be partial.
-    public func jobs(state: JobState, name jobName: String? = nil, createdAfter: Date? = nil, createdBefore: Date? = nil,
-                     limit: Int = 100, offset: Int = 0) async throws(JobQError) -> [Job] {
+    public func jobs(
+        state: JobState, name jobName: String? = nil, createdAfter: Date? = nil, createdBefore: Date? = nil,
+        limit: Int = 100, offset: Int = 0
+    ) async throws(JobQError) -> [Job] {
         let limit = max(0, min(limit, 10_000))
         let filtered = jobName != nil || createdAfter != nil || createdBefore != nil
         var out: [Job] = []
@@ -137,7 +145,10 @@ public struct QueueInspector: Sendable {
                 if let jobName, job.name != jobName { continue }
                 if let createdAfter, job.createdAt <= createdAfter { continue }
                 if let createdBefore, job.createdAt >= createdBefore { continue }
-                if filtered, skipped < offset { skipped += 1; continue }
+                if filtered, skipped < offset {
+                    skipped += 1
+                    continue
+                }
                 out.append(job)
                 if out.count == limit { break }
             }
@@ -154,13 +165,18 @@ public struct QueueInspector: Sendable {
         func strings(_ reply: RedisReply) -> [String] { (reply.array ?? []).compactMap(\.string) }
         do {
             guard state == .waiting else {
-                let reply = try await core.client.send(RedisCommand(newestFirst ? "ZREVRANGE" : "ZRANGE", core.keys.set(for: state), start, start + count - 1), idempotent: true)
+                let reply = try await core.client.send(
+                    RedisCommand(newestFirst ? "ZREVRANGE" : "ZRANGE", core.keys.set(for: state), start, start + count - 1), idempotent: true)
                 return strings(reply)
             }
             let zero = "2199023255552000"  // 1000 · 2⁴¹: scores below it are priorities above 0
-            let sizes = try await core.client.pipeline([RedisCommand("ZCOUNT", core.keys.prioritized, "-inf", "(" + zero),
-                                                        RedisCommand("LLEN", core.keys.wait)], idempotent: true)
-            let high = sizes[0].int ?? 0, listed = sizes[1].int ?? 0
+            let sizes = try await core.client.pipeline(
+                [
+                    RedisCommand("ZCOUNT", core.keys.prioritized, "-inf", "(" + zero),
+                    RedisCommand("LLEN", core.keys.wait),
+                ], idempotent: true)
+            let high = sizes[0].int ?? 0
+            let listed = sizes[1].int ?? 0
             var ids: [String] = []
             var rank = start
             let end = start + count
@@ -170,7 +186,8 @@ public struct QueueInspector: Sendable {
             }
             if rank < end, rank < high + listed {
                 // List position p (0 = next to run) is index −1 − p.
-                let a = rank - high, b = min(end, high + listed) - high - 1
+                let a = rank - high
+                let b = min(end, high + listed) - high - 1
                 ids += strings(try await core.client.send(RedisCommand("LRANGE", core.keys.wait, -1 - b, -1 - a), idempotent: true)).reversed()
                 rank = min(end, high + listed)
             }
@@ -211,8 +228,10 @@ public struct QueueInspector: Sendable {
     /// Removes every job with this name that is not running; returns how many.
     public func removeJobs(named jobName: String) async throws(JobQError) -> Int {
         var removed = 0
-        let sets: [(String, JobState)] = [(core.keys.wait, .waiting), (core.keys.prioritized, .waiting), (core.keys.delayed, .delayed),
-                                          (core.keys.completed, .completed), (core.keys.failed, .failed), (core.keys.cancelled, .cancelled)]
+        let sets: [(String, JobState)] = [
+            (core.keys.wait, .waiting), (core.keys.prioritized, .waiting), (core.keys.delayed, .delayed),
+            (core.keys.completed, .completed), (core.keys.failed, .failed), (core.keys.cancelled, .cancelled),
+        ]
         for (key, state) in sets {
             var cursor = 0
             for _ in 0..<1_000_000 {
@@ -248,8 +267,10 @@ public struct QueueInspector: Sendable {
     /// Deletes finished records of `state` older than `olderThan`, at most `limit` of them
     /// (all when nil), oldest first; returns how many.
     /// - Parameter onBatch: called after each script call with (done in this call, remaining).
-    public func clean(state: JobState, olderThan: Duration = .zero, limit: Int? = nil,
-                      onBatch: (_ done: Int, _ remaining: Int) -> Void = { _, _ in }) async throws(JobQError) -> Int {
+    public func clean(
+        state: JobState, olderThan: Duration = .zero, limit: Int? = nil,
+        onBatch: (_ done: Int, _ remaining: Int) -> Void = { _, _ in }
+    ) async throws(JobQError) -> Int {
         guard state.isFinished else {
             throw JobQError(.invalidOptions, queue: name, detail: "clean takes completed, failed or cancelled (use purge for waiting and delayed jobs)")
         }
@@ -329,7 +350,10 @@ public struct QueueInspector: Sendable {
     public func retention() async throws(JobQError) -> (completed: Int, failed: Int, cancelled: Int) {
         let reply: RedisReply
         do {
-            reply = try await core.client.send(RedisCommand("HMGET", core.keys.meta, QueueMetaField.keepCompleted.rawValue, QueueMetaField.keepFailed.rawValue, QueueMetaField.keepCancelled.rawValue), idempotent: true)
+            reply = try await core.client.send(
+                RedisCommand(
+                    "HMGET", core.keys.meta, QueueMetaField.keepCompleted.rawValue, QueueMetaField.keepFailed.rawValue, QueueMetaField.keepCancelled.rawValue),
+                idempotent: true)
         } catch {
             throw JobQError(redis: error, queue: name)
         }

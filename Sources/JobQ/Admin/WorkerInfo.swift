@@ -30,7 +30,7 @@ public struct WorkerInfo: Sendable, Hashable, Codable {
         }
         var out: [WorkerInfo] = []
         for (id, reply) in zip(ids, replies) {
-            guard let flat = reply.array, !flat.isEmpty else { continue }   // expired: gone
+            guard let flat = reply.array, !flat.isEmpty else { continue }  // expired: gone
             var fields: [String: String] = [:]
             var i = 0
             while i + 1 < flat.count {
@@ -39,10 +39,11 @@ public struct WorkerInfo: Sendable, Hashable, Codable {
             }
             func f(_ field: HeartbeatField) -> String? { fields[field.rawValue] }
             func date(_ field: HeartbeatField) -> Date? { f(field).flatMap(Double.init).map { Date(timeIntervalSince1970: $0 / 1000) } }
-            let info = WorkerInfo(id: id, host: f(.host) ?? "", pid: Int(f(.pid) ?? "") ?? 0,
-                                  queues: (f(.queues) ?? "").split(separator: ",").map(String.init),
-                                  concurrency: Int(f(.concurrency) ?? "") ?? 0, active: Int(f(.active) ?? "") ?? 0,
-                                  started: date(.started), lastSeen: date(.lastSeen))
+            let info = WorkerInfo(
+                id: id, host: f(.host) ?? "", pid: Int(f(.pid) ?? "") ?? 0,
+                queues: (f(.queues) ?? "").split(separator: ",").map(String.init),
+                concurrency: Int(f(.concurrency) ?? "") ?? 0, active: Int(f(.active) ?? "") ?? 0,
+                started: date(.started), lastSeen: date(.lastSeen))
             if let queue, !info.queues.contains(where: { $0 == queue || $0.hasPrefix(queue + ":") }) { continue }
             out.append(info)
         }

@@ -78,7 +78,8 @@ public struct Backoff: Sendable, Hashable, CustomStringConvertible {
         guard let first = parts.first, let kind = Kind(rawValue: first), parts.count <= 3, !parts.contains(where: \.isEmpty) else { return nil }
         var base = Duration.seconds(1)
         var cap = Duration.seconds(3600)
-        var sawBase = false, sawCap = false
+        var sawBase = false
+        var sawCap = false
         for part in parts.dropFirst() {
             if part.hasPrefix("max=") {
                 guard !sawCap, let d = Duration(parsing: String(part.dropFirst(4))) else { return nil }

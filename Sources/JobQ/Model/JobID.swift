@@ -28,8 +28,8 @@ public enum JobID {
         }
         // 128 bits: 48 time + 16 high random + 64 low random, 26 base32 digits (the first holds 3 bits).
         var out = [UInt8](repeating: 0, count: 26)
-        var hi = (ms << 16) | UInt64(high)   // top 64 bits
-        var lo = low                         // bottom 64 bits
+        var hi = (ms << 16) | UInt64(high)  // top 64 bits
+        var lo = low  // bottom 64 bits
         for i in stride(from: 25, through: 0, by: -1) {
             out[i] = alphabet[Int(lo & 31)]
             lo = (lo >> 5) | ((hi & 31) << 59)
@@ -66,7 +66,9 @@ public enum JobID {
             throw JobQError(.invalidJobID, queue: queue, jobID: id, detail: "a job id may not contain control characters")
         }
         if isGenerated(id) {
-            throw JobQError(.invalidJobID, queue: queue, jobID: id, detail: "custom ids may not look like generated ids (26 Crockford base32 characters), which could collide with them")
+            throw JobQError(
+                .invalidJobID, queue: queue, jobID: id,
+                detail: "custom ids may not look like generated ids (26 Crockford base32 characters), which could collide with them")
         }
     }
 }

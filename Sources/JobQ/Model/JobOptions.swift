@@ -21,9 +21,11 @@ public struct JobOptions: Sendable, Hashable {
     /// Delete this job's record as soon as it fails for good.
     public var removeOnFail: Bool = false
 
-    public init(jobID: String? = nil, delay: Duration? = nil, runAt: Date? = nil, priority: JobPriority = .normal,
-                attempts: Int = 3, backoff: Backoff = .default, timeout: Duration = .seconds(300), maxStalls: Int = 1,
-                removeOnComplete: Bool = false, removeOnFail: Bool = false) {
+    public init(
+        jobID: String? = nil, delay: Duration? = nil, runAt: Date? = nil, priority: JobPriority = .normal,
+        attempts: Int = 3, backoff: Backoff = .default, timeout: Duration = .seconds(300), maxStalls: Int = 1,
+        removeOnComplete: Bool = false, removeOnFail: Bool = false
+    ) {
         self.jobID = jobID
         self.delay = delay
         self.runAt = runAt

@@ -93,9 +93,12 @@ public struct JobQError: Error, Sendable, Hashable, CustomStringConvertible {
         case .wrongState: "check the job's state with inspect"
         case .paused: "resume the queue"
         case .outOfMemory: "raise Redis maxmemory, clean finished jobs, or lower retention; nothing was written"
-        case .keyConflict: "another program wrote under this queue's keys; find the key with `redis-cli --scan --pattern 'jobq:{<queue>}:*'` and `TYPE`, then rename or delete it (or use another queue name)"
-        case .notReplicated: "check the replicas (INFO replication); the job is on the primary and will run unless a failover happens first; add again with the same id to confirm (dedup makes that safe)"
-        case .permissionDenied: "grant it to this Redis user (config/users.acl lists what the producer, worker and admin roles each need), or connect as a user of the right role"
+        case .keyConflict:
+            "another program wrote under this queue's keys; find the key with `redis-cli --scan --pattern 'jobq:{<queue>}:*'` and `TYPE`, then rename or delete it (or use another queue name)"
+        case .notReplicated:
+            "check the replicas (INFO replication); the job is on the primary and will run unless a failover happens first; add again with the same id to confirm (dedup makes that safe)"
+        case .permissionDenied:
+            "grant it to this Redis user (config/users.acl lists what the producer, worker and admin roles each need), or connect as a user of the right role"
         case .redis: redisError?.hint ?? "check Redis"
         case .timedOut: "wait longer, or check that workers are running for this queue"
         case .installation: "ship the jobq_JobQ.resources bundle next to the binary"
@@ -105,8 +108,7 @@ public struct JobQError: Error, Sendable, Hashable, CustomStringConvertible {
 
     public var description: String {
         var text = "jobq \(code)"
-        if let queue { text += " (queue \(queue)" + (jobID.map { ", job \($0)" } ?? "") + ")" }
-        else if let jobID { text += " (job \(jobID))" }
+        if let queue { text += " (queue \(queue)" + (jobID.map { ", job \($0)" } ?? "") + ")" } else if let jobID { text += " (job \(jobID))" }
         if code == .redis { return text + ": " + detail }
         return text + ": \(detail) (\(hint))"
     }

@@ -62,7 +62,7 @@ package enum JobField: String, CaseIterable, Sendable {
     package var type: FieldType {
         switch self {
         case .name, .state, .worker, .execution, .progressMessage, .errorReason, .errorDetails,
-             .previousReason, .previousDetails, .cancelReason, .cancelRequestedBy, .backoff, .encoding:
+            .previousReason, .previousDetails, .cancelReason, .cancelRequestedBy, .backoff, .encoding:
             .text
         case .payload, .checkpoint, .result: .bytes
         case .priority, .attempts, .timeout, .maxStalls, .attemptsMade, .stallCount: .integer

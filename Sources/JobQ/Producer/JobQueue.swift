@@ -92,8 +92,11 @@ public final class JobQueue: Sendable {
         let confirmed = reply?.int ?? 0
         guard confirmed < settings.replicasToConfirmAdds else { return }
         let what = ids.count == 1 ? "the add" : "\(ids.count) adds"
-        throw JobQError(.notReplicated, queue: name, jobID: ids.count == 1 ? ids[0] : nil,
-                        detail: "\(what) reached \(confirmed) of \(settings.replicasToConfirmAdds) replicas within \(settings.replicaConfirmTimeout)\(reply?.errorMessage.map { " (\($0))" } ?? "")")
+        throw JobQError(
+            .notReplicated, queue: name, jobID: ids.count == 1 ? ids[0] : nil,
+            detail:
+                "\(what) reached \(confirmed) of \(settings.replicasToConfirmAdds) replicas within \(settings.replicaConfirmTimeout)\(reply?.errorMessage.map { " (\($0))" } ?? "")"
+        )
     }
 
     /// Adds a typed job: its payload is `parameters` as JSON, its name `P.jobName`.
@@ -114,7 +117,10 @@ public final class JobQueue: Sendable {
             var batch = RedisBatch()
             var slots: [(index: Int, add: ScriptCall<AddResult>?)] = []
             var chunkResults: [Result<AddResult, JobQError>?] = Array(repeating: nil, count: chunk.count)
-            if let registration = core.registration() { batch.append(registration); slots.append((-1, nil)) }
+            if let registration = core.registration() {
+                batch.append(registration)
+                slots.append((-1, nil))
+            }
             for (offset, job) in chunk.enumerated() {
                 do {
                     let add = try prepare(job)
@@ -155,8 +161,9 @@ public final class JobQueue: Sendable {
         try Self.validate(jobName: job.name, queue: name)
         try job.options.validate(queue: name)
         guard job.payload.bytes.count <= settings.maxPayloadBytes else {
-            throw JobQError(.tooLarge, queue: name, jobID: job.options.jobID,
-                            detail: "the payload is \(job.payload.bytes.count) bytes; the limit is \(settings.maxPayloadBytes) bytes")
+            throw JobQError(
+                .tooLarge, queue: name, jobID: job.options.jobID,
+                detail: "the payload is \(job.payload.bytes.count) bytes; the limit is \(settings.maxPayloadBytes) bytes")
         }
         return core.addJobCall(id: job.options.jobID ?? JobID.generate(), job: job)
     }
@@ -268,7 +275,9 @@ public final class JobQueue: Sendable {
                 case .gap:
                     // Events were trimmed before we read them: the record tells.
                     guard let job = try await inspector.job(id) else {
-                        throw JobQError(.notFound, queue: name, jobID: id, detail: "the job's record and its final event are both gone (retention and a full events stream)")
+                        throw JobQError(
+                            .notFound, queue: name, jobID: id, detail: "the job's record and its final event are both gone (retention and a full events stream)"
+                        )
                     }
                     if let outcome = Self.outcome(of: job) { return outcome }
                 case .event(let event) where event.jobID == id:

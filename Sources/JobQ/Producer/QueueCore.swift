@@ -24,7 +24,9 @@ final class QueueCore: Sendable {
     // MARK: - Calling scripts
 
     /// Runs one script; a Redis failure or error reply becomes a ``JobQError``.
-    func run(_ script: RedisScript, keys: [String], arguments: [any RedisArgument], jobID: String? = nil, idempotent: Bool = false) async throws(JobQError) -> RedisReply {
+    func run(_ script: RedisScript, keys: [String], arguments: [any RedisArgument], jobID: String? = nil, idempotent: Bool = false) async throws(JobQError)
+        -> RedisReply
+    {
         let reply: RedisReply
         do {
             reply = try await client.run(script, keys: keys, arguments: arguments, idempotent: idempotent)
@@ -52,12 +54,14 @@ final class QueueCore: Sendable {
             throw JobQError(.outOfMemory, queue: name, jobID: jobID, detail: "Redis refused the write: \(message)")
         }
         if reply.errorCode == "NOPERM" || message.contains("NOPERM") || message.contains("can't run this command")
-            || message.contains("No permissions to access") || message.contains("can't access at least one of the keys") {
+            || message.contains("No permissions to access") || message.contains("can't access at least one of the keys")
+        {
             throw JobQError(.permissionDenied, queue: name, jobID: jobID, detail: Self.permissionDetail(message, script: script))
         }
         if reply.errorCode == "WRONGTYPE" || message.contains("WRONGTYPE") {
-            throw JobQError(.keyConflict, queue: name, jobID: jobID,
-                            detail: "\(script?.name ?? "a command") met a key under \(keys.base) holding another type of value than jobq's (\(message.prefix(200)))")
+            throw JobQError(
+                .keyConflict, queue: name, jobID: jobID,
+                detail: "\(script?.name ?? "a command") met a key under \(keys.base) holding another type of value than jobq's (\(message.prefix(200)))")
         }
         throw JobQError(.internalError, queue: name, jobID: jobID, detail: "\(script?.name ?? "command") failed: \(message)")
     }
@@ -122,12 +126,16 @@ final class QueueCore: Sendable {
         [keys.wait, keys.prioritized, keys.active, keys.delayed, keys.meta, keys.marker, keys.events, keys.sequence, keys.jobPrefix]
     }
     func finishKeys(_ id: String) -> [String] {
-        [keys.job(id), keys.active, keys.wait, keys.prioritized, keys.delayed, keys.completed, keys.failed, keys.cancelled,
-         keys.meta, keys.marker, keys.events, keys.sequence, keys.jobPrefix]
+        [
+            keys.job(id), keys.active, keys.wait, keys.prioritized, keys.delayed, keys.completed, keys.failed, keys.cancelled,
+            keys.meta, keys.marker, keys.events, keys.sequence, keys.jobPrefix,
+        ]
     }
     var recoverKeys: [String] {
-        [keys.active, keys.wait, keys.prioritized, keys.failed, keys.cancelled, keys.meta, keys.marker, keys.events, keys.sequence, keys.jobPrefix,
-         keys.reaperLock]
+        [
+            keys.active, keys.wait, keys.prioritized, keys.failed, keys.cancelled, keys.meta, keys.marker, keys.events, keys.sequence, keys.jobPrefix,
+            keys.reaperLock,
+        ]
     }
     var promoteKeys: [String] { [keys.delayed, keys.wait, keys.prioritized, keys.marker, keys.events, keys.sequence, keys.jobPrefix] }
     var cancelKeys: [String] {
@@ -145,8 +153,10 @@ final class QueueCore: Sendable {
     var countKeys: [String] { [keys.wait, keys.prioritized, keys.delayed, keys.active, keys.completed, keys.failed, keys.cancelled, keys.meta] }
     var retryKeys: [String] { [keys.failed, keys.cancelled, keys.wait, keys.prioritized, keys.marker, keys.events, keys.sequence, keys.jobPrefix] }
     var obliterateKeys: [String] {
-        [keys.meta, keys.wait, keys.prioritized, keys.delayed, keys.active, keys.completed, keys.failed, keys.cancelled,
-         keys.events, keys.marker, keys.sequence, keys.reaperLock, keys.jobPrefix]
+        [
+            keys.meta, keys.wait, keys.prioritized, keys.delayed, keys.active, keys.completed, keys.failed, keys.cancelled,
+            keys.events, keys.marker, keys.sequence, keys.reaperLock, keys.jobPrefix,
+        ]
     }
     var extendKeys: [String] { [keys.active, keys.jobPrefix] }
     func progressKeys(_ id: String) -> [String] { [keys.job(id), keys.events] }

@@ -39,13 +39,15 @@ public final class RedisBlockingClient: Sendable {
     /// A blocking connection on the node that holds `key`: the configured server, or in cluster
     /// mode the primary owning the key's slot, woken through a control connection to that same
     /// node (`CLIENT UNBLOCK` ids are per node). After a `MOVED` reply, make a new one.
-    public static func onNode(of key: String, client: RedisClient, maxBlockTimeout: Duration = .seconds(5),
-                              serverTick: Duration = .milliseconds(100)) async throws(RedisError) -> RedisBlockingClient {
+    public static func onNode(
+        of key: String, client: RedisClient, maxBlockTimeout: Duration = .seconds(5),
+        serverTick: Duration = .milliseconds(100)
+    ) async throws(RedisError) -> RedisBlockingClient {
         guard client.configuration.isCluster else {
             return RedisBlockingClient(configuration: client.configuration, control: client, maxBlockTimeout: maxBlockTimeout, serverTick: serverTick)
         }
         var node = client.configuration.node(try await client.endpoint(forKey: key))
-        node.retryDeadline = min(node.retryDeadline, .seconds(1))   // a dead node is given up fast, then re-resolved
+        node.retryDeadline = min(node.retryDeadline, .seconds(1))  // a dead node is given up fast, then re-resolved
         return RedisBlockingClient(node: node, maxBlockTimeout: maxBlockTimeout, serverTick: serverTick)
     }
 

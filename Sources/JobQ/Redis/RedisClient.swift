@@ -76,7 +76,9 @@ public final class RedisClient: Sendable {
     }
 
     /// Runs a script by `EVALSHA` (falling back to `EVAL` on `NOSCRIPT`).
-    public func run(_ script: RedisScript, keys: [any RedisArgument], arguments: [any RedisArgument], idempotent: Bool = false) async throws(RedisError) -> RedisReply {
+    public func run(_ script: RedisScript, keys: [any RedisArgument], arguments: [any RedisArgument], idempotent: Bool = false) async throws(RedisError)
+        -> RedisReply
+    {
         try await execute(RedisBatch().script(script, keys: keys, arguments: arguments), idempotent: idempotent)[0]
     }
 
@@ -143,7 +145,10 @@ public final class RedisClient: Sendable {
         var bestLoad = best.load.load(ordering: .relaxed)
         for loop in loops.dropFirst() where bestLoad > 0 {
             let l = loop.load.load(ordering: .relaxed)
-            if l < bestLoad { best = loop; bestLoad = l }
+            if l < bestLoad {
+                best = loop
+                bestLoad = l
+            }
         }
         return best
     }

@@ -8,7 +8,8 @@ public enum RedisClusterSlot {
     public static func of(_ key: some Collection<UInt8>) -> Int {
         let bytes = Array(key)
         if let open = bytes.firstIndex(of: UInt8(ascii: "{")),
-           let close = bytes[(open + 1)...].firstIndex(of: UInt8(ascii: "}")), close > open + 1 {
+            let close = bytes[(open + 1)...].firstIndex(of: UInt8(ascii: "}")), close > open + 1
+        {
             return Int(crc16(bytes[(open + 1)..<close]) % UInt16(count))
         }
         return Int(crc16(bytes[...]) % UInt16(count))
@@ -93,15 +94,17 @@ final class RedisClusterRouter: Sendable {
                 continue
             }
             guard let ranges = reply.array, reply.errorMessage == nil else {
-                lastError = RedisError(.serverError, endpoint: node.description, detail: "CLUSTER SLOTS answered \(reply.errorMessage ?? "\(reply)"): is this a cluster node?")
+                lastError = RedisError(
+                    .serverError, endpoint: node.description, detail: "CLUSTER SLOTS answered \(reply.errorMessage ?? "\(reply)"): is this a cluster node?")
                 continue
             }
             var slots = [Int16](repeating: -1, count: RedisClusterSlot.count)
             var primaries: [RedisEndpoint] = []
             for range in ranges {
                 guard let items = range.array, items.count >= 3, let low = items[0].int, let high = items[1].int,
-                      let master = items[2].array, master.count >= 2, let port = master[1].int,
-                      (0..<RedisClusterSlot.count).contains(low), (low..<RedisClusterSlot.count).contains(high) else { continue }
+                    let master = items[2].array, master.count >= 2, let port = master[1].int,
+                    (0..<RedisClusterSlot.count).contains(low), (low..<RedisClusterSlot.count).contains(high)
+                else { continue }
                 var host = master[0].string ?? ""
                 if host.isEmpty || host == "?" {
                     // An empty host means "the address you reached me on".
@@ -109,7 +112,12 @@ final class RedisClusterRouter: Sendable {
                 }
                 let endpoint = RedisEndpoint.tcp(host: host, port: port)
                 let index: Int
-                if let i = primaries.firstIndex(of: endpoint) { index = i } else { primaries.append(endpoint); index = primaries.count - 1 }
+                if let i = primaries.firstIndex(of: endpoint) {
+                    index = i
+                } else {
+                    primaries.append(endpoint)
+                    index = primaries.count - 1
+                }
                 for slot in low...high { slots[slot] = Int16(index) }
             }
             guard !primaries.isEmpty else {
@@ -130,7 +138,8 @@ final class RedisClusterRouter: Sendable {
         if let known = known(slot) { return known }
         try await refresh()
         if let known = known(slot) { return known }
-        throw RedisError(.unavailable, endpoint: configuration.displayEndpoint, detail: "no primary serves slot \(slot) (the cluster is down or being resharded)")
+        throw RedisError(
+            .unavailable, endpoint: configuration.displayEndpoint, detail: "no primary serves slot \(slot) (the cluster is down or being resharded)")
     }
 
     /// Re-reads the slot map in the background, at most one read at a time (for threads that
@@ -180,7 +189,8 @@ final class RedisClusterRouter: Sendable {
             pending.append((i, target, false))
         }
         let deadline = ContinuousClock.now + configuration.retryDeadline
-        var redirects = 0, failures = 0
+        var redirects = 0
+        var failures = 0
         while !pending.isEmpty {
             let groups = Dictionary(grouping: pending, by: { "\($0.target)|\($0.asking)" })
             let results = await withTaskGroup(of: ([(index: Int, target: RedisEndpoint, asking: Bool)], Result<[RedisReply], RedisError>).self) { group in
@@ -215,19 +225,25 @@ final class RedisClusterRouter: Sendable {
                 }
                 var position = 0
                 for m in members {
-                    if m.asking { position += 1 }   // ASKING's own +OK
+                    if m.asking { position += 1 }  // ASKING's own +OK
                     let reply = flightReplies[position]
                     position += 1
                     switch reply.errorCode {
                     case "MOVED":
                         // MOVED <slot> <host:port>: the slot lives elsewhere now.
-                        guard let (slot, endpoint) = Self.redirect(reply) else { replies[m.index] = reply; continue }
+                        guard let (slot, endpoint) = Self.redirect(reply) else {
+                            replies[m.index] = reply
+                            continue
+                        }
                         remap(slot: slot, to: endpoint)
                         remapped = true
                         next.append((m.index, endpoint, false))
                     case "ASK":
                         // ASK <slot> <host:port>: this one command goes to the importing node.
-                        guard let (_, endpoint) = Self.redirect(reply) else { replies[m.index] = reply; continue }
+                        guard let (_, endpoint) = Self.redirect(reply) else {
+                            replies[m.index] = reply
+                            continue
+                        }
                         next.append((m.index, endpoint, true))
                     default:
                         replies[m.index] = reply
@@ -237,7 +253,8 @@ final class RedisClusterRouter: Sendable {
             if !next.isEmpty {
                 redirects += 1
                 guard redirects <= 16 else {
-                    throw RedisError(.unavailable, endpoint: configuration.displayEndpoint, detail: "still redirected after 16 tries (a resharding in progress?)")
+                    throw RedisError(
+                        .unavailable, endpoint: configuration.displayEndpoint, detail: "still redirected after 16 tries (a resharding in progress?)")
                 }
             }
             if remapped { Task { try? await self.refresh() } }
@@ -294,7 +311,12 @@ final class RedisClusterRouter: Sendable {
     private func remap(slot: Int, to endpoint: RedisEndpoint) {
         state.withLock { s in
             let index: Int
-            if let i = s.primaries.firstIndex(of: endpoint) { index = i } else { s.primaries.append(endpoint); index = s.primaries.count - 1 }
+            if let i = s.primaries.firstIndex(of: endpoint) {
+                index = i
+            } else {
+                s.primaries.append(endpoint)
+                index = s.primaries.count - 1
+            }
             s.slots[slot] = Int16(index)
         }
     }
@@ -304,7 +326,8 @@ final class RedisClusterRouter: Sendable {
         guard let message = reply.errorMessage else { return nil }
         let parts = message.split(separator: " ")
         guard parts.count >= 3, let slot = Int(parts[1]), (0..<RedisClusterSlot.count).contains(slot),
-              let colon = parts[2].lastIndex(of: ":"), let port = Int(parts[2][parts[2].index(after: colon)...]) else { return nil }
+            let colon = parts[2].lastIndex(of: ":"), let port = Int(parts[2][parts[2].index(after: colon)...])
+        else { return nil }
         var host = String(parts[2][..<colon])
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         return (slot, .tcp(host: host, port: port))
@@ -322,7 +345,7 @@ final class RedisClusterRouter: Sendable {
             let name = command.name.uppercased()
             switch name {
             case "PING", "INFO", "CLIENT", "CONFIG", "SCRIPT", "CLUSTER", "SCAN", "DBSIZE", "FLUSHALL", "FLUSHDB", "SELECT", "AUTH", "HELLO",
-                 "TIME", "ACL", "SLOWLOG", "DEBUG", "COMMAND", "ECHO", "WAIT", "ASKING", "READONLY", "PUBLISH", "MULTI", "EXEC", "ROLE", "LASTSAVE":
+                "TIME", "ACL", "SLOWLOG", "DEBUG", "COMMAND", "ECHO", "WAIT", "ASKING", "READONLY", "PUBLISH", "MULTI", "EXEC", "ROLE", "LASTSAVE":
                 return nil
             case "EVAL", "EVALSHA", "EVAL_RO", "EVALSHA_RO", "FCALL", "FCALL_RO":
                 guard command.argumentCount >= 4, let n = Int(String(decoding: command.argument(2), as: UTF8.self)), n > 0 else { return nil }

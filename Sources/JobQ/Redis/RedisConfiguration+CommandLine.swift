@@ -15,7 +15,9 @@ extension RedisConfiguration {
         if let urlFlag {
             configuration = try RedisConfiguration(url: urlFlag)
             if configuration.password != nil {
-                throw RedisError(.invalidURL, endpoint: nil, detail: "--redis-url must not contain a password: command lines are visible in ps; use JOBQ_REDIS_PASSWORD or --redis-password-file")
+                throw RedisError(
+                    .invalidURL, endpoint: nil,
+                    detail: "--redis-url must not contain a password: command lines are visible in ps; use JOBQ_REDIS_PASSWORD or --redis-password-file")
             }
         } else if let fromEnvironment = environment["JOBQ_REDIS_URL"], !fromEnvironment.isEmpty {
             configuration = try RedisConfiguration(url: fromEnvironment)

@@ -1,7 +1,8 @@
-import Foundation
 internal import CHiredis
+import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The one owner of a hiredis `redisContext`. Not thread-safe: each instance is confined to the
@@ -127,12 +128,16 @@ final class RedisConnection {
     private func checkPrimary(_ sentinel: RedisSentinelSettings) throws(RedisError) {
         let role = try roundTrip(RedisCommand("ROLE"))
         if let message = role.errorMessage {
-            throw RedisError(.connectionFailed, endpoint: endpointDescription, detail: "ROLE failed: \(Self.firstLine(message)) (the data nodes' ACL user needs +role)")
+            throw RedisError(
+                .connectionFailed, endpoint: endpointDescription, detail: "ROLE failed: \(Self.firstLine(message)) (the data nodes' ACL user needs +role)")
         }
         let name = role.array?.first?.string ?? "\(role)"
         guard name == "master" else {
-            throw RedisError(.connectionFailed, endpoint: endpointDescription,
-                             detail: "the sentinels name this server as primary \(sentinel.masterName), but it says it is a \(name) (a failover is under way); asking the sentinels again")
+            throw RedisError(
+                .connectionFailed, endpoint: endpointDescription,
+                detail:
+                    "the sentinels name this server as primary \(sentinel.masterName), but it says it is a \(name) (a failover is under way); asking the sentinels again"
+            )
         }
     }
 

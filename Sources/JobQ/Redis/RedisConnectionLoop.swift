@@ -1,8 +1,9 @@
-import Foundation
 internal import CHiredis
+import Foundation
 import Synchronization
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// One Redis connection on its own thread, fed by a queue that any task may submit to.
@@ -49,7 +50,10 @@ final class RedisConnectionLoop: @unchecked Sendable {
         let deadline: ContinuousClock.Instant
         private var waiter: Waiter
 
-        init(one item: Item, idempotent: Bool, wakeable: Bool, deadline: ContinuousClock.Instant, continuation: UnsafeContinuation<Result<RedisReply, RedisError>, Never>) {
+        init(
+            one item: Item, idempotent: Bool, wakeable: Bool, deadline: ContinuousClock.Instant,
+            continuation: UnsafeContinuation<Result<RedisReply, RedisError>, Never>
+        ) {
             self.single = item
             self.items = []
             self.replies = []
@@ -60,7 +64,10 @@ final class RedisConnectionLoop: @unchecked Sendable {
             self.waiter = .one(continuation)
         }
 
-        init(many items: [Item], idempotent: Bool, wakeable: Bool, deadline: ContinuousClock.Instant, continuation: UnsafeContinuation<Result<[RedisReply], RedisError>, Never>) {
+        init(
+            many items: [Item], idempotent: Bool, wakeable: Bool, deadline: ContinuousClock.Instant,
+            continuation: UnsafeContinuation<Result<[RedisReply], RedisError>, Never>
+        ) {
             self.single = nil
             self.items = items
             self.replies = Array(repeating: .null, count: items.count)
@@ -169,16 +176,20 @@ final class RedisConnectionLoop: @unchecked Sendable {
     /// Sends one command or script call; resumes when its reply is in.
     func submit(one item: Item, idempotent: Bool, wakeable: Bool = false) async -> Result<RedisReply, RedisError> {
         await withUnsafeContinuation { continuation in
-            enqueue(Request(one: item, idempotent: idempotent, wakeable: wakeable,
-                            deadline: .now + configuration.retryDeadline, continuation: continuation))
+            enqueue(
+                Request(
+                    one: item, idempotent: idempotent, wakeable: wakeable,
+                    deadline: .now + configuration.retryDeadline, continuation: continuation))
         }
     }
 
     /// Sends the items in one flight, in order; resumes when every reply is in.
     func submit(_ items: [Item], idempotent: Bool, wakeable: Bool = false) async -> Result<[RedisReply], RedisError> {
         await withUnsafeContinuation { continuation in
-            enqueue(Request(many: items, idempotent: idempotent, wakeable: wakeable,
-                            deadline: .now + configuration.retryDeadline, continuation: continuation))
+            enqueue(
+                Request(
+                    many: items, idempotent: idempotent, wakeable: wakeable,
+                    deadline: .now + configuration.retryDeadline, continuation: continuation))
         }
     }
 
@@ -281,7 +292,12 @@ final class RedisConnectionLoop: @unchecked Sendable {
                 return
             }
             if !pending.isEmpty {
-                if backlog.isEmpty { swap(&backlog, &pending) } else { backlog.append(contentsOf: pending); pending.removeAll(keepingCapacity: true) }
+                if backlog.isEmpty {
+                    swap(&backlog, &pending)
+                } else {
+                    backlog.append(contentsOf: pending)
+                    pending.removeAll(keepingCapacity: true)
+                }
                 pendingHint.store(0, ordering: .relaxed)
             }
             lock.unlock()
@@ -408,7 +424,10 @@ final class RedisConnectionLoop: @unchecked Sendable {
         var hasWakeable = false
         let skipWake = lock.withLock { () -> Bool in
             let wanted = wakeRequested
-            if wanted, backlog.prefix(count).contains(where: { $0.request.wakeable }) { wakeRequested = false; return true }
+            if wanted, backlog.prefix(count).contains(where: { $0.request.wakeable }) {
+                wakeRequested = false
+                return true
+            }
             return false
         }
         var learning: [RedisScript] = []
@@ -518,8 +537,11 @@ final class RedisConnectionLoop: @unchecked Sendable {
                             q.retries += 1
                             requeue.append(q)
                         } else {
-                            finish(q.request, RedisError(.unavailable, endpoint: configuration.displayEndpoint,
-                                                         detail: "server still answering \(RedisConnection.firstLine(reply.errorMessage ?? "")) at the retry deadline"))
+                            finish(
+                                q.request,
+                                RedisError(
+                                    .unavailable, endpoint: configuration.displayEndpoint,
+                                    detail: "server still answering \(RedisConnection.firstLine(reply.errorMessage ?? "")) at the retry deadline"))
                         }
                         continue
                     case "READONLY":
@@ -530,8 +552,13 @@ final class RedisConnectionLoop: @unchecked Sendable {
                             q.retries += 1
                             requeue.append(q)
                         } else {
-                            finish(q.request, RedisError(.unavailable, endpoint: configuration.displayEndpoint,
-                                                         detail: "the server is a read-only replica (READONLY) and no primary answered by the retry deadline; point jobq at the primary"))
+                            finish(
+                                q.request,
+                                RedisError(
+                                    .unavailable, endpoint: configuration.displayEndpoint,
+                                    detail:
+                                        "the server is a read-only replica (READONLY) and no primary answered by the retry deadline; point jobq at the primary")
+                            )
                         }
                         continue
                     default:

@@ -33,7 +33,8 @@ enum RedisSentinelResolver {
                     continue
                 }
                 guard let parts = reply.array, parts.count == 2, let host = parts[0].string, !host.isEmpty,
-                      let port = parts[1].string.flatMap({ Int($0) }), (1...65535).contains(port) else {
+                    let port = parts[1].string.flatMap({ Int($0) }), (1...65535).contains(port)
+                else {
                     problems.append("sentinel \(node) knows no primary named \(settings.masterName) (check `sentinel monitor` and the name in the URL)")
                     continue
                 }

@@ -10,9 +10,10 @@ public struct RedisServerInfo: Sendable {
 
     /// Reads `INFO server`, `persistence` and `memory` in one flight.
     public static func fetch(from client: RedisClient) async throws(RedisError) -> RedisServerInfo {
-        let replies = try await client.pipeline([
-            RedisCommand("INFO", "server"), RedisCommand("INFO", "persistence"), RedisCommand("INFO", "memory"),
-        ], idempotent: true)
+        let replies = try await client.pipeline(
+            [
+                RedisCommand("INFO", "server"), RedisCommand("INFO", "persistence"), RedisCommand("INFO", "memory"),
+            ], idempotent: true)
         var fields: [String: String] = [:]
         for reply in replies {
             if let message = reply.errorMessage {

@@ -1,7 +1,8 @@
-import Foundation
 internal import CHiredis
+import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A pub/sub connection on its own thread, delivering messages as an `AsyncSequence`.
@@ -31,8 +32,9 @@ public final class RedisSubscriber: Sendable {
         let (stream, continuation) = AsyncStream.makeStream(of: Event.self, bufferingPolicy: .unbounded)
         self.events = stream
         let deliver: @Sendable (Event) -> Void = onEvent ?? { continuation.yield($0) }
-        self.state = SubscriberThread(configuration: configuration, alternates: configuration.clusterSeeds ?? [],
-                                      continuation: continuation, deliver: deliver)
+        self.state = SubscriberThread(
+            configuration: configuration, alternates: configuration.clusterSeeds ?? [],
+            continuation: continuation, deliver: deliver)
     }
 
     /// A subscriber that moves to the next of `alternates` whenever connecting fails (the
@@ -47,12 +49,15 @@ public final class RedisSubscriber: Sendable {
     /// the node owning their slot. Before each connect `locate` names that node (the client's
     /// slot map); `onTrouble` runs when the map looks stale — the node is gone, it answered
     /// `MOVED`, or it dropped the subscription because the slot moved — so the map is re-read.
-    init(shardedOn configuration: RedisConfiguration, locate: @escaping @Sendable () -> RedisEndpoint?,
-         onTrouble: @escaping @Sendable () -> Void, onEvent: @escaping @Sendable (Event) -> Void) {
+    init(
+        shardedOn configuration: RedisConfiguration, locate: @escaping @Sendable () -> RedisEndpoint?,
+        onTrouble: @escaping @Sendable () -> Void, onEvent: @escaping @Sendable (Event) -> Void
+    ) {
         let (stream, continuation) = AsyncStream.makeStream(of: Event.self, bufferingPolicy: .unbounded)
         self.events = stream
-        self.state = SubscriberThread(configuration: configuration, alternates: [], continuation: continuation, deliver: onEvent,
-                                      sharded: .init(locate: locate, onTrouble: onTrouble))
+        self.state = SubscriberThread(
+            configuration: configuration, alternates: [], continuation: continuation, deliver: onEvent,
+            sharded: .init(locate: locate, onTrouble: onTrouble))
     }
 
     /// Subscribes and returns once the server has confirmed every channel.
@@ -137,8 +142,10 @@ private final class SubscriberThread: @unchecked Sendable {
     private let sharding: Sharding?
     private var subscribeCommand: String { sharding == nil ? "SUBSCRIBE" : "SSUBSCRIBE" }
 
-    init(configuration: RedisConfiguration, alternates: [RedisEndpoint], continuation: AsyncStream<RedisSubscriber.Event>.Continuation,
-         deliver: @escaping @Sendable (RedisSubscriber.Event) -> Void, sharded: Sharding? = nil) {
+    init(
+        configuration: RedisConfiguration, alternates: [RedisEndpoint], continuation: AsyncStream<RedisSubscriber.Event>.Continuation,
+        deliver: @escaping @Sendable (RedisSubscriber.Event) -> Void, sharded: Sharding? = nil
+    ) {
         self.deliver = deliver
         self.configuration = configuration
         self.alternates = alternates
@@ -344,7 +351,7 @@ private final class SubscriberThread: @unchecked Sendable {
             }
             guard let reply else { return true }
             handle(reply)
-            if !connection.isConnected { return false }   // the reply made us drop the connection
+            if !connection.isConnected { return false }  // the reply made us drop the connection
         }
     }
 
@@ -374,7 +381,10 @@ private final class SubscriberThread: @unchecked Sendable {
             acked.insert(channel)
             var done: [Waiter] = []
             waiters.removeAll { w in
-                if w.channels.isSubset(of: acked) { done.append(w); return true }
+                if w.channels.isSubset(of: acked) {
+                    done.append(w)
+                    return true
+                }
                 return false
             }
             for w in done { w.completion(.success(())) }
@@ -392,7 +402,10 @@ private final class SubscriberThread: @unchecked Sendable {
         let now = ContinuousClock.now
         var expired: [Waiter] = []
         waiters.removeAll { w in
-            if w.deadline <= now { expired.append(w); return true }
+            if w.deadline <= now {
+                expired.append(w)
+                return true
+            }
             return false
         }
         for w in expired {

@@ -15,7 +15,8 @@ enum RedisURLParser {
         let scheme = url[..<schemeEnd.lowerBound].lowercased()
         var rest = Substring(url[schemeEnd.upperBound...])
         if scheme != "unix", let at = rest.lastIndex(of: "@"),
-           let delimiter = rest.firstIndex(where: { $0 == "/" || $0 == "?" }), delimiter < at {
+            let delimiter = rest.firstIndex(where: { $0 == "/" || $0 == "?" }), delimiter < at
+        {
             // Otherwise the password would be read as a host, port or database, and quoted back.
             throw invalid("the user name or password holds an unencoded \"/\" or \"?\": percent-encode it (%2F, %3F)")
         }
@@ -38,7 +39,8 @@ enum RedisURLParser {
         // userinfo
         var username: String?
         var password: String?
-        let authorityEnd = scheme == "unix" ? (rest.firstIndex(of: "/") ?? rest.endIndex) : (rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex)
+        let authorityEnd =
+            scheme == "unix" ? (rest.firstIndex(of: "/") ?? rest.endIndex) : (rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex)
         if let at = rest[..<authorityEnd].lastIndex(of: "@") {
             let info = rest[..<at]
             rest = rest[rest.index(after: at)...]
@@ -109,7 +111,9 @@ enum RedisURLParser {
     }
 
     /// `s1[:port],s2[:port]/masterName[/db]` (sentinel port 26379 by default).
-    private static func parseSentinel(_ rest: Substring, username: String?, password: String?, _ invalid: (String) -> RedisError) throws(RedisError) -> RedisConfiguration {
+    private static func parseSentinel(_ rest: Substring, username: String?, password: String?, _ invalid: (String) -> RedisError) throws(RedisError)
+        -> RedisConfiguration
+    {
         guard !rest.contains("?") else { throw invalid("query parameters are not supported for redis+sentinel://") }
         guard let slash = rest.firstIndex(of: "/") else {
             throw invalid("no primary name (redis+sentinel://host:26379,host2:26379/mymaster)")
@@ -183,7 +187,7 @@ enum RedisURLParser {
         if let colon = info.firstIndex(of: ":") {
             shownUser = info[..<colon] + ":"
         } else {
-            shownUser = ""   // no colon: a user name, or a password with delimiters in it; hide it too
+            shownUser = ""  // no colon: a user name, or a password with delimiters in it; hide it too
         }
         return String(url[..<schemeEnd.upperBound]) + shownUser + "***" + String(rest[at...])
     }

@@ -26,10 +26,12 @@ extension QueueCore {
             arguments.append(field)
             arguments.append(value)
         }
-        let script = scripts.addJob, queue = name
+        let script = scripts.addJob
+        let queue = name
         return ScriptCall(script, keys: addKeys(id), arguments: arguments, jobID: id) { reply throws(JobQError) in
             guard let items = reply.array, items.count == 2, let flag = items[0].int,
-                  let state = items[1].string.flatMap(JobState.init(rawValue:)) else {
+                let state = items[1].string.flatMap(JobState.init(rawValue:))
+            else {
                 throw QueueCore.unexpected(reply, script, queue: queue, jobID: id)
             }
             return JobQueue.AddResult(id: id, created: flag == ScriptStatus.applied, state: state)
@@ -38,14 +40,17 @@ extension QueueCore {
 
     /// `cancelJobs-8`: up to ``idBatch`` ids; one outcome per id, in order.
     func cancelJobsCall(_ ids: [String], reason: String, requestedBy by: String, sharded: Bool) -> ScriptCall<[JobQueue.CancelOutcome]> {
-        let arguments: [any RedisArgument] = [String(reason.prefix(1024)), String(by.prefix(256)), maxLen, sharded ? "1" : "0"]
+        let arguments: [any RedisArgument] =
+            [String(reason.prefix(1024)), String(by.prefix(256)), maxLen, sharded ? "1" : "0"]
             + ids.map { $0 as any RedisArgument }
-        let script = scripts.cancelJobs, queue = name
+        let script = scripts.cancelJobs
+        let queue = name
         return ScriptCall(script, keys: cancelKeys, arguments: arguments, jobID: ids.count == 1 ? ids[0] : nil) { reply throws(JobQError) in
             guard let items = reply.array, items.count == 2 * ids.count else { throw QueueCore.unexpected(reply, script, queue: queue) }
             var outcomes: [JobQueue.CancelOutcome] = []
             for i in ids.indices {
-                let code = items[2 * i].int, extra = items[2 * i + 1]
+                let code = items[2 * i].int
+                let extra = items[2 * i + 1]
                 switch code {
                 case ScriptStatus.cancelled: outcomes.append(.cancelled)
                 case ScriptStatus.cancelRequested: outcomes.append(.cancelRequested(listeners: extra.int ?? 0))
@@ -66,7 +71,8 @@ extension QueueCore {
 
     /// `takeJob-9`: the next job under a new lease token.
     func takeJobCall(lease: Lease) -> ScriptCall<Take> {
-        let script = scripts.takeJob, queue = name
+        let script = scripts.takeJob
+        let queue = name
         return ScriptCall(script, keys: takeKeys, arguments: [lease.token, lease.length.milliseconds, lease.workerID, maxLen, 100]) { reply throws(JobQError) in
             try QueueCore.decodeTake(reply, script: script, queue: queue)
         }
@@ -79,7 +85,9 @@ extension QueueCore {
             id, token, outcome, value, reason, retryDelayMs, maxLen, next == nil ? "0" : "1",
             next?.token ?? "", next?.length.milliseconds ?? 0, next?.workerID ?? "", settings.eventExcerptBytes,
         ]
-        let script = scripts.finishJob, take = scripts.takeJob, queue = name
+        let script = scripts.finishJob
+        let take = scripts.takeJob
+        let queue = name
         return ScriptCall(script, keys: finishKeys(id), arguments: arguments, jobID: id) { reply throws(JobQError) in
             guard let items = reply.array, let code = items.first?.int else { throw QueueCore.unexpected(reply, script, queue: queue, jobID: id) }
             switch code {
@@ -107,10 +115,12 @@ extension QueueCore {
             arguments.append(run.id)
             arguments.append(run.token)
         }
-        let script = scripts.extendLeases, queue = name
+        let script = scripts.extendLeases
+        let queue = name
         return ScriptCall(script, keys: extendKeys, arguments: arguments) { reply throws(JobQError) in
             guard let items = reply.array, items.count == 3, let renewed = items[0].int,
-                  let lost = items[1].array, let cancel = items[2].array else { throw QueueCore.unexpected(reply, script, queue: queue) }
+                let lost = items[1].array, let cancel = items[2].array
+            else { throw QueueCore.unexpected(reply, script, queue: queue) }
             return (renewed, lost.compactMap(\.string), cancel.compactMap(\.string))
         }
     }
@@ -118,7 +128,8 @@ extension QueueCore {
     /// `recoverStalled-11`: the reaper. With `lockMs` > 0 it runs only while `holder` holds the
     /// queue's reaper lock; `remaining` is -1 when another worker holds it.
     func recoverStalledCall(batch: Int, holder: String, lockMs: Int64) -> ScriptCall<(requeued: Int, failed: Int, cancelled: Int, remaining: Int)> {
-        let script = scripts.recoverStalled, queue = name
+        let script = scripts.recoverStalled
+        let queue = name
         return ScriptCall(script, keys: recoverKeys, arguments: [maxLen, min(batch, 1000), holder, lockMs]) { reply throws(JobQError) in
             guard let v = reply.array?.compactMap(\.int), v.count == 4 else { throw QueueCore.unexpected(reply, script, queue: queue) }
             return (v[0], v[1], v[2], v[3])
@@ -127,7 +138,8 @@ extension QueueCore {
 
     /// `promoteDelayed-7`: due delayed jobs to waiting; how many, and ms until the next is due.
     func promoteDelayedCall(batch: Int) -> ScriptCall<(promoted: Int, nextDue: Int?)> {
-        let script = scripts.promoteDelayed, queue = name
+        let script = scripts.promoteDelayed
+        let queue = name
         return ScriptCall(script, keys: promoteKeys, arguments: [maxLen, min(batch, 1000)]) { reply throws(JobQError) in
             guard let v = reply.array?.compactMap(\.int), v.count == 2 else { throw QueueCore.unexpected(reply, script, queue: queue) }
             return (v[0], v[1] >= 0 ? v[1] : nil)
@@ -138,7 +150,8 @@ extension QueueCore {
     func setProgressCall(_ id: String, token: String, percent: Double, message: String) -> ScriptCall<Bool> {
         let clamped = min(100, max(0, percent))
         let arguments: [any RedisArgument] = [id, token, String(format: "%.1f", clamped), String(message.prefix(1024)), maxLen]
-        let script = scripts.setProgress, queue = name
+        let script = scripts.setProgress
+        let queue = name
         return ScriptCall(script, keys: progressKeys(id), arguments: arguments, jobID: id) { reply throws(JobQError) in
             try QueueCore.ownerReply(reply, script, queue: queue, id: id)
         }
@@ -146,7 +159,8 @@ extension QueueCore {
 
     /// `saveCheckpoint-1` (owner only). Answers whether a cancel was requested.
     func saveCheckpointCall(_ id: String, token: String, bytes: [UInt8]) -> ScriptCall<Bool> {
-        let script = scripts.saveCheckpoint, queue = name
+        let script = scripts.saveCheckpoint
+        let queue = name
         return ScriptCall(script, keys: checkpointKeys(id), arguments: [token, bytes], jobID: id) { reply throws(JobQError) in
             try QueueCore.ownerReply(reply, script, queue: queue, id: id)
         }
@@ -156,7 +170,8 @@ extension QueueCore {
 
     /// `countJobs-8`: one consistent reading of the counts per state and the paused flag.
     func countJobsCall() -> ScriptCall<JobCounts> {
-        let script = scripts.countJobs, queue = name
+        let script = scripts.countJobs
+        let queue = name
         return ScriptCall(script, keys: countKeys, arguments: []) { reply throws(JobQError) in
             guard let items = reply.array?.compactMap(\.int), items.count == 7 else { throw QueueCore.unexpected(reply, script, queue: queue) }
             var counts = JobCounts()
@@ -169,9 +184,12 @@ extension QueueCore {
 
     /// `removeJobs-8`: up to ``idBatch`` ids that are not running; one outcome per id.
     func removeJobsCall(_ ids: [String]) -> ScriptCall<[QueueInspector.RemoveOutcome]> {
-        let script = scripts.removeJobs, queue = name
-        return ScriptCall(script, keys: removeKeys, arguments: [maxLen] + ids.map { $0 as any RedisArgument },
-                          jobID: ids.count == 1 ? ids[0] : nil) { reply throws(JobQError) in
+        let script = scripts.removeJobs
+        let queue = name
+        return ScriptCall(
+            script, keys: removeKeys, arguments: [maxLen] + ids.map { $0 as any RedisArgument },
+            jobID: ids.count == 1 ? ids[0] : nil
+        ) { reply throws(JobQError) in
             guard let items = reply.array, items.count == 2 * ids.count else { throw QueueCore.unexpected(reply, script, queue: queue) }
             var outcomes: [QueueInspector.RemoveOutcome] = []
             for i in ids.indices {
@@ -193,8 +211,10 @@ extension QueueCore {
     /// `removeJobsNamed-3`: one bounded scan of the set `key` (holding `state` jobs) from
     /// `cursor`; answers how many went, the next cursor and whether more remain.
     func removeJobsNamedCall(_ jobName: String, in key: String, state: JobState, cursor: Int) -> ScriptCall<(removed: Int, cursor: Int, more: Bool)> {
-        let script = scripts.removeJobsNamed, queue = name
-        return ScriptCall(script, keys: removeNamedKeys(key), arguments: [jobName, cursor, settings.batchSize, maxLen, state.rawValue]) { reply throws(JobQError) in
+        let script = scripts.removeJobsNamed
+        let queue = name
+        return ScriptCall(script, keys: removeNamedKeys(key), arguments: [jobName, cursor, settings.batchSize, maxLen, state.rawValue]) {
+            reply throws(JobQError) in
             guard let items = reply.array?.compactMap(\.int), items.count == 3 else { throw QueueCore.unexpected(reply, script, queue: queue) }
             return (items[0], items[1], items[2] != 0)
         }
@@ -202,7 +222,8 @@ extension QueueCore {
 
     /// `setPaused-3`: answers whether the flag changed.
     func setPausedCall(_ paused: Bool) -> ScriptCall<Bool> {
-        let script = scripts.setPaused, queue = name
+        let script = scripts.setPaused
+        let queue = name
         return ScriptCall(script, keys: pauseKeys, arguments: [paused ? "1" : "0", maxLen]) { reply throws(JobQError) in
             guard let code = QueueCore.status(reply) else { throw QueueCore.unexpected(reply, script, queue: queue) }
             return code == ScriptStatus.applied
@@ -221,8 +242,10 @@ extension QueueCore {
 
     /// `retryJobs-8`, ids mode: one outcome per id.
     func retryJobsCall(_ ids: [String]) -> ScriptCall<[QueueInspector.RetryOutcome]> {
-        let script = scripts.retryJobs, queue = name
-        return ScriptCall(script, keys: retryKeys, arguments: [maxLen, "ids", settings.batchSize] + ids.map { $0 as any RedisArgument }) { reply throws(JobQError) in
+        let script = scripts.retryJobs
+        let queue = name
+        return ScriptCall(script, keys: retryKeys, arguments: [maxLen, "ids", settings.batchSize] + ids.map { $0 as any RedisArgument }) {
+            reply throws(JobQError) in
             guard let codes = reply.array?.compactMap(\.int), codes.count == ids.count else { throw QueueCore.unexpected(reply, script, queue: queue) }
             return codes.map { code in
                 switch code {
@@ -247,11 +270,13 @@ extension QueueCore {
 
     /// `readEvents-1`: entries after `position`, with what a reader needs to tell a gap.
     func readEventsCall(after position: String, count: Int) -> ScriptCall<EventsPage> {
-        let script = scripts.readEvents, queue = name
+        let script = scripts.readEvents
+        let queue = name
         return ScriptCall(script, keys: readEventsKeys, arguments: [position, max(count, 1)]) { reply throws(JobQError) in
             guard let items = reply.array, items.count == 5, let added = items[0].int, let length = items[1].int,
-                  let first = items[2].string.flatMap(StreamID.init), let last = items[3].string.flatMap(StreamID.init),
-                  let rows = items[4].array else {
+                let first = items[2].string.flatMap(StreamID.init), let last = items[3].string.flatMap(StreamID.init),
+                let rows = items[4].array
+            else {
                 throw QueueCore.unexpected(reply, script, queue: queue)
             }
             var page = EventsPage(entriesAdded: added, length: length, first: first, lastGenerated: last)
@@ -292,7 +317,8 @@ extension QueueCore {
         switch code {
         case ScriptStatus.applied:
             guard items.count == 4, let id = items[1].string, let flat = items[3].array,
-                  let job = Job(id: id, queue: queue, flat: flat) else { throw unexpected(reply, script, queue: queue) }
+                let job = Job(id: id, queue: queue, flat: flat)
+            else { throw unexpected(reply, script, queue: queue) }
             return .job(job, nextDue: due(2))
         case ScriptStatus.nothing:
             return .empty(nextDue: due(1))

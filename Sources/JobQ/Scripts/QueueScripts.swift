@@ -32,9 +32,11 @@ struct QueueScripts: Sendable {
 
     /// Every script, for preloading with ``RedisClient/load(_:)``.
     var all: [RedisScript] {
-        [addJob, takeJob, finishJob, extendLeases, recoverStalled, promoteDelayed, cancelJobs, removeJobs,
-         setPaused, purgeJobs, cleanJobs, countJobs, retryJobs, obliterateQueue, setProgress,
-         saveCheckpoint, removeJobsNamed, readEvents, recordHeartbeat, registerWorker]
+        [
+            addJob, takeJob, finishJob, extendLeases, recoverStalled, promoteDelayed, cancelJobs, removeJobs,
+            setPaused, purgeJobs, cleanJobs, countJobs, retryJobs, obliterateQueue, setProgress,
+            saveCheckpoint, removeJobsNamed, readEvents, recordHeartbeat, registerWorker,
+        ]
     }
 
     /// The scripts of this build, or why they could not be read.

@@ -15,8 +15,10 @@ struct ScriptCall<Reply>: Sendable {
     /// The reply (already checked for an error reply) as a value, or why it makes no sense.
     let decode: @Sendable (RedisReply) throws(JobQError) -> Reply
 
-    init(_ script: RedisScript, keys: [String], arguments: [any RedisArgument], jobID: String? = nil, idempotent: Bool = true,
-         decode: @escaping @Sendable (RedisReply) throws(JobQError) -> Reply) {
+    init(
+        _ script: RedisScript, keys: [String], arguments: [any RedisArgument], jobID: String? = nil, idempotent: Bool = true,
+        decode: @escaping @Sendable (RedisReply) throws(JobQError) -> Reply
+    ) {
         self.script = script
         self.keys = keys
         self.arguments = arguments

@@ -30,7 +30,8 @@ enum ScriptCode: Int, Sendable, CaseIterable {
     func error(queue: String, jobID: String?, state: String? = nil) -> JobQError {
         switch self {
         case .notFound: JobQError(.notFound, queue: queue, jobID: jobID, detail: "no such job")
-        case .leaseLost: JobQError(.leaseLost, queue: queue, jobID: jobID, detail: "the job is no longer active with this run's lease token; nothing was changed")
+        case .leaseLost:
+            JobQError(.leaseLost, queue: queue, jobID: jobID, detail: "the job is no longer active with this run's lease token; nothing was changed")
         case .paused: JobQError(.paused, queue: queue, jobID: jobID, detail: "the queue is paused")
         case .isActive: JobQError(.isActive, queue: queue, jobID: jobID, detail: "the job is running")
         case .notPaused: JobQError(.notPaused, queue: queue, jobID: jobID, detail: "the queue is not paused")

@@ -1,6 +1,7 @@
 import CHiredis
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Writing to stdout and stderr from jobq's executables without ever trapping.

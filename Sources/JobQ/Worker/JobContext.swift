@@ -164,7 +164,7 @@ public final class JobContext: Sendable {
             if try await core.setProgress(job.id, token: executionID, percent: percent, message: message) {
                 cancellation.fire(.cancelled)
             }
-        } catch where error.code == .leaseLost {
+        } catch  where error.code == .leaseLost {
             cancellation.fire(.leaseLost)
         } catch {
             logger.debug("progress not recorded: \(error)")

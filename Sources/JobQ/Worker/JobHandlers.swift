@@ -38,8 +38,10 @@ public struct JobHandlers: Sendable {
     }
 
     /// A typed handler whose result is stored as JSON.
-    public mutating func register<P: JobParameters, R: Encodable & Sendable>(_ type: P.Type, returning: R.Type,
-                                                                           _ handler: @escaping @Sendable (P, JobContext) async throws -> R) {
+    public mutating func register<P: JobParameters, R: Encodable & Sendable>(
+        _ type: P.Type, returning: R.Type,
+        _ handler: @escaping @Sendable (P, JobContext) async throws -> R
+    ) {
         byName[P.jobName] = { job, context in
             let result = try await handler(try Self.decode(P.self, job), context)
             return try JobPayload.encoding(result).bytes

@@ -1,8 +1,8 @@
+internal import CHiredis
 import Foundation
 import Logging
 import Metrics
 import Synchronization
-internal import CHiredis
 
 /// Renews the leases of a worker's running jobs and runs the reaper, on its own thread and its
 /// own Redis connection, so handlers hogging Swift's cooperative pool can never starve it
@@ -59,7 +59,10 @@ final class LeaseKeeper: @unchecked Sendable {
     private let beatFields: [HeartbeatField: String]
     private let activeCount: @Sendable () -> Int
 
-    init(cores: [QueueCore], lease: Duration, workerID: String, logger: Logger, beatFields: [HeartbeatField: String] = [:], activeCount: @escaping @Sendable () -> Int = { 0 }) {
+    init(
+        cores: [QueueCore], lease: Duration, workerID: String, logger: Logger, beatFields: [HeartbeatField: String] = [:],
+        activeCount: @escaping @Sendable () -> Int = { 0 }
+    ) {
         self.cores = cores
         self.beatFields = beatFields
         self.activeCount = activeCount
@@ -208,7 +211,9 @@ final class LeaseKeeper: @unchecked Sendable {
                 // own finish, whose reply is the one that tells: only a run still running lost it.
                 let run: Run? = lock.withLock { settling.contains(token) ? nil : runs[token] }
                 if let run, run.cancellation.fire(.leaseLost) {
-                    logger.warning("lease lost: the job is no longer held by this worker", metadata: ["queue": "\(core.name)", "job": "\(run.id)", "execution": "\(token)"])
+                    logger.warning(
+                        "lease lost: the job is no longer held by this worker",
+                        metadata: ["queue": "\(core.name)", "job": "\(run.id)", "execution": "\(token)"])
                 }
             }
             for token in answer.cancelRequested {
@@ -240,7 +245,8 @@ final class LeaseKeeper: @unchecked Sendable {
         for index in cores.indices where now - lastRenewal[index] >= lease * 5 / 6 {
             for run in activeRuns where run.queueIndex == index {
                 if run.cancellation.fire(.leaseLost) {
-                    logger.error("leases not renewed for 5/6 of their length: stopping the job", metadata: ["queue": "\(cores[index].name)", "job": "\(run.id)"])
+                    logger.error(
+                        "leases not renewed for 5/6 of their length: stopping the job", metadata: ["queue": "\(cores[index].name)", "job": "\(run.id)"])
                 }
             }
         }
@@ -252,10 +258,13 @@ final class LeaseKeeper: @unchecked Sendable {
         // reaping goes on under OOM like renewal.
         for _ in 0..<10 {
             guard let v = call(core.recoverStalledCall(batch: 1000, holder: workerID, lockMs: Int64(max(1, (lease / 4).milliseconds)))),
-                  v.remaining >= 0 else { return }
+                v.remaining >= 0
+            else { return }
             if v.requeued > 0 { Counter(label: "jobq_jobs_stalled_total", dimensions: [("queue", core.name)]).increment(by: v.requeued) }
             if v.requeued + v.failed + v.cancelled > 0 {
-                logger.warning("recovered stalled jobs", metadata: ["queue": "\(core.name)", "requeued": "\(v.requeued)", "failed": "\(v.failed)", "cancelled": "\(v.cancelled)"])
+                logger.warning(
+                    "recovered stalled jobs",
+                    metadata: ["queue": "\(core.name)", "requeued": "\(v.requeued)", "failed": "\(v.failed)", "cancelled": "\(v.cancelled)"])
             }
             if v.remaining == 0 { return }
         }
@@ -275,8 +284,10 @@ final class LeaseKeeper: @unchecked Sendable {
         // Queue depth by state, for /metrics.
         for core in cores {
             guard let counts = call(core.countJobsCall()) else { continue }
-            let byState: [(JobState, Int)] = [(.waiting, counts.waiting), (.delayed, counts.delayed), (.active, counts.active),
-                                              (.completed, counts.completed), (.failed, counts.failed), (.cancelled, counts.cancelled)]
+            let byState: [(JobState, Int)] = [
+                (.waiting, counts.waiting), (.delayed, counts.delayed), (.active, counts.active),
+                (.completed, counts.completed), (.failed, counts.failed), (.cancelled, counts.cancelled),
+            ]
             for (state, value) in byState {
                 Gauge(label: "jobq_queue_jobs", dimensions: [("queue", core.name), ("state", state.rawValue)]).record(value)
             }

@@ -75,8 +75,11 @@ extension QueueCore {
         }
         if outcome == "completed", value.count > settings.maxResultBytes {
             // Oversized results fail the run rather than being stored (`docs/data-model.md`).
-            return try await finish(id, token: token, end: .unrecoverable(reason: "resultTooLarge",
-                details: "the result is \(value.count) bytes; the limit is \(settings.maxResultBytes) bytes"), next: next)
+            return try await finish(
+                id, token: token,
+                end: .unrecoverable(
+                    reason: "resultTooLarge",
+                    details: "the result is \(value.count) bytes; the limit is \(settings.maxResultBytes) bytes"), next: next)
         }
         if outcome != "completed", value.count > settings.maxErrorBytes {
             value = Array(value.prefix(settings.maxErrorBytes - 40)) + Array(" … [cut at \(settings.maxErrorBytes) bytes]".utf8)
@@ -86,13 +89,17 @@ extension QueueCore {
 
     /// Renews leases (≤ 1,000 per call). Returns the lease tokens of the runs lost and of those
     /// whose job has a cancel request (runs are named by token: two runs may share a job id).
-    func extendLeases(_ runs: [(id: String, token: String)], length: Duration) async throws(JobQError) -> (renewed: Int, lost: [String], cancelRequested: [String]) {
+    func extendLeases(_ runs: [(id: String, token: String)], length: Duration) async throws(JobQError) -> (
+        renewed: Int, lost: [String], cancelRequested: [String]
+    ) {
         try await call(extendLeasesCall(runs, length: length))
     }
 
     /// The reaper's call: expired leases back to waiting (or failed/cancelled), ≤ `batch` jobs.
     /// Without a lock (`lockMs` 0) it always runs; `remaining` is -1 when another holds it.
-    func recoverStalled(batch: Int = 1000, holder: String = "manual", lockMs: Int64 = 0) async throws(JobQError) -> (requeued: Int, failed: Int, cancelled: Int, remaining: Int) {
+    func recoverStalled(batch: Int = 1000, holder: String = "manual", lockMs: Int64 = 0) async throws(JobQError) -> (
+        requeued: Int, failed: Int, cancelled: Int, remaining: Int
+    ) {
         try await call(recoverStalledCall(batch: batch, holder: holder, lockMs: lockMs))
     }
 
@@ -109,7 +116,8 @@ extension QueueCore {
     /// Stores a run's checkpoint. Returns whether a cancel was requested.
     func saveCheckpoint(_ id: String, token: String, bytes: [UInt8]) async throws(JobQError) -> Bool {
         guard bytes.count <= settings.maxCheckpointBytes else {
-            throw JobQError(.tooLarge, queue: name, jobID: id, detail: "the checkpoint is \(bytes.count) bytes; the limit is \(settings.maxCheckpointBytes) bytes")
+            throw JobQError(
+                .tooLarge, queue: name, jobID: id, detail: "the checkpoint is \(bytes.count) bytes; the limit is \(settings.maxCheckpointBytes) bytes")
         }
         return try await call(saveCheckpointCall(id, token: token, bytes: bytes))
     }

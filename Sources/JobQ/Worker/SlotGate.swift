@@ -59,7 +59,10 @@ final class SlotGate: Sendable {
             s.active -= 1
             s.activeByQueue[q] -= 1
             var empty: [CheckedContinuation<Void, Never>] = []
-            if s.active == 0 { empty = s.emptyWaiters; s.emptyWaiters = [] }
+            if s.active == 0 {
+                empty = s.emptyWaiters
+                s.emptyWaiters = []
+            }
             return (Self.admit(&s, capacity: capacity, quotas: quotas), empty)
         }
         for (c, v) in wake { c.resume(returning: v) }

@@ -63,8 +63,9 @@ public final class Worker: Service, Sendable {
             .queues: configuration.queues.map { "\($0.name):\($0.weight)" }.joined(separator: ","),
             .concurrency: String(configuration.concurrency),
         ]
-        self.keeper = LeaseKeeper(cores: cores, lease: configuration.lease, workerID: configuration.workerID, logger: log,
-                                  beatFields: beat, activeCount: { gate.activeCount })
+        self.keeper = LeaseKeeper(
+            cores: cores, lease: configuration.lease, workerID: configuration.workerID, logger: log,
+            beatFields: beat, activeCount: { gate.activeCount })
         // Cancel messages are published from scripts: PUBLISH on one server (one subscription for
         // every queue); SPUBLISH in a cluster, heard only on the node owning the queue's slot, so
         // one sharded subscriber per queue, each following its slot (`docs/job-lifecycle.md`).
@@ -72,8 +73,11 @@ public final class Worker: Service, Sendable {
         if let router = client.cluster {
             self.subscribers = cores.map { core in
                 let slot = RedisClusterSlot.of(core.keys.cancelChannel)
-                return (RedisSubscriber(shardedOn: client.configuration, locate: { router.known(slot) },
-                                        onTrouble: { router.refreshSoon() }, onEvent: listener), [core.keys.cancelChannel])
+                return (
+                    RedisSubscriber(
+                        shardedOn: client.configuration, locate: { router.known(slot) },
+                        onTrouble: { router.refreshSoon() }, onEvent: listener), [core.keys.cancelChannel]
+                )
             }
         } else {
             self.subscribers = [(RedisSubscriber(configuration: client.configuration, onEvent: listener), cores.map(\.keys.cancelChannel))]
@@ -107,8 +111,12 @@ public final class Worker: Service, Sendable {
                 }
             }
         }
-        logger.info("worker started", metadata: ["queues": "\(configuration.queues.map { "\($0.name):\($0.weight)" }.joined(separator: ","))",
-                                                 "concurrency": "\(configuration.concurrency)", "handlers": "\(handlers.names.joined(separator: ","))"])
+        logger.info(
+            "worker started",
+            metadata: [
+                "queues": "\(configuration.queues.map { "\($0.name):\($0.weight)" }.joined(separator: ","))",
+                "concurrency": "\(configuration.concurrency)", "handlers": "\(handlers.names.joined(separator: ","))",
+            ])
         await withTaskGroup(of: Void.self) { group in
             for index in cores.indices {
                 group.addTask { await self.fetch(index) }
@@ -144,8 +152,11 @@ public final class Worker: Service, Sendable {
             return (s.stopWaiters, first)
         }
         if first {
-            logger.info("shutting down: taking no new jobs; running jobs get up to the shutdown grace", metadata: [
-                "running": "\(gate.activeCount)", "grace": "\(configuration.shutdownGrace)"])
+            logger.info(
+                "shutting down: taking no new jobs; running jobs get up to the shutdown grace",
+                metadata: [
+                    "running": "\(gate.activeCount)", "grace": "\(configuration.shutdownGrace)",
+                ])
         }
         for w in waiters { w.resume() }
         gate.close()
@@ -219,8 +230,9 @@ public final class Worker: Service, Sendable {
                     let conflicts = try await core.keyConflicts()
                     if !conflicts.isEmpty {
                         failures += 1
-                        logger.error("keyConflict: keys of this queue hold values jobq did not write; taking no jobs until they are renamed or deleted",
-                                     metadata: ["queue": "\(core.name)", "keys": "\(conflicts.joined(separator: "; "))"])
+                        logger.error(
+                            "keyConflict: keys of this queue hold values jobq did not write; taking no jobs until they are renamed or deleted",
+                            metadata: ["queue": "\(core.name)", "keys": "\(conflicts.joined(separator: "; "))"])
                         try? await Task.sleep(for: min(.seconds(5), .milliseconds(100 * (1 << min(failures, 6)))))
                         continue
                     }
@@ -319,13 +331,20 @@ public final class Worker: Service, Sendable {
                 if let handlerTask {
                     // The outcome is in Redis; the slot stays taken until the handler returns.
                     let unresponsive = Gauge(label: "jobq_handlers_unresponsive", dimensions: [("queue", cores[q].name)])
-                    let count = state.withLock { s -> Int in s.unresponsive += 1; return s.unresponsive }
+                    let count = state.withLock { s -> Int in
+                        s.unresponsive += 1
+                        return s.unresponsive
+                    }
                     unresponsive.record(count)
                     if end == nil { Counter(label: "jobq_results_discarded_total", dimensions: [("queue", cores[q].name)]).increment() }
                     await handlerTask.value
-                    let after = state.withLock { s -> Int in s.unresponsive -= 1; return s.unresponsive }
+                    let after = state.withLock { s -> Int in
+                        s.unresponsive -= 1
+                        return s.unresponsive
+                    }
                     unresponsive.record(after)
-                    logger.info("handler returned after its job was stopped; its result was discarded", metadata: ["queue": "\(cores[q].name)", "job": "\(job.id)"])
+                    logger.info(
+                        "handler returned after its job was stopped; its result was discarded", metadata: ["queue": "\(cores[q].name)", "job": "\(job.id)"])
                 }
             }
             gate.release(q)
@@ -362,11 +381,19 @@ public final class Worker: Service, Sendable {
         keeper.add(.init(queueIndex: q, id: job.id, token: lease.token, cancellation: cancellation))
         let retryDelay = job.options.backoff.delayMs(afterAttempt: job.attemptsMade)
         guard let handler = handlers.handler(for: job.name) else {
-            logger.warning("no handler for this job name; the attempt fails and is retried", metadata: ["queue": "\(core.name)", "job": "\(job.id)", "name": "\(job.name)"])
-            return (.failed(reason: "unknownJobName", details: "no handler for \"\(job.name)\" in worker \(configuration.workerID) (it has: \(handlers.names.joined(separator: ", ")))", retryDelayMs: retryDelay), nil)
+            logger.warning(
+                "no handler for this job name; the attempt fails and is retried",
+                metadata: ["queue": "\(core.name)", "job": "\(job.id)", "name": "\(job.name)"])
+            return (
+                .failed(
+                    reason: "unknownJobName",
+                    details: "no handler for \"\(job.name)\" in worker \(configuration.workerID) (it has: \(handlers.names.joined(separator: ", ")))",
+                    retryDelayMs: retryDelay), nil
+            )
         }
-        let context = JobContext(job: job, executionID: lease.token, workerID: configuration.workerID, core: core,
-                                 cancellation: cancellation, progressInterval: configuration.progressInterval, logger: logger)
+        let context = JobContext(
+            job: job, executionID: lease.token, workerID: configuration.workerID, core: core,
+            cancellation: cancellation, progressInterval: configuration.progressInterval, logger: logger)
         let race = OneShot<RunFirst>()
         let dimensions = [("queue", core.name), ("name", job.name)]
         Counter(label: "jobq_jobs_started_total", dimensions: dimensions).increment()
@@ -390,7 +417,10 @@ public final class Worker: Service, Sendable {
         let first = await race.value()
         timeouts.remove(timer)
         Timer(label: "jobq_handler_duration_seconds", dimensions: dimensions, preferredDisplayUnit: .seconds)
-            .recordNanoseconds(Int64((ContinuousClock.now - startedAt).components.attoseconds / 1_000_000_000 + (ContinuousClock.now - startedAt).components.seconds * 1_000_000_000))
+            .recordNanoseconds(
+                Int64(
+                    (ContinuousClock.now - startedAt).components.attoseconds / 1_000_000_000 + (ContinuousClock.now - startedAt).components.seconds
+                        * 1_000_000_000))
         if case .handler = first { await context.finishProgress() }
         switch first {
         case .handler(.success(let bytes)):
@@ -427,14 +457,15 @@ public final class Worker: Service, Sendable {
                 switch try await core.finish(job.id, token: lease.token, end: end, next: next) {
                 case .applied(let state, let take):
                     logger.debug("job ended a run", metadata: ["queue": "\(core.name)", "job": "\(job.id)", "state": "\(state)"])
-                    let outcome: String = switch state {
-                    case .completed: "jobq_jobs_completed_total"
-                    case .failed: "jobq_jobs_failed_total"
-                    case .cancelled: "jobq_jobs_cancelled_total"
-                    case .delayed: "jobq_jobs_retried_total"
-                    case .waiting: if case .shutdown = end { "jobq_jobs_requeued_total" } else { "jobq_jobs_retried_total" }
-                    case .active: "jobq_jobs_unexpected_total"
-                    }
+                    let outcome: String =
+                        switch state {
+                        case .completed: "jobq_jobs_completed_total"
+                        case .failed: "jobq_jobs_failed_total"
+                        case .cancelled: "jobq_jobs_cancelled_total"
+                        case .delayed: "jobq_jobs_retried_total"
+                        case .waiting: if case .shutdown = end { "jobq_jobs_requeued_total" } else { "jobq_jobs_retried_total" }
+                        case .active: "jobq_jobs_unexpected_total"
+                        }
                     Counter(label: outcome, dimensions: [("queue", core.name), ("name", job.name)]).increment()
                     if case .job(let nextJob, _)? = take, let next { return (nextJob, next) }
                     return nil

@@ -146,7 +146,7 @@ struct ChaosRun {
                 let status = await victim.wait()
                 log.write("kill", String(victim.pid), String(t))
                 faults.append(.kill(pid: victim.pid, at: t))
-                if !(status & 0x7f == SIGKILL) {
+                if WaitStatus(status).signal != SIGKILL {
                     violations.append("worker \(victim.pid) ended with \(Self.describe(status: status)) before our SIGKILL reached it")
                 }
                 workers[slot] = try spawnWorker()
@@ -419,7 +419,7 @@ struct ChaosRun {
     }
 
     static func describe(status: Int32) -> String {
-        status & 0x7f == 0 ? "exit code \((status >> 8) & 0xff)" : "signal \(status & 0x7f)"
+        WaitStatus(status).description
     }
 
     static func makeDirectory() throws -> String {

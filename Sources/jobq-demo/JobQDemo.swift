@@ -444,7 +444,7 @@ final class Fleet: Sendable {
             }
             let status = await p.wait()
             killer.cancel()
-            codes.append(status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f))
+            codes.append(WaitStatus(status).code)
         }
         let paths = logs.withLock { $0 }
         for (code, path) in zip(codes, paths) {

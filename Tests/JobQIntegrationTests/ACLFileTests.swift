@@ -8,7 +8,7 @@ import Testing
 /// do its part of jobq's work — and is refused the others' where Redis can tell them apart: by
 /// the commands each may send, inside scripts too (Redis checks a script's calls against the
 /// caller), and the keys and channels it may touch.
-@Suite("config/users.acl")
+@Suite("config/users.acl", .awaitedTeardown)
 struct ACLFileTests {
     /// A private server loading a copy of config/users.acl (the copy's path, to remove).
     static func serverWithACLFile() async throws -> (RedisServerProcess, String) {
@@ -30,17 +30,15 @@ struct ACLFileTests {
     @Test("the worker and admin users run a job end to end; FLUSHALL, KEYS, CONFIG and foreign keys are refused")
     func leastPrivilege() async throws {
         let (server, aclCopy) = try await Self.serverWithACLFile()
-        defer {
-            Task { await server.destroy() }
+        onTeardown {
+            await server.destroy()
             try? FileManager.default.removeItem(atPath: aclCopy)
         }
         let admin = Self.client(server, "admin")
         let workerClient = Self.client(server, "worker")
-        defer {
-            Task {
-                await admin.close()
-                await workerClient.close()
-            }
+        onTeardown {
+            await admin.close()
+            await workerClient.close()
         }
 
         let queue = try JobQueue(name: "acl-\(UUID().uuidString.prefix(6))", client: admin)
@@ -89,19 +87,17 @@ struct ACLFileTests {
     )
     func roles() async throws {
         let (server, aclCopy) = try await Self.serverWithACLFile()
-        defer {
-            Task { await server.destroy() }
+        onTeardown {
+            await server.destroy()
             try? FileManager.default.removeItem(atPath: aclCopy)
         }
         let producer = Self.client(server, "producer")
         let worker = Self.client(server, "worker")
         let admin = Self.client(server, "admin")
-        defer {
-            Task {
-                await producer.close()
-                await worker.close()
-                await admin.close()
-            }
+        onTeardown {
+            await producer.close()
+            await worker.close()
+            await admin.close()
         }
         let name = "roles-\(UUID().uuidString.prefix(6))"
         let asProducer = try JobQueue(name: name, client: producer)

@@ -10,42 +10,16 @@ import Testing
     import Glibc
 #endif
 
-/// Runs `jobq-admin` (the built binary) with stdout and stderr apart.
-func runAdmin(_ arguments: [String], environment: [String: String] = [:], input: String? = nil) async throws -> (code: Int32, out: String, err: String) {
-    let path = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path + "/jobq-admin"
-    guard FileManager.default.isExecutableFile(atPath: path) else { throw TimedOut(what: "\(path) to exist (run swift build first)") }
-    let base = FileManager.default.temporaryDirectory.appendingPathComponent("jobq-admin-\(UUID().uuidString)").path
-    defer { for suffix in [".out", ".err", ".in"] { try? FileManager.default.removeItem(atPath: base + suffix) } }
-    if let input { try input.write(toFile: base + ".in", atomically: true, encoding: .utf8) }
-    var env = ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": NSTemporaryDirectory(), "USER": "tester"]
-    env.merge(environment) { $1 }
-    let child = try ChildProcess(
-        executable: path, arguments: arguments, environment: env, outputPath: base + ".out",
-        errorPath: base + ".err", inputPath: input == nil ? nil : base + ".in")
-    let status = try await within(120, "jobq-admin to exit") { await child.wait() }
-    let out = (try? String(contentsOfFile: base + ".out", encoding: .utf8)) ?? ""
-    let err = (try? String(contentsOfFile: base + ".err", encoding: .utf8)) ?? ""
-    return (status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f), out, err)
-}
-
-func jsonObject(_ text: String) -> [String: Any]? {
-    (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any]
-}
-
-func jsonArray(_ text: String) -> [[String: Any]]? {
-    (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [[String: Any]]
-}
-
 /// Spawns processes: nested in the serialized `Executables` suite (`docs/testing.md`).
 extension ExecutableTests {
-    @Suite("jobq-admin commands")
+    @Suite("jobq-admin commands", .awaitedTeardown)
     struct AdminCLITests {
         @Test("add, counts, queues, list, inspect: text and --json")
         func readAndAdd() async throws {
             let url = try await SharedRedis.instance.server().url
             let queue = try await uniqueQueue()
             let q = queue.name
-            func admin(_ args: [String], input: String? = nil) async throws -> (code: Int32, out: String, err: String) {
+            func admin(_ args: [String], input: String? = nil) async throws -> ProgramRun {
                 try await runAdmin(args + ["--redis-url", url], input: input)
             }
 
@@ -108,7 +82,7 @@ extension ExecutableTests {
             let url = try await SharedRedis.instance.server().url
             let queue = try await uniqueQueue()
             let q = queue.name
-            func admin(_ args: [String]) async throws -> (code: Int32, out: String, err: String) {
+            func admin(_ args: [String]) async throws -> ProgramRun {
                 try await runAdmin(args + ["--redis-url", url])
             }
             let a = try await queue.add(name: "a", payload: .json("{}")).id
@@ -192,7 +166,7 @@ extension ExecutableTests {
         func badInput() async throws {
             let url = try await SharedRedis.instance.server().url
             let q = "t-admin-bad-\(UUID().uuidString.prefix(8))"
-            func admin(_ args: [String]) async throws -> (code: Int32, out: String, err: String) {
+            func admin(_ args: [String]) async throws -> ProgramRun {
                 try await runAdmin(args + ["--redis-url", url])
             }
             let duration = try await admin(["add", q, "x", "--delay", "5 parsecs"])
@@ -274,7 +248,7 @@ extension ExecutableTests {
         func watchFitsTheTerminal() async throws {
             try await withPrivateRedis { server in
                 let client = RedisClient(configuration: server.configuration)
-                defer { Task { await client.close() } }
+                onTeardown { await client.close() }
                 for i in 0..<46 { _ = try await JobQueue(name: "queue-number-\(i)", client: client).add(name: "x", payload: .json("{}")) }
                 _ = try await JobQueue(name: "報告書の生成キュー🎉", client: client).add(name: "x", payload: .json("{}"))
                 let terminal = try PseudoTerminal(rows: 24, columns: 80)
@@ -319,41 +293,5 @@ extension ExecutableTests {
                 return total + ((0x3000...0x9FFF).contains(v) || (0x1F300...0x1F9FF).contains(v) || (0xFF00...0xFF60).contains(v) ? 2 : 1)
             }
         }
-    }
-}
-
-/// A pseudo-terminal for driving full-screen commands: the child gets the secondary side.
-final class PseudoTerminal: Sendable {
-    let primary: Int32
-    let secondaryPath: String
-    private let output = Mutex<[UInt8]>([])
-
-    init(rows: UInt16 = 50, columns: UInt16 = 200) throws {
-        var name = [CChar](repeating: 0, count: 128)
-        primary = jobq_open_pty(&name, name.count)
-        guard primary >= 0 else {
-            throw TimedOut(what: "a pseudo-terminal (posix_openpt failed: \(String(cString: strerror(errno))))")
-        }
-        secondaryPath = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        _ = fcntl(primary, F_SETFL, fcntl(primary, F_GETFL) | O_NONBLOCK)
-        var size = winsize(ws_row: rows, ws_col: columns, ws_xpixel: 0, ws_ypixel: 0)
-        _ = ioctl(primary, UInt(TIOCSWINSZ), &size)
-    }
-
-    deinit { close(primary) }
-
-    /// Everything the child wrote so far.
-    func read() -> String {
-        var buffer = [UInt8](repeating: 0, count: 65_536)
-        while true {
-            let n = Glibc.read(primary, &buffer, buffer.count)
-            if n <= 0 { break }
-            output.withLock { $0 += buffer[0..<n] }
-        }
-        return String(decoding: output.withLock { $0 }, as: UTF8.self)
-    }
-
-    func write(_ text: String) {
-        _ = text.withCString { Glibc.write(primary, $0, strlen($0)) }
     }
 }

@@ -13,7 +13,7 @@ import Testing
 #endif
 
 /// Cancel any job from any process, promptly and reliably (`docs/job-lifecycle.md`).
-@Suite("Cancellation")
+@Suite("Cancellation", .awaitedTeardown)
 struct CancellationTests {
     @Test("the token: isCancelled, checkCancellation, onCancel and the cancellations sequence all see the reason")
     func tokenViews() async throws {
@@ -39,7 +39,7 @@ struct CancellationTests {
         try await withWorker(queue, lease: .seconds(60), handlers: handlers) { _ in
             await started.wait()
             _ = try await queue.cancel(added.id, reason: "operator", requestedBy: "test")
-            try await eventually(20, "cancelled") { try await queue.inspector.job(added.id)?.state == .cancelled }
+            try await queue.expectEvents(.cancelled, job: added.id, within: 20)
         }
         #expect(seen.withLock { $0 }.sorted() == ["check cancelled", "onCancel cancelled", "sequence cancelled, isCancelled true"])
         let job = try #require(try await queue.inspector.job(added.id))
@@ -52,9 +52,9 @@ struct CancellationTests {
     func missedMessage() async throws {
         // A server of its own: CLIENT KILL TYPE pubsub must not touch other tests' subscribers.
         let server = try await RedisServerProcess.start()
-        defer { Task { await server.destroy() } }
+        onTeardown { await server.destroy() }
         let admin = RedisClient(configuration: server.configuration)
-        defer { Task { await admin.close() } }
+        onTeardown { await admin.close() }
         let queue = try await uniqueQueue(client: admin)
         let started = Mutex<Set<String>>([])
         var handlers = JobHandlers()
@@ -73,14 +73,14 @@ struct CancellationTests {
             // 1. The worker's pub/sub connection dies just before the cancel.
             _ = try await admin.send("CLIENT", "KILL", "TYPE", "pubsub")
             _ = try await queue.cancel(a)
-            try await eventually(20, "a cancelled despite the dead subscriber") { try await queue.inspector.job(a)?.state == .cancelled }
+            try await queue.expectEvents(.cancelled, job: a, within: 20)
 
             // 2. The flag alone, as if the message were lost in a failover: only the renewal
             // (which returns flagged ids) can find it.
             _ = try await admin.send(
                 "HSET", queue.keys.job(b), JobField.cancelRequested.rawValue, JobField.flagSet, JobField.cancelReason.rawValue, "lost message",
                 JobField.cancelRequestedBy.rawValue, "test")
-            try await eventually(20, "b cancelled through the renewal") { try await queue.inspector.job(b)?.state == .cancelled }
+            try await queue.expectEvents(.cancelled, job: b, within: 20)
         }
         #expect(try await queue.inspector.job(b)?.error?.details == "lost message")
     }
@@ -197,7 +197,7 @@ struct CancellationTests {
                 ((try? String(contentsOfFile: pids, encoding: .utf8)) ?? "").split(separator: " ").count == 2
             }
             #expect(try await queue.cancel(added.id) == .cancelRequested(listeners: 1))
-            try await eventually(20, "cancelled") { try await queue.inspector.job(added.id)?.state == .cancelled }
+            try await queue.expectEvents(.cancelled, job: added.id, within: 20)
             let both = try String(contentsOfFile: pids, encoding: .utf8).split(whereSeparator: \.isWhitespace).compactMap { Int32($0) }
             try await eventually(20, "the shell and its sleeping child are gone") { both.allSatisfy(processIsGone) }
         }
@@ -215,7 +215,7 @@ struct CancellationTests {
             }
         }) { port in
             let client = HTTPClient(eventLoopGroupProvider: .singleton)
-            defer { Task { try? await client.shutdown() } }
+            onTeardown { try? await client.shutdown() }
             let queue = try await uniqueQueue()
             var handlers = JobHandlers()
             handlers.register(
@@ -224,9 +224,7 @@ struct CancellationTests {
             try await withWorker(queue, lease: .seconds(60), handlers: handlers) { _ in
                 try await eventually(20, "the request arrived") { requests.withLock { $0 } == 1 }
                 _ = try await queue.cancel(added.id)
-                try await eventually(20, "cancelled while the server still holds the request") {
-                    try await queue.inspector.job(added.id)?.state == .cancelled
-                }
+                try await queue.expectEvents(.cancelled, job: added.id, within: 20)
                 // The handler returned (request aborted): nothing holds the slot.
                 try await eventually(20, "the slot is free") {
                     try await queue.inspector.counts().active == 0
@@ -239,13 +237,13 @@ struct CancellationTests {
 
 /// Spawns worker processes: nested in the serialized `Executables` suite (`docs/testing.md`).
 extension ExecutableTests {
-    @Suite("Cancellation across worker processes")
+    @Suite("Cancellation across worker processes", .awaitedTeardown)
     struct CancellationProcessTests {
         @Test("cancelling 1,000 running jobs across 4 jobq-worker processes")
         func thousandAcrossProcesses() async throws {
             let server = try await SharedRedis.instance.server()
             let client = RedisClient(configuration: server.configuration)
-            defer { Task { await client.close() } }
+            onTeardown { await client.close() }
             let queue = try JobQueue(name: "cancel-1000-\(UUID().uuidString.prefix(8)))", client: client)
             try await queue.inspector.setRetention(cancelled: 2000)
             var workers: [WorkerProcess] = []
@@ -261,7 +259,7 @@ extension ExecutableTests {
             try await eventually(60, "1,000 running") { try await queue.inspector.counts().active == 1000 }
             let outcomes = try await queue.cancel(ids, reason: "bulk cancel")
             #expect(outcomes.allSatisfy { if case .cancelRequested(let n) = $0 { n == 4 } else { false } }, "each message reached all 4 workers")
-            try await eventually(60, "all cancelled") { try await queue.inspector.counts().cancelled == 1000 }
+            try await queue.expectEvents(.cancelled, count: 1000, within: 60)
             let counts = try await queue.inspector.counts()
             #expect(counts.active == 0 && counts.waiting == 0 && counts.completed == 0 && counts.failed == 0)
             for worker in workers {

@@ -4,7 +4,7 @@ import Testing
 /// The promise "never lost, ends exactly once", proven with real processes, real kills and a real
 /// Redis restart by `jobq-chaos` (see its documentation for the faults and the checks).
 extension ExecutableTests {
-    @Suite("jobq-chaos")
+    @Suite("jobq-chaos", .awaitedTeardown)
     struct ChaosTests {
         /// The chaos run's temp files (its Redis, its logs) go under the suite's temp root, which
         /// `scripts/test` cleans up by PID after a crashed run.

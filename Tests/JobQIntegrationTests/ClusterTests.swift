@@ -8,7 +8,7 @@ import Testing
 /// jobq on a real 3-primary Redis Cluster started by the test — slots
 /// computed like Redis, commands routed to the owning primary, queues on every shard served by
 /// one worker, and a queue's slot migrated under load (MOVED, ASK, TRYAGAIN followed).
-@Suite("Redis Cluster", .serialized)
+@Suite("Redis Cluster", .serialized, .awaitedTeardown)
 struct ClusterTests {
     /// 3 primaries (with `replicas` each) and a cluster client.
     static func start(replicas: Int = 0, retryDeadline: Duration = .seconds(20)) async throws -> (RedisClusterProcess, RedisClient) {
@@ -35,9 +35,9 @@ struct ClusterTests {
     @Test("key slots match CLUSTER KEYSLOT for plain keys, hash tags, empty tags and binary keys")
     func slots() async throws {
         let cluster = try await RedisClusterProcess.start(primaries: 3)
-        defer { Task { await cluster.destroy() } }
+        onTeardown { await cluster.destroy() }
         let node = RedisClient(configuration: cluster.nodes[0].configuration)
-        defer { Task { await node.close() } }
+        onTeardown { await node.close() }
         var rng = SplitMix64(seed: 42)
         var keys = ["foo", "{user1000}.following", "foo{}{bar}", "foo{{bar}}zap", "foo{bar}{zap}", "{}", "jobq:{emails}:wait", "🎉", ""]
         for _ in 0..<200 {
@@ -54,11 +54,9 @@ struct ClusterTests {
     )
     func queuesOnEveryShard() async throws {
         let (cluster, client) = try await Self.start()
-        defer {
-            Task {
-                await client.close()
-                await cluster.destroy()
-            }
+        onTeardown {
+            await client.close()
+            await cluster.destroy()
         }
         let names = try await Self.spreadQueues(cluster, client: client, perNode: 2, prefix: "shard")
         #expect(names.count == 6)
@@ -135,11 +133,9 @@ struct ClusterTests {
     @Test("a queue's slot migrates to another primary while jobs are added and run: nothing lost, every job ends once")
     func slotMigration() async throws {
         let (cluster, client) = try await Self.start()
-        defer {
-            Task {
-                await client.close()
-                await cluster.destroy()
-            }
+        onTeardown {
+            await client.close()
+            await cluster.destroy()
         }
         let name = "migrating-\(UUID().uuidString.prefix(6))"
         let queue = try JobQueue(name: name, client: client)
@@ -152,12 +148,10 @@ struct ClusterTests {
         let from = direct(source)
         let to = direct(target)
         let others = primaries.map(direct)
-        defer {
-            Task {
-                await from.close()
-                await to.close()
-                for o in others { await o.close() }
-            }
+        onTeardown {
+            await from.close()
+            await to.close()
+            for o in others { await o.close() }
         }
         let fromID = try #require(try await from.send("CLUSTER", "MYID").string)
         let toID = try #require(try await to.send("CLUSTER", "MYID").string)
@@ -219,11 +213,9 @@ struct ClusterTests {
     @Test("redis-cli --cluster reshard moves a queue's slot while a producer adds and a worker runs: nothing lost, each job runs once, cancels still arrive")
     func reshardByRedisCLI() async throws {
         let (cluster, client) = try await Self.start()
-        defer {
-            Task {
-                await client.close()
-                await cluster.destroy()
-            }
+        onTeardown {
+            await client.close()
+            await cluster.destroy()
         }
         // reshard moves a source's lowest slots first: pick a queue living in such a slot.
         let primaries = try await client.primaries()
@@ -289,11 +281,9 @@ struct ClusterTests {
     )
     func failover() async throws {
         let (cluster, client) = try await Self.start(replicas: 1, retryDeadline: .seconds(30))
-        defer {
-            Task {
-                await client.close()
-                await cluster.destroy()
-            }
+        onTeardown {
+            await client.close()
+            await cluster.destroy()
         }
         // Two queues on the same primary: one with durable adds (WAIT 1), one without.
         // The first seed's node, a primary: the worker's subscription sits there too, so it must move.
@@ -329,11 +319,9 @@ struct ClusterTests {
     )
     func coordinatedFailover() async throws {
         let (cluster, client) = try await Self.start(replicas: 1, retryDeadline: .seconds(30))
-        defer {
-            Task {
-                await client.close()
-                await cluster.destroy()
-            }
+        onTeardown {
+            await client.close()
+            await cluster.destroy()
         }
         let names = try await Self.spreadQueues(cluster, client: client, perNode: 2, prefix: "cf")
         let owner = try await client.endpoint(forKey: "jobq:{\(names[0])}:wait")
@@ -355,7 +343,7 @@ struct ClusterTests {
         let run = try await FailoverRun.start(client: client, durable: pair[0], plain: pair[1])
         defer { run.worker.shutdown() }
         let direct = RedisClient(configuration: promoted.configuration)
-        defer { Task { await direct.close() } }
+        onTeardown { await direct.close() }
         let started = ContinuousClock.now
         let reply = try await direct.send("CLUSTER", "FAILOVER")
         #expect(reply.errorMessage == nil, "CLUSTER FAILOVER: \(reply)")

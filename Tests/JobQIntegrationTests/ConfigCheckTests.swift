@@ -4,9 +4,9 @@ import Testing
 
 extension ExecutableTests {
     /// `jobq-worker --check-config` on files and environments a hurried operator writes.
-    @Suite("jobq-worker configuration: types, unknown keys, aliases, handler specs")
+    @Suite("jobq-worker configuration: types, unknown keys, aliases, handler specs", .awaitedTeardown)
     struct ConfigCheckTests {
-        static func check(_ yaml: String?, flags: [String] = [], environment: [String: String] = [:]) async throws -> (code: Int32, output: String) {
+        static func check(_ yaml: String?, flags: [String] = [], environment: [String: String] = [:]) async throws -> ProgramRun {
             let temp = FileManager.default.temporaryDirectory.appendingPathComponent("jobq-cfgcheck-\(UUID().uuidString).yaml").path
             defer { try? FileManager.default.removeItem(atPath: temp) }
             var args = flags + ["--check-config"]

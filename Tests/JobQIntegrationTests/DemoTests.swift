@@ -3,7 +3,7 @@ import Testing
 
 /// The README's first command runs this binary; here it runs as built, end to end.
 extension ExecutableTests {
-    @Suite("jobq-demo")
+    @Suite("jobq-demo", .awaitedTeardown)
     struct DemoTests {
         @Test("jobq-demo --jobs 20 (default seed): a private Redis, 4 worker processes, 20 jobs finished, a retry, one cancel, exit 0")
         func endToEnd() async throws {

@@ -3,7 +3,7 @@ import Testing
 
 /// The documentation stays true to the code and to itself: the README's headline figures are
 /// `BENCHMARKS.md`'s, every relative link resolves, and nothing points outside the repository.
-@Suite("Documentation")
+@Suite("Documentation", .awaitedTeardown)
 struct DocumentationTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 

@@ -5,22 +5,22 @@ import Testing
 @testable import JobQ
 
 /// The opt-in durable add (`WAIT`), against a real primary and replica.
-@Suite("Durable adds (WAIT)")
+@Suite("Durable adds (WAIT)", .awaitedTeardown)
 struct DurableAddTests {
     @Test(
         "with replicasToConfirmAdds = 1 an add returns once the replica has it; with the replica gone it throws notReplicated naming the job, which is still stored"
     )
     func waitForReplica() async throws {
         let primary = try await RedisServerProcess.start(.init(transport: .tcp))
-        defer { Task { await primary.destroy() } }
+        onTeardown { await primary.destroy() }
         guard case .tcp(let host, let port) = primary.endpoint else {
             Issue.record("tcp expected")
             return
         }
         let replica = try await RedisServerProcess.start(.init(transport: .tcp, extraArguments: ["--replicaof", host, String(port)]))
-        defer { Task { await replica.destroy() } }
+        onTeardown { await replica.destroy() }
         let client = RedisClient(configuration: primary.configuration)
-        defer { Task { await client.close() } }
+        onTeardown { await client.close() }
         try await eventually(30, "the replica to be in sync") {
             try await client.send("INFO", "replication").string?.contains("state=online") == true
         }

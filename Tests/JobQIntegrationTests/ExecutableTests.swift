@@ -6,28 +6,9 @@ import NIOCore
 import NIOHTTP1
 import Testing
 
-/// Runs a built executable of this package with an explicit environment (never an inherited
-/// `JOBQ_REDIS_URL`) and returns its exit code and combined output.
-func runTool(_ name: String, _ arguments: [String], environment: [String: String] = [:], timeout: Double = 120) async throws -> (code: Int32, output: String) {
-    let binDir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
-    let path = binDir + "/" + name
-    guard FileManager.default.isExecutableFile(atPath: path) else {
-        throw TimedOut(what: "\(path) to exist (run swift build first)")
-    }
-    let output = FileManager.default.temporaryDirectory.appendingPathComponent("jobq-tool-\(UUID().uuidString).txt").path
-    defer { try? FileManager.default.removeItem(atPath: output) }
-    var env = ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": NSTemporaryDirectory()]
-    env.merge(environment) { $1 }
-    let child = try ChildProcess(executable: path, arguments: arguments, environment: env, outputPath: output)
-    let status = try await within(timeout, "\(name) to exit") { await child.wait() }
-    let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
-    let exited = status & 0x7f == 0
-    return (exited ? (status >> 8) & 0xff : 128 + (status & 0x7f), text)
-}
-
-@Suite("Executables", .serialized)
+@Suite("Executables", .serialized, .awaitedTeardown)
 struct ExecutableTests {
-    @Suite("jobq-admin ping")
+    @Suite("jobq-admin ping", .awaitedTeardown)
     struct AdminPing {
         @Test("reports version and durability as text and as JSON")
         func ok() async throws {
@@ -77,7 +58,7 @@ struct ExecutableTests {
         }
     }
 
-    @Suite("jobq-worker start-up checks")
+    @Suite("jobq-worker start-up checks", .awaitedTeardown)
     struct WorkerChecks {
         @Test("logs the durability problem and runs; --require-durable makes it exit 78")
         func durability() async throws {
@@ -143,13 +124,13 @@ struct ExecutableTests {
         }
     }
 
-    @Suite("jobq-worker processes")
+    @Suite("jobq-worker processes", .awaitedTeardown)
     struct WorkerProcesses {
         @Test("kill -9 of a worker mid-job: the job completes on another worker and ends exactly once")
         func killNine() async throws {
             let server = try await SharedRedis.instance.server()
             let client = RedisClient(configuration: server.configuration)
-            defer { Task { await client.close() } }
+            onTeardown { await client.close() }
             let queue = try JobQueue(name: "kill9-\(UUID().uuidString.prefix(8))", client: client)
             let args = ["--redis-url", server.url, "--queue", queue.name, "--handler", "slow=demo", "--lease", "1s", "--concurrency", "1"]
             let first = try WorkerProcess(args + ["--worker-id", "first"])
@@ -160,7 +141,7 @@ struct ExecutableTests {
             _ = try await first.exitCode()
             let second = try WorkerProcess(args + ["--worker-id", "second"])
             try await second.waitForLog("worker started")
-            try await eventually(30, "the job completed on the second worker") { try await queue.inspector.job(added.id)?.state == .completed }
+            try await queue.expectEvents(.completed, job: added.id, within: 30)
             let job = try #require(try await queue.inspector.job(added.id))
             #expect(job.workerID == "second" && job.stallCount == 1 && job.attemptsMade == 1, "the stall gave its attempt back")
             let kinds = try await queue.eventKinds(for: added.id)
@@ -174,7 +155,7 @@ struct ExecutableTests {
         func metrics() async throws {
             let server = try await SharedRedis.instance.server()
             let client = RedisClient(configuration: server.configuration)
-            defer { Task { await client.close() } }
+            onTeardown { await client.close() }
             let queue = try JobQueue(name: "metrics-\(UUID().uuidString.prefix(8))", client: client)
             let worker = try WorkerProcess(["--redis-url", server.url, "--queue", queue.name, "--handler", "e=echo", "--metrics-port", "0", "--lease", "1s"])
             try await worker.waitForLog("/metrics")
@@ -182,9 +163,9 @@ struct ExecutableTests {
             let url = String(line[line.range(of: "http://")!.lowerBound...].prefix { !$0.isWhitespace })
             let base = String(url.dropLast("/metrics".count))
             for _ in 0..<3 { _ = try await queue.add(name: "e", payload: .json("{}")) }
-            try await eventually(20, "3 completed") { try await queue.inspector.counts().completed == 3 }
+            try await queue.expectEvents(.completed, count: 3, within: 20)
             let http = HTTPClient(eventLoopGroupProvider: .singleton)
-            defer { Task { try? await http.shutdown() } }
+            onTeardown { try? await http.shutdown() }
             @Sendable func get(_ path: String) async throws -> (Int, String) {
                 let response = try await http.execute(HTTPClientRequest(url: base + path), timeout: .seconds(10))
                 let body = try await response.body.collect(upTo: 1 << 20)
@@ -215,7 +196,7 @@ struct ExecutableTests {
         func sigterm() async throws {
             let server = try await SharedRedis.instance.server()
             let client = RedisClient(configuration: server.configuration)
-            defer { Task { await client.close() } }
+            onTeardown { await client.close() }
             let queue = try JobQueue(name: "term-\(UUID().uuidString.prefix(8))", client: client)
             let args = ["--redis-url", server.url, "--queue", queue.name, "--handler", "slow=sleep:20s"]
             let worker = try WorkerProcess(args + ["--shutdown-grace", "300ms"])
@@ -270,6 +251,6 @@ final class WorkerProcess: Sendable {
     /// The exit code (128 + signal when killed), within a generous deadline.
     func exitCode() async throws -> Int32 {
         let status = try await within(60, "the worker to exit") { await self.process.wait() }
-        return status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return WaitStatus(status).code
     }
 }

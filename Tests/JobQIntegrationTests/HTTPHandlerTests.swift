@@ -29,7 +29,7 @@ func withTestServer<T: Sendable>(_ configure: (Router<BasicRequestContext>) -> V
     return try await body(port.withLock { $0 })
 }
 
-@Suite("Worker runtime: http handlers")
+@Suite("Worker runtime: http handlers", .awaitedTeardown)
 struct HTTPHandlerTests {
     @Test("2xx completes with the body as result; 4xx fails for good; 408 retries; 429 waits Retry-After; 5xx and timeouts retry")
     func outcomes() async throws {
@@ -70,7 +70,7 @@ struct HTTPHandlerTests {
             }
         }) { port in
             let client = HTTPClient(eventLoopGroupProvider: .singleton)
-            defer { Task { try? await client.shutdown() } }
+            onTeardown { try? await client.shutdown() }
             func handler(_ path: String) -> JobHandlers.Handler {
                 HTTPHandler(url: URL(string: "http://127.0.0.1:\(port)/\(path)")!, client: client, requestTimeout: .milliseconds(500)).handler
             }

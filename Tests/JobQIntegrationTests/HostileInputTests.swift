@@ -41,7 +41,7 @@ final class CapturedLogs: Sendable {
 
 /// Hostile input gets a clear, typed answer — never a crash, a lost job or a
 /// half-written one.
-@Suite("Hostile input")
+@Suite("Hostile input", .awaitedTeardown)
 struct HostileInputTests {
     @Test("names with braces, colons, spaces, emoji, 200 bytes run end to end; newlines, braces in queue names and 10 KB are refused, nothing written")
     func names() async throws {
@@ -56,7 +56,7 @@ struct HostileInputTests {
             for j in jobNames { handlers.register(name: j) { job, _ in Array(job.name.utf8) } }
             let ids = try await jobNames.asyncMap { try await queue.add(name: $0, payload: .json("{}")).id }
             try await withWorker(queue, handlers: handlers) { _ in
-                try await eventually(20, "\(jobNames.count) jobs completed on queue \(name)") { try await queue.inspector.counts().completed == jobNames.count }
+                try await queue.expectEvents(.completed, count: jobNames.count, within: 20)
             }
             for (id, jobName) in zip(ids, jobNames) {
                 let job = try #require(try await queue.inspector.job(id))
@@ -150,7 +150,7 @@ struct HostileInputTests {
     func outOfMemory() async throws {
         try await withPrivateRedis(.init(extraArguments: ["--maxmemory-policy", "noeviction"])) { server in
             let client = RedisClient(configuration: server.configuration)
-            defer { Task { await client.close() } }
+            onTeardown { await client.close() }
             let queue = try JobQueue(name: "oom", client: client)
             let waiting = try await queue.add(name: "x", payload: .json("{}")).id
             // Some data, then a limit below what Redis uses: with noeviction every write is refused.
@@ -208,11 +208,11 @@ struct HostileInputTests {
             var patient = server.configuration
             patient.retryDeadline = .seconds(60)
             let client = RedisClient(configuration: patient)
-            defer { Task { await client.close() } }
+            onTeardown { await client.close() }
             var hasty = server.configuration
             hasty.retryDeadline = .milliseconds(300)
             let impatient = RedisClient(configuration: hasty)
-            defer { Task { await impatient.close() } }
+            onTeardown { await impatient.close() }
             let queue = try JobQueue(name: "loading", client: client)
             let early = try JobQueue(name: "loading", client: impatient)
             await #expect { try await early.add(name: "x", payload: .json("{}")) } throws: { "\($0)".contains("LOADING") }

@@ -14,7 +14,7 @@ import Testing
 /// "lets time pass" for one job by moving its deadline to 0 (an expired lease, a due delayed
 /// job). `JOBQ_MODEL_SEED` and `JOBQ_MODEL_STEPS` replay or lengthen a run; a failure prints
 /// the seed and the last steps.
-@Suite("Lua layer against a model")
+@Suite("Lua layer against a model", .awaitedTeardown)
 struct ModelTests {
     struct ModelJob {
         var id: String

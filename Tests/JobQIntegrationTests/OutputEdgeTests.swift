@@ -6,7 +6,7 @@ import Testing
 
 extension ExecutableTests {
     /// What the binaries print when the reader goes away, and what they never print (secrets).
-    @Suite("Executables: closed stdout and secrets")
+    @Suite("Executables: closed stdout and secrets", .awaitedTeardown)
     struct OutputEdgeTests {
         /// Runs `command` in bash; returns the exit status of the first program of its pipeline.
         static func pipeline(_ command: String) async throws -> (code: Int32, output: String) {
@@ -18,7 +18,7 @@ extension ExecutableTests {
                 environment: ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": NSTemporaryDirectory()], outputPath: output)
             let status = try await within(120, "the pipeline to end") { await child.wait() }
             let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
-            return (status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f), text)
+            return (WaitStatus(status).code, text)
         }
 
         @Test("a closed stdout ends jobq-admin quietly with status 0 (| head -1, | true), never a trap")

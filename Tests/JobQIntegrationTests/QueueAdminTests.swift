@@ -4,13 +4,13 @@ import Testing
 
 @testable import JobQ
 
-@Suite("Queue: cancel, remove, retry, purge, clean, obliterate, listings, events")
+@Suite("Queue: cancel, remove, retry, purge, clean, obliterate, listings, events", .awaitedTeardown)
 struct QueueAdminTests {
     @Test("cancel: waiting ends at once; active gets a stored request and a published message; finished and unknown say so")
     func cancel() async throws {
         let queue = try await uniqueQueue()
         let subscriber = RedisSubscriber(configuration: queue.client.configuration)
-        defer { Task { await subscriber.close() } }
+        onTeardown { await subscriber.close() }
         let events = EventReader(subscriber)
         try await subscriber.subscribe([queue.keys.cancelChannel])
 
@@ -130,7 +130,7 @@ struct QueueAdminTests {
         settings.eventsMaxLength = 10
         let queue = try await uniqueQueue(settings: settings)
         let reader = QueueEventReader(core: queue.core)
-        defer { Task { await reader.close() } }
+        onTeardown { await reader.close() }
         try await reader.start(at: .end)
         _ = try await queue.addBulk((0..<1000).map { _ in JobQueue.NewJob(name: "g", payload: .json("{}")) })
         var missed = 0
@@ -153,7 +153,7 @@ struct QueueAdminTests {
     func boundedBulkOperations() async throws {
         try await withPrivateRedis(.init(extraArguments: ["--slowlog-log-slower-than", "200000"])) { server in
             let client = RedisClient(configuration: server.configuration)
-            defer { Task { await client.close() } }
+            onTeardown { await client.close() }
             let queue = try JobQueue(name: "bulk", client: client)
             // Seed 100,000 completed records directly (seeding, not a state move under test).
             for chunk in 0..<20 {

@@ -4,7 +4,7 @@ import Testing
 
 @testable import JobQ
 
-@Suite("Queue: adding jobs")
+@Suite("Queue: adding jobs", .awaitedTeardown)
 struct QueueProducerTests {
     @Test("add: record, waiting set, marker and one `added` event; the same id again adds nothing")
     func addImmediate() async throws {
@@ -100,7 +100,7 @@ struct QueueProducerTests {
             for p in 0..<8 {
                 group.addTask {
                     let client = RedisClient(configuration: configuration)
-                    defer { Task { await client.close() } }
+                    onTeardown { await client.close() }
                     let producer = try JobQueue(name: name, client: client)
                     let jobs = (0..<200).map { JobQueue.NewJob(name: "p\(p)", payload: .json("{}"), options: .init(jobID: "dedup-\($0)")) }
                     return try await producer.addBulk(jobs).filter { (try? $0.get().created) == true }.count
@@ -119,11 +119,9 @@ struct QueueProducerTests {
         try await withPrivateRedis { server in
             let client = RedisClient(configuration: server.configuration)
             let killer = RedisClient(configuration: server.configuration)
-            defer {
-                Task {
-                    await client.close()
-                    await killer.close()
-                }
+            onTeardown {
+                await client.close()
+                await killer.close()
             }
             let queue = try JobQueue(name: "retried", client: client)
             var total = 0

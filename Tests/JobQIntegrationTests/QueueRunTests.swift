@@ -4,7 +4,7 @@ import Testing
 
 @testable import JobQ
 
-@Suite("Queue: taking and finishing jobs")
+@Suite("Queue: taking and finishing jobs", .awaitedTeardown)
 struct QueueRunTests {
     @Test("take: highest priority first, FIFO inside a priority, over 1,000 jobs")
     func priorityAndFIFO() async throws {

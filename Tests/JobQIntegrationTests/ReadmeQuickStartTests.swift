@@ -6,7 +6,7 @@ import Testing
 
 /// The README's quick start, compiled and run (`docs/testing.md`): if this stops building, the README
 /// is wrong. Only the URL differs (the suite's own server).
-@Suite("README quick start")
+@Suite("README quick start", .awaitedTeardown)
 struct ReadmeQuickStartTests {
     struct SendEmail: JobParameters {
         static let jobName = "send-email"
@@ -16,7 +16,7 @@ struct ReadmeQuickStartTests {
     @Test("the producer quick start runs as written")
     func quickStart() async throws {
         let client = try await SharedRedis.client()
-        defer { Task { await client.close() } }
+        onTeardown { await client.close() }
         let emails = try JobQueue(name: "emails-readme-\(UUID().uuidString.prefix(8))", client: client)
 
         let added = try await emails.add(
@@ -50,7 +50,7 @@ struct ReadmeQuickStartTests {
     @Test("the worker quick start runs as written, and stops on a graceful shutdown")
     func workerQuickStart() async throws {
         let client = try await SharedRedis.client()
-        defer { Task { await client.close() } }
+        onTeardown { await client.close() }
         let name = "emails-readme-\(UUID().uuidString.prefix(8))"
         let mailer = Mailer()
         let logger = Logger(label: "readme")

@@ -3,12 +3,12 @@ import JobQ
 import LocalRedis
 import Testing
 
-@Suite("Redis client against a shared server")
+@Suite("Redis client against a shared server", .awaitedTeardown)
 struct RedisClientTests {
     @Test("SET and GET round-trip, binary-safe with NUL bytes and 1 MiB values")
     func binarySafe() async throws {
         let client = try await SharedRedis.client()
-        defer { Task { await client.close() } }
+        onTeardown { await client.close() }
         let key = uniqueKey()
         let payload: [UInt8] = [0, 0, 1, 0, 13, 10, 255, 0]
         #expect(try await client.send("SET", key, payload) == .status("OK"))
@@ -26,7 +26,7 @@ struct RedisClientTests {
     @Test("an error reply is a value and leaves the connection usable")
     func errorReplies() async throws {
         let client = try await SharedRedis.client()
-        defer { Task { await client.close() } }
+        onTeardown { await client.close() }
         let key = uniqueKey()
         _ = try await client.send("SET", key, "x")
         let reply = try await client.send("LPUSH", key, "y")
@@ -38,7 +38,7 @@ struct RedisClientTests {
     @Test("a pipeline of 10,000 commands answers each in order")
     func pipeline10k() async throws {
         let client = try await SharedRedis.client()
-        defer { Task { await client.close() } }
+        onTeardown { await client.close() }
         let key = uniqueKey()
         let commands = (0..<10_000).map { RedisCommand("RPUSH", key, "v\($0)") }
         let replies = try await client.pipeline(commands)
@@ -52,7 +52,7 @@ struct RedisClientTests {
     @Test("64 concurrent callers share one connection and each gets its own reply")
     func concurrentCallers() async throws {
         let client = try await SharedRedis.client()
-        defer { Task { await client.close() } }
+        onTeardown { await client.close() }
         let prefix = uniqueKey()
         let mismatches = try await withThrowingTaskGroup(of: Int.self) { group in
             for t in 0..<64 {
@@ -77,7 +77,7 @@ struct RedisClientTests {
     @Test("scripts run by EVALSHA once loaded; a broken script is reported at load")
     func scripts() async throws {
         let client = try await SharedRedis.client()
-        defer { Task { await client.close() } }
+        onTeardown { await client.close() }
         let script = RedisScript(name: "echo-1", source: "return {KEYS[1], ARGV[1]}", keyCount: 1)
         let key = uniqueKey()
         // Unknown SHA: sent as EVAL, and the SHA is learned in the same flight.
@@ -107,7 +107,7 @@ struct RedisClientTests {
     func tcp() async throws {
         try await withPrivateRedis(.init(transport: .tcp)) { server in
             let client = RedisClient(configuration: try RedisConfiguration(url: server.url))
-            defer { Task { await client.close() } }
+            onTeardown { await client.close() }
             #expect(server.url.hasPrefix("redis://127.0.0.1:"))
             _ = try await client.send("SET", "k", [UInt8]([0, 1, 2]))
             #expect(try await client.send("GET", "k") == .bulk([0, 1, 2]))
@@ -115,18 +115,16 @@ struct RedisClientTests {
     }
 }
 
-@Suite("Blocking connection")
+@Suite("Blocking connection", .awaitedTeardown)
 struct RedisBlockingClientTests {
     @Test("a blocked pop returns the pushed value")
     func popsPushedValue() async throws {
         let server = try await SharedRedis.instance.server()
         let control = RedisClient(configuration: server.configuration)
         let blocking = RedisBlockingClient(configuration: server.configuration, control: control, maxBlockTimeout: .seconds(30))
-        defer {
-            Task {
-                await blocking.close()
-                await control.close()
-            }
+        onTeardown {
+            await blocking.close()
+            await control.close()
         }
         let key = uniqueKey()
         async let popped = blocking.send(RedisCommand("BLPOP", key, 25))
@@ -145,11 +143,9 @@ struct RedisBlockingClientTests {
         let server = try await SharedRedis.instance.server()
         let control = RedisClient(configuration: server.configuration)
         let blocking = RedisBlockingClient(configuration: server.configuration, control: control, maxBlockTimeout: .seconds(30))
-        defer {
-            Task {
-                await blocking.close()
-                await control.close()
-            }
+        onTeardown {
+            await blocking.close()
+            await control.close()
         }
         let key = uniqueKey()
         _ = try await blocking.send(RedisCommand("PING"))
@@ -178,11 +174,9 @@ struct RedisBlockingClientTests {
         let server = try await SharedRedis.instance.server()
         let control = RedisClient(configuration: server.configuration)
         let blocking = RedisBlockingClient(configuration: server.configuration, control: control, maxBlockTimeout: .seconds(30))
-        defer {
-            Task {
-                await blocking.close()
-                await control.close()
-            }
+        onTeardown {
+            await blocking.close()
+            await control.close()
         }
         let key = uniqueKey()
         _ = try await blocking.send(RedisCommand("PING"))

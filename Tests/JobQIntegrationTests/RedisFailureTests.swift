@@ -5,13 +5,13 @@ import Testing
 
 /// Tests that touch a whole server (restart, SCRIPT FLUSH, CLIENT KILL, CONFIG SET, ACL): each on
 /// a private server.
-@Suite("Redis failures and recovery, on private servers")
+@Suite("Redis failures and recovery, on private servers", .awaitedTeardown)
 struct RedisFailureTests {
     @Test("NOSCRIPT after SCRIPT FLUSH falls back to EVAL, also inside a pipeline")
     func noscriptFallback() async throws {
         try await withPrivateRedis { server in
             let client = RedisClient(configuration: server.configuration)
-            defer { Task { await client.close() } }
+            onTeardown { await client.close() }
             let script = RedisScript(name: "incrBy-1", source: "return redis.call('INCRBY', KEYS[1], ARGV[1])", keyCount: 1)
             try await client.load([script])
             #expect(try await client.run(script, keys: ["n"], arguments: [1]) == .integer(1))
@@ -32,7 +32,7 @@ struct RedisFailureTests {
             var configuration = server.configuration
             configuration.retryDeadline = .seconds(20)
             let client = RedisClient(configuration: configuration)
-            defer { Task { await client.close() } }
+            onTeardown { await client.close() }
             let script = RedisScript(name: "get-1", source: "return redis.call('GET', KEYS[1])", keyCount: 1)
             try await client.load([script])
             _ = try await client.send("SET", "k", "before")
@@ -51,7 +51,7 @@ struct RedisFailureTests {
             var configuration = server.configuration
             configuration.retryDeadline = .seconds(30)
             let client = RedisClient(configuration: configuration)
-            defer { Task { await client.close() } }
+            onTeardown { await client.close() }
             try await client.ping()
             await server.stop()
             async let reply = client.send("SET", "k", "v")
@@ -70,7 +70,7 @@ struct RedisFailureTests {
             var configuration = server.configuration
             configuration.retryDeadline = .milliseconds(300)
             let client = RedisClient(configuration: configuration)
-            defer { Task { await client.close() } }
+            onTeardown { await client.close() }
             await server.stop()
             do {
                 _ = try await client.send("PING")
@@ -88,11 +88,9 @@ struct RedisFailureTests {
         try await withPrivateRedis { server in
             let client = RedisClient(configuration: server.configuration)
             let admin = RedisClient(configuration: server.configuration)
-            defer {
-                Task {
-                    await client.close()
-                    await admin.close()
-                }
+            onTeardown {
+                await client.close()
+                await admin.close()
             }
             try await client.ping()
             let ownID = try await client.send("CLIENT", "ID").int!
@@ -127,11 +125,9 @@ struct RedisFailureTests {
         try await withPrivateRedis(.init(extraArguments: ["--busy-reply-threshold", "50"])) { server in
             let slow = RedisClient(configuration: server.configuration)
             let other = RedisClient(configuration: server.configuration)
-            defer {
-                Task {
-                    await slow.close()
-                    await other.close()
-                }
+            onTeardown {
+                await slow.close()
+                await other.close()
             }
             try await other.ping()
             let spin = RedisScript(
@@ -146,8 +142,19 @@ struct RedisFailureTests {
                     return -1
                     """)
             async let spun = slow.run(spin, keys: [], arguments: [])
-            // Give the script time to start: the assertion below on errorstat_BUSY proves it did.
-            try await Task.sleep(for: .milliseconds(300))
+            // Wait until the script runs: a client that does not wait through BUSY is told so.
+            var impatient = server.configuration
+            impatient.retryDeadline = .milliseconds(1)
+            let probe = RedisClient(configuration: impatient)
+            onTeardown { await probe.close() }
+            try await eventually(10, "the spinning script to make the server answer BUSY") {
+                do {
+                    _ = try await probe.send("PING")
+                    return false
+                } catch {
+                    return "\(error)".contains("BUSY")
+                }
+            }
             #expect(try await other.send("SET", "k", "v") == .status("OK"))
             #expect(try await spun.int ?? 0 > 0)
             let busy = try await other.info("errorstats", "errorstat_BUSY")
@@ -159,14 +166,14 @@ struct RedisFailureTests {
     func aclUser() async throws {
         try await withPrivateRedis { server in
             let admin = RedisClient(configuration: server.configuration)
-            defer { Task { await admin.close() } }
+            onTeardown { await admin.close() }
             let created = try await admin.send("ACL", "SETUSER", "worker", "on", ">w0rker-pass", "~jobq:*", "+@all")
             #expect(created == .status("OK"))
             var configuration = server.configuration
             configuration.username = "worker"
             configuration.password = "w0rker-pass"
             let worker = RedisClient(configuration: configuration)
-            defer { Task { await worker.close() } }
+            onTeardown { await worker.close() }
             let allowed = try await worker.send("SET", "jobq:{q}:x", "1")
             #expect(allowed == .status("OK"))
             #expect(try await worker.send("ACL", "WHOAMI") == .bulk(Array("worker".utf8)))
@@ -180,7 +187,7 @@ struct RedisFailureTests {
             var configuration = server.configuration
             configuration.password = "wrong-pass-123"
             let client = RedisClient(configuration: configuration)
-            defer { Task { await client.close() } }
+            onTeardown { await client.close() }
             do {
                 try await client.ping()
                 Issue.record("expected authFailed")
@@ -192,12 +199,12 @@ struct RedisFailureTests {
             }
             configuration.password = nil
             let anonymous = RedisClient(configuration: configuration)
-            defer { Task { await anonymous.close() } }
+            onTeardown { await anonymous.close() }
             await #expect { try await anonymous.ping() } throws: { ($0 as? RedisError)?.code == .authFailed }
 
             configuration.password = "right-pass"
             let good = RedisClient(configuration: configuration)
-            defer { Task { await good.close() } }
+            onTeardown { await good.close() }
             try await good.ping()
         }
     }
@@ -207,11 +214,9 @@ struct RedisFailureTests {
         try await withPrivateRedis { server in
             let client = RedisClient(configuration: server.configuration)
             let admin = RedisClient(configuration: server.configuration)
-            defer {
-                Task {
-                    await client.close()
-                    await admin.close()
-                }
+            onTeardown {
+                await client.close()
+                await admin.close()
             }
             for _ in 0..<20 {
                 let id = try await client.send("CLIENT", "ID").int!
@@ -231,16 +236,14 @@ struct RedisFailureTests {
             three.database = 3
             let db3 = RedisClient(configuration: three)
             let db0 = RedisClient(configuration: server.configuration)
-            defer {
-                Task {
-                    await db3.close()
-                    await db0.close()
-                }
+            onTeardown {
+                await db3.close()
+                await db0.close()
             }
             _ = try await db3.send("SET", "k", "in-3")
             #expect(try await db0.send("GET", "k") == .null)
             let admin = RedisClient(configuration: server.configuration)
-            defer { Task { await admin.close() } }
+            onTeardown { await admin.close() }
             _ = try await admin.send("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
             #expect(try await db3.send("GET", "k") == .bulk(Array("in-3".utf8)))
         }
@@ -254,7 +257,7 @@ struct RedisFailureTests {
                 var configuration = replica.configuration
                 configuration.retryDeadline = .milliseconds(500)
                 let client = RedisClient(configuration: configuration)
-                defer { Task { await client.close() } }
+                onTeardown { await client.close() }
                 #expect(try await client.send("ROLE").array?.first == .bulk(Array("slave".utf8)))
                 do {
                     _ = try await client.send("SET", "k", "v")
@@ -273,7 +276,7 @@ struct RedisFailureTests {
     func maxClients() async throws {
         try await withPrivateRedis(.init(extraArguments: ["--maxclients", "1", "--loglevel", "verbose"])) { server in
             let first = RedisClient(configuration: server.configuration)
-            defer { Task { await first.close() } }
+            onTeardown { await first.close() }
             do { try await first.ping() } catch {
                 Issue.record("first ping: \(error); log: \(server.logTail(lines: 30))")
                 return
@@ -281,7 +284,7 @@ struct RedisFailureTests {
             var configuration = server.configuration
             configuration.retryDeadline = .milliseconds(400)
             let second = RedisClient(configuration: configuration)
-            defer { Task { await second.close() } }
+            onTeardown { await second.close() }
             do {
                 try await second.ping()
                 Issue.record("expected unavailable")
@@ -308,7 +311,7 @@ struct RedisFailureTests {
     }
 }
 
-@Suite("Pub/sub subscriber")
+@Suite("Pub/sub subscriber", .awaitedTeardown)
 struct RedisSubscriberTests {
     @Test("delivers messages and resubscribes by itself after a server restart")
     func resubscribes() async throws {
@@ -317,11 +320,9 @@ struct RedisSubscriberTests {
             configuration.retryDeadline = .seconds(20)
             let publisher = RedisClient(configuration: configuration)
             let subscriber = RedisSubscriber(configuration: configuration)
-            defer {
-                Task {
-                    await subscriber.close()
-                    await publisher.close()
-                }
+            onTeardown {
+                await subscriber.close()
+                await publisher.close()
             }
             let reader = EventReader(subscriber)
             try await subscriber.subscribe(["jobq:{a}:cancel", "jobq:{b}:cancel"])

@@ -5,7 +5,7 @@ import Testing
 
 /// The benchmark's ceiling is built from the real take and finish calls; if a script's
 /// arguments change, this breaks here instead of silently in a benchmark run.
-@Suite("Benchmark reference: take + finish in one script")
+@Suite("Benchmark reference: take + finish in one script", .awaitedTeardown)
 struct ReferenceScriptTests {
     @Test("the reference takes and completes waiting jobs one per call, like a worker's take and finish, then reports an empty queue")
     func takesAndFinishes() async throws {

@@ -10,7 +10,7 @@ import Testing
 /// The guarantees just outside the paths the other suites walk: a stall never costs an attempt,
 /// a full Redis never fails a job, runs are told apart by execution id, no program outlives its
 /// worker, an outage costs a few log lines, and a warning about a lost lease means one was lost.
-@Suite("Reliability: the guarantees outside the happy path")
+@Suite("Reliability: the guarantees outside the happy path", .awaitedTeardown)
 struct ReliabilityTests {
     /// Waits until the job's lease deadline (its score in `active`) has moved forward `times`
     /// times: proof that renewals land. Fails (deadline) when they stop.
@@ -62,7 +62,7 @@ struct ReliabilityTests {
     func outOfMemoryKeepsLeases() async throws {
         try await withPrivateRedis(.init(extraArguments: ["--maxmemory-policy", "noeviction"])) { server in
             let client = RedisClient(configuration: server.configuration)
-            defer { Task { await client.close() } }
+            onTeardown { await client.close() }
             let queue = try JobQueue(name: "oom-leases", client: client)
             let latch = Latch()
             var handlers = JobHandlers()
@@ -189,7 +189,7 @@ struct ReliabilityTests {
     func outageLogsOnce() async throws {
         try await withPrivateRedis { server in
             let client = RedisClient(configuration: server.configuration)
-            defer { Task { await client.close() } }
+            onTeardown { await client.close() }
             let queue = try JobQueue(name: "outage-logs", client: client)
             var handlers = JobHandlers()
             handlers.registerUntilCancelled(name: "long")
@@ -292,7 +292,7 @@ extension CapturedLogs {
     }
 }
 
-@Suite("Reliability: exec protocol checkpoints")
+@Suite("Reliability: exec protocol checkpoints", .awaitedTeardown)
 struct ExecCheckpointTests {
     @Test("checkpoints from fd 3 land in order and before the outcome; one over the limit or malformed is logged and noted in the output")
     func checkpointsInOrderAndRefusalsTraced() async throws {
@@ -312,7 +312,7 @@ struct ExecCheckpointTests {
         let logs = CapturedLogs()
         let added = try await queue.add(name: "burst", payload: .json("{}"), options: .init(attempts: 1))
         try await withWorker(queue, configure: { $0.settings.maxCheckpointBytes = 1000 }, logger: logs.logger(), handlers: handlers) { _ in
-            try await eventually(20, "the job to fail") { try await queue.inspector.job(added.id)?.state == .failed }
+            try await queue.expectEvents(.failed, job: added.id, within: 20)
         }
         let job = try #require(try await queue.inspector.job(added.id))
         #expect(job.checkpoint == Array("step-50".utf8), "the last good checkpoint, applied in order")
@@ -336,7 +336,7 @@ struct ExecCheckpointTests {
                 """))
         let added = try await queue.add(name: "runaway", payload: .json("{}"), options: .init(attempts: 1))
         try await withWorker(queue, handlers: handlers) { _ in
-            try await eventually(30, "the job to fail") { try await queue.inspector.job(added.id)?.state == .failed }
+            try await queue.expectEvents(.failed, job: added.id, within: 30)
         }
         let job = try #require(try await queue.inspector.job(added.id))
         #expect(job.checkpoint == Array("after".utf8))
@@ -344,7 +344,7 @@ struct ExecCheckpointTests {
     }
 }
 
-@Suite("Reliability: bulk operator actions")
+@Suite("Reliability: bulk operator actions", .awaitedTeardown)
 struct BulkActionTests {
     /// Script calls (EVAL + EVALSHA) the server has run since the last CONFIG RESETSTAT.
     static func scriptCalls(_ client: RedisClient) async throws -> Int {
@@ -360,7 +360,7 @@ struct BulkActionTests {
     func batched() async throws {
         try await withPrivateRedis { server in
             let client = RedisClient(configuration: server.configuration)
-            defer { Task { await client.close() } }
+            onTeardown { await client.close() }
             let queue = try JobQueue(name: "bulk", client: client)
             try await queue.inspector.setRetention(cancelled: 2000)
             let added = try await queue.addBulk((0..<1000).map { _ in .init(name: "x", payload: .json("{}")) })

@@ -3,7 +3,7 @@ import Testing
 
 @testable import JobQWorkerKit
 
-@Suite("http handler: Retry-After")
+@Suite("http handler: Retry-After", .awaitedTeardown)
 struct RetryAfterTests {
     @Test("delta-seconds and HTTP-dates become the retry delay (at most a day); negative, malformed and past values fall back to the job's backoff")
     func parsing() {

@@ -6,18 +6,16 @@ import Testing
 /// The shipped binaries on a cluster and behind Sentinel — nested in the serialized
 /// `Executables` suite (it spawns processes).
 extension ExecutableTests {
-    @Suite("jobq-admin and jobq-worker on Cluster and Sentinel")
+    @Suite("jobq-admin and jobq-worker on Cluster and Sentinel", .awaitedTeardown)
     struct ScaleOutCLI {
         @Test(
             "redis+cluster://: jobq-admin adds to queues on all 3 shards and lists them; a jobq-worker process serves them all; cancel reaches it by sharded pub/sub"
         )
         func cluster() async throws {
             let (cluster, client) = try await ClusterTests.start()
-            defer {
-                Task {
-                    await client.close()
-                    await cluster.destroy()
-                }
+            onTeardown {
+                await client.close()
+                await cluster.destroy()
             }
             let names = try await ClusterTests.spreadQueues(cluster, client: client, perNode: 1, prefix: "cli")
             #expect(names.count == 3)
@@ -60,9 +58,9 @@ extension ExecutableTests {
         func sentinel() async throws {
             let secret = "sentinel-pw-\(UUID().uuidString.prefix(8))"
             let setup = try await RedisSentinelProcess.start(replicas: 1, sentinels: 3, sentinelPassword: secret)
-            defer { Task { await setup.destroy() } }
+            onTeardown { await setup.destroy() }
             let env = ["JOBQ_REDIS_SENTINEL_PASSWORD": secret]
-            @Sendable func runAdmin(_ arguments: [String]) async throws -> (code: Int32, out: String, err: String) {
+            @Sendable func runAdmin(_ arguments: [String]) async throws -> ProgramRun {
                 try await JobQIntegrationTests.runAdmin(arguments, environment: env)
             }
             let noPassword = try await JobQIntegrationTests.runAdmin(["ping", "--redis-url", setup.url])
@@ -87,7 +85,7 @@ extension ExecutableTests {
             // Written on the primary the sentinels name.
             let primary = try #require(await setup.primary())
             let direct = RedisClient(configuration: try #require(setup.server(at: primary)).configuration)
-            defer { Task { await direct.close() } }
+            onTeardown { await direct.close() }
             #expect(try await direct.send("ZCARD", "jobq:{\(name)}:completed").int == 5)
             #expect(!worker.log.contains(secret))
             worker.process.signal(SIGTERM)

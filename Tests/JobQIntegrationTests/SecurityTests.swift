@@ -7,7 +7,7 @@ import Testing
 /// Least privilege and secrets, with the built binaries, and the configuration loader
 /// fed mutated files.
 extension ExecutableTests {
-    @Suite("Least privilege and secrets")
+    @Suite("Least privilege and secrets", .awaitedTeardown)
     struct SecurityTests {
         static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
@@ -20,7 +20,7 @@ extension ExecutableTests {
             defer { try? FileManager.default.removeItem(atPath: temp) }
             try FileManager.default.copyItem(atPath: Self.root.appendingPathComponent("config/users.acl").path, toPath: temp + "/users.acl")
             let server = try await RedisServerProcess.start(.init(extraArguments: ["--aclfile", temp + "/users.acl"]))
-            defer { Task { await server.destroy() } }
+            onTeardown { await server.destroy() }
             guard case .unix(let socket) = server.endpoint else {
                 Issue.record("expected a unix socket")
                 return
@@ -132,7 +132,7 @@ extension ExecutableTests {
         func brokenQueueInOverview() async throws {
             try await withPrivateRedis { server in
                 let client = RedisClient(configuration: server.configuration)
-                defer { Task { await client.close() } }
+                onTeardown { await client.close() }
                 let good = try JobQueue(name: "good", client: client)
                 _ = try await good.add(name: "x", payload: .json("{}"))
                 let bad = try JobQueue(name: "bad", client: client)
@@ -164,14 +164,14 @@ extension ExecutableTests {
         func permissionErrors() async throws {
             try await withPrivateRedis { server in
                 let admin = RedisClient(configuration: server.configuration)
-                defer { Task { await admin.close() } }
+                onTeardown { await admin.close() }
                 _ = try await JobQueue(name: "p", client: admin).add(name: "x", payload: .json("{}"))
                 _ = try await admin.send("ACL", "SETUSER", "noeval", "on", ">pw", "~*", "+@all", "-eval", "-evalsha", "-smembers")
                 var configuration = server.configuration
                 configuration.username = "noeval"
                 configuration.password = "pw"
                 let limited = RedisClient(configuration: configuration)
-                defer { Task { await limited.close() } }
+                onTeardown { await limited.close() }
                 await #expect { try await QueueInspector.overview(client: limited) } throws: { error in
                     (error as? JobQError)?.code == .permissionDenied && "\(error)".contains("smembers")
                 }

@@ -8,7 +8,7 @@ import Testing
 /// Sentinel mode: a real setup started by the test (1 primary, 1 replica, 3 sentinels,
 /// `down-after` 1 s). Producers and a worker reach the primary through the sentinels
 /// (`redis+sentinel://`), and keep going when it is replaced.
-@Suite("Redis Sentinel", .serialized)
+@Suite("Redis Sentinel", .serialized, .awaitedTeardown)
 struct SentinelTests {
     /// 1 primary, 1 replica, 3 sentinels; a client that waits up to 30 s through a failover.
     static func start() async throws -> (RedisSentinelProcess, RedisClient) {
@@ -23,11 +23,9 @@ struct SentinelTests {
     )
     func killedPrimary() async throws {
         let (setup, client) = try await Self.start()
-        defer {
-            Task {
-                await client.close()
-                await setup.destroy()
-            }
+        onTeardown {
+            await client.close()
+            await setup.destroy()
         }
         let first = try #require(await setup.primary())
         #expect(first == setup.servers[0].endpoint)
@@ -56,7 +54,7 @@ struct SentinelTests {
         try await old.restart()
         try await eventually(30, "the old primary to rejoin as a replica") {
             let c = RedisClient(configuration: old.configuration)
-            defer { Task { await c.close() } }
+            onTeardown { await c.close() }
             let info = (try? await c.send("INFO", "replication"))?.string ?? ""
             return info.contains("role:slave") && info.contains("master_link_status:up")
         }
@@ -73,17 +71,15 @@ struct SentinelTests {
     )
     func demotedPrimary() async throws {
         let (setup, client) = try await Self.start()
-        defer {
-            Task {
-                await client.close()
-                await setup.destroy()
-            }
+        onTeardown {
+            await client.close()
+            await setup.destroy()
         }
         let first = try #require(await setup.primary())
         let run = try await FailoverRun.start(client: client, durable: "switch-durable", plain: "switch-plain")
         defer { run.worker.shutdown() }
         let sentinel = RedisClient(configuration: setup.sentinels[0].configuration)
-        defer { Task { await sentinel.close() } }
+        onTeardown { await sentinel.close() }
         let started = ContinuousClock.now
         let reply = try await sentinel.send("SENTINEL", "FAILOVER", setup.masterName)
         #expect(reply.errorMessage == nil, "SENTINEL FAILOVER: \(reply)")
@@ -94,7 +90,7 @@ struct SentinelTests {
         let switchedAfter = FailoverRun.seconds(since: started)
         try await eventually(30, "the old primary to be demoted and in sync") {
             let c = RedisClient(configuration: try #require(setup.server(at: first)).configuration)
-            defer { Task { await c.close() } }
+            onTeardown { await c.close() }
             let info = (try? await c.send("INFO", "replication"))?.string ?? ""
             return info.contains("role:slave") && info.contains("master_link_status:up")
         }
@@ -111,12 +107,12 @@ struct SentinelTests {
     @Test("a wrong primary name or no reachable sentinel fails within the deadline with a message naming the sentinels and the name")
     func misconfigured() async throws {
         let setup = try await RedisSentinelProcess.start(replicas: 0, sentinels: 1)
-        defer { Task { await setup.destroy() } }
+        onTeardown { await setup.destroy() }
         var wrongName = setup.configuration
         wrongName.sentinel?.masterName = "no-such-primary"
         wrongName.retryDeadline = .milliseconds(300)
         let c1 = RedisClient(configuration: wrongName)
-        defer { Task { await c1.close() } }
+        onTeardown { await c1.close() }
         await #expect {
             try await c1.ping()
         } throws: { error in
@@ -127,22 +123,22 @@ struct SentinelTests {
         nobody.sentinel?.nodes = [.tcp(host: "127.0.0.1", port: try RedisServerProcess.freeLoopbackPort())]
         nobody.retryDeadline = .milliseconds(300)
         let c2 = RedisClient(configuration: nobody)
-        defer { Task { await c2.close() } }
+        onTeardown { await c2.close() }
         await #expect(throws: RedisError.self) { try await c2.ping() }
         // The right name works through the same sentinel.
         let good = RedisClient(configuration: setup.configuration)
-        defer { Task { await good.close() } }
+        onTeardown { await good.close() }
         try await good.ping()
     }
 
     @Test("sentinels with a requirepass: without their password every connect fails at once with authFailed naming them; with it, commands reach the primary")
     func passwordedSentinels() async throws {
         let setup = try await RedisSentinelProcess.start(replicas: 1, sentinels: 3, sentinelPassword: "s3ntinel-secret")
-        defer { Task { await setup.destroy() } }
+        onTeardown { await setup.destroy() }
         var without = setup.configuration
         without.sentinel?.password = nil
         let refused = RedisClient(configuration: without)
-        defer { Task { await refused.close() } }
+        onTeardown { await refused.close() }
         let started = ContinuousClock.now
         await #expect {
             try await refused.ping()
@@ -152,7 +148,7 @@ struct SentinelTests {
         }
         #expect(ContinuousClock.now - started < .seconds(10), "a refused password is not retried until the deadline")
         let client = RedisClient(configuration: setup.configuration)
-        defer { Task { await client.close() } }
+        onTeardown { await client.close() }
         let queue = try JobQueue(name: "sentinel-auth", client: client)
         let id = try await queue.add(name: "x", payload: .json("{}")).id
         #expect(try await queue.inspector.job(id)?.state == .waiting)

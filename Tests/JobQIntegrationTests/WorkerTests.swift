@@ -6,83 +6,7 @@ import Testing
 
 @testable import JobQ
 
-/// Runs a worker on `queue` for the duration of `body`, then shuts it down and waits for it.
-func withWorker<T: Sendable>(
-    _ queue: JobQueue, concurrency: Int = 4, lease: Duration = .seconds(2), grace: Duration = .seconds(5),
-    configure: (inout WorkerConfiguration) -> Void = { _ in }, logger: Logger? = nil,
-    handlers: JobHandlers, _ body: (Worker) async throws -> T
-) async throws -> T {
-    var configuration = WorkerConfiguration(queues: [.init(queue.name)], concurrency: concurrency)
-    configuration.lease = lease
-    configuration.shutdownGrace = grace
-    configuration.maxBlockTimeout = .seconds(1)
-    configure(&configuration)
-    let worker = try Worker(client: queue.client, configuration: configuration, handlers: handlers, logger: logger)
-    let running = Task { try await worker.run() }
-    do {
-        let result = try await body(worker)
-        worker.shutdown()
-        try await running.value
-        return result
-    } catch {
-        worker.shutdown()
-        _ = try? await running.value
-        throw error
-    }
-}
-
-/// Waits until `condition` holds, checking every 20 ms, for at most `seconds` (a deadline that
-/// catches a hang, not slowness).
-func eventually(_ seconds: Double = 20, _ what: String, _ condition: @escaping @Sendable () async throws -> Bool) async throws {
-    let deadline = ContinuousClock.now + .seconds(seconds)
-    while ContinuousClock.now < deadline {
-        if try await condition() { return }
-        try await Task.sleep(for: .milliseconds(20))
-    }
-    throw TimedOut(what: what)
-}
-
-/// Counters shared with handlers.
-final class Probe: Sendable {
-    private let state = Mutex<(running: Int, maxRunning: Int, runs: [String: [ContinuousClock.Instant]])>((0, 0, [:]))
-    func enter(_ id: String) {
-        state.withLock { s in
-            s.running += 1
-            s.maxRunning = max(s.maxRunning, s.running)
-            s.runs[id, default: []].append(.now)
-        }
-    }
-    func leave() { state.withLock { $0.running -= 1 } }
-    var maxRunning: Int { state.withLock { $0.maxRunning } }
-    var running: Int { state.withLock { $0.running } }
-    func runs(_ id: String) -> [ContinuousClock.Instant] { state.withLock { $0.runs[id] ?? [] } }
-    var totalRuns: Int { state.withLock { $0.runs.values.reduce(0) { $0 + $1.count } } }
-}
-
-/// A gate a handler waits on, ignoring task cancellation (a handler that does not cooperate).
-final class Latch: Sendable {
-    private let state = Mutex<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
-    func wait() async {
-        await withCheckedContinuation { c in
-            let open = state.withLock { s -> Bool in
-                if s.open { return true }
-                s.waiters.append(c)
-                return false
-            }
-            if open { c.resume() }
-        }
-    }
-    func open() {
-        let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
-            s.open = true
-            defer { s.waiters = [] }
-            return s.waiters
-        }
-        for w in waiters { w.resume() }
-    }
-}
-
-@Suite("Worker runtime")
+@Suite("Worker runtime", .awaitedTeardown)
 struct WorkerTests {
     struct Greet: JobParameters {
         static let jobName = "greet"
@@ -103,7 +27,7 @@ struct WorkerTests {
         }
         let ids = try await queue.addBulk((0..<60).map { try JobQueue.NewJob(Greet(name: "n\($0)")) }).map { try $0.get().id }
         try await withWorker(queue, concurrency: 4, handlers: handlers) { _ in
-            try await eventually(30, "60 completed jobs") { try await queue.inspector.counts().completed == 60 }
+            try await queue.expectEvents(.completed, count: 60, within: 30)
         }
         #expect(probe.maxRunning <= 4)
         #expect(probe.maxRunning >= 2, "jobs ran concurrently")
@@ -162,9 +86,7 @@ struct WorkerTests {
         }
         let added = try await queue.add(name: "stubborn", payload: .json("{}"), options: .init(attempts: 1, timeout: .milliseconds(300)))
         try await withWorker(queue, handlers: handlers) { _ in
-            try await eventually(20, "the job failed with reason timeout") {
-                try await queue.inspector.job(added.id)?.state == .failed
-            }
+            try await queue.expectEvents(.failed, job: added.id, within: 20)
             let job = try #require(try await queue.inspector.job(added.id))
             #expect(job.error?.reason == "timeout")
             latch.open()
@@ -188,7 +110,7 @@ struct WorkerTests {
         try await withWorker(queue, lease: .seconds(60), handlers: handlers) { _ in
             await started.wait()
             #expect(try await queue.cancel(added.id, reason: "user asked") == .cancelRequested(listeners: 1), "the worker's subscriber heard it")
-            try await eventually(10, "the job ended cancelled") { try await queue.inspector.job(added.id)?.state == .cancelled }
+            try await queue.expectEvents(.cancelled, job: added.id, within: 10)
         }
         let job = try #require(try await queue.inspector.job(added.id))
         #expect(job.attemptsMade == 1 && job.cancelReason == "user asked")
@@ -243,7 +165,7 @@ struct WorkerTests {
             batch.append(RedisCommand("EXEC"))
             let replies = try await queue.client.execute(batch)
             #expect(replies.last?.array?.last?.array?.first == .integer(1), "the reaper requeued it: \(replies)")
-            try await eventually(20, "the job completed on its second run") { try await queue.inspector.job(added.id)?.state == .completed }
+            try await queue.expectEvents(.completed, job: added.id, within: 20)
             release.open()
             // Wait for the stale handler to return (an event, not a fixed sleep), so a wrongly
             // written late result would be in Redis before the checks below.
@@ -291,7 +213,7 @@ struct WorkerTests {
         }
         let added = try await queue.add(name: "steps", payload: .json("{}"), options: .init(backoff: .fixed(.milliseconds(10))))
         try await withWorker(queue, handlers: handlers) { _ in
-            try await eventually(20, "completed") { try await queue.inspector.job(added.id)?.state == .completed }
+            try await queue.expectEvents(.completed, job: added.id, within: 20)
         }
         let job = try #require(try await queue.inspector.job(added.id))
         #expect(job.resultText == "from 5", "the second attempt resumed from the first one's checkpoint")
@@ -301,7 +223,7 @@ struct WorkerTests {
     }
 }
 
-@Suite("Worker runtime: shares and heartbeats")
+@Suite("Worker runtime: shares and heartbeats", .awaitedTeardown)
 struct WorkerSharingTests {
     @Test("two queues weighted 3:1 share the slots 3:1 while both have work; one alone may use them all")
     func weights() async throws {
@@ -366,7 +288,7 @@ struct WorkerSharingTests {
     }
 }
 
-@Suite("Worker runtime: exec handlers")
+@Suite("Worker runtime: exec handlers", .awaitedTeardown)
 struct ExecHandlerTests {
     static func sh(_ script: String, killAfter: Duration = .seconds(10)) -> ExecHandler {
         var exec = ExecHandler(executable: "/bin/sh", arguments: ["-c", script])
@@ -395,7 +317,7 @@ struct ExecHandlerTests {
         setenv("JOBQ_REDIS_URL_FOR_EXEC_TEST", "redis://secret@example", 1)
         defer { unsetenv("JOBQ_REDIS_URL_FOR_EXEC_TEST") }
         try await withWorker(queue, handlers: handlers) { _ in
-            try await eventually(20, "completed") { try await queue.inspector.job(added.id)?.state == .completed }
+            try await queue.expectEvents(.completed, job: added.id, within: 20)
         }
         let job = try #require(try await queue.inspector.job(added.id))
         #expect(job.resultText == #"got {"n":1} for \#(added.id) on \#(queue.name)"#)

@@ -24,7 +24,7 @@ public final class Worker: Service, Sendable {
     private let cores: [QueueCore]
     private let gate: SlotGate
     private let keeper: LeaseKeeper
-    private let timeouts = TimeoutTimers()
+    private let timeouts = TimeoutTimers(clock: ContinuousClock())
     private let blocking: BlockingConnections
     /// One pub/sub connection per worker process: cancel requests for running jobs (`docs/job-lifecycle.md`).
     /// Cancel-channel subscribers with their channels.
@@ -517,16 +517,21 @@ enum RunFirst: Sendable {
 /// dispatch timer per job cost more than the rest of a short job's bookkeeping.) The task sleeps
 /// until the earliest deadline and is replaced only when a sooner one arrives — with one timeout
 /// for all jobs, never; a job that ends just leaves, and the sleeper re-arms when it wakes.
-final class TimeoutTimers: Sendable {
+/// Generic over the clock so a test can drive it with a clock of its own.
+final class TimeoutTimers<C: Clock>: Sendable where C: Sendable, C.Instant: Sendable {
     private struct State {
-        var entries: [UInt64: (deadline: ContinuousClock.Instant, fire: @Sendable () -> Void)] = [:]
+        var entries: [UInt64: (deadline: C.Instant, fire: @Sendable () -> Void)] = [:]
         var nextID: UInt64 = 0
-        var armedFor: ContinuousClock.Instant?
+        var armedFor: C.Instant?
         var sleeper: Task<Void, Never>?
     }
     private let state = Mutex(State())
+    let clock: C
 
-    func add(at deadline: ContinuousClock.Instant, _ fire: @escaping @Sendable () -> Void) -> UInt64 {
+    init(clock: C) { self.clock = clock }
+
+    /// Calls `fire` at `deadline` unless removed first; returns the timer's id.
+    func add(at deadline: C.Instant, _ fire: @escaping @Sendable () -> Void) -> UInt64 {
         state.withLock { s in
             let id = s.nextID
             s.nextID += 1
@@ -540,11 +545,15 @@ final class TimeoutTimers: Sendable {
         state.withLock { _ = $0.entries.removeValue(forKey: id) }
     }
 
-    private func arm(_ s: inout State, for deadline: ContinuousClock.Instant) {
+    /// Timers not yet fired nor removed.
+    var pending: Int { state.withLock { $0.entries.count } }
+
+    private func arm(_ s: inout State, for deadline: C.Instant) {
         s.sleeper?.cancel()
         s.armedFor = deadline
+        let clock = self.clock
         s.sleeper = Task { [self] in
-            try? await Task.sleep(until: deadline, clock: .continuous)
+            try? await clock.sleep(until: deadline, tolerance: nil)
             guard !Task.isCancelled else { return }
             wake()
         }
@@ -552,9 +561,9 @@ final class TimeoutTimers: Sendable {
 
     private func wake() {
         let due: [@Sendable () -> Void] = state.withLock { s in
-            let now = ContinuousClock.now
+            let now = clock.now
             var due: [@Sendable () -> Void] = []
-            var earliest: ContinuousClock.Instant?
+            var earliest: C.Instant?
             for (id, entry) in s.entries {
                 if entry.deadline <= now {
                     due.append(entry.fire)

@@ -256,7 +256,7 @@ struct ReliabilityTests {
         }
     }
 
-    @Test("fault-free runs: no lease-lost warning when renewals race finishing runs (1,000 short jobs, renewals every 100 ms)")
+    @Test("a lease-lost warning means a lease was lost: renewals racing finishing runs warn of none (1,000 short jobs, renewals every 100 ms)")
     func noFalseLeaseLost() async throws {
         let queue = try await uniqueQueue()
         let probe = Probe()
@@ -276,8 +276,15 @@ struct ReliabilityTests {
                 return probe.totalRuns >= 1000 && counts.active == 0 && counts.waiting == 0
             }
         }
-        #expect(probe.totalRuns == 1000, "each job ran once")
-        #expect(!logs.contains(level: .warning, "lease lost"), "\(logs.all.split(separator: "\n").filter { $0.contains("lease lost") }.prefix(5))")
+        // A loaded machine may really let a 300 ms lease lapse: then the reaper requeued the job
+        // (a `stalled` event) and the warning was true. A warning, or a second run, without a
+        // stall behind it is the bug this test is for.
+        let warned = logs.all.split(separator: "\n").filter { $0.contains("lease lost") }
+            .compactMap { $0.firstMatch(of: /job=(\S+)/).map { String($0.1) } }
+        for id in Set(warned + probe.repeated) {
+            try await queue.expectEvents(.stalled, job: id, within: 10)
+        }
+        #expect(probe.jobs == 1000, "every job ran")
     }
 }
 

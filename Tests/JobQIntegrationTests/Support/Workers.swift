@@ -59,6 +59,10 @@ final class Probe: Sendable {
     var running: Int { state.withLock { $0.running } }
     func runs(_ id: String) -> [ContinuousClock.Instant] { state.withLock { $0.runs[id] ?? [] } }
     var totalRuns: Int { state.withLock { $0.runs.values.reduce(0) { $0 + $1.count } } }
+    /// How many different jobs ran.
+    var jobs: Int { state.withLock { $0.runs.count } }
+    /// The ids of jobs that ran more than once.
+    var repeated: [String] { state.withLock { s in s.runs.filter { $0.value.count > 1 }.map(\.key).sorted() } }
 }
 
 /// A gate a handler waits on, ignoring task cancellation (a handler that does not cooperate).

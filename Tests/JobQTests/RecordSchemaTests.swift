@@ -98,6 +98,14 @@ struct RecordSchemaTests {
         check(HeartbeatField.self)
     }
 
+    @Test("the stored names are a wire format: pinned here, so a rename (which a running fleet of older workers would not read) cannot slip through")
+    func pinned() {
+        #expect(JobField.allCases.map(\.rawValue).joined(separator: " ") == "n d e p a bo to ms rc rf s ct du am sc st ft w x pp pm cp r er ed pe pd cr cx cb")
+        #expect(EventField.allCases.map(\.rawValue).joined(separator: " ") == "ev id n at w er ed r pp pm dl sc by from state count")
+        #expect(QueueMetaField.allCases.map(\.rawValue).joined(separator: " ") == "paused kc kf kx")
+        #expect(HeartbeatField.allCases.map(\.rawValue).joined(separator: " ") == "host pid queues concurrency active started lastSeen")
+    }
+
     @Test("defaults in the schema are the ones the code applies to a record without the field")
     func defaults() throws {
         let bare = try #require(Job(id: "x", queue: "q", fields: [JobField.state.rawValue: Array("waiting".utf8)]))

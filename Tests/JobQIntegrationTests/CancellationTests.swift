@@ -15,6 +15,36 @@ import Testing
 /// Cancel any job from any process, promptly and reliably (`docs/job-lifecycle.md`).
 @Suite("Cancellation", .awaitedTeardown)
 struct CancellationTests {
+    @Test("a slow onCancel closure delays no other job's cancel: closures run off the pub/sub thread that delivers every cancel")
+    func slowOnCancel() async throws {
+        let queue = try await uniqueQueue()
+        // Blocks whatever thread runs the closure until the test lets it go.
+        let release = DispatchSemaphore(value: 0)
+        var handlers = JobHandlers()
+        handlers.register(name: "slow-callback") { _, context in
+            context.onCancel { _ in release.wait() }
+            _ = await context.waitForCancellation()
+            return []
+        }
+        handlers.register(name: "plain") { _, context in
+            _ = await context.waitForCancellation()
+            return []
+        }
+        let slow = try await queue.add(name: "slow-callback", payload: .json("{}")).id
+        let plain = try await queue.add(name: "plain", payload: .json("{}")).id
+        // A 60 s lease renews every 20 s: within the 10 s below only the cancel message can
+        // reach the plain job, not a renewal reporting its stored request.
+        try await withWorker(queue, concurrency: 4, lease: .seconds(60), handlers: handlers) { _ in
+            defer { release.signal() }
+            try await queue.expectEvents(.active, count: 2)
+            _ = try await queue.cancel(slow)
+            _ = try await queue.cancel(plain)
+            try await queue.expectEvents(.cancelled, job: plain, within: 10)
+            release.signal()
+            try await queue.expectEvents(.cancelled, job: slow, within: 10)
+        }
+    }
+
     @Test("the token: isCancelled, checkCancellation, onCancel and the cancellations sequence all see the reason")
     func tokenViews() async throws {
         let queue = try await uniqueQueue()

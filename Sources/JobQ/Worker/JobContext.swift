@@ -74,11 +74,15 @@ public final class JobContext: Sendable {
         if let reason = cancellation.reason { throw JobCancelledError(reason: reason) }
     }
 
-    /// Runs `body` when the token fires (at once if it has), from the thread that fired it: for
-    /// work Swift task cancellation cannot reach (a child process, a socket). Keep it short and
-    /// never block in it: it may run on the worker's pub/sub thread, which delivers every cancel.
+    /// Runs `body` when the token fires (at once if it has): for work Swift task cancellation
+    /// cannot reach (a child process, a socket). It runs on a Dispatch thread of its own, never
+    /// on the thread that fired the token — the worker's pub/sub thread delivers every cancel,
+    /// the lease keeper renews every lease — nor on Swift's cooperative pool, so a slow or
+    /// blocking closure delays no other job's cancel.
     public func onCancel(_ body: @escaping @Sendable (CancellationReason) -> Void) {
-        cancellation.onFire(body)
+        cancellation.onFire { reason in
+            DispatchQueue.global().async { body(reason) }
+        }
     }
 
     /// The token as an `AsyncSequence`: yields the reason once when it fires (at once if it

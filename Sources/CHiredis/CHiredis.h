@@ -13,6 +13,8 @@
 #include <unistd.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <pthread.h>
+#include <time.h>
 
 /// Connects over TCP with a connect timeout in milliseconds. Never returns NULL unless out of memory;
 /// check `c->err`.
@@ -117,6 +119,19 @@ static inline int CHiredis_makeWakePipe(int fds[2]) {
         fcntl(fds[i], F_SETFD, FD_CLOEXEC);
     }
     return 0;
+}
+
+/// Waits on `cond` (with `mutex` held) until signalled or `nanos` pass on the monotonic clock
+/// (the condition variable must use CLOCK_MONOTONIC). In C because `struct timespec` field types
+/// differ across platforms and Swift sees them through different modules in different builds.
+static inline int CHiredis_condWaitFor(pthread_cond_t *cond, pthread_mutex_t *mutex, long long nanos) {
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    if (nanos < 0) nanos = 0;
+    long long total = (long long)deadline.tv_nsec + nanos % 1000000000LL;
+    deadline.tv_sec += (time_t)(nanos / 1000000000LL + total / 1000000000LL);
+    deadline.tv_nsec = (long)(total % 1000000000LL);
+    return pthread_cond_timedwait(cond, mutex, &deadline);
 }
 
 #endif

@@ -1,7 +1,7 @@
+import CHiredis
+
 #if canImport(Glibc)
     import Glibc
-#elseif canImport(Darwin)
-    import Darwin
 #endif
 
 /// A mutex with a condition variable (monotonic clock), for the threads that own Redis connections.
@@ -16,9 +16,7 @@ final class ConditionLock: @unchecked Sendable {
         pthread_mutex_init(mutex, nil)
         var attr = pthread_condattr_t()
         pthread_condattr_init(&attr)
-        #if os(Linux)
-            pthread_condattr_setclock(&attr, CLOCK_MONOTONIC)
-        #endif
+        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC)
         pthread_cond_init(cond, &attr)
         pthread_condattr_destroy(&attr)
     }
@@ -44,20 +42,9 @@ final class ConditionLock: @unchecked Sendable {
 
     /// Waits (lock held) until signalled or `duration` passes.
     func wait(for duration: Duration) {
-        #if os(Linux)
-            var now = timespec()
-            clock_gettime(CLOCK_MONOTONIC, &now)
-            let (s, atto) = duration.components
-            var nanos = Int(now.tv_nsec) + Int(atto / 1_000_000_000)
-            var secs = Int(now.tv_sec) + Int(s) + nanos / 1_000_000_000
-            nanos %= 1_000_000_000
-            if secs < 0 { secs = 0 }
-            var deadline = timespec(tv_sec: secs, tv_nsec: nanos)
-            pthread_cond_timedwait(cond, mutex, &deadline)
-        #else
-            var rel = timespec(tv_sec: Int(duration.components.seconds), tv_nsec: Int(duration.components.attoseconds / 1_000_000_000))
-            pthread_cond_timedwait_relative_np(cond, mutex, &rel)
-        #endif
+        let (seconds, attoseconds) = duration.components
+        let nanos = seconds > Int64.max / 1_000_000_000 - 1 ? Int64.max : seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+        _ = CHiredis_condWaitFor(cond, mutex, nanos)
     }
 
     func signal() { pthread_cond_signal(cond) }

@@ -118,6 +118,7 @@ let package = Package(
         .executableTarget(
             name: "jobq-worker",
             dependencies: [
+                "JobQCommandLine",
                 "JobQ",
                 "JobQWorkerKit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -133,6 +134,7 @@ let package = Package(
         .executableTarget(
             name: "jobq-admin",
             dependencies: [
+                "JobQCommandLine",
                 "JobQ",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

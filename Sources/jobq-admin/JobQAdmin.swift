@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import JobQ
+import JobQCommandLine
 
 /// `jobq-admin`: the operator's command line. Exit codes (`docs/configuration.md`): 0 success, 1 refused or
 /// partly failed, 2 usage, 3 Redis unreachable or auth failed, 4 not found.
@@ -39,19 +40,12 @@ struct JobQAdmin: AsyncParsableCommand {
                 Foundation.exit(2)
             }
         }
-        do {
-            var command = try parseAsRoot(globalOptionsAfterCommand(Array(CommandLine.arguments.dropFirst())))
-            if var asyncCommand = command as? any AsyncParsableCommand {
-                try await asyncCommand.run()
-            } else {
-                try command.run()
+        await guardedMain(arguments: globalOptionsAfterCommand(arguments)) { error in
+            if let code = error as? ExitCode { Foundation.exit(code.rawValue) }
+            if let failure = error as? AdminFailure {
+                report(failure, json: wantsJSON)
+                Foundation.exit(failure.exitCode)
             }
-        } catch let code as ExitCode {
-            Foundation.exit(code.rawValue)
-        } catch let failure as AdminFailure {
-            report(failure, json: wantsJSON)
-            Foundation.exit(failure.exitCode)
-        } catch {
             let code = exitCode(for: error)
             if code == .success {
                 exit(withError: error)  // --help, --version

@@ -2,6 +2,7 @@ import ArgumentParser
 import AsyncHTTPClient
 import Foundation
 import JobQ
+import JobQCommandLine
 import JobQWorkerKit
 import Logging
 import ServiceLifecycle
@@ -81,19 +82,9 @@ struct JobQWorker: AsyncParsableCommand {
     var checkConfig = false
 
     static func main() async {
-        StandardStreams.prepare()
-        do {
-            var command = try parseAsRoot()
-            if var asyncCommand = command as? any AsyncParsableCommand {
-                try await asyncCommand.run()
-            } else {
-                try command.run()
-            }
-        } catch let exit as WorkerExit {
-            Foundation.exit(exit.code)
-        } catch {
-            let code = exitCode(for: error)
-            if code == .validationFailure {
+        await guardedMain { error in
+            if let exit = error as? WorkerExit { Foundation.exit(exit.code) }
+            if exitCode(for: error) == .validationFailure {
                 StandardStreams.err("jobq-worker: \(fullMessage(for: error))\n")
                 Foundation.exit(2)
             }

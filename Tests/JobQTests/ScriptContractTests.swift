@@ -79,8 +79,9 @@ struct ScriptContractTests {
         var script: RedisScript
         var keys: [String]
         var argumentCount: Int
+        var idempotent: Bool
         init<Reply>(_ call: ScriptCall<Reply>) {
-            (script, keys, argumentCount) = (call.script, call.keys, call.arguments.count)
+            (script, keys, argumentCount, idempotent) = (call.script, call.keys, call.arguments.count, call.idempotent)
         }
     }
 
@@ -152,6 +153,36 @@ struct ScriptContractTests {
                 #expect(call.argumentCount >= argv.fixed, "\(script.name): \(call.argumentCount) ARGV, the header lists \(argv.fixed) before the variable part")
             } else {
                 #expect(call.argumentCount == argv.fixed, "\(script.name): \(call.argumentCount) ARGV, the header lists \(argv.fixed)")
+            }
+        }
+    }
+
+    @Test("every call may be resent after a lost reply except a take, which would take a second job and leave the first to stall")
+    func idempotency() throws {
+        let calls = try Self.builtCalls()
+        #expect(calls.filter { !$0.idempotent }.map(\.script.name) == ["takeJob-9"])
+    }
+
+    @Test("every function an expanded script calls is defined in it, or is Lua's or Redis's: a missing include fails here, not in production")
+    func callsResolve() throws {
+        let builtins: Set<String> = [
+            "if", "elseif", "while", "until", "and", "or", "not", "return", "function", "in",
+            "tonumber", "tostring", "type", "unpack", "pcall", "ipairs", "pairs", "error", "select", "next", "assert",
+        ]
+        for script in try QueueScripts.get().all {
+            // Code only: headers and block comments (`--[[ … ]]`) are prose.
+            let source = script.source.replacing(/--\[\[(.|\n)*?\]\]/, with: "")
+            var defined = Set(source.matches(of: /local\s+function\s+(\w+)/).map { String($0.1) })
+            for m in source.matches(of: /local\s+([\w\s,]+?)\s*=/) {
+                for name in m.1.split(separator: ",") { defined.insert(name.trimmingCharacters(in: .whitespaces)) }
+            }
+            for line in source.split(separator: "\n") {
+                let code = line.split(separator: "--", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+                let unquoted = code.replacing(/'[^']*'/, with: "''")
+                for m in unquoted.matches(of: /(^|[^\w.:])([A-Za-z_]\w*)\s*\(/) {
+                    let name = String(m.2)
+                    #expect(defined.contains(name) || builtins.contains(name), "\(script.name) calls \(name)(), which it does not define: \(line)")
+                }
             }
         }
     }

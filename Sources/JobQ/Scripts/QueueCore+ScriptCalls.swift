@@ -28,7 +28,7 @@ extension QueueCore {
         }
         let script = scripts.addJob
         let queue = name
-        return ScriptCall(script, keys: addKeys(id), arguments: arguments, jobID: id) { reply throws(JobQError) in
+        return ScriptCall(script, keys: addKeys(id), arguments: arguments, jobID: id, idempotent: true) { reply throws(JobQError) in
             guard let items = reply.array, items.count == 2, let flag = items[0].int,
                 let state = items[1].string.flatMap(JobState.init(rawValue:))
             else {
@@ -45,7 +45,7 @@ extension QueueCore {
             + ids.map { $0 as any RedisArgument }
         let script = scripts.cancelJobs
         let queue = name
-        return ScriptCall(script, keys: cancelKeys, arguments: arguments, jobID: ids.count == 1 ? ids[0] : nil) { reply throws(JobQError) in
+        return ScriptCall(script, keys: cancelKeys, arguments: arguments, jobID: ids.count == 1 ? ids[0] : nil, idempotent: true) { reply throws(JobQError) in
             guard let items = reply.array, items.count == 2 * ids.count else { throw QueueCore.unexpected(reply, script, queue: queue) }
             var outcomes: [JobQueue.CancelOutcome] = []
             for i in ids.indices {
@@ -73,7 +73,8 @@ extension QueueCore {
     func takeJobCall(lease: Lease) -> ScriptCall<Take> {
         let script = scripts.takeJob
         let queue = name
-        return ScriptCall(script, keys: takeKeys, arguments: [lease.token, lease.length.milliseconds, lease.workerID, maxLen, 100]) { reply throws(JobQError) in
+        return ScriptCall(script, keys: takeKeys, arguments: [lease.token, lease.length.milliseconds, lease.workerID, maxLen, 100], idempotent: false) {
+            reply throws(JobQError) in
             try QueueCore.decodeTake(reply, script: script, queue: queue)
         }
     }
@@ -88,7 +89,7 @@ extension QueueCore {
         let script = scripts.finishJob
         let take = scripts.takeJob
         let queue = name
-        return ScriptCall(script, keys: finishKeys(id), arguments: arguments, jobID: id) { reply throws(JobQError) in
+        return ScriptCall(script, keys: finishKeys(id), arguments: arguments, jobID: id, idempotent: true) { reply throws(JobQError) in
             guard let items = reply.array, let code = items.first?.int else { throw QueueCore.unexpected(reply, script, queue: queue, jobID: id) }
             switch code {
             case ScriptStatus.applied:
@@ -117,7 +118,7 @@ extension QueueCore {
         }
         let script = scripts.extendLeases
         let queue = name
-        return ScriptCall(script, keys: extendKeys, arguments: arguments) { reply throws(JobQError) in
+        return ScriptCall(script, keys: extendKeys, arguments: arguments, idempotent: true) { reply throws(JobQError) in
             guard let items = reply.array, items.count == 3, let renewed = items[0].int,
                 let lost = items[1].array, let cancel = items[2].array
             else { throw QueueCore.unexpected(reply, script, queue: queue) }
@@ -130,7 +131,7 @@ extension QueueCore {
     func recoverStalledCall(batch: Int, holder: String, lockMs: Int64) -> ScriptCall<(requeued: Int, failed: Int, cancelled: Int, remaining: Int)> {
         let script = scripts.recoverStalled
         let queue = name
-        return ScriptCall(script, keys: recoverKeys, arguments: [maxLen, min(batch, 1000), holder, lockMs]) { reply throws(JobQError) in
+        return ScriptCall(script, keys: recoverKeys, arguments: [maxLen, min(batch, 1000), holder, lockMs], idempotent: true) { reply throws(JobQError) in
             guard let v = reply.array?.compactMap(\.int), v.count == 4 else { throw QueueCore.unexpected(reply, script, queue: queue) }
             return (v[0], v[1], v[2], v[3])
         }
@@ -140,7 +141,7 @@ extension QueueCore {
     func promoteDelayedCall(batch: Int) -> ScriptCall<(promoted: Int, nextDue: Int?)> {
         let script = scripts.promoteDelayed
         let queue = name
-        return ScriptCall(script, keys: promoteKeys, arguments: [maxLen, min(batch, 1000)]) { reply throws(JobQError) in
+        return ScriptCall(script, keys: promoteKeys, arguments: [maxLen, min(batch, 1000)], idempotent: true) { reply throws(JobQError) in
             guard let v = reply.array?.compactMap(\.int), v.count == 2 else { throw QueueCore.unexpected(reply, script, queue: queue) }
             return (v[0], v[1] >= 0 ? v[1] : nil)
         }
@@ -152,7 +153,7 @@ extension QueueCore {
         let arguments: [any RedisArgument] = [id, token, String(format: "%.1f", clamped), String(message.prefix(1024)), maxLen]
         let script = scripts.setProgress
         let queue = name
-        return ScriptCall(script, keys: progressKeys(id), arguments: arguments, jobID: id) { reply throws(JobQError) in
+        return ScriptCall(script, keys: progressKeys(id), arguments: arguments, jobID: id, idempotent: true) { reply throws(JobQError) in
             try QueueCore.ownerReply(reply, script, queue: queue, id: id)
         }
     }
@@ -161,7 +162,7 @@ extension QueueCore {
     func saveCheckpointCall(_ id: String, token: String, bytes: [UInt8]) -> ScriptCall<Bool> {
         let script = scripts.saveCheckpoint
         let queue = name
-        return ScriptCall(script, keys: checkpointKeys(id), arguments: [token, bytes], jobID: id) { reply throws(JobQError) in
+        return ScriptCall(script, keys: checkpointKeys(id), arguments: [token, bytes], jobID: id, idempotent: true) { reply throws(JobQError) in
             try QueueCore.ownerReply(reply, script, queue: queue, id: id)
         }
     }
@@ -172,7 +173,7 @@ extension QueueCore {
     func countJobsCall() -> ScriptCall<JobCounts> {
         let script = scripts.countJobs
         let queue = name
-        return ScriptCall(script, keys: countKeys, arguments: []) { reply throws(JobQError) in
+        return ScriptCall(script, keys: countKeys, arguments: [], idempotent: true) { reply throws(JobQError) in
             guard let items = reply.array?.compactMap(\.int), items.count == 7 else { throw QueueCore.unexpected(reply, script, queue: queue) }
             var counts = JobCounts()
             (counts.waiting, counts.delayed, counts.active) = (items[0], items[1], items[2])
@@ -188,7 +189,7 @@ extension QueueCore {
         let queue = name
         return ScriptCall(
             script, keys: removeKeys, arguments: [maxLen] + ids.map { $0 as any RedisArgument },
-            jobID: ids.count == 1 ? ids[0] : nil
+            jobID: ids.count == 1 ? ids[0] : nil, idempotent: true
         ) { reply throws(JobQError) in
             guard let items = reply.array, items.count == 2 * ids.count else { throw QueueCore.unexpected(reply, script, queue: queue) }
             var outcomes: [QueueInspector.RemoveOutcome] = []
@@ -213,7 +214,7 @@ extension QueueCore {
     func removeJobsNamedCall(_ jobName: String, in key: String, state: JobState, cursor: Int) -> ScriptCall<(removed: Int, cursor: Int, more: Bool)> {
         let script = scripts.removeJobsNamed
         let queue = name
-        return ScriptCall(script, keys: removeNamedKeys(key), arguments: [jobName, cursor, settings.batchSize, maxLen, state.rawValue]) {
+        return ScriptCall(script, keys: removeNamedKeys(key), arguments: [jobName, cursor, settings.batchSize, maxLen, state.rawValue], idempotent: true) {
             reply throws(JobQError) in
             guard let items = reply.array?.compactMap(\.int), items.count == 3 else { throw QueueCore.unexpected(reply, script, queue: queue) }
             return (items[0], items[1], items[2] != 0)
@@ -224,7 +225,7 @@ extension QueueCore {
     func setPausedCall(_ paused: Bool) -> ScriptCall<Bool> {
         let script = scripts.setPaused
         let queue = name
-        return ScriptCall(script, keys: pauseKeys, arguments: [paused ? "1" : "0", maxLen]) { reply throws(JobQError) in
+        return ScriptCall(script, keys: pauseKeys, arguments: [paused ? "1" : "0", maxLen], idempotent: true) { reply throws(JobQError) in
             guard let code = QueueCore.status(reply) else { throw QueueCore.unexpected(reply, script, queue: queue) }
             return code == ScriptStatus.applied
         }
@@ -244,7 +245,7 @@ extension QueueCore {
     func retryJobsCall(_ ids: [String]) -> ScriptCall<[QueueInspector.RetryOutcome]> {
         let script = scripts.retryJobs
         let queue = name
-        return ScriptCall(script, keys: retryKeys, arguments: [maxLen, "ids", settings.batchSize] + ids.map { $0 as any RedisArgument }) {
+        return ScriptCall(script, keys: retryKeys, arguments: [maxLen, "ids", settings.batchSize] + ids.map { $0 as any RedisArgument }, idempotent: true) {
             reply throws(JobQError) in
             guard let codes = reply.array?.compactMap(\.int), codes.count == ids.count else { throw QueueCore.unexpected(reply, script, queue: queue) }
             return codes.map { code in
@@ -272,7 +273,7 @@ extension QueueCore {
     func readEventsCall(after position: String, count: Int) -> ScriptCall<EventsPage> {
         let script = scripts.readEvents
         let queue = name
-        return ScriptCall(script, keys: readEventsKeys, arguments: [position, max(count, 1)]) { reply throws(JobQError) in
+        return ScriptCall(script, keys: readEventsKeys, arguments: [position, max(count, 1)], idempotent: true) { reply throws(JobQError) in
             guard let items = reply.array, items.count == 5, let added = items[0].int, let length = items[1].int,
                 let first = items[2].string.flatMap(StreamID.init), let last = items[3].string.flatMap(StreamID.init),
                 let rows = items[4].array
@@ -298,7 +299,7 @@ extension QueueCore {
 
     private func batchCall(_ script: RedisScript, keys: [String], arguments: [any RedisArgument]) -> ScriptCall<BatchStep> {
         let queue = name
-        return ScriptCall(script, keys: keys, arguments: arguments) { reply throws(JobQError) in
+        return ScriptCall(script, keys: keys, arguments: arguments, idempotent: true) { reply throws(JobQError) in
             guard let items = reply.array?.compactMap(\.int), let first = items.first else { throw QueueCore.unexpected(reply, script, queue: queue) }
             if first < 0, let code = ScriptCode(rawValue: first) { throw code.error(queue: queue, jobID: nil) }
             guard items.count == 2 else { throw QueueCore.unexpected(reply, script, queue: queue) }
@@ -355,7 +356,7 @@ extension ScriptCall {
     /// (Redis clock); answers the Redis time.
     static func registerWorker(_ scripts: QueueScripts, workerID: String, expiryMs: Int64) -> ScriptCall<Int> {
         let script = scripts.registerWorker
-        return ScriptCall<Int>(script, keys: [QueueKeys.workerRegistry], arguments: [workerID, expiryMs]) { reply throws(JobQError) in
+        return ScriptCall<Int>(script, keys: [QueueKeys.workerRegistry], arguments: [workerID, expiryMs], idempotent: true) { reply throws(JobQError) in
             guard let now = reply.int else { throw QueueCore.unexpected(reply, script, queue: "") }
             return now
         }
@@ -368,6 +369,8 @@ extension ScriptCall {
             arguments.append(field.rawValue)
             arguments.append(value)
         }
-        return ScriptCall<Void>(scripts.recordHeartbeat, keys: [QueueKeys.heartbeat(of: workerID)], arguments: arguments) { _ throws(JobQError) in () }
+        return ScriptCall<Void>(scripts.recordHeartbeat, keys: [QueueKeys.heartbeat(of: workerID)], arguments: arguments, idempotent: true) {
+            _ throws(JobQError) in ()
+        }
     }
 }

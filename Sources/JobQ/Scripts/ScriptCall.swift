@@ -10,7 +10,9 @@ struct ScriptCall<Reply>: Sendable {
     let arguments: [any RedisArgument]
     /// The job the call is about, for errors.
     let jobID: String?
-    /// Safe to resend when a connection dies with the call on the wire.
+    /// Safe to resend when a connection dies with the call on the wire. Every builder says which:
+    /// a take is not (resent, it would take a second job while the first, whose reply was
+    /// lost, waits for the reaper and costs a stall).
     let idempotent: Bool
     /// The reply (already checked for an error reply) as a value, or why it makes no sense.
     let decode: @Sendable (RedisReply) throws(JobQError) -> Reply

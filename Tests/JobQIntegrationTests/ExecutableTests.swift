@@ -217,6 +217,31 @@ struct ExecutableTests {
             impatient.process.signal(SIGTERM)
             #expect(try await impatient.exitCode() == 1, "\(impatient.log)")
         }
+
+        @Test("SIGTERM with an exec program that ignores it: jobq-worker exits only once the program is gone (SIGKILL after its kill delay)")
+        func stubbornExecOutlivesNothing() async throws {
+            let server = try await SharedRedis.instance.server()
+            let client = RedisClient(configuration: server.configuration)
+            onTeardown { await client.close() }
+            let queue = try JobQueue(name: "stubborn-\(UUID().uuidString.prefix(8))", client: client)
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("jobq-stubborn-\(UUID().uuidString)").path
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            onTeardown { try? FileManager.default.removeItem(atPath: directory) }
+            let script = directory + "/stubborn.sh"
+            try "#!/bin/sh\ntrap '' TERM\necho $$ > '\(directory)/pid'\nwhile :; do sleep 0.1; done\n".write(toFile: script, atomically: true, encoding: .utf8)
+            chmod(script, 0o755)
+            let worker = try WorkerProcess([
+                "--redis-url", server.url, "--queue", queue.name, "--handler", "stubborn=exec:\(script)", "--shutdown-grace", "300ms",
+            ])
+            try await worker.waitForLog("worker started")
+            _ = try await queue.add(name: "stubborn", payload: .json("{}"))
+            try await eventually(20, "the program to start") { FileManager.default.fileExists(atPath: directory + "/pid") }
+            let text = try String(contentsOfFile: directory + "/pid", encoding: .utf8)
+            let pid = try #require(Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)))
+            worker.process.signal(SIGTERM)
+            #expect(try await worker.exitCode() == 0, "\(worker.log)")
+            #expect(kill(pid, 0) != 0 && errno == ESRCH, "the program \(pid) outlived its worker")
+        }
     }
 }
 

@@ -11,35 +11,34 @@ import Testing
 @Suite("config/users.acl", .awaitedTeardown)
 struct ACLFileTests {
     /// A private server loading a copy of config/users.acl (the copy's path, to remove).
-    static func serverWithACLFile() async throws -> (RedisServerProcess, String) {
+    /// A private server loading a copy of the file; both are gone when the test ends.
+    static func serverWithACLFile() async throws -> RedisServerProcess {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let aclCopy = FileManager.default.temporaryDirectory.appendingPathComponent("jobq-users-\(UUID().uuidString).acl").path
         try FileManager.default.copyItem(atPath: root.appendingPathComponent("config/users.acl").path, toPath: aclCopy)
-        return (try await RedisServerProcess.start(.init(extraArguments: ["--aclfile", aclCopy])), aclCopy)
+        onTeardown { try? FileManager.default.removeItem(atPath: aclCopy) }
+        let server = try await RedisServerProcess.start(.init(extraArguments: ["--aclfile", aclCopy]))
+        onTeardown { await server.destroy() }
+        return server
     }
 
-    /// A client for the file's `jobq-<role>` user, with its CHANGE-ME password.
+    /// A client for the file's `jobq-<role>` user, with its CHANGE-ME password; closed when the
+    /// test ends.
     static func client(_ server: RedisServerProcess, _ role: String) -> RedisClient {
         var c = server.configuration
         c.username = "jobq-\(role)"
         c.password = "CHANGE-ME-\(role)"
         c.retryDeadline = .seconds(5)
-        return RedisClient(configuration: c)
+        let client = RedisClient(configuration: c)
+        onTeardown { await client.close() }
+        return client
     }
 
     @Test("the worker and admin users run a job end to end; FLUSHALL, KEYS, CONFIG and foreign keys are refused")
     func leastPrivilege() async throws {
-        let (server, aclCopy) = try await Self.serverWithACLFile()
-        onTeardown {
-            await server.destroy()
-            try? FileManager.default.removeItem(atPath: aclCopy)
-        }
+        let server = try await Self.serverWithACLFile()
         let admin = Self.client(server, "admin")
         let workerClient = Self.client(server, "worker")
-        onTeardown {
-            await admin.close()
-            await workerClient.close()
-        }
 
         let queue = try JobQueue(name: "acl-\(UUID().uuidString.prefix(6))", client: admin)
         let added = try await queue.add(name: "echo", payload: .json(#"{"hi":1}"#))
@@ -86,19 +85,10 @@ struct ACLFileTests {
         "each role is refused what the others do: a producer cannot take, pause, purge or list queues; a worker cannot purge, obliterate, cancel or remove; an admin cannot take"
     )
     func roles() async throws {
-        let (server, aclCopy) = try await Self.serverWithACLFile()
-        onTeardown {
-            await server.destroy()
-            try? FileManager.default.removeItem(atPath: aclCopy)
-        }
+        let server = try await Self.serverWithACLFile()
         let producer = Self.client(server, "producer")
         let worker = Self.client(server, "worker")
         let admin = Self.client(server, "admin")
-        onTeardown {
-            await producer.close()
-            await worker.close()
-            await admin.close()
-        }
         let name = "roles-\(UUID().uuidString.prefix(6))"
         let asProducer = try JobQueue(name: name, client: producer)
         let asWorker = try JobQueue(name: name, client: worker)

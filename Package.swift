@@ -70,10 +70,18 @@ let package = Package(
             name: "CHiredis",
             providers: [.apt(["libhiredis-dev"])]
         ),
+        // The sockets under every Redis connection, plain or TLS through Debian's OpenSSL 3
+        // (libssl-dev): hiredis 0.14 has no TLS, so hiredis stays the RESP codec and this shim
+        // moves the bytes. C, because OpenSSL's API is macros and varargs Swift cannot import.
+        .target(
+            name: "CJobQNet",
+            linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]
+        ),
         .target(
             name: "JobQ",
             dependencies: [
                 "CHiredis",
+                "CJobQNet",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Metrics", package: "swift-metrics"),

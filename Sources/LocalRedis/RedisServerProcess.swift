@@ -28,12 +28,30 @@ public final class RedisServerProcess: Sendable {
         public var extraArguments: [String] = []
         /// Run as a Redis Sentinel watching this primary (`redis-server sentinel.conf --sentinel`).
         public var sentinel: SentinelMonitor?
+        /// Serve TLS only (`--port 0 --tls-port …`); the transport is then TCP on loopback.
+        public var tls: ServerTLS?
 
         public init(transport: Transport = .unix, appendFsync: String? = nil, password: String? = nil, extraArguments: [String] = []) {
             self.transport = transport
             self.appendFsync = appendFsync
             self.password = password
             self.extraArguments = extraArguments
+        }
+    }
+
+    /// A TLS server's certificate and whether it asks clients for theirs.
+    public struct ServerTLS: Sendable {
+        public var certificates: TestCertificates
+        /// The certificate the server presents (the key is always the server key); default
+        /// the valid one for localhost and 127.0.0.1.
+        public var certFile: String
+        /// `tls-auth-clients yes`: a client without a certificate of the CA is refused.
+        public var authClients: Bool
+
+        public init(certificates: TestCertificates, certFile: String? = nil, authClients: Bool = false) {
+            self.certificates = certificates
+            self.certFile = certFile ?? certificates.serverCertFile
+            self.authClients = authClients
         }
     }
 
@@ -86,7 +104,7 @@ public final class RedisServerProcess: Sendable {
         var lastError: (any Error)?
         for _ in 0..<5 {
             let endpoint: RedisEndpoint
-            switch options.transport {
+            switch options.tls == nil ? options.transport : .tcp {
             case .unix: endpoint = .unix(path: directory + "/redis.sock")
             case .tcp: endpoint = .tcp(host: "127.0.0.1", port: try freeLoopbackPort())
             }
@@ -97,7 +115,7 @@ public final class RedisServerProcess: Sendable {
             } catch {
                 lastError = error
                 // A TCP port taken between our probe and the server's bind: try another one.
-                if options.transport == .unix { break }
+                if options.transport == .unix && options.tls == nil { break }
             }
         }
         throw lastError ?? StartError(description: "redis-server did not start")
@@ -113,13 +131,14 @@ public final class RedisServerProcess: Sendable {
     public var configuration: RedisConfiguration {
         var c = RedisConfiguration(endpoint: endpoint, password: options.password)
         c.retryDeadline = .seconds(10)
+        if let tls = options.tls { c.tls = tls.certificates.clientTLS(withClientCertificate: tls.authClients) }
         return c
     }
 
-    /// A URL for this server (password left out).
+    /// A URL for this server (password left out; `rediss://` for a TLS server).
     public var url: String {
         switch endpoint {
-        case .tcp(let host, let port): return "redis://\(host):\(port)"
+        case .tcp(let host, let port): return "redis\(options.tls != nil ? "s" : "")://\(host):\(port)"
         case .unix(let path): return "unix://\(path)"
         }
     }
@@ -190,7 +209,15 @@ public final class RedisServerProcess: Sendable {
         case .unix(let path):
             args += ["--port", "0", "--unixsocket", path, "--unixsocketperm", "700"]
         case .tcp(let host, let port):
-            args += ["--port", String(port), "--bind", host]
+            if let tls = options.tls {
+                args += [
+                    "--port", "0", "--tls-port", String(port), "--bind", host,
+                    "--tls-cert-file", tls.certFile, "--tls-key-file", tls.certificates.serverKeyFile,
+                    "--tls-ca-cert-file", tls.certificates.caFile, "--tls-auth-clients", tls.authClients ? "yes" : "no",
+                ]
+            } else {
+                args += ["--port", String(port), "--bind", host]
+            }
         }
         if options.sentinel != nil {
             return args + (options.password.map { ["--requirepass", $0] } ?? []) + options.extraArguments
@@ -217,9 +244,12 @@ public final class RedisServerProcess: Sendable {
 
         // Wait for PING, or for the process to die (bad argument, port taken).
         var probe = configuration
+        // A server started with a wrong certificate on purpose still has to be seen answering.
+        probe.tls?.insecureSkipVerify = true
         probe.retryDeadline = .seconds(20)
         probe.backoff = RetryBackoff(base: .milliseconds(2), cap: .milliseconds(50))
         let client = RedisClient(configuration: probe)
+        let quickProbe = probe
         // Whichever comes first: the server answers PING, or the process exits.
         let once = ResumeOnce()
         let ready: Result<Void, any Error> = await withUnsafeContinuation { continuation in
@@ -228,7 +258,7 @@ public final class RedisServerProcess: Sendable {
                     if untilLoaded {
                         try await client.ping()
                     } else {
-                        try await Self.answers(configuration: self.configuration)
+                        try await Self.answers(configuration: quickProbe)
                     }
                     once.run { continuation.resume(returning: .success(())) }
                 } catch {

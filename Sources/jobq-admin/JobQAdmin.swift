@@ -180,7 +180,7 @@ struct AdminFailure: Error {
     /// Maps a Redis error: unreachable or refused credentials → 3, anything else → 1.
     init(_ error: RedisError) {
         switch error.code {
-        case .connectionFailed, .unavailable, .authFailed, .outcomeUnknown:
+        case .connectionFailed, .unavailable, .authFailed, .outcomeUnknown, .tlsFailed:
             self.init(exitCode: 3, kind: error.code.description, message: error.description)
         case .invalidURL:
             self.init(exitCode: 2, kind: "usage", message: error.description)

@@ -27,6 +27,27 @@ struct RedisURLTests {
         #expect(c.password == nil)
     }
 
+    @Test("rediss, rediss+cluster and rediss+sentinel turn on verified TLS (sentinels too) and print back as TLS URLs")
+    func tlsSchemes() throws {
+        let plain = try RedisConfiguration(url: "redis://h:6380")
+        #expect(plain.tls == nil)
+        let single = try RedisConfiguration(url: "rediss://jobq:pw@cache.example.com:6380/2")
+        #expect(single.tls == RedisTLS())
+        #expect(single.tls?.insecureSkipVerify == false)
+        #expect(single.endpoint == .tcp(host: "cache.example.com", port: 6380))
+        #expect(single.database == 2)
+        #expect(single.redactedURL == "rediss://jobq:***@cache.example.com:6380/2")
+        let cluster = try RedisConfiguration(url: "REDISS+CLUSTER://a:1,b:2")
+        #expect(cluster.tls != nil)
+        #expect(cluster.clusterSeeds == [.tcp(host: "a", port: 1), .tcp(host: "b", port: 2)])
+        #expect(cluster.node(.tcp(host: "c", port: 3)).tls != nil)
+        #expect(cluster.redactedURL.hasPrefix("rediss+cluster://"))
+        let sentinel = try RedisConfiguration(url: "rediss+sentinel://s1,s2:26380/main")
+        #expect(sentinel.tls != nil)
+        #expect(sentinel.sentinel?.tls != nil)
+        #expect(sentinel.redactedURL == "rediss+sentinel://s1:26379,s2:26380/main")
+    }
+
     @Test("passwords are parsed, percent-decoded and never printed")
     func passwords() throws {
         let c = try RedisConfiguration(url: "redis://jobq:p%40ss%3Aw0rd@redis.internal:6379/1")
@@ -46,7 +67,7 @@ struct RedisURLTests {
         arguments: [
             ("localhost:6379", "no scheme"),
             ("http://localhost", "unknown scheme"),
-            ("rediss://localhost", "TLS"),
+            ("rediss+unix:///tmp/r.sock", "unknown scheme"),
             ("redis://", "no host"),
             ("redis://host:0", "port"),
             ("redis://host:65536", "port"),

@@ -1,7 +1,7 @@
 /// How to reach and talk to one Redis server.
 ///
-/// Build it from a URL (`redis://[user@]host:port/db`, `unix:///path/to/redis.sock`) or field by
-/// field. The password is kept out of every description, error and log line.
+/// Build it from a URL (`redis://[user@]host:port/db`, `rediss://` for TLS,
+/// `unix:///path/to/redis.sock`) or field by field. The password is kept out of every description, error and log line.
 public struct RedisConfiguration: Sendable, CustomStringConvertible {
     public var endpoint: RedisEndpoint
     /// ACL user name; nil means the `default` user.
@@ -25,6 +25,9 @@ public struct RedisConfiguration: Sendable, CustomStringConvertible {
     public var connectionCount: Int = 1
     /// `CLIENT SETNAME` after every connect, so `CLIENT LIST` shows who is who.
     public var clientName: String?
+    /// TLS on every connection (set by a `rediss` URL); nil: plain TCP. In Sentinel mode this is
+    /// for the data nodes; the sentinels have their own (``RedisSentinelSettings/tls``).
+    public var tls: RedisTLS?
 
     public init(endpoint: RedisEndpoint, username: String? = nil, password: String? = nil, database: Int = 0) {
         self.endpoint = endpoint
@@ -33,7 +36,8 @@ public struct RedisConfiguration: Sendable, CustomStringConvertible {
         self.database = database
     }
 
-    /// Parses `redis://[user[:password]@]host[:port][/db]` (IPv6 hosts in brackets) or
+    /// Parses `redis://[user[:password]@]host[:port][/db]` (IPv6 hosts in brackets; `rediss://`
+    /// for TLS, which sets ``tls`` to verified TLS with the system trust store) or
     /// `unix://[user[:password]@]/path/to/socket[?db=N]`. User and password may be percent-encoded.
     /// - Throws: ``RedisError/Code-swift.struct/invalidURL`` naming what is wrong; the message never
     ///   repeats the password.
@@ -74,16 +78,17 @@ public struct RedisConfiguration: Sendable, CustomStringConvertible {
         if username != nil || password != nil {
             userinfo = (username.map(RedisURLParser.percentEncode) ?? "") + (password != nil ? ":***" : "") + "@"
         }
+        let s = tls != nil ? "s" : ""
         if let clusterSeeds {
-            return "redis+cluster://\(userinfo)" + clusterSeeds.map(\.description).joined(separator: ",")
+            return "redis\(s)+cluster://\(userinfo)" + clusterSeeds.map(\.description).joined(separator: ",")
         }
         if let sentinel {
-            return "redis+sentinel://\(userinfo)" + sentinel.nodes.map(\.description).joined(separator: ",")
+            return "redis\(s)+sentinel://\(userinfo)" + sentinel.nodes.map(\.description).joined(separator: ",")
                 + "/" + RedisURLParser.percentEncode(sentinel.masterName) + (database != 0 ? "/\(database)" : "")
         }
         switch endpoint {
         case .tcp:
-            return "redis://\(userinfo)\(endpoint)" + (database != 0 ? "/\(database)" : "")
+            return "redis\(s)://\(userinfo)\(endpoint)" + (database != 0 ? "/\(database)" : "")
         case .unix(let path):
             return "unix://\(userinfo)\(path)" + (database != 0 ? "?db=\(database)" : "")
         }
@@ -113,6 +118,8 @@ public struct RedisSentinelSettings: Sendable, Hashable {
     /// Password for the sentinels themselves (`requirepass` in sentinel.conf); nil: no `AUTH`.
     /// The URL's password is for the data nodes, not this.
     public var password: String?
+    /// TLS to the sentinels (a `rediss+sentinel` URL sets it, like the data nodes'); nil: plain.
+    public var tls: RedisTLS?
 
     public init(masterName: String, nodes: [RedisEndpoint], username: String? = nil, password: String? = nil) {
         self.masterName = masterName

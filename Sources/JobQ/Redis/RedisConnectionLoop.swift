@@ -366,7 +366,7 @@ final class RedisConnectionLoop: @unchecked Sendable {
                 sharedClientID = 0
                 lastConnectionError = error
             }
-            if error.code == .authFailed || error.code == .invalidURL {
+            if error.code == .authFailed || error.code == .invalidURL || error.code == .tlsFailed {
                 // Waiting will not fix a wrong password: fail what is queued now, try again when
                 // the next request comes.
                 let failing = backlog

@@ -11,7 +11,7 @@ public struct RedisError: Error, Sendable, Hashable, CustomStringConvertible {
     public struct Code: Sendable, Hashable, CustomStringConvertible {
         fileprivate enum Kind: String, Sendable {
             case invalidURL, connectionFailed, authFailed, outcomeUnknown, unavailable
-            case serverError, protocolError, closed
+            case serverError, protocolError, closed, tlsFailed
         }
         fileprivate let kind: Kind
         public var description: String { kind.rawValue }
@@ -33,6 +33,10 @@ public struct RedisError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let protocolError = Code(kind: .protocolError)
         /// The client was closed before the command could run. It did not run.
         public static let closed = Code(kind: .closed)
+        /// TLS could not be set up: a certificate check failed (unknown CA, host name, expiry, a
+        /// client certificate required or rejected), a file could not be loaded, or one side
+        /// speaks TLS and the other does not. The message names the check. Not retried.
+        public static let tlsFailed = Code(kind: .tlsFailed)
     }
 
     public let code: Code
@@ -67,6 +71,8 @@ public struct RedisError: Error, Sendable, Hashable, CustomStringConvertible {
             return "the peer is not speaking RESP2 (is that port a Redis server?)"
         case .closed:
             return "the client was shut down; create a new one"
+        case .tlsFailed:
+            return "fix the TLS settings named above (redis.tls.*); waiting will not help"
         }
     }
 

@@ -18,11 +18,13 @@ enum RedisSentinelResolver {
         let start = preferred.withLock { $0[settings] ?? 0 } % settings.nodes.count
         var problems: [String] = []
         var refusedAuth = 0
+        var lastRefusal: RedisError.Code?
         for k in 0..<settings.nodes.count {
             let i = (start + k) % settings.nodes.count
             let node = settings.nodes[i]
             var c = RedisConfiguration(endpoint: node, username: settings.username, password: settings.password)
             c.connectTimeout = min(connectTimeout, .seconds(2))
+            c.tls = settings.tls
             let connection = RedisConnection(configuration: c, replyTimeout: .seconds(2))
             defer { connection.close() }
             do {
@@ -41,12 +43,15 @@ enum RedisSentinelResolver {
                 preferred.withLock { $0[settings] = i }
                 return .tcp(host: host, port: port)
             } catch {
-                if error.code == .authFailed { refusedAuth += 1 }
+                if error.code == .authFailed || error.code == .tlsFailed {
+                    refusedAuth += 1
+                    lastRefusal = error.code
+                }
                 problems.append("sentinel \(node): \(error.detail)")
             }
         }
-        // Every sentinel refusing our credentials will not get better by waiting.
-        let code: RedisError.Code = refusedAuth == settings.nodes.count ? .authFailed : .connectionFailed
+        // Every sentinel refusing our credentials (or our TLS) will not get better by waiting.
+        let code: RedisError.Code = refusedAuth == settings.nodes.count ? (lastRefusal ?? .authFailed) : .connectionFailed
         throw RedisError(code, endpoint: display, detail: "no sentinel named the primary: " + problems.joined(separator: "; "))
     }
 

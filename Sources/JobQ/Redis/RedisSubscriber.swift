@@ -239,7 +239,7 @@ private final class SubscriberThread: @unchecked Sendable {
             if !drainBuffered() { continue }
 
             let timeout = pollTimeout()
-            let ready = CHiredis_waitReadable(connection.fileDescriptor, wakeRead, timeout)
+            let ready = connection.waitReadable(wakeFD: wakeRead, timeoutMs: timeout)
             if ready == 1 {
                 if !connection.readAvailable() {
                     lost()
@@ -304,7 +304,7 @@ private final class SubscriberThread: @unchecked Sendable {
             try connection.connect()
         } catch {
             sharding?.onTrouble()
-            if error.code == .authFailed || error.code == .invalidURL {
+            if error.code == .authFailed || error.code == .invalidURL || error.code == .tlsFailed {
                 for w in waiters { w.completion(.failure(error)) }
                 waiters = []
             }

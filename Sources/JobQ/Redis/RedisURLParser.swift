@@ -3,6 +3,18 @@ import Foundation
 /// Parses Redis URLs. Kept apart from ``RedisConfiguration`` so it can be tested (and fuzzed) alone.
 enum RedisURLParser {
     static func parse(_ url: String) throws(RedisError) -> RedisConfiguration {
+        var configuration = try parsePlain(url)
+        let scheme = url.prefix(while: { $0 != ":" }).lowercased()
+        if scheme.hasPrefix("rediss") {
+            // The TLS variants: every connection (and, for Sentinel, the sentinels too) uses TLS
+            // with verification on; the files and the server name come from the settings.
+            configuration.tls = RedisTLS()
+            configuration.sentinel?.tls = RedisTLS()
+        }
+        return configuration
+    }
+
+    private static func parsePlain(_ url: String) throws(RedisError) -> RedisConfiguration {
         func invalid(_ why: String) -> RedisError {
             RedisError(.invalidURL, endpoint: nil, detail: "\(why) in Redis URL \"\(redactForError(url))\"")
         }
@@ -10,9 +22,13 @@ enum RedisURLParser {
             throw invalid("whitespace or control characters")
         }
         guard let schemeEnd = url.range(of: "://") else {
-            throw invalid("no scheme (expected redis://, unix://, redis+cluster:// or redis+sentinel://)")
+            throw invalid("no scheme (expected redis://, rediss://, unix://, redis[s]+cluster:// or redis[s]+sentinel://)")
         }
-        let scheme = url[..<schemeEnd.lowerBound].lowercased()
+        var scheme = url[..<schemeEnd.lowerBound].lowercased()
+        // rediss, rediss+cluster, rediss+sentinel: the same syntax as without the s.
+        if scheme == "rediss" || scheme == "rediss+cluster" || scheme == "rediss+sentinel" {
+            scheme = "redis" + scheme.dropFirst("rediss".count)
+        }
         var rest = Substring(url[schemeEnd.upperBound...])
         if scheme != "unix", let at = rest.lastIndex(of: "@"),
             let delimiter = rest.firstIndex(where: { $0 == "/" || $0 == "?" }), delimiter < at
@@ -26,8 +42,6 @@ enum RedisURLParser {
             break
         case "unix":
             break
-        case "rediss":
-            throw invalid("TLS (rediss://) is not supported by hiredis 0.14; terminate TLS in a local proxy")
         case "redis+cluster":
             break
         case "redis+sentinel":

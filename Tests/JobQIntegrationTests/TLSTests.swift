@@ -1,0 +1,182 @@
+import Foundation
+import LocalRedis
+import Synchronization
+import Testing
+
+@testable import JobQ
+
+/// TLS on every connection (`docs/client.md`, "Managed Redis and TLS" in the README): servers
+/// started with `--port 0 --tls-port …` and certificates made at test time by the `openssl` CLI,
+/// so nothing here can pass over plain TCP by accident.
+@Suite("TLS", .awaitedTeardown)
+struct TLSTests {
+    /// One PKI per test process.
+    static let certificates = Task<TestCertificates, any Error> {
+        let root = ProcessInfo.processInfo.environment["JOBQ_TEST_TMPDIR"] ?? NSTemporaryDirectory()
+        return try await TestCertificates.make(in: root + "/jobq-tls-\(getpid())")
+    }
+
+    /// A TLS server stopped by PID when the test ends.
+    static func server(certFile: (TestCertificates) -> String? = { _ in nil }, authClients: Bool = false) async throws -> (
+        RedisServerProcess, TestCertificates
+    ) {
+        let pki = try await certificates.value
+        var options = RedisServerProcess.Options()
+        options.tls = .init(certificates: pki, certFile: certFile(pki), authClients: authClients)
+        let server = try await RedisServerProcess.start(options)
+        onTeardown { await server.destroy() }
+        return (server, pki)
+    }
+
+    /// What a connect with `tls` at `server` fails with (nil: it worked).
+    static func connectError(_ server: RedisServerProcess, _ configure: (inout RedisConfiguration) -> Void) async -> RedisError? {
+        var configuration = server.configuration
+        configuration.retryDeadline = .seconds(2)
+        configure(&configuration)
+        let client = RedisClient(configuration: configuration)
+        defer { Task { await client.close() } }
+        do {
+            try await client.ping()
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    @Test("a job end to end over TLS only: add, take, lease renewals, progress, a cancel over pub/sub, finish")
+    func endToEnd() async throws {
+        let (server, _) = try await Self.server()
+        #expect(server.url.hasPrefix("rediss://127.0.0.1:"))
+        let client = RedisClient(configuration: server.configuration)
+        onTeardown { await client.close() }
+        let queue = try await uniqueQueue(client: client)
+        let holding = Latch()
+        let release = Latch()
+        var handlers = JobHandlers()
+        handlers.register(name: "hold") { _, context in
+            context.progress(percent: 40, message: "over tls")
+            holding.open()
+            await release.wait()
+            return Array("held".utf8)
+        }
+        handlers.register(name: "hang") { _, context in
+            _ = await context.waitForCancellation()
+            return []
+        }
+        let held = try await queue.add(name: "hold", payload: .json(#"{"n":1}"#)).id
+        let hung = try await queue.add(name: "hang", payload: .json("{}")).id
+        // A 1 s lease renews about every 330 ms, through the lease connection, over TLS.
+        try await withWorker(queue, concurrency: 2, lease: .seconds(1), handlers: handlers) { _ in
+            await holding.wait()
+            let first = try await client.send("ZSCORE", queue.keys.active, held).string.flatMap(Double.init)
+            let start = try #require(first, "the held job is in the active set with a lease deadline")
+            try await eventually(20, "a lease renewal moves the held job's deadline") {
+                let now = try await client.send("ZSCORE", queue.keys.active, held).string.flatMap(Double.init) ?? 0
+                return now > start + 500
+            }
+            _ = try await queue.cancel(hung, reason: "over tls")
+            try await queue.expectEvents(.cancelled, job: hung, within: 20)
+            release.open()
+            try await queue.expectEvents(.completed, job: held, within: 20)
+        }
+        let job = try #require(try await queue.inspector.job(held))
+        #expect(job.progress?.percent == 40)
+        #expect(job.result == Array("held".utf8))
+        #expect(try await queue.eventKinds(for: held).contains("stalled") == false)
+        let port = try await client.send("CONFIG", "GET", "port").array?.last?.string
+        #expect(port == "0", "the server listens on its TLS port only")
+    }
+
+    @Test("tls-auth-clients yes: without a client certificate one line says it is required; with one it works")
+    func mutualTLS() async throws {
+        let (server, pki) = try await Self.server(authClients: true)
+        let missing = await Self.connectError(server) { $0.tls = pki.clientTLS(withClientCertificate: false) }
+        #expect(missing?.code == .tlsFailed)
+        #expect(missing?.detail.contains("requires a client certificate") == true, "\(String(describing: missing))")
+        #expect(missing?.detail.contains("redis.tls.certFile") == true)
+        let stranger = await Self.connectError(server) {
+            $0.tls = RedisTLS(caFile: pki.caFile, certFile: pki.otherClientCertFile, keyFile: pki.otherClientKeyFile)
+        }
+        #expect(stranger?.code == .tlsFailed, "\(String(describing: stranger))")
+        #expect(stranger?.detail.contains("rejected the client certificate") == true, "\(String(describing: stranger))")
+        let mismatched = await Self.connectError(server) {
+            $0.tls = RedisTLS(caFile: pki.caFile, certFile: pki.clientCertFile, keyFile: pki.otherClientKeyFile)
+        }
+        #expect(mismatched?.code == .tlsFailed)
+        #expect(mismatched?.detail.contains("does not match") == true, "\(String(describing: mismatched))")
+        let ok = await Self.connectError(server) { $0.tls = pki.clientTLS(withClientCertificate: true) }
+        #expect(ok == nil, "\(String(describing: ok))")
+    }
+
+    @Test("verification: an unknown CA, a certificate for another host and an expired one each fail with the check named")
+    func verification() async throws {
+        let pki = try await Self.certificates.value
+        let (good, _) = try await Self.server()
+        let unknownCA = await Self.connectError(good) { $0.tls = RedisTLS(caFile: pki.otherCAFile) }
+        #expect(unknownCA?.code == .tlsFailed)
+        #expect(unknownCA?.detail.contains("not signed by a CA in the CA file \(pki.otherCAFile)") == true, "\(String(describing: unknownCA))")
+        let systemStore = await Self.connectError(good) { $0.tls = RedisTLS() }
+        #expect(systemStore?.detail.contains("the system trust store") == true, "\(String(describing: systemStore))")
+        let skipped = await Self.connectError(good) { $0.tls = RedisTLS(caFile: pki.otherCAFile, insecureSkipVerify: true) }
+        #expect(skipped == nil, "insecureSkipVerify connects anyway: \(String(describing: skipped))")
+
+        let (wrongHost, _) = try await Self.server(certFile: { $0.wrongHostCertFile })
+        let mismatch = await Self.connectError(wrongHost) { _ in }
+        #expect(mismatch?.code == .tlsFailed)
+        #expect(mismatch?.detail.contains("not valid for 127.0.0.1") == true, "\(String(describing: mismatch))")
+        let named = await Self.connectError(wrongHost) { $0.tls?.serverName = "wrong.example" }
+        #expect(named == nil, "serverName checks the certificate against that name: \(String(describing: named))")
+
+        let (expired, _) = try await Self.server(certFile: { $0.expiredCertFile })
+        let old = await Self.connectError(expired) { _ in }
+        #expect(old?.code == .tlsFailed)
+        #expect(old?.detail.contains("has expired") == true, "\(String(describing: old))")
+    }
+
+    @Test("a plain client on a TLS port and a TLS client on a plain port each get one line saying which it is")
+    func wrongPortKind() async throws {
+        let (tlsServer, pki) = try await Self.server()
+        let plainOnTLS = await Self.connectError(tlsServer) { $0.tls = nil }
+        #expect(plainOnTLS?.code == .tlsFailed || plainOnTLS?.code == .connectionFailed || plainOnTLS?.code == .unavailable)
+        #expect(plainOnTLS?.detail.contains("rediss://") == true, "\(String(describing: plainOnTLS))")
+
+        let plain = try await RedisServerProcess.start(.init(transport: .tcp))
+        onTeardown { await plain.destroy() }
+        // A plain Redis reads the ClientHello as the start of an inline command and waits for its
+        // end: the handshake times out (connect timeout), and that is retried like any connect.
+        let tlsOnPlain = await Self.connectError(plain) {
+            $0.tls = pki.clientTLS()
+            $0.connectTimeout = .milliseconds(500)
+        }
+        #expect(tlsOnPlain?.code == .connectionFailed || tlsOnPlain?.code == .unavailable)
+        #expect(tlsOnPlain?.detail.contains("likely a plain port (use redis://") == true, "\(String(describing: tlsOnPlain))")
+    }
+
+    @Test("a missing CA file and a client certificate without its key are refused before any byte is sent")
+    func badFiles() async throws {
+        let (server, pki) = try await Self.server()
+        let missing = await Self.connectError(server) { $0.tls = RedisTLS(caFile: pki.directory + "/nope.crt") }
+        #expect(missing?.code == .tlsFailed)
+        #expect(missing?.detail.contains("cannot load the CA file") == true, "\(String(describing: missing))")
+        let half = await Self.connectError(server) { $0.tls = RedisTLS(caFile: pki.caFile, certFile: pki.clientCertFile) }
+        #expect(half?.detail.contains("needs both certFile and keyFile") == true, "\(String(describing: half))")
+        let certificate = try #require(try pki.clientTLS(withClientCertificate: true).clientCertificate())
+        #expect(certificate.subject.contains("jobq-worker"))
+        #expect(certificate.notAfter > Date() && certificate.notAfter < Date().addingTimeInterval(3 * 86_400))
+    }
+
+    @Test("a TLS server restarted under load: clients reconnect over TLS and lose nothing they were told was written")
+    func restart() async throws {
+        let (server, _) = try await Self.server()
+        let client = RedisClient(configuration: server.configuration)
+        onTeardown { await client.close() }
+        let key = uniqueKey()
+        _ = try await client.send("SET", key, "before")
+        await server.kill()
+        try await server.restart()
+        // The first command after the restart waits for the reconnect (and its handshake).
+        let reply = try await client.send("SET", key, "after")
+        #expect(reply.string == "OK")
+        #expect(try await client.send("GET", key).string == "after")
+    }
+}

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
@@ -182,6 +183,12 @@ int jobq_tls_certificate_file_info(const char *path, long long *not_after, char 
     subject_text(cert, subject, subject_len);
     X509_free(cert);
     return 0;
+}
+
+long long jobq_file_stamp(const char *path) {
+    struct stat st;
+    if (stat(path, &st) != 0) return -1;
+    return (long long)st.st_mtim.tv_sec * 1000000000LL + (long long)st.st_mtim.tv_nsec;
 }
 
 // MARK: connecting

@@ -11,7 +11,7 @@ struct JobQAdmin: AsyncParsableCommand {
         commandName: "jobq-admin",
         abstract: "Inspect and operate jobq queues.",
         discussion: """
-            Every command takes, before or after its name: --redis-url URL (redis://[user@]host:port/db or unix:///path; else $JOBQ_REDIS_URL, else redis://127.0.0.1:6379), --redis-password-file PATH (the password also comes from $JOBQ_REDIS_PASSWORD or $JOBQ_REDIS_URL, never from --redis-url), and --json (machine-readable output: one JSON object or array).
+            Every command takes, before or after its name: --redis-url URL (redis://[user@]host:port/db or unix:///path; else $JOBQ_REDIS_URL, else redis://127.0.0.1:6379), --redis-password-file PATH (the password also comes from $JOBQ_REDIS_PASSWORD or $JOBQ_REDIS_URL, never from --redis-url), for rediss:// URLs --redis-tls-ca-file, --redis-tls-cert-file, --redis-tls-key-file, --redis-tls-server-name and --redis-tls-insecure-skip-verify (else $JOBQ_REDIS_TLS_*), and --json (machine-readable output: one JSON object or array).
 
             Durations: 500ms, 5s, 2m, 1h, 1d.
 
@@ -65,17 +65,20 @@ struct JobQAdmin: AsyncParsableCommand {
     /// `jobq-admin --redis-url URL --json queues` means `jobq-admin queues --redis-url URL --json`:
     /// the shared options may come before the command name too.
     static func globalOptionsAfterCommand(_ arguments: [String]) -> [String] {
+        let valued = [
+            "--redis-url", "--redis-password-file", "--redis-tls-ca-file", "--redis-tls-cert-file", "--redis-tls-key-file", "--redis-tls-server-name",
+        ]
         var leading: [String] = []
         var i = 0
         while i < arguments.count {
             let a = arguments[i]
-            if a == "--json" {
+            if a == "--json" || a == "--redis-tls-insecure-skip-verify" {
                 leading.append(a)
                 i += 1
-            } else if a == "--redis-url" || a == "--redis-password-file", i + 1 < arguments.count {
+            } else if valued.contains(a), i + 1 < arguments.count {
                 leading += [a, arguments[i + 1]]
                 i += 2
-            } else if a.hasPrefix("--redis-url=") || a.hasPrefix("--redis-password-file=") {
+            } else if valued.contains(where: { a.hasPrefix($0 + "=") }) {
                 leading.append(a)
                 i += 1
             } else {
@@ -107,13 +110,34 @@ struct GlobalOptions: ParsableArguments {
     @Option(name: .customLong("redis-password-file"), help: "A file holding the Redis password.")
     var passwordFile: String?
 
+    @Option(name: .customLong("redis-tls-ca-file"), help: "rediss:// only: PEM file of the CA to trust (default: the system trust store).")
+    var tlsCAFile: String?
+
+    @Option(name: .customLong("redis-tls-cert-file"), help: "rediss:// only: PEM client certificate, for servers with tls-auth-clients.")
+    var tlsCertFile: String?
+
+    @Option(name: .customLong("redis-tls-key-file"), help: "rediss:// only: PEM private key of the client certificate.")
+    var tlsKeyFile: String?
+
+    @Option(name: .customLong("redis-tls-server-name"), help: "rediss:// only: the name to check the server's certificate against.")
+    var tlsServerName: String?
+
+    @Flag(name: .customLong("redis-tls-insecure-skip-verify"), help: "rediss:// only: do not verify the server's certificate (tests only).")
+    var tlsInsecureSkipVerify = false
+
     @Flag(name: .customLong("json"), help: "Machine-readable output: one JSON object or array.")
     var json = false
+
+    var tlsOptions: RedisTLSOptions {
+        RedisTLSOptions(
+            caFile: tlsCAFile, certFile: tlsCertFile, keyFile: tlsKeyFile, serverName: tlsServerName,
+            insecureSkipVerify: tlsInsecureSkipVerify ? true : nil)
+    }
 
     /// The client, or a failure with exit code 2 (bad URL or flags) — never a crash.
     func makeClient() throws(AdminFailure) -> RedisClient {
         do {
-            var configuration = try RedisConfiguration.commandLine(urlFlag: redisURL, passwordFile: passwordFile)
+            var configuration = try RedisConfiguration.commandLine(urlFlag: redisURL, passwordFile: passwordFile, tls: tlsOptions)
             configuration.retryDeadline = .seconds(5)
             configuration.clientName = "jobq-admin"
             return RedisClient(configuration: configuration)

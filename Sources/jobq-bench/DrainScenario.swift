@@ -137,7 +137,7 @@ struct DrainScenario {
         var workerCPU: Double
     }
 
-    private func drainOnce(n: Int, concurrency: Int, run: Int) async throws -> Measure {
+    func drainOnce(n: Int, concurrency: Int, run: Int) async throws -> Measure {
         let name = "bench-drain-\(concurrency)-\(run)"
         let queue = try JobQueue(name: name, client: client)
         _ = try await queue.preloadScripts()

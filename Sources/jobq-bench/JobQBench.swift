@@ -45,7 +45,9 @@ struct JobQBench: AsyncParsableCommand {
 
     static func main() async { await guardedMain() }
 
-    static let known = ["reference", "client", "enqueue", "drain", "steady", "scale", "scale-cluster", "depth", "cancel", "delayed", "recovery", "memory"]
+    static let known = [
+        "reference", "client", "enqueue", "drain", "steady", "scale", "scale-cluster", "depth", "cancel", "delayed", "recovery", "memory", "tls",
+    ]
 
     @Argument(help: "Scenarios to run (default: all). See the list below.")
     var scenarios: [String] = []
@@ -161,6 +163,7 @@ struct JobQBench: AsyncParsableCommand {
             case "delayed": report = try await DelayedScenario(client: client, runs: runs, quick: quick, ownServer: ownServer).run()
             case "recovery": report = try await RecoveryScenario(client: client, runs: runs, quick: quick).run()
             case "memory": report = try await MemoryScenario(client: client, runs: runs, quick: quick).run()
+            case "tls": report = try await TLSScenario(reference: reference, runs: runs, quick: quick).run()
             default: throw ValidationError("unknown scenario \(scenario)")
             }
             report.seconds = (ContinuousClock.now - t0).seconds

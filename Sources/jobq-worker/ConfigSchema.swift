@@ -26,6 +26,8 @@ enum ConfigSchema {
     static let keys: [String: Kind] = [
         "redis.url": .string, "redis.password": .string, "redis.passwordFile": .string,
         "redis.sentinelPassword": .string, "redis.sentinelPasswordFile": .string,
+        "redis.tls.caFile": .string, "redis.tls.certFile": .string, "redis.tls.keyFile": .string,
+        "redis.tls.serverName": .string, "redis.tls.insecureSkipVerify": .boolean,
         "worker.queues": .list, "worker.concurrency": .integer, "worker.lease": .string,
         "worker.shutdownGrace": .string, "worker.id": .string, "worker.requireDurable": .boolean,
         "handlers": .list, "log.level": .string, "metrics.port": .integer, "metrics.address": .string,

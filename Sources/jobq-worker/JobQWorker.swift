@@ -73,6 +73,18 @@ struct JobQWorker: AsyncParsableCommand {
     @Option(name: .customLong("metrics-address"), help: "Address for the metrics port (default 127.0.0.1).")
     var metricsAddress: String?
 
+    @Option(name: .customLong("redis-tls-ca-file"), help: "rediss:// only: PEM file of the CA to trust (default: the system trust store).")
+    var tlsCAFile: String?
+
+    @Option(name: .customLong("redis-tls-cert-file"), help: "rediss:// only: PEM client certificate, for servers with tls-auth-clients.")
+    var tlsCertFile: String?
+
+    @Option(name: .customLong("redis-tls-key-file"), help: "rediss:// only: PEM private key of the client certificate.")
+    var tlsKeyFile: String?
+
+    @Option(name: .customLong("redis-tls-server-name"), help: "rediss:// only: the name to check the server's certificate against.")
+    var tlsServerName: String?
+
     @Flag(name: .customLong("require-durable"), help: "Exit 78 unless Redis has AOF on and maxmemory-policy noeviction.")
     var requireDurable = false
 
@@ -99,16 +111,33 @@ struct JobQWorker: AsyncParsableCommand {
                 flags: .init(
                     configPath: configPath, redisURL: redisURL, passwordFile: passwordFile, queues: queues, concurrency: concurrency,
                     handlers: handlers, lease: lease, shutdownGrace: shutdownGrace, workerID: workerID, requireDurable: requireDurable,
-                    logLevel: logLevel, metricsPort: metricsPort, metricsAddress: metricsAddress))
+                    logLevel: logLevel, metricsPort: metricsPort, metricsAddress: metricsAddress,
+                    tls: RedisTLSOptions(caFile: tlsCAFile, certFile: tlsCertFile, keyFile: tlsKeyFile, serverName: tlsServerName)))
         } catch {
             StandardStreams.err("jobq-worker: \(error)\n")
             throw WorkerExit(code: 78)
         }
+        // A client certificate close to its end is the outage of two weeks from now.
+        var certificateWarning: String?
+        if let tls = settings.redis.tls, let certificate = try? tls.clientCertificate() {
+            let left = certificate.notAfter.timeIntervalSinceNow
+            if left <= 0 {
+                certificateWarning = "the client certificate \(tls.certFile ?? "") (\(certificate.subject)) expired at \(certificate.notAfter)"
+            } else if left < 14 * 86_400 {
+                certificateWarning =
+                    "the client certificate \(tls.certFile ?? "") (\(certificate.subject)) expires in \(Int(left / 86_400)) days, at \(certificate.notAfter): renew it"
+            }
+        }
+        let tlsLine = settings.redis.tls.map { "\n  tls          \($0.description)" } ?? ""
         if checkConfig {
+            if let certificateWarning { StandardStreams.err("jobq-worker: warning: \(certificateWarning)\n") }
+            if settings.redis.tls?.insecureSkipVerify == true {
+                StandardStreams.err("jobq-worker: warning: redis.tls.insecureSkipVerify is on: the server's certificate is not checked\n")
+            }
             StandardStreams.out(
                 """
                 configuration valid
-                  redis        \(settings.redis.redactedURL)\(settings.redis.password != nil ? " (password set)" : "")
+                  redis        \(settings.redis.redactedURL)\(settings.redis.password != nil ? " (password set)" : "")\(tlsLine)
                   queues       \(settings.worker.queues.map { "\($0.name):\($0.weight)" }.joined(separator: ", "))
                   concurrency  \(settings.worker.concurrency)
                   lease        \(settings.worker.lease), shutdown grace \(settings.worker.shutdownGrace)
@@ -125,6 +154,10 @@ struct JobQWorker: AsyncParsableCommand {
         }
         var logger = Logger(label: "jobq.worker")
         logger[metadataKey: "redis"] = "\(settings.redis.redactedURL)"
+        if settings.redis.tls?.insecureSkipVerify == true {
+            logger.warning("redis.tls.insecureSkipVerify is on: the server's certificate is not checked, so anyone in the path can pose as Redis")
+        }
+        if let certificateWarning { logger.warning("\(certificateWarning)") }
 
         // Start-up checks (`docs/guarantees.md`): reachable, credentials accepted, durable.
         var checkConfiguration = settings.redis

@@ -13,6 +13,10 @@ import SystemPackage
 /// | redis.passwordFile | JOBQ_REDIS_PASSWORD_FILE | file holding the password |
 /// | redis.sentinelPassword | JOBQ_REDIS_SENTINEL_PASSWORD | the sentinels' own password (prefer a file) |
 /// | redis.sentinelPasswordFile | JOBQ_REDIS_SENTINEL_PASSWORD_FILE | file holding it |
+/// | redis.tls.caFile | JOBQ_REDIS_TLS_CA_FILE | `rediss` only: CA to trust (default: system store) |
+/// | redis.tls.certFile, redis.tls.keyFile | JOBQ_REDIS_TLS_CERT_FILE, JOBQ_REDIS_TLS_KEY_FILE | client certificate and key |
+/// | redis.tls.serverName | JOBQ_REDIS_TLS_SERVER_NAME | name checked against the certificate |
+/// | redis.tls.insecureSkipVerify | JOBQ_REDIS_TLS_INSECURE_SKIP_VERIFY | no verification (warned at every start) |
 /// | worker.queues | JOBQ_WORKER_QUEUES | `name[:weight]` list |
 /// | worker.concurrency | JOBQ_WORKER_CONCURRENCY | jobs at once |
 /// | worker.lease | JOBQ_WORKER_LEASE | lease length (`10s`) |
@@ -64,6 +68,7 @@ struct WorkerSettings {
         var logLevel: String?
         var metricsPort: Int?
         var metricsAddress: String?
+        var tls = RedisTLSOptions()
     }
 
     static func load(flags: Flags, environment: [String: String] = ProcessInfo.processInfo.environment) async throws -> WorkerSettings {
@@ -139,6 +144,26 @@ struct WorkerSettings {
                 throw Problem(key: "redis.sentinelPassword", value: "(hidden)", expected: "only with a redis+sentinel:// URL")
             }
             redis.sentinel?.password = sentinelPassword
+        }
+        // TLS (rediss URLs): flags, then env/file. Files are loaded here, so a missing or
+        // mismatched file stops the worker with 78 before it ever connects.
+        var tls = flags.tls
+        tls.caFile = tls.caFile ?? config.string(forKey: "redis.tls.caFile")
+        tls.certFile = tls.certFile ?? config.string(forKey: "redis.tls.certFile")
+        tls.keyFile = tls.keyFile ?? config.string(forKey: "redis.tls.keyFile")
+        tls.serverName = tls.serverName ?? config.string(forKey: "redis.tls.serverName")
+        if tls.insecureSkipVerify == nil, let text = config.string(forKey: "redis.tls.insecureSkipVerify") {
+            switch text.lowercased() {
+            case "true", "yes", "1": tls.insecureSkipVerify = true
+            case "false", "no", "0": tls.insecureSkipVerify = false
+            default: throw Problem(key: "redis.tls.insecureSkipVerify", value: text, expected: "true or false")
+            }
+        }
+        do {
+            try redis.applyTLS(tls)
+            try redis.tls?.checkFiles()
+        } catch {
+            throw Problem(key: "redis.tls", value: redis.tls.map(\.description) ?? "", expected: error.detail)
         }
         redis.clientName = "jobq-worker"
 

@@ -180,3 +180,56 @@ struct TLSTests {
         #expect(try await client.send("GET", key).string == "after")
     }
 }
+
+/// The binaries over TLS: flags, environment, `ping`'s TLS lines and the exit code of a failed check.
+@Suite("TLS in the binaries", .awaitedTeardown)
+struct TLSBinaryTests {
+    @Test("jobq-admin ping prints TLS version, cipher and the server certificate; a wrong CA exits 3 with one line; TLS flags on a plain URL exit 2")
+    func adminPing() async throws {
+        let (server, pki) = try await TLSTests.server(authClients: true)
+        let ok = try await runAdmin([
+            "ping", "--redis-url", server.url, "--redis-tls-ca-file", pki.caFile,
+            "--redis-tls-cert-file", pki.clientCertFile, "--redis-tls-key-file", pki.clientKeyFile,
+        ])
+        #expect(ok.code == 0, "\(ok.output)")
+        #expect(ok.out.contains("tls        TLSv1.3"), "\(ok.out)")
+        #expect(ok.out.contains("verified"))
+        #expect(ok.out.contains("CN = localhost, certificate valid until 20"), "\(ok.out)")
+        let json = try await runAdmin(
+            ["ping", "--json", "--redis-url", server.url],
+            environment: ["JOBQ_REDIS_TLS_CA_FILE": pki.caFile, "JOBQ_REDIS_TLS_CERT_FILE": pki.clientCertFile, "JOBQ_REDIS_TLS_KEY_FILE": pki.clientKeyFile])
+        let tls = try #require(jsonObject(json.out)?["tls"] as? [String: Any], "\(json.output)")
+        #expect(tls["version"] as? String == "TLSv1.3" && tls["verified"] as? Bool == true)
+
+        let wrongCA = try await runAdmin([
+            "ping", "--redis-url", server.url, "--redis-tls-ca-file", pki.otherCAFile,
+            "--redis-tls-cert-file", pki.clientCertFile, "--redis-tls-key-file", pki.clientKeyFile,
+        ])
+        #expect(wrongCA.code == 3)
+        #expect(wrongCA.err.split(separator: "\n").count == 1, "\(wrongCA.err)")
+        #expect(wrongCA.err.contains("tlsFailed") && wrongCA.err.contains("not signed by a CA"), "\(wrongCA.err)")
+
+        let plain = try await runAdmin(["ping", "--redis-url", "redis://127.0.0.1:1", "--redis-tls-ca-file", pki.caFile])
+        #expect(plain.code == 2)
+        #expect(plain.err.contains("use rediss://"), "\(plain.err)")
+    }
+
+    @Test("jobq-worker --check-config loads the TLS files, shows them and refuses a missing key; a wrong CA at start exits 3")
+    func workerSettings() async throws {
+        let (server, pki) = try await TLSTests.server()
+        let base = ["--redis-url", server.url, "--queue", "q", "--handler", "a=noop"]
+        let ok = try await runProgram("jobq-worker", ["--check-config", "--redis-tls-ca-file", pki.caFile] + base)
+        #expect(ok.code == 0, "\(ok.output)")
+        #expect(ok.out.contains("tls          TLS (ca \(pki.caFile))"), "\(ok.out)")
+        let halfPair = try await runProgram("jobq-worker", ["--check-config", "--redis-tls-cert-file", pki.clientCertFile] + base)
+        #expect(halfPair.code == 78)
+        #expect(halfPair.err.contains("needs both redis.tls.certFile and redis.tls.keyFile"), "\(halfPair.err)")
+        let skip = try await runProgram(
+            "jobq-worker", ["--check-config"] + base, environment: ["JOBQ_REDIS_TLS_INSECURE_SKIP_VERIFY": "true"])
+        #expect(skip.code == 0, "\(skip.output)")
+        #expect(skip.err.contains("insecureSkipVerify is on"), "\(skip.err)")
+        let wrongCA = try await runProgram("jobq-worker", ["--redis-tls-ca-file", pki.otherCAFile] + base, timeout: 60)
+        #expect(wrongCA.code == 3, "\(wrongCA.output)")
+        #expect(wrongCA.output.contains("not signed by a CA in the CA file \(pki.otherCAFile)"), "\(wrongCA.output)")
+    }
+}

@@ -49,6 +49,10 @@ void jobq_tls_context_free(jobq_tls_context *ctx);
 int jobq_tls_certificate_file_info(const char *path, long long *not_after, char *subject, size_t subject_len, char *err,
                                    size_t errlen);
 
+/// A file's modification time in nanoseconds since 1970, or -1 when it cannot be read (in C:
+/// `struct timespec` field types differ across platforms and builds).
+long long jobq_file_stamp(const char *path);
+
 /// Connects (TCP_NODELAY, keep-alive, close-on-exec), waiting at most `timeout_ms`. NULL with a
 /// reason in `err` on failure.
 jobq_socket *jobq_socket_connect_tcp(const char *host, int port, int timeout_ms, char *err, size_t errlen);

@@ -5,11 +5,14 @@ extension RedisConfiguration {
     /// - URL: the `--redis-url` flag, then `JOBQ_REDIS_URL`, then `redis://127.0.0.1:6379`;
     /// - password: `--redis-password-file`, then `JOBQ_REDIS_PASSWORD`, then a password inside
     ///   `JOBQ_REDIS_URL`;
-    /// - the sentinels' own password (`redis+sentinel://` only): `JOBQ_REDIS_SENTINEL_PASSWORD`.
+    /// - the sentinels' own password (`redis+sentinel://` only): `JOBQ_REDIS_SENTINEL_PASSWORD`;
+    /// - TLS (`rediss` URLs only): `tls` (the `--redis-tls-*` flags), then `JOBQ_REDIS_TLS_*`.
     ///
     /// - Throws: ``RedisError/Code-swift.struct/invalidURL`` when the `--redis-url` flag carries a
     ///   password (it would show in `ps`), or the password file cannot be read.
-    public static func commandLine(urlFlag: String?, passwordFile: String?, environment: [String: String]? = nil) throws(RedisError) -> RedisConfiguration {
+    public static func commandLine(
+        urlFlag: String?, passwordFile: String?, tls: RedisTLSOptions = RedisTLSOptions(), environment: [String: String]? = nil
+    ) throws(RedisError) -> RedisConfiguration {
         let environment = environment ?? ProcessInfo.processInfo.environment
         var configuration: RedisConfiguration
         if let urlFlag {
@@ -42,6 +45,76 @@ extension RedisConfiguration {
         if let password = environment["JOBQ_REDIS_SENTINEL_PASSWORD"], !password.isEmpty, configuration.sentinel != nil {
             configuration.sentinel?.password = password
         }
+        try configuration.applyTLS(try tls.fillingIn(from: environment))
         return configuration
+    }
+}
+
+/// TLS settings as the executables take them (flags, `JOBQ_REDIS_TLS_*`, `redis.tls.*`): each nil
+/// when not given. Applied to a configuration with ``RedisConfiguration/applyTLS(_:)``.
+public struct RedisTLSOptions: Sendable, Hashable {
+    public var caFile: String?
+    public var certFile: String?
+    public var keyFile: String?
+    public var serverName: String?
+    public var insecureSkipVerify: Bool?
+
+    public init(caFile: String? = nil, certFile: String? = nil, keyFile: String? = nil, serverName: String? = nil, insecureSkipVerify: Bool? = nil) {
+        self.caFile = caFile
+        self.certFile = certFile
+        self.keyFile = keyFile
+        self.serverName = serverName
+        self.insecureSkipVerify = insecureSkipVerify
+    }
+
+    public var isEmpty: Bool { self == RedisTLSOptions() }
+
+    /// Each option not given here, taken from `JOBQ_REDIS_TLS_*` (what `jobq-admin` reads).
+    public func fillingIn(from environment: [String: String]) throws(RedisError) -> RedisTLSOptions {
+        func value(_ name: String) -> String? { environment[name].flatMap { $0.isEmpty ? nil : $0 } }
+        var copy = self
+        copy.caFile = caFile ?? value("JOBQ_REDIS_TLS_CA_FILE")
+        copy.certFile = certFile ?? value("JOBQ_REDIS_TLS_CERT_FILE")
+        copy.keyFile = keyFile ?? value("JOBQ_REDIS_TLS_KEY_FILE")
+        copy.serverName = serverName ?? value("JOBQ_REDIS_TLS_SERVER_NAME")
+        if insecureSkipVerify == nil, let text = value("JOBQ_REDIS_TLS_INSECURE_SKIP_VERIFY") {
+            switch text.lowercased() {
+            case "true", "yes", "1": copy.insecureSkipVerify = true
+            case "false", "no", "0": copy.insecureSkipVerify = false
+            default:
+                throw RedisError(.invalidURL, endpoint: nil, detail: "JOBQ_REDIS_TLS_INSECURE_SKIP_VERIFY = \"\(text)\": expected true or false")
+            }
+        }
+        return copy
+    }
+}
+
+extension RedisConfiguration {
+    /// Puts the options into ``tls`` (and the sentinels' TLS, which shares the CA and client
+    /// certificate; the server name is the data nodes' only).
+    /// - Throws: `invalidURL` when options are given for a plain `redis://` URL, which would
+    ///   otherwise be ignored without a word (use `rediss://`), or a certificate without its key.
+    public mutating func applyTLS(_ options: RedisTLSOptions) throws(RedisError) {
+        guard !options.isEmpty else { return }
+        guard var settings = tls else {
+            throw RedisError(
+                .invalidURL, endpoint: nil,
+                detail: "TLS settings (redis.tls.*) were given but the URL is \(redactedURL.prefix(while: { $0 != ":" }))://, which is plain TCP: use rediss://"
+            )
+        }
+        if let v = options.caFile { settings.caFile = v }
+        if let v = options.certFile { settings.certFile = v }
+        if let v = options.keyFile { settings.keyFile = v }
+        if (settings.certFile == nil) != (settings.keyFile == nil) {
+            throw RedisError(.invalidURL, endpoint: nil, detail: "a client certificate needs both redis.tls.certFile and redis.tls.keyFile")
+        }
+        if let v = options.insecureSkipVerify { settings.insecureSkipVerify = v }
+        var sentinelSettings = settings
+        if let v = options.serverName { settings.serverName = v }
+        tls = settings
+        if sentinel != nil {
+            sentinelSettings.serverName = sentinel?.tls?.serverName
+            sentinel?.tls = sentinelSettings
+        }
     }
 }

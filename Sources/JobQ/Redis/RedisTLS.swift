@@ -2,10 +2,6 @@ internal import CJobQNet
 public import Foundation
 import Synchronization
 
-#if canImport(Glibc)
-    import Glibc
-#endif
-
 /// TLS settings for every connection to Redis (`rediss://`, `rediss+cluster://`,
 /// `rediss+sentinel://`): pooled, blocking, subscriber and lease connections alike.
 ///
@@ -58,6 +54,15 @@ public struct RedisTLS: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
+extension RedisTLS {
+    /// Loads the files the way a connection will (CA, client certificate and key, and that the two
+    /// match), so a start-up check fails before the first connect. Runs file I/O and OpenSSL: call
+    /// it at start-up, off any hot path.
+    public func checkFiles() throws(RedisError) {
+        _ = try TLSContext.context(for: self, endpoint: "")
+    }
+}
+
 /// What a TLS connection negotiated (`jobq-admin ping` prints it).
 package struct RedisTLSSession: Sendable, Hashable {
     package var version: String
@@ -65,6 +70,33 @@ package struct RedisTLSSession: Sendable, Hashable {
     /// The server certificate's subject (empty when verification was off and none was sent).
     package var subject: String
     package var notAfter: Date?
+}
+
+extension RedisClient {
+    /// Connects once (on a thread of its own, not the cooperative pool) and reports what TLS
+    /// negotiated with the server this client talks to (the first seed node of a cluster, the
+    /// primary the sentinels name); nil for a plain connection.
+    package func tlsSession() async throws(RedisError) -> RedisTLSSession? {
+        var target = configuration
+        if let seeds = configuration.clusterSeeds, let first = seeds.first { target = configuration.node(first) }
+        guard target.tls != nil else { return nil }
+        let probe = target
+        let result: Result<RedisTLSSession?, RedisError> = await withCheckedContinuation { continuation in
+            let thread = Thread {
+                let connection = RedisConnection(configuration: probe, replyTimeout: probe.commandTimeout)
+                defer { connection.close() }
+                do throws(RedisError) {
+                    try connection.connect()
+                    continuation.resume(returning: .success(connection.tlsSession))
+                } catch {
+                    continuation.resume(returning: .failure(error))
+                }
+            }
+            thread.name = "jobq-tls-probe"
+            thread.start()
+        }
+        return try result.get()
+    }
 }
 
 /// OpenSSL client contexts, one per settings and file version, shared by every connection.
@@ -84,9 +116,7 @@ final class TLSContext: @unchecked Sendable {
     static func context(for tls: RedisTLS, endpoint: String) throws(RedisError) -> TLSContext {
         let stamps = [tls.caFile, tls.certFile, tls.keyFile].map { path -> Int64 in
             guard let path else { return 0 }
-            var info = stat()
-            guard stat(path, &info) == 0 else { return -1 }
-            return Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec)
+            return Int64(jobq_file_stamp(path))
         }
         let result: Result<TLSContext, RedisError> = cache.withLock { entries in
             if let entry = entries[tls], entry.stamps == stamps { return .success(entry.context) }

@@ -1,35 +1,55 @@
 import Foundation
 public import JobQ
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// A private Redis Cluster on loopback: N `redis-server --cluster-enabled yes` processes (each a
 /// ``RedisServerProcess`` with its own temp dir, client port and cluster-bus port), joined with
 /// `redis-cli --cluster create`, optionally with replicas. Stopped by PID.
 public final class RedisClusterProcess: Sendable {
     public let nodes: [RedisServerProcess]
+    /// TLS on every node, the cluster bus and replication (`tls-cluster`, `tls-replication`).
+    public let tls: RedisServerProcess.ServerTLS?
 
     public struct StartError: Error, CustomStringConvertible {
         public let description: String
     }
 
-    private init(nodes: [RedisServerProcess]) { self.nodes = nodes }
+    private init(nodes: [RedisServerProcess], tls: RedisServerProcess.ServerTLS?) {
+        self.nodes = nodes
+        self.tls = tls
+    }
+
+    /// `redis-cli`'s TLS flags for this cluster (none without TLS).
+    var cliTLSArguments: [String] {
+        guard let tls else { return [] }
+        var args = ["--tls", "--cacert", tls.certificates.caFile]
+        if tls.authClients { args += ["--cert", tls.certificates.clientCertFile, "--key", tls.certificates.clientKeyFile] }
+        return args
+    }
 
     /// Starts `primaries` primaries (and `replicas` replicas of each), assigns the 16,384 slots
     /// evenly and waits (up to 30 s) until every node reports `cluster_state:ok`.
-    public static func start(primaries: Int = 3, replicas: Int = 0, extraArguments: [String] = []) async throws -> RedisClusterProcess {
+    /// With `tls`, every node serves TLS only, and the cluster bus and replication run TLS too.
+    public static func start(
+        primaries: Int = 3, replicas: Int = 0, extraArguments: [String] = [], tls: RedisServerProcess.ServerTLS? = nil
+    ) async throws -> RedisClusterProcess {
         var nodes: [RedisServerProcess] = []
         do {
             for _ in 0..<(primaries * (1 + replicas)) {
                 let bus = try RedisServerProcess.freeLoopbackPort()
-                nodes.append(
-                    try await RedisServerProcess.start(
-                        .init(
-                            transport: .tcp,
-                            extraArguments: [
-                                "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-port", String(bus),
-                                "--cluster-node-timeout", "2000",
-                            ] + extraArguments)))
+                var options = RedisServerProcess.Options(
+                    transport: .tcp,
+                    extraArguments: [
+                        "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-port", String(bus),
+                        "--cluster-node-timeout", "2000",
+                    ] + (tls != nil ? ["--tls-cluster", "yes", "--tls-replication", "yes"] : []) + extraArguments)
+                options.tls = tls
+                nodes.append(try await RedisServerProcess.start(options))
             }
-            let cluster = RedisClusterProcess(nodes: nodes)
+            let cluster = RedisClusterProcess(nodes: nodes, tls: tls)
             guard let cli = RedisServerProcess.findExecutable("redis-cli") else {
                 throw StartError(description: "redis-cli is not installed (apt-get install -y redis-tools)")
             }
@@ -37,9 +57,15 @@ public final class RedisClusterProcess: Sendable {
             defer { try? FileManager.default.removeItem(atPath: output) }
             let create = try ChildProcess(
                 executable: cli,
-                arguments: ["--cluster", "create"] + cluster.addresses
+                arguments: cluster.cliTLSArguments + ["--cluster", "create"] + cluster.addresses
                     + ["--cluster-replicas", String(replicas), "--cluster-yes"], outputPath: output)
+            // Bounded: a cluster whose bus cannot connect leaves redis-cli waiting forever.
+            let watchdog = Task {
+                try? await Task.sleep(for: .seconds(60))
+                if !Task.isCancelled, !create.hasExited { create.signal(SIGKILL) }
+            }
             let status = await create.wait()
+            watchdog.cancel()
             guard status == 0 else {
                 throw StartError(description: "redis-cli --cluster create failed: \((try? String(contentsOfFile: output, encoding: .utf8))?.suffix(500) ?? "")")
             }
@@ -59,14 +85,15 @@ public final class RedisClusterProcess: Sendable {
         }
     }
 
-    /// `redis+cluster://` with every node as a seed.
-    public var url: String { "redis+cluster://" + addresses.joined(separator: ",") }
+    /// `redis+cluster://` (`rediss+cluster://` with TLS) with every node as a seed.
+    public var url: String { "redis\(tls != nil ? "s" : "")+cluster://" + addresses.joined(separator: ",") }
 
     /// Settings for a cluster client.
     public var configuration: RedisConfiguration {
         var c = RedisConfiguration(endpoint: nodes[0].endpoint)
         c.clusterSeeds = nodes.map(\.endpoint)
         c.retryDeadline = .seconds(20)
+        c.tls = nodes[0].configuration.tls
         return c
     }
 
@@ -144,7 +171,7 @@ public final class RedisClusterProcess: Sendable {
         defer { try? FileManager.default.removeItem(atPath: output) }
         let child = try ChildProcess(
             executable: cli,
-            arguments: [
+            arguments: cliTLSArguments + [
                 "--cluster", "reshard", source.description,
                 "--cluster-from", try await id(source), "--cluster-to", try await id(target),
                 "--cluster-slots", String(slots), "--cluster-yes", "--cluster-pipeline", "10",

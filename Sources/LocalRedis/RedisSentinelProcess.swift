@@ -18,7 +18,13 @@ public final class RedisSentinelProcess: Sendable {
     /// The sentinels' own password, if they have one.
     public let sentinelPassword: String?
 
-    private init(masterName: String, servers: [RedisServerProcess], sentinels: [RedisServerProcess], sentinelPassword: String?) {
+    /// TLS on every data node and sentinel, when started so.
+    public let tls: RedisServerProcess.ServerTLS?
+
+    private init(
+        masterName: String, servers: [RedisServerProcess], sentinels: [RedisServerProcess], sentinelPassword: String?, tls: RedisServerProcess.ServerTLS?
+    ) {
+        self.tls = tls
         self.masterName = masterName
         self.servers = servers
         self.sentinels = sentinels
@@ -30,25 +36,34 @@ public final class RedisSentinelProcess: Sendable {
     /// With `sentinelPassword`, the sentinels require it (`requirepass`) and use it with each other.
     public static func start(
         masterName: String = "jobq", replicas: Int = 1, sentinels sentinelCount: Int = 3,
-        downAfter: Duration = .seconds(1), sentinelPassword: String? = nil
+        downAfter: Duration = .seconds(1), sentinelPassword: String? = nil, tls: RedisServerProcess.ServerTLS? = nil
     ) async throws -> RedisSentinelProcess {
+        // With TLS every data node and sentinel serves TLS only, and replication and the
+        // sentinels' own links run TLS too.
+        let tlsLinks = tls != nil ? ["--tls-replication", "yes"] : []
         var servers: [RedisServerProcess] = []
         var sentinels: [RedisServerProcess] = []
         do {
-            let primary = try await RedisServerProcess.start(.init(transport: .tcp))
+            var primaryOptions = RedisServerProcess.Options(transport: .tcp, extraArguments: tlsLinks)
+            primaryOptions.tls = tls
+            let primary = try await RedisServerProcess.start(primaryOptions)
             servers.append(primary)
             guard case .tcp(let host, let port) = primary.endpoint else { throw StartError(description: "tcp expected") }
             for _ in 0..<replicas {
-                servers.append(try await RedisServerProcess.start(.init(transport: .tcp, extraArguments: ["--replicaof", host, String(port)])))
+                var replicaOptions = RedisServerProcess.Options(transport: .tcp, extraArguments: ["--replicaof", host, String(port)] + tlsLinks)
+                replicaOptions.tls = tls
+                servers.append(try await RedisServerProcess.start(replicaOptions))
             }
             for _ in 0..<sentinelCount {
-                var options = RedisServerProcess.Options(transport: .tcp, password: sentinelPassword)
+                var options = RedisServerProcess.Options(transport: .tcp, password: sentinelPassword, extraArguments: tlsLinks)
+                options.tls = tls
                 options.sentinel = .init(
                     masterName: masterName, primary: primary.endpoint, quorum: sentinelCount / 2 + 1, downAfter: downAfter,
                     sentinelPassword: sentinelPassword)
                 sentinels.append(try await RedisServerProcess.start(options))
             }
-            let setup = RedisSentinelProcess(masterName: masterName, servers: servers, sentinels: sentinels, sentinelPassword: sentinelPassword)
+            let setup = RedisSentinelProcess(
+                masterName: masterName, servers: servers, sentinels: sentinels, sentinelPassword: sentinelPassword, tls: tls)
             try await setup.waitUntilHealthy()
             return setup
         } catch {
@@ -59,13 +74,15 @@ public final class RedisSentinelProcess: Sendable {
 
     /// `redis+sentinel://` with every sentinel.
     public var url: String {
-        "redis+sentinel://" + sentinels.map(\.endpoint.description).joined(separator: ",") + "/" + masterName
+        "redis\(tls != nil ? "s" : "")+sentinel://" + sentinels.map(\.endpoint.description).joined(separator: ",") + "/" + masterName
     }
 
     /// Settings for a Sentinel-mode client.
     public var configuration: RedisConfiguration {
         var c = RedisConfiguration(endpoint: sentinels[0].endpoint)
         c.sentinel = RedisSentinelSettings(masterName: masterName, nodes: sentinels.map(\.endpoint), password: sentinelPassword)
+        c.tls = servers[0].configuration.tls
+        c.sentinel?.tls = sentinels[0].configuration.tls
         c.retryDeadline = .seconds(20)
         return c
     }

@@ -14,6 +14,8 @@ public struct TestCertificates: Sendable {
     public let directory: String
 
     public var caFile: String { directory + "/ca.crt" }
+    /// For `localhost` and `127.0.0.1`, usable as a client certificate too: cluster nodes and
+    /// replicas present it to each other.
     public var serverCertFile: String { directory + "/server.crt" }
     public var serverKeyFile: String { directory + "/server.key" }
     /// The server key's certificate for `wrong.example` only (no `localhost`, no IP).
@@ -41,7 +43,7 @@ public struct TestCertificates: Sendable {
         }
         let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
         func path(_ name: String) -> String { directory + "/" + name }
-        try write(path("server.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+        try write(path("server.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n")
         try write(path("wrong.ext"), "subjectAltName=DNS:wrong.example\nextendedKeyUsage=serverAuth\n")
         try write(path("client.ext"), "extendedKeyUsage=clientAuth\n")
         let steps: [[String]] = [

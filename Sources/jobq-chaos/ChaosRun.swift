@@ -17,6 +17,9 @@ struct ChaosRun {
         /// Deletes one completed job behind jobq's back before the check, to prove the checker
         /// catches a lost job (used by the test of the checker itself).
         var sabotage = false
+        /// Every connection over TLS: the server serves a TLS port only, with certificates made
+        /// for the run; producers and workers verify it against the run's CA.
+        var tls = false
     }
 
     struct Outcome {
@@ -47,7 +50,11 @@ struct ChaosRun {
         var violations: [String] = []
         var faults: [Fault] = []
 
-        let server = try await RedisServerProcess.start(.init(transport: .tcp, appendFsync: "always"))
+        var serverOptions = RedisServerProcess.Options(transport: .tcp, appendFsync: "always")
+        if settings.tls {
+            serverOptions.tls = .init(certificates: try await TestCertificates.make(in: "\(directory)/pki"))
+        }
+        let server = try await RedisServerProcess.start(serverOptions)
         defer { Task { await server.stop() } }
         var redis = server.configuration
         redis.retryDeadline = .seconds(30)
@@ -66,6 +73,7 @@ struct ChaosRun {
         // A Lua directory override (a mutated copy, to prove the checks catch a broken script)
         // reaches every role.
         if let lua = ProcessInfo.processInfo.environment["JOBQ_LUA_DIR"] { environment["JOBQ_LUA_DIR"] = lua }
+        if let tls = serverOptions.tls { environment["JOBQ_REDIS_TLS_CA_FILE"] = tls.certificates.caFile }
         // Workers also serve a side queue where job ids are obliterated and re-added mid-run.
         let reuseQueue = try JobQueue(name: queue + "-reuse", client: client)
         func spawnWorker(queues: [String] = [queue, queue + "-reuse"]) throws -> ChildProcess {
@@ -338,7 +346,7 @@ struct ChaosRun {
         let summary =
             "jobq-chaos: jobs=\(report.acknowledged) unacked=\(report.unacknowledged) completed=\(report.completed) failed=\(report.failed) "
             + "cancelled=\(report.cancelled) executions=\(report.executions) kills=\(kills) sigterms=\(sigterms) cuts=\(cuts) redis_restarts=1 stops=1 oom_windows=1 bulk_cancels=1 "
-            + "lost=\(report.lost) duplicates=\(report.duplicates) violations=\(violations.count) seed=\(settings.seed) \(seconds)s"
+            + "lost=\(report.lost) duplicates=\(report.duplicates) violations=\(violations.count) tls=\(settings.tls ? "on" : "off") seed=\(settings.seed) \(seconds)s"
         return Outcome(summary: summary, violations: violations, directory: directory)
     }
 

@@ -58,6 +58,9 @@ struct Run: AsyncParsableCommand {
     @Flag(help: "Keep the run's directory (logs, Redis AOF) even when every check held.")
     var keep = false
 
+    @Flag(help: "Every connection over TLS (a TLS-only server with certificates made for the run).")
+    var tls = false
+
     @Flag(help: .hidden)
     var sabotage = false
 
@@ -73,7 +76,7 @@ struct Run: AsyncParsableCommand {
             seconds: seconds ?? (long ? 600 : 40),
             seed: seed ?? UInt64.random(in: 1...999_999),
             workers: workers,
-            sabotage: sabotage)
+            sabotage: sabotage, tls: tls)
         let outcome = try await ChaosRun(settings: settings).run()
         print(outcome.summary)
         for v in outcome.violations.prefix(30) { print("  violation: \(v)") }

@@ -82,6 +82,7 @@ struct Produce: AsyncParsableCommand {
     func run() async throws {
         let log = try AppendLog(path: "\(directory)/producer-\(index).log")
         var configuration = try RedisConfiguration(url: redisURL)
+        try configuration.applyTLS(try RedisTLSOptions().fillingIn(from: ProcessInfo.processInfo.environment))
         configuration.retryDeadline = .seconds(30)
         let client = RedisClient(configuration: configuration)
         let jobs = try JobQueue(name: queue, client: client)
@@ -241,6 +242,7 @@ struct Work: AsyncParsableCommand {
         configuration.shutdownGrace = .milliseconds(graceMs)
         configuration.maxBlockTimeout = .seconds(2)
         var redis = try RedisConfiguration(url: redisURL)
+        try redis.applyTLS(try RedisTLSOptions().fillingIn(from: ProcessInfo.processInfo.environment))
         redis.retryDeadline = .seconds(30)
         var logger = Logger(label: "jobq-chaos.worker")
         logger.logLevel = .warning

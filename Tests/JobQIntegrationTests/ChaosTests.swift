@@ -40,6 +40,19 @@ extension ExecutableTests {
             #expect((Self.field("completed", in: summary) ?? 0) + (Self.field("cancelled", in: summary) ?? 0) == Self.field("jobs", in: summary), "\(summary)")
         }
 
+        @Test("--tls: the same faults with every connection over TLS (a Redis restart under TLS included): none lost, every check holds")
+        func overTLS() async throws {
+            let run = try await runTool("jobq-chaos", ["run", "--tls"], environment: Self.environment, timeout: 300)
+            let summary = run.output.split(separator: "\n").last { $0.hasPrefix("jobq-chaos:") }.map(String.init) ?? ""
+            print(summary)
+            #expect(run.code == 0, "\(run.output.suffix(4000))")
+            #expect(summary.contains(" tls=on"), "\(summary)")
+            #expect(Self.field("lost", in: summary) == 0, "\(summary)")
+            #expect(Self.field("violations", in: summary) == 0, "\(summary)")
+            #expect(Self.field("redis_restarts", in: summary) == 1, "\(summary)")
+            #expect((Self.field("kills", in: summary) ?? 0) >= 10 && (Self.field("cuts", in: summary) ?? 0) >= 5, "\(summary)")
+        }
+
         @Test("the checker is not blind: a job deleted behind jobq's back is reported lost and the run exits 1")
         func checkerCatchesALostJob() async throws {
             let run = try await runTool("jobq-chaos", ["run", "--jobs", "60", "--seconds", "5", "--sabotage"], environment: Self.environment, timeout: 180)

@@ -11,8 +11,9 @@ import Testing
 @Suite("Redis Cluster", .serialized, .awaitedTeardown)
 struct ClusterTests {
     /// 3 primaries (with `replicas` each) and a cluster client.
-    static func start(replicas: Int = 0, retryDeadline: Duration = .seconds(20)) async throws -> (RedisClusterProcess, RedisClient) {
-        let cluster = try await RedisClusterProcess.start(primaries: 3, replicas: replicas)
+    static func start(replicas: Int = 0, retryDeadline: Duration = .seconds(20), tls: Bool = false) async throws -> (RedisClusterProcess, RedisClient) {
+        let serverTLS = tls ? RedisServerProcess.ServerTLS(certificates: try await TLSTests.certificates.value) : nil
+        let cluster = try await RedisClusterProcess.start(primaries: 3, replicas: replicas, tls: serverTLS)
         var configuration = cluster.configuration
         configuration.retryDeadline = retryDeadline
         return (cluster, RedisClient(configuration: configuration))
@@ -210,9 +211,11 @@ struct ClusterTests {
         try await running.value
     }
 
-    @Test("redis-cli --cluster reshard moves a queue's slot while a producer adds and a worker runs: nothing lost, each job runs once, cancels still arrive")
-    func reshardByRedisCLI() async throws {
-        let (cluster, client) = try await Self.start()
+    @Test(
+        "redis-cli --cluster reshard moves a queue's slot while a producer adds and a worker runs: nothing lost, each job runs once, cancels still arrive (plain, and TLS with tls-cluster yes)",
+        arguments: [false, true])
+    func reshardByRedisCLI(tls: Bool) async throws {
+        let (cluster, client) = try await Self.start(tls: tls)
         onTeardown {
             await client.close()
             await cluster.destroy()
@@ -227,6 +230,12 @@ struct ClusterTests {
             break
         }
         try #require(!name.isEmpty, "a queue name in slot \(lowest)")
+        if tls {
+            // Every node listens on TLS only, and CLUSTER SLOTS names those ports.
+            #expect(cluster.url.hasPrefix("rediss+cluster://"))
+            let port = try await client.send("CONFIG", "GET", "port").array?.last?.string
+            #expect(port == "0", "TLS only")
+        }
         let target = primaries[1]
         let queue = try JobQueue(name: name, client: client)
         try await queue.inspector.setRetention(completed: 10_000)

@@ -288,6 +288,67 @@ struct ReliabilityTests {
     }
 }
 
+/// The lease service runs on a thread of its own (a task executor), never on Swift's cooperative
+/// pool: handlers that block every pool thread cannot make a lease lapse.
+@Suite("Reliability: leases under a starved pool", .awaitedTeardown)
+struct StarvedPoolTests {
+    @Test("handlers block every cooperative pool thread for 3 lease lengths: renewals go on, no lease ever lapses, each job runs once")
+    func renewalsSurviveABlockedPool() async throws {
+        let queue = try await uniqueQueue()
+        let server = try await SharedRedis.instance.server()
+        // A watcher on a plain thread with a connection of its own (not the pool, which is about
+        // to be blocked): every 50 ms, how many leases of the queue are past their deadline.
+        let watch = Mutex((samples: 0, lapsed: 0, running: true, stopped: false))
+        let activeKey = queue.keys.active
+        let configuration = server.configuration
+        let thread = Thread {
+            let connection = RedisConnection(configuration: configuration, replyTimeout: .seconds(5))
+            defer {
+                connection.close()
+                watch.withLock { $0.stopped = true }
+            }
+            let script = "local t = redis.call('TIME') return redis.call('ZCOUNT', KEYS[1], '-inf', t[1] * 1000 + math.floor(t[2] / 1000))"
+            for _ in 0..<2_000 {
+                guard watch.withLock({ $0.running }) else { return }
+                if !connection.isConnected { try? connection.connect() }
+                if let reply = try? connection.roundTrip(RedisCommand("EVAL", script, 1, activeKey)), let lapsed = reply.int {
+                    watch.withLock {
+                        $0.samples += 1
+                        $0.lapsed += lapsed
+                    }
+                }
+                usleep(50_000)
+            }
+        }
+        thread.start()
+        onTeardown {
+            watch.withLock { $0.running = false }
+            for _ in 0..<200 where !watch.withLock({ $0.stopped }) { try? await Task.sleep(for: .milliseconds(20)) }
+        }
+        let width = max(2, ProcessInfo.processInfo.activeProcessorCount)
+        var handlers = JobHandlers()
+        handlers.register(name: "block") { _, _ in
+            // Blocks a pool thread on purpose (what a careless handler does): 3 s, 3 lease lengths.
+            usleep(3_000_000)
+            return []
+        }
+        var ids: [String] = []
+        for _ in 0..<(width * 2) { ids.append(try await queue.add(name: "block", payload: .json("{}")).id) }
+        try await withWorker(queue, concurrency: width * 2, lease: .seconds(1), handlers: handlers) { _ in
+            for id in ids { try await queue.expectEvents(.completed, job: id, within: 60) }
+        }
+        watch.withLock { $0.running = false }
+        let seen = watch.withLock { $0 }
+        #expect(seen.samples >= 20, "the watcher sampled the active set through the blocked window: \(seen.samples)")
+        #expect(seen.lapsed == 0, "leases past their deadline while the pool was blocked: \(seen.lapsed) in \(seen.samples) samples")
+        for id in ids {
+            let kinds = try await queue.eventKinds(for: id)
+            #expect(!kinds.contains("stalled"), "\(id): \(kinds)")
+            #expect(try await queue.inspector.job(id)?.attemptsMade == 1)
+        }
+    }
+}
+
 extension CapturedLogs {
     /// Lines at `level` or above containing `fragment`.
     func count(level: Logger.Level, _ fragment: String) -> Int {

@@ -11,24 +11,30 @@ import Testing
 @Suite("Redis Sentinel", .serialized, .awaitedTeardown)
 struct SentinelTests {
     /// 1 primary, 1 replica, 3 sentinels; a client that waits up to 30 s through a failover.
-    static func start() async throws -> (RedisSentinelProcess, RedisClient) {
-        let setup = try await RedisSentinelProcess.start(replicas: 1, sentinels: 3)
+    static func start(tls: Bool = false) async throws -> (RedisSentinelProcess, RedisClient) {
+        let serverTLS = tls ? RedisServerProcess.ServerTLS(certificates: try await TLSTests.certificates.value) : nil
+        let setup = try await RedisSentinelProcess.start(replicas: 1, sentinels: 3, tls: serverTLS)
         var configuration = setup.configuration
         configuration.retryDeadline = .seconds(30)
         return (setup, RedisClient(configuration: configuration))
     }
 
     @Test(
-        "the primary is killed mid-run: the sentinels promote the replica, producers and the worker follow, durable adds lose nothing, every job ends once; the old primary comes back as a replica"
-    )
-    func killedPrimary() async throws {
-        let (setup, client) = try await Self.start()
+        "the primary is killed mid-run: the sentinels promote the replica, producers and the worker follow, durable adds lose nothing, every job ends once; the old primary comes back as a replica (plain, and all over TLS)",
+        arguments: [false, true])
+    func killedPrimary(tls: Bool) async throws {
+        let (setup, client) = try await Self.start(tls: tls)
         onTeardown {
             await client.close()
             await setup.destroy()
         }
         let first = try #require(await setup.primary())
         #expect(first == setup.servers[0].endpoint)
+        if tls {
+            #expect(setup.url.hasPrefix("rediss+sentinel://"))
+            let port = try await client.send("CONFIG", "GET", "port").array?.last?.string
+            #expect(port == "0", "the data nodes listen on TLS only (and so do the sentinels)")
+        }
 
         let run = try await FailoverRun.start(client: client, durable: "sentinel-durable", plain: "sentinel-plain")
         defer { run.worker.shutdown() }

@@ -1,12 +1,15 @@
-internal import CHiredis
 import Foundation
 import Logging
 import Metrics
 import Synchronization
 
-/// Renews the leases of a worker's running jobs and runs the reaper, on its own thread and its
-/// own Redis connection, so handlers hogging Swift's cooperative pool can never starve it
-/// (`docs/job-lifecycle.md`):
+/// Renews the leases of a worker's running jobs and runs the reaper, on its own thread (a
+/// ``ThreadExecutor``: the service is an async task that prefers it) and its own Redis connection
+/// (a ``RedisClient`` of its own, with short deadlines), so handlers hogging Swift's cooperative
+/// pool or a slow command on the main connection can never starve it (`docs/job-lifecycle.md`).
+/// Every call is a `QueueCore` script call, the same the producer, the tests and the rest of the
+/// worker use; reply handling (NOSCRIPT, BUSY/LOADING, MOVED/ASK, READONLY, reconnects) is the
+/// client's:
 /// - every L/3, one `extendLeases` call per queue (≤ 1,000 jobs each); ids reported lost fire
 ///   their token with `leaseLost`, ids with a cancel request fire it with `cancelled`;
 /// - a queue whose leases could not be renewed for 5L/6 fires all its jobs' tokens (`leaseLost`):
@@ -21,11 +24,16 @@ final class LeaseKeeper: @unchecked Sendable {
         let cancellation: JobCancellation
     }
 
-    private let cores: [QueueCore]
+    /// The worker's queues; at start, the same queues through the service's own client.
+    private var cores: [QueueCore]
     private let lease: Duration
     private let workerID: String
     private let logger: Logger
-    private let configuration: RedisConfiguration
+    /// The lease service's own client (made at ``start()``): one connection (per primary in a
+    /// cluster), deadlines short enough that the fence below is never late.
+    private var client: RedisClient?
+    /// The service's thread (made at ``start()``, joined at ``stop()``).
+    private var executor: ThreadExecutor?
     private let lock = ConditionLock()
     // Guarded by `lock`. Runs are keyed by their lease token (the execution id), never by job id:
     // one worker may hold an old, stopped run and a new run of the same job at once (an
@@ -38,12 +46,8 @@ final class LeaseKeeper: @unchecked Sendable {
     /// racing their own finish, not reporting a lost lease (the finish's reply says which).
     private var settling: Set<String> = []
     private var stopping = false
-    private var stopped = false
     private var renewNow = false
-    // Thread-confined.
-    /// One connection per node (one in all but cluster mode).
-    private var connections: [RedisEndpoint: RedisConnection] = [:]
-    private let router: RedisClusterRouter?
+    // Confined to the service's task.
     private var lastRenewal: [ContinuousClock.Instant]
     /// When each queue's next renewal is due: L/3 after a success, a capped, jittered backoff
     /// after a failure (a failed renewal must never make the loop spin).
@@ -69,8 +73,6 @@ final class LeaseKeeper: @unchecked Sendable {
         self.lease = lease
         self.workerID = workerID
         self.logger = logger
-        self.configuration = cores[0].client.configuration
-        self.router = cores[0].client.cluster
         let now = ContinuousClock.now
         self.lastRenewal = Array(repeating: now, count: cores.count)
         self.renewalDue = Array(repeating: now, count: cores.count)
@@ -79,10 +81,30 @@ final class LeaseKeeper: @unchecked Sendable {
         self.lastReap = Array(repeating: now - lease, count: cores.count)
     }
 
+    /// The lease client's settings: the worker's server and credentials, a reply timeout of
+    /// L/3 (at least 2 s), and a retry deadline of L/6, so that a call through an outage gives up
+    /// in time for the fence at 5L/6 and the next try.
+    static func clientConfiguration(_ base: RedisConfiguration, lease: Duration) -> RedisConfiguration {
+        var c = base
+        c.connectionCount = 1
+        c.commandTimeout = max(.seconds(2), lease / 3)
+        c.connectTimeout = min(base.connectTimeout, max(.milliseconds(500), lease / 6))
+        c.retryDeadline = max(.milliseconds(200), lease / 6)
+        c.backoff = RetryBackoff(base: .milliseconds(25), cap: min(.seconds(1), max(.milliseconds(50), lease / 6)))
+        c.clientName = base.clientName.map { $0 + "-leases" }
+        return c
+    }
+
+    private var service: Task<Void, Never>?
+
     func start() {
-        let thread = Thread { [self] in self.loop() }
-        thread.name = "jobq-leases"
-        thread.start()
+        // The same queues, through the service's own client.
+        let own = RedisClient(configuration: Self.clientConfiguration(cores[0].client.configuration, lease: lease))
+        client = own
+        cores = cores.map { core in (try? QueueCore(name: core.name, client: own, settings: core.settings)) ?? core }
+        let thread = ThreadExecutor(name: "jobq-leases")
+        executor = thread
+        service = Task(executorPreference: thread) { await self.loop() }
     }
 
     func add(_ run: Run) {
@@ -121,33 +143,34 @@ final class LeaseKeeper: @unchecked Sendable {
         lock.broadcast()
     }
 
-    /// Stops the thread and waits for it (from a thread that may block: not the cooperative pool).
+    /// Stops the service, waits for its goodbye, then closes its client and joins its thread.
     func stop() async {
         lock.withLock { stopping = true }
         lock.broadcast()
-        // Poll briefly from the pool without blocking a thread: the loop exits within one wait.
-        for _ in 0..<2000 {
-            if lock.withLock({ stopped }) { return }
-            try? await Task.sleep(for: .milliseconds(5))
-        }
+        await service?.value
+        await client?.close()
+        await executor?.shutdown()
     }
 
     // MARK: The thread
 
-    private func loop() {
-        CHiredis_nameThread("jobq-leases")
+    private func loop() async {
         let renewEvery = lease / 3
         let reapEvery = lease / 4
         while true {
             let now = ContinuousClock.now
             var nextWake = now + min(renewEvery, reapEvery)
             let forced = lock.withLock { renewNow }
+            var renewalFailed = false
             for index in cores.indices {
                 if now >= renewalDue[index] || forced {
-                    renew(index)
+                    if await !renew(index) { renewalFailed = true }
                 }
+                // While Redis is away each call waits out the client's deadline: a round whose
+                // renewal failed leaves the reaper and the heartbeat for later, so renewals (what
+                // keeps jobs) are retried on their own backoff, not behind them.
                 if now - lastReap[index] >= reapEvery {
-                    reap(index)
+                    if !renewalFailed { await reap(index) }
                     lastReap[index] = now
                 }
                 nextWake = min(nextWake, renewalDue[index], lastReap[index] + reapEvery)
@@ -160,17 +183,17 @@ final class LeaseKeeper: @unchecked Sendable {
             lock.withLock { renewNow = false }
             fence()
             if lastBeat.map({ ContinuousClock.now - $0 >= renewEvery }) ?? true {
-                heartbeat()
+                if !renewalFailed { await heartbeat() }
                 lastBeat = .now
             }
             if let beat = lastBeat { nextWake = min(nextWake, beat + renewEvery) }
             trouble.summarizeIfDue()
+            // The wait blocks the service's own thread (its executor runs nothing else), never a
+            // thread of the cooperative pool.
             lock.lock()
             if stopping {
                 lock.unlock()
-                leave()
-                lock.withLock { stopped = true }
-                for c in connections.values { c.close() }
+                await leave()
                 return
             }
             wakeups.add(1, ordering: .relaxed)
@@ -179,22 +202,22 @@ final class LeaseKeeper: @unchecked Sendable {
             let exit = stopping
             lock.unlock()
             if exit {
-                leave()
-                lock.withLock { stopped = true }
-                for c in connections.values { c.close() }
+                await leave()
                 return
             }
         }
     }
 
-    private func renew(_ index: Int) {
+    /// Renews one queue's runs; false when a call failed (the queue backs off).
+    @discardableResult
+    private func renew(_ index: Int) async -> Bool {
         // Runs still running, and runs whose finish is in flight (it may be retried through an
         // outage: its lease must not run out meanwhile). A lost report for the latter is ignored.
         let mine = lock.withLock { runs.values.filter { $0.queueIndex == index && (settling.contains($0.token) || !$0.cancellation.isFired) } }
         let started = ContinuousClock.now
         if mine.isEmpty {
             renewed(index, at: started)
-            return
+            return true
         }
         var start = 0
         var ok = true
@@ -202,7 +225,7 @@ final class LeaseKeeper: @unchecked Sendable {
             let chunk = Array(mine[start..<min(start + 1000, mine.count)])
             start += chunk.count
             let core = cores[index]
-            guard let answer = call(core.extendLeasesCall(chunk.map { ($0.id, $0.token) }, length: lease)) else {
+            guard let answer = await call(core, core.extendLeasesCall(chunk.map { ($0.id, $0.token) }, length: lease)) else {
                 ok = false
                 break
             }
@@ -231,6 +254,7 @@ final class LeaseKeeper: @unchecked Sendable {
             let base = min(cap, .milliseconds(50) * (1 << min(renewalFailures[index], 10)))
             renewalDue[index] = ContinuousClock.now + base * Double.random(in: 0.5...1.0)
         }
+        return ok
     }
 
     private func renewed(_ index: Int, at instant: ContinuousClock.Instant) {
@@ -252,12 +276,12 @@ final class LeaseKeeper: @unchecked Sendable {
         }
     }
 
-    private func reap(_ index: Int) {
+    private func reap(_ index: Int) async {
         let core = cores[index]
         // One worker at a time per queue: the script takes the lock (it lapses by itself), so
         // reaping goes on under OOM like renewal.
         for _ in 0..<10 {
-            guard let v = call(core.recoverStalledCall(batch: 1000, holder: workerID, lockMs: Int64(max(1, (lease / 4).milliseconds)))),
+            guard let v = await call(core, core.recoverStalledCall(batch: 1000, holder: workerID, lockMs: Int64(max(1, (lease / 4).milliseconds)))),
                 v.remaining >= 0
             else { return }
             if v.requeued > 0 { Counter(label: "jobq_jobs_stalled_total", dimensions: [("queue", core.name)]).increment(by: v.requeued) }
@@ -273,17 +297,17 @@ final class LeaseKeeper: @unchecked Sendable {
     /// Heartbeat: `jobq:workers` ZSET (score = Redis time of the last beat) and a hash per worker
     /// that expires after 3 beats, so `jobq-admin workers` lists live workers. Both are scripts
     /// that a full Redis still runs (a draining worker must not vanish from the list).
-    private func heartbeat() {
+    private func heartbeat() async {
         let beat = max(1, (lease / 3).milliseconds)
         let scripts = cores[0].scripts
-        guard let now = call(ScriptCall<Int>.registerWorker(scripts, workerID: workerID, expiryMs: Int64(beat * 3))) else { return }
+        guard let now = await call(cores[0], ScriptCall<Int>.registerWorker(scripts, workerID: workerID, expiryMs: Int64(beat * 3))) else { return }
         if startedAt == nil { startedAt = now }
         var fields: [(HeartbeatField, any RedisArgument)] = [(.lastSeen, now), (.active, activeCount()), (.started, startedAt ?? now)]
         for (field, value) in beatFields.sorted(by: { $0.key.rawValue < $1.key.rawValue }) { fields.append((field, value)) }
-        _ = call(ScriptCall<Void>.recordHeartbeat(scripts, workerID: workerID, expiryMs: Int64(beat * 3), fields: fields))
+        _ = await call(cores[0], ScriptCall<Void>.recordHeartbeat(scripts, workerID: workerID, expiryMs: Int64(beat * 3), fields: fields))
         // Queue depth by state, for /metrics.
         for core in cores {
-            guard let counts = call(core.countJobsCall()) else { continue }
+            guard let counts = await call(core, core.countJobsCall()) else { continue }
             let byState: [(JobState, Int)] = [
                 (.waiting, counts.waiting), (.delayed, counts.delayed), (.active, counts.active),
                 (.completed, counts.completed), (.failed, counts.failed), (.cancelled, counts.cancelled),
@@ -295,123 +319,31 @@ final class LeaseKeeper: @unchecked Sendable {
     }
 
     /// Says goodbye at a graceful stop, so the worker leaves the list at once.
-    private func leave() {
-        _ = command(RedisCommand("ZREM", QueueKeys.workerRegistry, workerID), key: QueueKeys.workerRegistry)
-        _ = command(RedisCommand("UNLINK", WorkerInfo.key(for: workerID)), key: WorkerInfo.key(for: workerID))
-    }
-
-    // MARK: Redis, synchronously, on this thread
-
-    /// The connection to the node holding `key`: the server (Sentinel mode: the primary, asked
-    /// for at connect), or in a cluster the primary owning the key's slot in the client's map.
-    private func connected(forKey key: String) -> RedisConnection? {
-        var target = configuration.endpoint
-        if let router {
-            guard let owner = router.known(RedisClusterSlot.of(key)) else {
-                router.refreshSoon()
-                return nil
-            }
-            target = owner
-        }
-        if let c = connections[target], c.isConnected { return c }
-        let c = RedisConnection(configuration: router == nil ? configuration : configuration.node(target), replyTimeout: max(.seconds(2), lease / 3))
+    private func leave() async {
+        guard let client else { return }
         do {
-            try c.connect()
-            connections[target] = c
-            return c
+            _ = try await client.send(RedisCommand("ZREM", QueueKeys.workerRegistry, workerID), idempotent: true)
+            _ = try await client.send(RedisCommand("UNLINK", WorkerInfo.key(for: workerID)), idempotent: true)
         } catch {
-            trouble.failed("cannot reach Redis: \(error)")
-            connections[target] = nil
-            router?.refreshSoon()
-            return nil
+            trouble.failed("could not leave the worker list: \(error)")
         }
     }
 
-    private func dropConnection(_ c: RedisConnection) {
-        c.close()
-        for (endpoint, known) in connections where known === c { connections[endpoint] = nil }
-        router?.refreshSoon()
-    }
-
-    /// An error reply that says the map or the primary has changed: re-read or reconnect, so the
-    /// next round goes to the right node (the round itself is retried by the loop's schedule).
-    private func redirected(_ reply: RedisReply, on c: RedisConnection) -> Bool {
-        switch reply.errorCode {
-        case "MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN":
-            router?.refreshSoon()
-            return true
-        case "READONLY":
-            // A demoted primary (Sentinel failover): connect again, asking the sentinels.
-            dropConnection(c)
-            return true
-        default:
-            return false
-        }
-    }
-
-    private func command(_ command: RedisCommand, key: String) -> RedisReply? {
-        guard let c = connected(forKey: key) else { return nil }
+    /// One script call through the service's client; nil when it failed (the trouble log says
+    /// why, and the caller's schedule decides when to try again).
+    private func call<Reply>(_ core: QueueCore, _ call: ScriptCall<Reply>) async -> Reply? {
         do {
-            let reply = try c.roundTrip(command)
-            if redirected(reply, on: c) { return nil }
-            if let message = reply.errorMessage {
-                trouble.failed("\(command.name) failed: \(message)")
-            } else {
-                trouble.succeeded()
-            }
-            return reply
-        } catch {
-            trouble.failed("lost the connection to Redis: \(error)")
-            dropConnection(c)
-            return nil
-        }
-    }
-
-    /// One script call, synchronously; nil when it could not be made or its reply makes no sense
-    /// (the trouble log has said why).
-    private func call<Reply>(_ call: ScriptCall<Reply>) -> Reply? {
-        guard let reply = send(call.script, keys: call.keys, arguments: call.arguments) else { return nil }
-        do {
-            return try call.decode(reply)
-        } catch {
-            trouble.failed("\(call.script.name): \(error)")
-            return nil
-        }
-    }
-
-    /// EVALSHA, with one EVAL when the server does not know the script.
-    private func send(_ script: RedisScript, keys: [String], arguments: [any RedisArgument]) -> RedisReply? {
-        guard let c = connected(forKey: keys.first ?? QueueKeys.workerRegistry) else { return nil }
-        var tail = RedisCommand()
-        tail.append(keys.count)
-        tail.append(contentsOf: keys)
-        tail.append(contentsOf: arguments)
-        do {
-            var reply: RedisReply
-            if let sha = script.sha {
-                c.append(prefix: [Array("EVALSHA".utf8), Array(sha.utf8)], tail)
-                reply = try c.readReply()
-                if reply.errorCode == "NOSCRIPT" {
-                    c.append(prefix: [Array("EVAL".utf8), Array(script.source.utf8)], tail)
-                    reply = try c.readReply()
-                }
-            } else {
-                c.append(prefix: [Array("EVAL".utf8), Array(script.source.utf8)], tail)
-                reply = try c.readReply()
-            }
-            if redirected(reply, on: c) {
-                logger.debug("\(script.name) redirected: \(reply.errorMessage ?? "")")
-                return nil
-            }
-            if let message = reply.errorMessage {
-                trouble.failed("\(script.name) failed: \(message)")
-                return nil
-            }
+            let reply = try await core.call(call)
             trouble.succeeded()
             return reply
         } catch {
-            trouble.failed("lost the connection to Redis: \(error)")
-            dropConnection(c)
+            // One wording for every script while Redis is away, so an outage is one warning and
+            // a summary, not a line each time the failing script changes.
+            if error.code == .redis, let redis = error.redisError {
+                trouble.failed("cannot reach Redis: \(redis)")
+            } else {
+                trouble.failed("\(call.script.name): \(error)")
+            }
             return nil
         }
     }

@@ -25,6 +25,12 @@ public final class Worker: Service, Sendable {
     private let gate: SlotGate
     private let keeper: LeaseKeeper
     private let timeouts = TimeoutTimers(clock: ContinuousClock())
+    /// The fetchers' thread (made at ``run()``): takes, the replies that carry jobs, and the
+    /// registration of each run with the lease service happen there, never on the cooperative
+    /// pool, so a job is renewed from the moment it is taken even when handlers block every pool
+    /// thread. Handlers run on the pool.
+    private let fetchThread = Mutex<ThreadExecutor?>(nil)
+    private var fetchExecutor: ThreadExecutor? { fetchThread.withLock { $0 } }
     private let blocking: BlockingConnections
     /// One pub/sub connection per worker process: cancel requests for running jobs (`docs/job-lifecycle.md`).
     /// Cancel-channel subscribers with their channels.
@@ -100,6 +106,8 @@ public final class Worker: Service, Sendable {
             logger.warning("could not preload scripts (they load on first use): \(error)")
         }
         keeper.start()
+        let fetching = ThreadExecutor(name: "jobq-fetch")
+        fetchThread.withLock { $0 = fetching }
         await withTaskGroup(of: Void.self) { group in
             for (subscriber, channels) in subscribers {
                 group.addTask {
@@ -119,7 +127,7 @@ public final class Worker: Service, Sendable {
             ])
         await withTaskGroup(of: Void.self) { group in
             for index in cores.indices {
-                group.addTask { await self.fetch(index) }
+                group.addTask(executorPreference: fetching) { await self.fetch(index) }
             }
             await withGracefulShutdownHandler {
                 await self.waitForStopRequest()
@@ -140,6 +148,7 @@ public final class Worker: Service, Sendable {
         for (subscriber, _) in subscribers { await subscriber.close() }
         await keeper.stop()
         for b in blocking.all { await b.close() }
+        await fetching.shutdown()
         logger.info("worker stopped")
     }
 
@@ -309,21 +318,37 @@ public final class Worker: Service, Sendable {
 
     // MARK: Running
 
+    /// Hands a taken job to the lease service (on the thread the take's reply arrived on) and
+    /// returns the run's token.
+    private func register(_ q: Int, job: Job, lease: QueueCore.Lease) -> JobCancellation {
+        let cancellation = JobCancellation()
+        keeper.add(.init(queueIndex: q, id: job.id, token: lease.token, cancellation: cancellation))
+        return cancellation
+    }
+
     private func startRun(_ q: Int, job: Job, lease: QueueCore.Lease) {
+        let cancellation = register(q, job: job, lease: lease)
         state.withLock { $0.unsettled += 1 }
         Gauge(label: "jobq_active_jobs").record(gate.activeCount)
-        Task {
-            var current: (Job, QueueCore.Lease)? = (job, lease)
-            while let (job, lease) = current {
+        let fetching = fetchExecutor
+        // The run (and its handler) on the pool, not on the fetchers' thread it was taken on.
+        Task(executorPreference: globalConcurrentExecutor) { [self] in
+            var current: (Job, QueueCore.Lease, JobCancellation)? = (job, lease, cancellation)
+            while let (job, lease, cancellation) = current {
                 current = nil
-                let (end, handlerTask) = await execute(q, job: job, lease: lease)
+                let (end, handlerTask) = await execute(q, job: job, lease: lease, cancellation: cancellation)
                 var next: QueueCore.Lease?
                 if handlerTask == nil, !stopRequested, gate.mayContinue(q) {
                     next = QueueCore.Lease(token: JobID.generate(), workerID: configuration.workerID, length: configuration.lease)
                 }
                 if let end {
                     keeper.settle(token: lease.token)
-                    current = await finish(q, job: job, lease: lease, end: end, next: next)
+                    // A finish may take the next job: its reply, and that job's registration,
+                    // on the fetchers' thread too.
+                    current = await withTaskExecutorPreference(fetching) {
+                        guard let (nextJob, nextLease) = await self.finish(q, job: job, lease: lease, end: end, next: next) else { return nil }
+                        return (nextJob, nextLease, self.register(q, job: nextJob, lease: nextLease))
+                    }
                 }
                 keeper.remove(token: lease.token)
                 if current != nil { state.withLock { $0.unsettled += 1 } }
@@ -375,10 +400,8 @@ public final class Worker: Service, Sendable {
 
     /// Runs one job's handler against its token. Returns the run's end (nil when the lease was
     /// lost: nothing may be written) and, when the token fired first, the still-running handler.
-    private func execute(_ q: Int, job: Job, lease: QueueCore.Lease) async -> (QueueCore.RunEnd?, Task<Void, Never>?) {
+    private func execute(_ q: Int, job: Job, lease: QueueCore.Lease, cancellation: JobCancellation) async -> (QueueCore.RunEnd?, Task<Void, Never>?) {
         let core = cores[q]
-        let cancellation = JobCancellation()
-        keeper.add(.init(queueIndex: q, id: job.id, token: lease.token, cancellation: cancellation))
         let retryDelay = job.options.backoff.delayMs(afterAttempt: job.attemptsMade)
         guard let handler = handlers.handler(for: job.name) else {
             logger.warning(

@@ -237,6 +237,13 @@ struct Work: AsyncParsableCommand {
             end("ok")
             return Array(context.executionID.utf8)
         }
+        // For the starved-pool test: a careless handler that blocks its pool thread for the
+        // payload's ms (`{"ms": 3000}`) instead of awaiting.
+        handlers.register(name: "block") { job, _ in
+            let payload = try job.payload.decode(ChaosPayload.self)
+            usleep(UInt32(max(0, min(payload.ms, 60_000))) * 1000)
+            return []
+        }
         var configuration = WorkerConfiguration(queues: queue.map { .init($0) }, concurrency: concurrency, workerID: "chaos-\(pid)")
         configuration.lease = .milliseconds(leaseMs)
         configuration.shutdownGrace = .milliseconds(graceMs)

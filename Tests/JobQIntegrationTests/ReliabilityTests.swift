@@ -289,63 +289,59 @@ struct ReliabilityTests {
 }
 
 /// The lease service runs on a thread of its own (a task executor), never on Swift's cooperative
-/// pool: handlers that block every pool thread cannot make a lease lapse.
+/// pool: handlers that block every pool thread cannot make a lease lapse. The worker under test
+/// is a child process (`jobq-chaos work`), so the pool it starves is its own, not the test
+/// process's (whose other tests would stall with it).
 @Suite("Reliability: leases under a starved pool", .awaitedTeardown)
 struct StarvedPoolTests {
-    @Test("handlers block every cooperative pool thread for 3 lease lengths: renewals go on, no lease ever lapses, each job runs once")
+    @Test("a worker whose handlers block every cooperative pool thread for 3 lease lengths: renewals go on, no lease ever lapses, each job runs once")
     func renewalsSurviveABlockedPool() async throws {
         let queue = try await uniqueQueue()
         let server = try await SharedRedis.instance.server()
-        // A watcher on a plain thread with a connection of its own (not the pool, which is about
-        // to be blocked): every 50 ms, how many leases of the queue are past their deadline.
-        let watch = Mutex((samples: 0, lapsed: 0, running: true, stopped: false))
-        let activeKey = queue.keys.active
-        let configuration = server.configuration
-        let thread = Thread {
-            let connection = RedisConnection(configuration: configuration, replyTimeout: .seconds(5))
-            defer {
-                connection.close()
-                watch.withLock { $0.stopped = true }
-            }
-            let script = "local t = redis.call('TIME') return redis.call('ZCOUNT', KEYS[1], '-inf', t[1] * 1000 + math.floor(t[2] / 1000))"
-            for _ in 0..<2_000 {
-                guard watch.withLock({ $0.running }) else { return }
-                if !connection.isConnected { try? connection.connect() }
-                if let reply = try? connection.roundTrip(RedisCommand("EVAL", script, 1, activeKey)), let lapsed = reply.int {
-                    watch.withLock {
-                        $0.samples += 1
-                        $0.lapsed += lapsed
-                    }
-                }
-                usleep(50_000)
-            }
-        }
-        thread.start()
-        onTeardown {
-            watch.withLock { $0.running = false }
-            for _ in 0..<200 where !watch.withLock({ $0.stopped }) { try? await Task.sleep(for: .milliseconds(20)) }
-        }
-        let width = max(2, ProcessInfo.processInfo.activeProcessorCount)
-        var handlers = JobHandlers()
-        handlers.register(name: "block") { _, _ in
-            // Blocks a pool thread on purpose (what a careless handler does): 3 s, 3 lease lengths.
-            usleep(3_000_000)
-            return []
-        }
+        // More jobs than the child has pool threads (2 per core is plenty), as many as its slots:
+        // every job is taken by a fetcher, and the ones waiting for a pool thread must be renewed
+        // all the same.
+        let slots = max(2, ProcessInfo.processInfo.activeProcessorCount) * 2
         var ids: [String] = []
-        for _ in 0..<(width * 2) { ids.append(try await queue.add(name: "block", payload: .json("{}")).id) }
-        try await withWorker(queue, concurrency: width * 2, lease: .seconds(1), handlers: handlers) { _ in
-            for id in ids { try await queue.expectEvents(.completed, job: id, within: 60) }
+        for _ in 0..<slots { ids.append(try await queue.add(name: "block", payload: .json(#"{"k":"plain","ms":3000}"#)).id) }
+        let directory = NSTemporaryDirectory() + "jobq-starve-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let binDir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
+        let child = try ChildProcess(
+            executable: binDir + "/jobq-chaos",
+            arguments: [
+                "work", "--redis-url", server.url, "--queue", queue.name, "--directory", directory, "--concurrency", String(slots),
+                "--lease-ms", "1000",
+            ],
+            environment: ["PATH": "/usr/local/bin:/usr/bin:/bin"], outputPath: directory + "/out.log")
+        onTeardown {
+            if !child.hasExited { child.signal(SIGKILL) }
+            _ = await child.wait()
+            try? FileManager.default.removeItem(atPath: directory)
         }
-        watch.withLock { $0.running = false }
-        let seen = watch.withLock { $0 }
-        #expect(seen.samples >= 20, "the watcher sampled the active set through the blocked window: \(seen.samples)")
-        #expect(seen.lapsed == 0, "leases past their deadline while the pool was blocked: \(seen.lapsed) in \(seen.samples) samples")
+        // From this process (its pool is free): every 50 ms, how many of the queue's leases are past
+        // their deadline, until every job completed (bounded: 1,200 samples, a minute).
+        let lapseCheck = "local t = redis.call('TIME') return redis.call('ZCOUNT', KEYS[1], '-inf', t[1] * 1000 + math.floor(t[2] / 1000))"
+        var samples = 0
+        var lapsed = 0
+        var completed = 0
+        for _ in 0..<1_200 {
+            lapsed += try await queue.client.send("EVAL", lapseCheck, 1, queue.keys.active).int ?? 0
+            samples += 1
+            completed = try await queue.inspector.counts().completed
+            if completed == slots || child.hasExited { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(completed == slots, "\((try? String(contentsOfFile: directory + "/out.log", encoding: .utf8)) ?? "")")
+        #expect(samples >= 20, "the active set was sampled through the blocked window: \(samples)")
+        #expect(lapsed == 0, "leases past their deadline while the child's pool was blocked: \(lapsed) in \(samples) samples")
         for id in ids {
             let kinds = try await queue.eventKinds(for: id)
             #expect(!kinds.contains("stalled"), "\(id): \(kinds)")
             #expect(try await queue.inspector.job(id)?.attemptsMade == 1)
         }
+        child.signal(SIGTERM)
+        #expect(WaitStatus(await child.wait()).code == 0)
     }
 }
 

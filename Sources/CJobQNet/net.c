@@ -447,26 +447,35 @@ int jobq_socket_start_tls(jobq_socket *s, jobq_tls_context *ctx, const char *ser
 
 // MARK: reading and writing
 
+/// What a failed SSL_read or SSL_write (returning `n`) means, as one of JOBQ_NET_*.
+static long tls_io_result(jobq_socket *s, int n) {
+    int saved = errno;
+    int ssl_error = SSL_get_error(s->ssl, n);
+    if (ssl_error == SSL_ERROR_ZERO_RETURN) return JOBQ_NET_CLOSED;
+    // A blocking socket wants more only when its timeout passed (or, non-blocking, when nothing
+    // is there yet).
+    if (ssl_error == SSL_ERROR_WANT_READ || ssl_error == SSL_ERROR_WANT_WRITE ||
+        (ssl_error == SSL_ERROR_SYSCALL && (saved == EAGAIN || saved == EWOULDBLOCK))) {
+        ERR_clear_error();
+        return JOBQ_NET_TIMEOUT;
+    }
+    if (ssl_error == SSL_ERROR_SYSCALL && saved != 0) {
+        ERR_clear_error();
+        set_text(s->error, sizeof s->error, "%s", strerror(saved));
+        return JOBQ_NET_ERROR;
+    }
+    int failure = classify_tls_error(s, ssl_error, saved, 0);
+    if (failure == JOBQ_TLS_NONE) return JOBQ_NET_CLOSED;
+    s->tls_failure = failure;
+    return JOBQ_NET_ERROR;
+}
+
 long jobq_socket_read(jobq_socket *s, void *buf, size_t len) {
     if (s->ssl) {
         ERR_clear_error();
         errno = 0;
         int n = SSL_read(s->ssl, buf, (int)(len > 0x7fffffff ? 0x7fffffff : len));
-        if (n > 0) return n;
-        int saved = errno;
-        int ssl_error = SSL_get_error(s->ssl, n);
-        if (ssl_error == SSL_ERROR_ZERO_RETURN) return JOBQ_NET_CLOSED;
-        // A blocking socket wants more only when its timeout passed (or, non-blocking, when
-        // nothing is there yet).
-        if (ssl_error == SSL_ERROR_WANT_READ || ssl_error == SSL_ERROR_WANT_WRITE ||
-            (ssl_error == SSL_ERROR_SYSCALL && (saved == EAGAIN || saved == EWOULDBLOCK))) {
-            ERR_clear_error();
-            return JOBQ_NET_TIMEOUT;
-        }
-        int failure = classify_tls_error(s, ssl_error, saved, 0);
-        if (failure == JOBQ_TLS_NONE) return JOBQ_NET_CLOSED;
-        s->tls_failure = failure;
-        return JOBQ_NET_ERROR;
+        return n > 0 ? n : tls_io_result(s, n);
     }
     for (;;) {
         ssize_t n = recv(s->fd, buf, len, 0);
@@ -503,24 +512,7 @@ long jobq_socket_write(jobq_socket *s, const void *buf, size_t len) {
         ERR_clear_error();
         errno = 0;
         int n = SSL_write(s->ssl, buf, (int)(len > 0x7fffffff ? 0x7fffffff : len));
-        if (n > 0) return n;
-        int saved = errno;
-        int ssl_error = SSL_get_error(s->ssl, n);
-        // A blocking socket wants more only when its timeout passed (or, non-blocking, when
-        // nothing is there yet).
-        if (ssl_error == SSL_ERROR_WANT_READ || ssl_error == SSL_ERROR_WANT_WRITE ||
-            (ssl_error == SSL_ERROR_SYSCALL && (saved == EAGAIN || saved == EWOULDBLOCK))) {
-            ERR_clear_error();
-            return JOBQ_NET_TIMEOUT;
-        }
-        if (ssl_error == SSL_ERROR_SYSCALL && saved != 0) {
-            set_text(s->error, sizeof s->error, "%s", strerror(saved));
-            return JOBQ_NET_ERROR;
-        }
-        int failure = classify_tls_error(s, ssl_error, saved, 0);
-        if (failure == JOBQ_TLS_NONE) return JOBQ_NET_CLOSED;
-        s->tls_failure = failure;
-        return JOBQ_NET_ERROR;
+        return n > 0 ? n : tls_io_result(s, n);
     }
     for (;;) {
         ssize_t n = send(s->fd, buf, len, MSG_NOSIGNAL);

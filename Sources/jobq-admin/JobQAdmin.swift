@@ -65,9 +65,7 @@ struct JobQAdmin: AsyncParsableCommand {
     /// `jobq-admin --redis-url URL --json queues` means `jobq-admin queues --redis-url URL --json`:
     /// the shared options may come before the command name too.
     static func globalOptionsAfterCommand(_ arguments: [String]) -> [String] {
-        let valued = [
-            "--redis-url", "--redis-password-file", "--redis-tls-ca-file", "--redis-tls-cert-file", "--redis-tls-key-file", "--redis-tls-server-name",
-        ]
+        let valued = ["--redis-url", "--redis-password-file"] + RedisTLSFlags.valued
         var leading: [String] = []
         var i = 0
         while i < arguments.count {
@@ -110,17 +108,7 @@ struct GlobalOptions: ParsableArguments {
     @Option(name: .customLong("redis-password-file"), help: "A file holding the Redis password.")
     var passwordFile: String?
 
-    @Option(name: .customLong("redis-tls-ca-file"), help: "rediss:// only: PEM file of the CA to trust (default: the system trust store).")
-    var tlsCAFile: String?
-
-    @Option(name: .customLong("redis-tls-cert-file"), help: "rediss:// only: PEM client certificate, for servers with tls-auth-clients.")
-    var tlsCertFile: String?
-
-    @Option(name: .customLong("redis-tls-key-file"), help: "rediss:// only: PEM private key of the client certificate.")
-    var tlsKeyFile: String?
-
-    @Option(name: .customLong("redis-tls-server-name"), help: "rediss:// only: the name to check the server's certificate against.")
-    var tlsServerName: String?
+    @OptionGroup var tls: RedisTLSFlags
 
     @Flag(name: .customLong("redis-tls-insecure-skip-verify"), help: "rediss:// only: do not verify the server's certificate (tests only).")
     var tlsInsecureSkipVerify = false
@@ -129,9 +117,9 @@ struct GlobalOptions: ParsableArguments {
     var json = false
 
     var tlsOptions: RedisTLSOptions {
-        RedisTLSOptions(
-            caFile: tlsCAFile, certFile: tlsCertFile, keyFile: tlsKeyFile, serverName: tlsServerName,
-            insecureSkipVerify: tlsInsecureSkipVerify ? true : nil)
+        var options = tls.options
+        if tlsInsecureSkipVerify { options.insecureSkipVerify = true }
+        return options
     }
 
     /// The client, or a failure with exit code 2 (bad URL or flags) — never a crash.

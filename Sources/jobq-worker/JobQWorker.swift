@@ -73,17 +73,7 @@ struct JobQWorker: AsyncParsableCommand {
     @Option(name: .customLong("metrics-address"), help: "Address for the metrics port (default 127.0.0.1).")
     var metricsAddress: String?
 
-    @Option(name: .customLong("redis-tls-ca-file"), help: "rediss:// only: PEM file of the CA to trust (default: the system trust store).")
-    var tlsCAFile: String?
-
-    @Option(name: .customLong("redis-tls-cert-file"), help: "rediss:// only: PEM client certificate, for servers with tls-auth-clients.")
-    var tlsCertFile: String?
-
-    @Option(name: .customLong("redis-tls-key-file"), help: "rediss:// only: PEM private key of the client certificate.")
-    var tlsKeyFile: String?
-
-    @Option(name: .customLong("redis-tls-server-name"), help: "rediss:// only: the name to check the server's certificate against.")
-    var tlsServerName: String?
+    @OptionGroup var tls: RedisTLSFlags
 
     @Flag(name: .customLong("require-durable"), help: "Exit 78 unless Redis has AOF on and maxmemory-policy noeviction.")
     var requireDurable = false
@@ -112,7 +102,7 @@ struct JobQWorker: AsyncParsableCommand {
                     configPath: configPath, redisURL: redisURL, passwordFile: passwordFile, queues: queues, concurrency: concurrency,
                     handlers: handlers, lease: lease, shutdownGrace: shutdownGrace, workerID: workerID, requireDurable: requireDurable,
                     logLevel: logLevel, metricsPort: metricsPort, metricsAddress: metricsAddress,
-                    tls: RedisTLSOptions(caFile: tlsCAFile, certFile: tlsCertFile, keyFile: tlsKeyFile, serverName: tlsServerName)))
+                    tls: tls.options))
         } catch {
             StandardStreams.err("jobq-worker: \(error)\n")
             throw WorkerExit(code: 78)

@@ -109,7 +109,7 @@ struct JobQWorker: AsyncParsableCommand {
         }
         // A client certificate close to its end is the outage of two weeks from now.
         var certificateWarning: String?
-        if let tls = settings.redis.tls, let certificate = try? tls.clientCertificate() {
+        if let tls = settings.redis.tls, let certificate = try? await tls.clientCertificate() {
             let left = certificate.notAfter.timeIntervalSinceNow
             if left <= 0 {
                 certificateWarning = "the client certificate \(tls.certFile ?? "") (\(certificate.subject)) expired at \(certificate.notAfter)"

@@ -159,9 +159,9 @@ struct WorkerSettings {
             default: throw Problem(key: "redis.tls.insecureSkipVerify", value: text, expected: "true or false")
             }
         }
-        do {
+        do throws(RedisError) {
             try redis.applyTLS(tls)
-            try redis.tls?.checkFiles()
+            try await redis.tls?.checkFiles()
         } catch {
             throw Problem(key: "redis.tls", value: redis.tls.map(\.description) ?? "", expected: error.detail)
         }

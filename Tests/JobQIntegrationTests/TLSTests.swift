@@ -34,13 +34,15 @@ struct TLSTests {
         configuration.retryDeadline = .seconds(2)
         configure(&configuration)
         let client = RedisClient(configuration: configuration)
-        defer { Task { await client.close() } }
+        let result: RedisError?
         do {
             try await client.ping()
-            return nil
+            result = nil
         } catch {
-            return error
+            result = error
         }
+        await client.close()
+        return result
     }
 
     @Test("a job end to end over TLS only: add, take, lease renewals, progress, a cancel over pub/sub, finish")
@@ -160,7 +162,7 @@ struct TLSTests {
         #expect(missing?.detail.contains("cannot load the CA file") == true, "\(String(describing: missing))")
         let half = await Self.connectError(server) { $0.tls = RedisTLS(caFile: pki.caFile, certFile: pki.clientCertFile) }
         #expect(half?.detail.contains("needs both certFile and keyFile") == true, "\(String(describing: half))")
-        let certificate = try #require(try pki.clientTLS(withClientCertificate: true).clientCertificate())
+        let certificate = try #require(try await pki.clientTLS(withClientCertificate: true).clientCertificate())
         #expect(certificate.subject.contains("jobq-worker"))
         #expect(certificate.notAfter > Date() && certificate.notAfter < Date().addingTimeInterval(3 * 86_400))
     }

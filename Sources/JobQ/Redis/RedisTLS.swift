@@ -41,25 +41,48 @@ public struct RedisTLS: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The client certificate's expiry and subject, read from ``certFile`` (nil when none is set).
-    /// Runs file I/O: call it at start-up, not on a hot path.
-    public func clientCertificate() throws(RedisError) -> (subject: String, notAfter: Date)? {
+    /// The file is read by OpenSSL on a thread of its own, never on the cooperative pool.
+    public func clientCertificate() async throws(RedisError) -> (subject: String, notAfter: Date)? {
         guard let certFile else { return nil }
-        var notAfter: Int64 = 0
-        var subject = [CChar](repeating: 0, count: 256)
-        var error = [CChar](repeating: 0, count: 256)
-        if jobq_tls_certificate_file_info(certFile, &notAfter, &subject, subject.count, &error, error.count) != 0 {
-            throw RedisError(.tlsFailed, endpoint: nil, detail: String(cBuffer: error))
+        let info: Result<(String, Date), RedisError> = await onOwnThread("jobq-tls-files") {
+            var notAfter: Int64 = 0
+            var subject = [CChar](repeating: 0, count: 256)
+            var error = [CChar](repeating: 0, count: 256)
+            if jobq_tls_certificate_file_info(certFile, &notAfter, &subject, subject.count, &error, error.count) != 0 {
+                return .failure(RedisError(.tlsFailed, endpoint: nil, detail: String(cBuffer: error)))
+            }
+            return .success((String(cBuffer: subject), Date(timeIntervalSince1970: TimeInterval(notAfter))))
         }
-        return (String(cBuffer: subject), Date(timeIntervalSince1970: TimeInterval(notAfter)))
+        let (subject, notAfter) = try info.get()
+        return (subject, notAfter)
+    }
+}
+
+/// Runs blocking work (OpenSSL, sockets, files) on a new thread and waits for it without holding
+/// a thread of the cooperative pool.
+func onOwnThread<T: Sendable>(_ name: String, _ body: @escaping @Sendable () -> Result<T, RedisError>) async -> Result<T, RedisError> {
+    await withCheckedContinuation { continuation in
+        let thread = Thread { continuation.resume(returning: body()) }
+        thread.name = name
+        thread.start()
     }
 }
 
 extension RedisTLS {
     /// Loads the files the way a connection will (CA, client certificate and key, and that the two
-    /// match), so a start-up check fails before the first connect. Runs file I/O and OpenSSL: call
-    /// it at start-up, off any hot path.
-    public func checkFiles() throws(RedisError) {
-        _ = try TLSContext.context(for: self, endpoint: "")
+    /// match), so a start-up check fails before the first connect. OpenSSL runs on a thread of its
+    /// own, never on the cooperative pool.
+    public func checkFiles() async throws(RedisError) {
+        let settings = self
+        let loaded: Result<Bool, RedisError> = await onOwnThread("jobq-tls-files") {
+            do throws(RedisError) {
+                _ = try TLSContext.context(for: settings, endpoint: "")
+                return .success(true)
+            } catch {
+                return .failure(error)
+            }
+        }
+        _ = try loaded.get()
     }
 }
 
@@ -81,19 +104,15 @@ extension RedisClient {
         if let seeds = configuration.clusterSeeds, let first = seeds.first { target = configuration.node(first) }
         guard target.tls != nil else { return nil }
         let probe = target
-        let result: Result<RedisTLSSession?, RedisError> = await withCheckedContinuation { continuation in
-            let thread = Thread {
-                let connection = RedisConnection(configuration: probe, replyTimeout: probe.commandTimeout)
-                defer { connection.close() }
-                do throws(RedisError) {
-                    try connection.connect()
-                    continuation.resume(returning: .success(connection.tlsSession))
-                } catch {
-                    continuation.resume(returning: .failure(error))
-                }
+        let result: Result<RedisTLSSession?, RedisError> = await onOwnThread("jobq-tls-probe") {
+            let connection = RedisConnection(configuration: probe, replyTimeout: probe.commandTimeout)
+            defer { connection.close() }
+            do throws(RedisError) {
+                try connection.connect()
+                return .success(connection.tlsSession)
+            } catch {
+                return .failure(error)
             }
-            thread.name = "jobq-tls-probe"
-            thread.start()
         }
         return try result.get()
     }

@@ -79,7 +79,7 @@ struct ClusterTests {
 
         var handlers = JobHandlers()
         handlers.register(name: "work") { job, _ in Array(job.queue.utf8) }
-        // Longer than the lease (3 s): it survives only if the lease keeper renews on every shard.
+        // Longer than the lease (3 s): it survives only if the lease service renews on every shard.
         handlers.register(name: "slow") { job, _ in
             slowRuns.withLock { $0[job.id, default: 0] += 1 }
             try await Task.sleep(for: .milliseconds(4500))

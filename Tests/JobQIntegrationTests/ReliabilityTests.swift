@@ -185,7 +185,7 @@ struct ReliabilityTests {
         #expect(job.state == .waiting && job.attemptsMade == 0, "requeued with no attempt used")
     }
 
-    @Test("a Redis outage with running jobs: the lease keeper backs off and logs a few lines, not one per try; it says when Redis is back")
+    @Test("a Redis outage with running jobs: the upkeep services back off and log a few lines, not one per try; it says when Redis is back")
     func outageLogsOnce() async throws {
         try await withPrivateRedis { server in
             let client = RedisClient(configuration: server.configuration)
@@ -212,8 +212,8 @@ struct ReliabilityTests {
                 // comes about a second into the outage, by which time a spinning keeper has
                 // written thousands of lines.
                 try await eventually(20, "the fence to stop all 4 jobs") { logs.count(level: .error, "not renewed") >= 4 }
-                let keeperLines = logs.count(level: .debug, "lease keeper")
-                #expect(keeperLines >= 1 && keeperLines <= 6, "lease keeper lines in the outage: \(keeperLines)\n\(logs.all.suffix(3000))")
+                let keeperLines = logs.count(level: .debug, "worker upkeep")
+                #expect(keeperLines >= 1 && keeperLines <= 6, "upkeep lines in the outage: \(keeperLines)\n\(logs.all.suffix(3000))")
                 // Past the fence, with a run still to renew: the keeper retries on its backoff
                 // (≥ 50 ms apart) and sleeps in between — a few wake-ups per try, never a spin.
                 let before = worker.leaseKeeperCounts

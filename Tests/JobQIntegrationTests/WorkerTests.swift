@@ -135,6 +135,32 @@ struct WorkerTests {
         #expect(try await queue.eventKinds(for: added.id) == ["added", "active", "waiting"])
     }
 
+    @Test("shutdown with a handler that ignores its token: run() still returns, the job is requeued with no attempt used, the worker leaves the list")
+    func shutdownPastUnresponsiveHandler() async throws {
+        let queue = try await uniqueQueue()
+        let started = Latch()
+        let never = Latch()
+        var handlers = JobHandlers()
+        handlers.register(name: "deaf") { _, _ in
+            started.open()
+            await never.wait()  // ignores its token and task cancellation
+            return []
+        }
+        let added = try await queue.add(name: "deaf", payload: .json("{}"))
+        let workerID = try await withWorker(queue, grace: .milliseconds(200), handlers: handlers) { worker in
+            await started.wait()
+            try await eventually(20, "the worker's first beat") {
+                try await WorkerInfo.list(client: queue.client).contains { $0.id == worker.configuration.workerID }
+            }
+            return worker.configuration.workerID
+        }
+        // withWorker returned: run() ended although the handler never did.
+        let job = try #require(try await queue.inspector.job(added.id))
+        #expect(job.state == .waiting && job.attemptsMade == 0, "requeued with no attempt used: \(job.state), \(job.attemptsMade)")
+        #expect(try await WorkerInfo.list(client: queue.client).contains { $0.id == workerID } == false, "the goodbye removed it from the list")
+        never.open()
+    }
+
     @Test("late finisher: a run whose lease was lost is stopped, the job re-runs, and the stale result is discarded")
     func lateFinisher() async throws {
         let queue = try await uniqueQueue()

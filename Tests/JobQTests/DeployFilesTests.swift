@@ -83,7 +83,7 @@ struct DeployFilesTests {
         let target = try #require((hpa["spec"] as? [String: Any])?["scaleTargetRef"] as? [String: Any])
         #expect(target["name"] as? String == "jobq-worker" && target["kind"] as? String == "Deployment")
         #expect(try text("deploy/kubernetes/worker.yaml").contains("jobq_queue_jobs"), "the metric the worker exports")
-        #expect(try text("Sources/JobQ/Worker/LeaseKeeper.swift").contains("\"jobq_queue_jobs\""))
+        #expect(try text("Sources/JobQ/Worker/Heartbeat.swift").contains("\"jobq_queue_jobs\""))
 
         // The external metric the autoscaler reads is the one the shipped adapter rule serves,
         // from the gauge the worker exports, aggregated with max (each worker reports the depth).

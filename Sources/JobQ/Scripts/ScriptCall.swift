@@ -1,7 +1,7 @@
 /// One call of one script, whole: the script, the KEYS and ARGV it is sent with, and how its
 /// reply decodes. Every script has exactly one builder of these (`QueueCore+ScriptCalls.swift`,
 /// `ScriptCall.registerWorker`/`recordHeartbeat` for the worker-wide two); every caller — the
-/// producer, the worker, the inspector, the lease keeper's own thread, the benchmark's reference
+/// producer, the worker, the inspector, the lease service's own thread, the benchmark's reference
 /// — sends what a builder made, and `ScriptContractTests` checks the builders' KEYS and ARGV
 /// against each script's header.
 struct ScriptCall<Reply>: Sendable {

@@ -77,7 +77,7 @@ public final class JobContext: Sendable {
     /// Runs `body` when the token fires (at once if it has): for work Swift task cancellation
     /// cannot reach (a child process, a socket). It runs on a Dispatch thread of its own, never
     /// on the thread that fired the token — the worker's pub/sub thread delivers every cancel,
-    /// the lease keeper renews every lease — nor on Swift's cooperative pool, so a slow or
+    /// the lease service renews every lease — nor on Swift's cooperative pool, so a slow or
     /// blocking closure delays no other job's cancel.
     public func onCancel(_ body: @escaping @Sendable (CancellationReason) -> Void) {
         cancellation.onFire { reason in

@@ -90,21 +90,20 @@ struct CancelScenario {
 
     /// PUBLISH → the message read by a subscriber on another connection, one at a time.
     func publishLatency(count: Int) async throws -> Histogram<UInt64> {
-        let subscriber = RedisSubscriber(configuration: client.configuration)
-        defer { Task { await subscriber.close() } }
         let channel = "bench:cancel-ref:\(UUID().uuidString.prefix(8))"
-        try await subscriber.subscribe([channel])
-        var iterator = subscriber.events.makeAsyncIterator()
-        var histogram = Histogram<UInt64>(numberOfSignificantValueDigits: .three)
-        for i in 0..<(count + 50) {
-            let t0 = ContinuousClock.now
-            _ = try await client.send("PUBLISH", channel, "x")
-            while let event = await iterator.next() {
-                if case .message = event { break }
+        return try await client.withSubscription(to: [channel]) { events in
+            var iterator = events.makeAsyncIterator()
+            var histogram = Histogram<UInt64>(numberOfSignificantValueDigits: .three)
+            for i in 0..<(count + 50) {
+                let t0 = ContinuousClock.now
+                _ = try await client.send("PUBLISH", channel, "x")
+                while let event = await iterator.next() {
+                    if case .message = event { break }
+                }
+                if i >= 50 { histogram.record(since: t0) }
             }
-            if i >= 50 { histogram.record(since: t0) }
+            return histogram
         }
-        return histogram
     }
 
     private func cancelLatency(count: Int, run: Int) async throws -> (histogram: Histogram<UInt64>, missedMax: Double) {

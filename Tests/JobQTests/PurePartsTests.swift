@@ -174,14 +174,18 @@ struct SlotGateTests {
 struct ClusterRoutingTests {
     @Test("MOVED and ASK replies parse to a slot and an endpoint (IPv4, host names, bracketed IPv6); anything else is nil")
     func redirects() {
-        func parse(_ text: String) -> (Int, RedisEndpoint)? { RedisClusterRouter.redirect(.error(text)) }
+        func parse(_ text: String) -> (Int, RedisEndpoint)? { RedisReplyKind.redirect(text) }
         #expect(parse("MOVED 3999 127.0.0.1:6381").map { "\($0.0) \($0.1)" } == "3999 \(RedisEndpoint.tcp(host: "127.0.0.1", port: 6381))")
         #expect(parse("ASK 16383 redis-2.internal:7000")?.0 == 16383)
         #expect(parse("MOVED 0 [::1]:7001").map { "\($0.1)" } == "\(RedisEndpoint.tcp(host: "::1", port: 7001))")
-        for bad in ["MOVED", "MOVED 3999", "MOVED x 127.0.0.1:1", "MOVED 16384 127.0.0.1:1", "MOVED -1 h:1", "MOVED 1 nohost", "MOVED 1 h:port"] {
+        for bad in [
+            "MOVED", "MOVED 3999", "MOVED x 127.0.0.1:1", "MOVED 16384 127.0.0.1:1", "MOVED -1 h:1", "MOVED 1 nohost", "MOVED 1 h:port", "MOVED 1 :7000",
+            "MOVED 1 h:0",
+        ] {
             #expect(parse(bad) == nil, "\(bad)")
         }
-        #expect(RedisClusterRouter.redirect(.status("OK")) == nil)
+        #expect(RedisReplyKind(.status("OK")) == .answer)
+        #expect(RedisReplyKind(.error("MOVED 1 h:port")) == .answer, "an unreadable redirect goes to the caller as it is")
     }
 
     @Test("a script routes by its first key, a command by its first key argument, keyless commands nowhere")

@@ -18,7 +18,9 @@ public final class RedisClient: Sendable {
     /// primary before a write meets the old one.
     private let sentinelWatch: RedisSubscriber?
 
-    /// Creates the pool. Connections are made lazily, on the first command.
+    /// Creates the pool. Nothing runs yet: each connection's thread starts with its first command
+    /// (in Sentinel mode, the watch on the sentinels with the first command too), and
+    /// ``close()`` joins every thread started. ``withClient(configuration:_:)`` scopes both.
     public init(configuration: RedisConfiguration) {
         self.configuration = configuration
         if configuration.isCluster {
@@ -52,7 +54,57 @@ public final class RedisClient: Sendable {
             }
         }
         self.sentinelWatch = watch
-        Task { try? await watch.subscribe(["+switch-master"]) }
+    }
+
+    /// A client for the duration of `body`, closed (every thread it started joined) when `body`
+    /// returns or throws.
+    public static func withClient<T>(
+        configuration: RedisConfiguration, _ body: (RedisClient) async throws -> T
+    ) async rethrows -> T {
+        let client = RedisClient(configuration: configuration)
+        do {
+            let result = try await body(client)
+            await client.close()
+            return result
+        } catch {
+            await client.close()
+            throw error
+        }
+    }
+
+    /// Subscribes to `channels` (returns once the server confirmed every one) for the duration
+    /// of `body`, which reads the messages from the stream it is given; the subscription's
+    /// connection and thread are closed and joined when `body` returns or throws.
+    ///
+    /// ```swift
+    /// try await client.withSubscription(to: ["news"]) { events in
+    ///     for await event in events { … }
+    /// }
+    /// ```
+    /// - Throws: what ``RedisSubscriber/subscribe(_:)`` throws, or what `body` throws.
+    public func withSubscription<T>(
+        to channels: [String], _ body: (AsyncStream<RedisSubscriber.Event>) async throws -> T
+    ) async throws -> T {
+        let subscriber = RedisSubscriber(configuration: configuration)
+        do {
+            try await subscriber.subscribe(channels)
+            let result = try await body(subscriber.events)
+            await subscriber.close()
+            return result
+        } catch {
+            await subscriber.close()
+            throw error
+        }
+    }
+
+    private let sentinelWatchStarted = Atomic<Bool>(false)
+
+    /// Starts listening for `+switch-master` with the first command (not at init).
+    private func startSentinelWatch() {
+        guard let sentinelWatch, !sentinelWatchStarted.load(ordering: .relaxed),
+            !sentinelWatchStarted.exchange(true, ordering: .acquiringAndReleasing)
+        else { return }
+        sentinelWatch.want(["+switch-master"])
     }
 
     /// Sends one command.
@@ -139,7 +191,11 @@ public final class RedisClient: Sendable {
         return cluster.primaries
     }
 
+    /// Each pooled connection's thread: started, ended (tests of the client's lifetime).
+    var threadStates: [(started: Bool, exited: Bool)] { loops.map(\.threadState) }
+
     private func pickLoop() -> RedisConnectionLoop {
+        if sentinelWatch != nil { startSentinelWatch() }
         if loops.count == 1 { return loops[0] }
         var best = loops[0]
         var bestLoad = best.load.load(ordering: .relaxed)

@@ -188,9 +188,8 @@ final class RedisClusterRouter: Sendable {
             }
             pending.append((i, target, false))
         }
-        let deadline = ContinuousClock.now + configuration.retryDeadline
-        var redirects = 0
-        var failures = 0
+        var budget = ClusterRetryBudget(deadline: .now + configuration.retryDeadline)
+        let policy = RedisRetryPolicy(backoff: configuration.backoff, endpoint: configuration.displayEndpoint)
         while !pending.isEmpty {
             let groups = Dictionary(grouping: pending, by: { "\($0.target)|\($0.asking)" })
             let results = await withTaskGroup(of: ([(index: Int, target: RedisEndpoint, asking: Bool)], Result<[RedisReply], RedisError>).self) { group in
@@ -218,8 +217,7 @@ final class RedisClusterRouter: Sendable {
                 case .failure(let error):
                     // The node is down (a primary killed, a failover under way): nothing was sent,
                     // or an idempotent flight may be sent again. Re-read the map and retry.
-                    let retriable = error.code == .unavailable || error.code == .connectionFailed || (idempotent && error.code == .outcomeUnknown)
-                    guard retriable, ContinuousClock.now < deadline else { throw error }
+                    guard budget.mayRetry(after: error, idempotent: idempotent, now: .now) else { throw error }
                     unreachable += members.map(\.index)
                     continue
                 }
@@ -228,39 +226,28 @@ final class RedisClusterRouter: Sendable {
                     if m.asking { position += 1 }  // ASKING's own +OK
                     let reply = flightReplies[position]
                     position += 1
-                    switch reply.errorCode {
-                    case "MOVED":
-                        // MOVED <slot> <host:port>: the slot lives elsewhere now.
-                        guard let (slot, endpoint) = Self.redirect(reply) else {
-                            replies[m.index] = reply
-                            continue
-                        }
+                    // The connection's thread has waited out BUSY/LOADING/TRYAGAIN and the like
+                    // already; what is left for the router is a redirect.
+                    guard case .error = reply,
+                        case .redirect(let endpoint, let asking, let slot) = policy.decide(
+                            reply, sentAsEvalSHA: false, retries: 0, deadline: budget.deadline, now: .now, cluster: true)
+                    else {
+                        replies[m.index] = reply
+                        continue
+                    }
+                    if !asking {
+                        // MOVED: the slot lives elsewhere now. (ASK: this one command goes to
+                        // the importing node, the map stays.)
                         remap(slot: slot, to: endpoint)
                         remapped = true
-                        next.append((m.index, endpoint, false))
-                    case "ASK":
-                        // ASK <slot> <host:port>: this one command goes to the importing node.
-                        guard let (_, endpoint) = Self.redirect(reply) else {
-                            replies[m.index] = reply
-                            continue
-                        }
-                        next.append((m.index, endpoint, true))
-                    default:
-                        replies[m.index] = reply
                     }
+                    next.append((m.index, endpoint, asking))
                 }
             }
-            if !next.isEmpty {
-                redirects += 1
-                guard redirects <= 16 else {
-                    throw RedisError(
-                        .unavailable, endpoint: configuration.displayEndpoint, detail: "still redirected after 16 tries (a resharding in progress?)")
-                }
-            }
+            if !next.isEmpty, let error = budget.redirected(endpoint: configuration.displayEndpoint) { throw error }
             if remapped { Task { try? await self.refresh() } }
             if !unreachable.isEmpty {
-                failures += 1
-                try? await Task.sleep(for: min(.seconds(1), .milliseconds(50 * (1 << min(failures, 5)))))
+                try? await Task.sleep(for: budget.unreachableDelay())
                 try? await refresh()
                 for index in unreachable {
                     let target: RedisEndpoint
@@ -319,18 +306,6 @@ final class RedisClusterRouter: Sendable {
             }
             s.slots[slot] = Int16(index)
         }
-    }
-
-    /// `MOVED 3999 127.0.0.1:6381` / `ASK …` → (slot, endpoint).
-    static func redirect(_ reply: RedisReply) -> (Int, RedisEndpoint)? {
-        guard let message = reply.errorMessage else { return nil }
-        let parts = message.split(separator: " ")
-        guard parts.count >= 3, let slot = Int(parts[1]), (0..<RedisClusterSlot.count).contains(slot),
-            let colon = parts[2].lastIndex(of: ":"), let port = Int(parts[2][parts[2].index(after: colon)...])
-        else { return nil }
-        var host = String(parts[2][..<colon])
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        return (slot, .tcp(host: host, port: port))
     }
 
     /// The key that decides where an item goes: a script's first key, or a command's first key

@@ -142,6 +142,7 @@ final class RedisConnectionLoop: @unchecked Sendable {
     /// `pending.count`, readable without the lock while spinning.
     private let pendingHint = Atomic<Int>(0)
     private var closing = false
+    private var started = false
     private var threadWaiting = false
     private var exited = false
     private var exitWaiters: [@Sendable () -> Void] = []
@@ -155,8 +156,8 @@ final class RedisConnectionLoop: @unchecked Sendable {
     // Loop-thread state.
     private let connection: RedisConnection
     private var backlog: [Queued] = []
-    private var reconnectAttempt = 0
-    private var nextConnectAttempt = ContinuousClock.now
+    private var reconnects: ReconnectSchedule
+    private let policy: RedisRetryPolicy
     private var everConnected = false
     /// Commands answered by the last flight: how many to expect back soon.
     private var lastFlightSize = 0
@@ -166,6 +167,15 @@ final class RedisConnectionLoop: @unchecked Sendable {
         self.configuration = configuration
         self.label = label
         self.connection = RedisConnection(configuration: configuration, replyTimeout: replyTimeout)
+        self.reconnects = ReconnectSchedule(backoff: configuration.backoff)
+        self.policy = RedisRetryPolicy(backoff: configuration.backoff, endpoint: configuration.displayEndpoint)
+    }
+
+    /// Starts the thread, once, with the first request (nothing runs at init); ``close()`` joins
+    /// it. Called with `lock` held.
+    private func startIfNeeded() {
+        guard !started else { return }
+        started = true
         let thread = Thread { [self] in self.run() }
         thread.name = label
         thread.start()
@@ -201,6 +211,7 @@ final class RedisConnectionLoop: @unchecked Sendable {
             return
         }
         load.add(1, ordering: .relaxed)
+        startIfNeeded()
         for i in 0..<request.count { pending.append(Queued(request: request, index: i)) }
         pendingHint.store(pending.count, ordering: .relaxed)
         let wake = threadWaiting
@@ -214,6 +225,9 @@ final class RedisConnectionLoop: @unchecked Sendable {
             for s in scripts where !registeredScripts.contains(where: { $0 === s }) { registeredScripts.append(s) }
         }
     }
+
+    /// Whether the thread has started, and whether it has ended (tests of the client's lifetime).
+    var threadState: (started: Bool, exited: Bool) { lock.withLock { (started, exited) } }
 
     /// `CLIENT ID` of the current connection (0 while disconnected).
     var clientID: Int64 { lock.withLock { sharedClientID } }
@@ -252,7 +266,8 @@ final class RedisConnectionLoop: @unchecked Sendable {
         await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
             lock.lock()
             closing = true
-            if exited {
+            if exited || !started {
+                exited = true
                 lock.unlock()
                 continuation.resume()
                 return
@@ -343,9 +358,8 @@ final class RedisConnectionLoop: @unchecked Sendable {
             if !connection.idleSocketLooksClosed { return true }
             connection.close()
         }
-        let now = ContinuousClock.now
-        if now < nextConnectAttempt {
-            sleep(until: nextConnectAttempt)
+        if !reconnects.isDue(.now) {
+            sleep(until: reconnects.nextAttempt)
             return false
         }
         do {
@@ -366,28 +380,22 @@ final class RedisConnectionLoop: @unchecked Sendable {
                 sharedClientID = 0
                 lastConnectionError = error
             }
-            if error.code == .authFailed || error.code == .invalidURL || error.code == .tlsFailed {
+            switch policy.decideConnectFailure(error) {
+            case .failAll(let error):
                 // Waiting will not fix a wrong password: fail what is queued now, try again when
                 // the next request comes.
                 let failing = backlog
                 backlog = []
                 for q in failing { finish(q.request, error) }
-                return false
+            case .failExpired(let unavailable):
+                let now = ContinuousClock.now
+                let expired = backlog.filter { $0.request.deadline <= now }
+                backlog.removeAll { $0.request.deadline <= now }
+                for q in expired { finish(q.request, unavailable) }
+                reconnects.failed(now: .now)
             }
-            let now = ContinuousClock.now
-            let expired = backlog.filter { $0.request.deadline <= now }
-            backlog.removeAll { $0.request.deadline <= now }
-            let unavailable = RedisError(.unavailable, endpoint: error.endpoint, detail: "no connection within the retry deadline; last error: \(error.detail)")
-            for q in expired { finish(q.request, unavailable) }
-            scheduleReconnect()
             return false
         }
-    }
-
-    /// The next connect waits for the backoff of the current attempt count.
-    private func scheduleReconnect() {
-        nextConnectAttempt = .now + configuration.backoff.delay(attempt: reconnectAttempt)
-        reconnectAttempt += 1
     }
 
     private func reloadScripts() throws(RedisError) {
@@ -492,7 +500,7 @@ final class RedisConnectionLoop: @unchecked Sendable {
                 }
             }
             backlog.insert(contentsOf: requeue, at: 0)
-            scheduleReconnect()
+            reconnects.failed(now: .now)
             return
         }
         for (position, entry) in flight.enumerated() {
@@ -503,20 +511,21 @@ final class RedisConnectionLoop: @unchecked Sendable {
             } catch {
                 // The connection died with these commands on the wire.
                 connection.close()
-                scheduleReconnect()
+                reconnects.failed(now: .now)
                 lock.withLock { lastConnectionError = error }
                 for rest in flight[position...] {
                     guard case .user(var q, _) = rest, !q.request.isDone else { continue }
-                    if q.request.idempotent && ContinuousClock.now < q.request.deadline {
+                    switch policy.decideLost(idempotent: q.request.idempotent, deadline: q.request.deadline, now: .now, error: error) {
+                    case .resend:
                         q.retries += 1
                         requeue.append(q)
-                    } else {
+                    case .fail(let error):
                         finish(q.request, error)
                     }
                 }
                 break
             }
-            reconnectAttempt = 0  // a reply came back: the connection works
+            reconnects.succeeded()  // a reply came back: the connection works
             switch entry {
             case .skipped:
                 continue
@@ -524,54 +533,35 @@ final class RedisConnectionLoop: @unchecked Sendable {
                 if let sha = reply.string, reply.errorMessage == nil { script.learn(sha: sha) }
             case .user(var q, let sentAsEvalSHA):
                 guard !q.request.isDone else { continue }
-                if let code = reply.errorCode {
-                    switch code {
-                    case "NOSCRIPT" where sentAsEvalSHA:
-                        q.forceEval = true
-                        requeue.append(q)
-                        continue
-                    case "BUSY", "LOADING", "TRYAGAIN", "CLUSTERDOWN", "MASTERDOWN":
-                        let now = ContinuousClock.now
-                        if now < q.request.deadline {
-                            q.notBefore = now + configuration.backoff.delay(attempt: q.retries)
-                            q.retries += 1
-                            requeue.append(q)
-                        } else {
-                            finish(
-                                q.request,
-                                RedisError(
-                                    .unavailable, endpoint: configuration.displayEndpoint,
-                                    detail: "server still answering \(RedisConnection.firstLine(reply.errorMessage ?? "")) at the retry deadline"))
-                        }
-                        continue
-                    case "READONLY":
-                        // A replica (after a failover, or a wrong address): reconnect, which
-                        // re-resolves the primary where that is possible, and send again.
-                        reconnectAfter = true
-                        if ContinuousClock.now < q.request.deadline {
-                            q.retries += 1
-                            requeue.append(q)
-                        } else {
-                            finish(
-                                q.request,
-                                RedisError(
-                                    .unavailable, endpoint: configuration.displayEndpoint,
-                                    detail:
-                                        "the server is a read-only replica (READONLY) and no primary answered by the retry deadline; point jobq at the primary")
-                            )
-                        }
-                        continue
-                    default:
-                        break
-                    }
+                // Cheap for the common case: only error replies need a decision.
+                guard case .error = reply else {
+                    deliver(q, reply)
+                    continue
                 }
-                deliver(q, reply)
+                switch policy.decide(reply, sentAsEvalSHA: sentAsEvalSHA, retries: q.retries, deadline: q.request.deadline, now: .now) {
+                case .deliver, .redirect:
+                    deliver(q, reply)
+                case .resendAsEval:
+                    q.forceEval = true
+                    requeue.append(q)
+                case .retry(let notBefore):
+                    q.notBefore = notBefore
+                    q.retries += 1
+                    requeue.append(q)
+                case .reconnectThenResend:
+                    // Not at once: the sentinels may still name the demoted server for a moment.
+                    reconnectAfter = true
+                    q.retries += 1
+                    requeue.append(q)
+                case .fail(let error):
+                    finish(q.request, error)
+                }
             }
         }
         if reconnectAfter {
             // Not at once: the sentinels may still name the demoted server for a moment.
             connection.close()
-            scheduleReconnect()
+            reconnects.failed(now: .now)
         }
         if !requeue.isEmpty { backlog.insert(contentsOf: requeue, at: 0) }
     }

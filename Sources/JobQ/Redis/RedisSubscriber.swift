@@ -72,6 +72,13 @@ public final class RedisSubscriber: Sendable {
         try result.get()
     }
 
+    /// Subscribes without waiting for the server's confirmation (the subscription is made, and
+    /// remade after every reconnect, on the subscriber's thread).
+    func want(_ channels: [String]) {
+        guard !channels.isEmpty else { return }
+        state.enqueue(.subscribe(channels, { _ in }))
+    }
+
     /// Stops listening to the channels (takes effect promptly; no confirmation awaited).
     public func unsubscribe(_ channels: [String]) {
         guard !channels.isEmpty else { return }
@@ -106,6 +113,8 @@ private final class SubscriberThread: @unchecked Sendable {
     private let lock = ConditionLock()
     private var ops: [Op] = []
     private var closing = false
+    /// The thread starts with the first subscription, not at init; ``close()`` joins it.
+    private var started = false
     private var exited = false
     private var exitWaiters: [@Sendable () -> Void] = []
 
@@ -127,8 +136,8 @@ private final class SubscriberThread: @unchecked Sendable {
     private var waiters: [Waiter] = []
     private var announceResubscribe = false
     private var everConnected = false
-    private var reconnectAttempt = 0
-    private var nextConnectAttempt = ContinuousClock.now
+    private var reconnects: ReconnectSchedule
+    private let policy: RedisRetryPolicy
     private var pingSent: ContinuousClock.Instant?
 
     static let idlePing: Duration = .seconds(10)
@@ -152,6 +161,8 @@ private final class SubscriberThread: @unchecked Sendable {
         self.sharding = sharded
         self.node = configuration.endpoint
         self.continuation = continuation
+        self.reconnects = ReconnectSchedule(backoff: configuration.backoff)
+        self.policy = RedisRetryPolicy(backoff: configuration.backoff, endpoint: configuration.displayEndpoint)
         // Replies on a subscribed connection arrive whenever: reads never time out; liveness is
         // checked with PING instead.
         self.connection = RedisConnection(configuration: configuration.node(configuration.endpoint), replyTimeout: configuration.commandTimeout)
@@ -160,9 +171,6 @@ private final class SubscriberThread: @unchecked Sendable {
         precondition(ok == 0, "cannot create a pipe for the subscriber: errno \(errno)")
         wakeRead = fds[0]
         wakeWrite = fds[1]
-        let thread = Thread { [self] in self.run() }
-        thread.name = "jobq-redis-subscriber"
-        thread.start()
     }
 
     deinit {
@@ -180,7 +188,14 @@ private final class SubscriberThread: @unchecked Sendable {
             return
         }
         ops.append(op)
+        let start = !started
+        started = true
         lock.unlock()
+        if start {
+            let thread = Thread { [self] in self.run() }
+            thread.name = "jobq-redis-subscriber"
+            thread.start()
+        }
         poke()
     }
 
@@ -188,8 +203,11 @@ private final class SubscriberThread: @unchecked Sendable {
         await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
             lock.lock()
             closing = true
-            if exited {
+            if exited || !started {
+                // Never started: nothing to join.
+                exited = true
                 lock.unlock()
+                self.continuation.finish()
                 continuation.resume()
                 return
             }
@@ -226,7 +244,7 @@ private final class SubscriberThread: @unchecked Sendable {
 
             if !connection.isConnected {
                 if !connectIfDue() {
-                    waitForWake(timeout: nextConnectAttempt - .now)
+                    waitForWake(timeout: reconnects.nextAttempt - .now)
                     continue
                 }
             }
@@ -295,7 +313,7 @@ private final class SubscriberThread: @unchecked Sendable {
     }
 
     private func connectIfDue() -> Bool {
-        guard ContinuousClock.now >= nextConnectAttempt else { return false }
+        guard reconnects.isDue(.now) else { return false }
         if let sharding, let owner = sharding.locate(), owner != node {
             node = owner
             connection = RedisConnection(configuration: configuration.node(owner), replyTimeout: configuration.commandTimeout)
@@ -304,12 +322,11 @@ private final class SubscriberThread: @unchecked Sendable {
             try connection.connect()
         } catch {
             sharding?.onTrouble()
-            if error.code == .authFailed || error.code == .invalidURL || error.code == .tlsFailed {
+            if case .failAll(let error) = policy.decideConnectFailure(error) {
                 for w in waiters { w.completion(.failure(error)) }
                 waiters = []
             }
-            nextConnectAttempt = .now + configuration.backoff.delay(attempt: reconnectAttempt)
-            reconnectAttempt += 1
+            reconnects.failed(now: .now)
             lastError = error
             if alternates.count > 1 {
                 seedIndex = (seedIndex + 1) % alternates.count
@@ -317,7 +334,7 @@ private final class SubscriberThread: @unchecked Sendable {
             }
             return false
         }
-        reconnectAttempt = 0
+        reconnects.succeeded()
         pingSent = nil
         acked = []
         pending = wanted
@@ -335,8 +352,7 @@ private final class SubscriberThread: @unchecked Sendable {
         connection.close()
         acked = []
         pending = []
-        nextConnectAttempt = .now + configuration.backoff.delay(attempt: reconnectAttempt)
-        reconnectAttempt += 1
+        reconnects.failed(now: .now)
     }
 
     /// Handles every complete reply hiredis has buffered. False if the connection failed.

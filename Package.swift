@@ -77,11 +77,22 @@ let package = Package(
             name: "CJobQNet",
             linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]
         ),
+        // The Redis layer under the queue: connections (pipelined, blocking, pub/sub), TLS,
+        // Cluster routing, Sentinel, reply handling. A target of its own so that the queue's
+        // public API stays the queue: the rest of this package reaches it through `package`
+        // declarations, and only what a user configures or catches (RedisConfiguration,
+        // RedisTLS, RedisError, the RedisClient handle a queue is made with) is public,
+        // re-exported by JobQ.
+        .target(
+            name: "JobQRedis",
+            dependencies: ["CHiredis", "CJobQNet"],
+            swiftSettings: strict
+        ),
         .target(
             name: "JobQ",
             dependencies: [
+                "JobQRedis",
                 "CHiredis",
-                "CJobQNet",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -184,13 +195,13 @@ let package = Package(
         ),
         .testTarget(
             name: "JobQTests",
-            dependencies: ["JobQ", "JobQWorkerKit", "CHiredis", "LocalRedis", .product(name: "Yams", package: "Yams")],
+            dependencies: ["JobQ", "JobQRedis", "JobQWorkerKit", "CHiredis", "LocalRedis", .product(name: "Yams", package: "Yams")],
             swiftSettings: strict
         ),
         .testTarget(
             name: "JobQIntegrationTests",
             dependencies: [
-                "JobQ", "LocalRedis", "JobQWorkerKit", "CJobQSpawn",
+                "JobQ", "JobQRedis", "LocalRedis", "JobQWorkerKit", "CJobQSpawn",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),

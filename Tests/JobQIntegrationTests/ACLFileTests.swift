@@ -3,6 +3,7 @@ import LocalRedis
 import Testing
 
 @testable import JobQ
+@testable import JobQRedis
 
 /// config/users.acl loads into Redis, and each of its three roles (producer, worker, admin) can
 /// do its part of jobq's work — and is refused the others' where Redis can tell them apart: by

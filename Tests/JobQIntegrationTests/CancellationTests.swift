@@ -7,6 +7,7 @@ import Synchronization
 import Testing
 
 @testable import JobQ
+@testable import JobQRedis
 
 #if canImport(Glibc)
     import Glibc

@@ -3,6 +3,7 @@ import LocalRedis
 import Testing
 
 @testable import JobQ
+@testable import JobQRedis
 
 @Suite("Client lifetime: nothing runs before the first command; close joins what ran", .awaitedTeardown)
 struct ClientLifetimeTests {

@@ -4,6 +4,7 @@ import Synchronization
 import Testing
 
 @testable import JobQ
+@testable import JobQRedis
 
 /// jobq on a real 3-primary Redis Cluster started by the test — slots
 /// computed like Redis, commands routed to the owning primary, queues on every shard served by

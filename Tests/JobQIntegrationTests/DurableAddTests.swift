@@ -3,6 +3,7 @@ import LocalRedis
 import Testing
 
 @testable import JobQ
+@testable import JobQRedis
 
 /// The opt-in durable add (`WAIT`), against a real primary and replica.
 @Suite("Durable adds (WAIT)", .awaitedTeardown)

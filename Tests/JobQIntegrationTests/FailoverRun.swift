@@ -3,6 +3,7 @@ import Synchronization
 import Testing
 
 @testable import JobQ
+@testable import JobQRedis
 
 extension JobHandlers {
     /// Registers `name` as a handler that runs until its job is cancelled (then throws).

@@ -8,6 +8,7 @@ import Synchronization
 import Testing
 
 @testable import JobQ
+@testable import JobQRedis
 
 /// A local HTTP endpoint for `http` handlers (loopback, a free port), stopped with the test.
 func withTestServer<T: Sendable>(_ configure: (Router<BasicRequestContext>) -> Void, _ body: (Int) async throws -> T) async throws -> T {

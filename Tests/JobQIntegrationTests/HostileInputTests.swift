@@ -5,6 +5,7 @@ import Synchronization
 import Testing
 
 @testable import JobQ
+@testable import JobQRedis
 
 /// Log lines kept for a test to read (a swift-log handler).
 final class CapturedLogs: Sendable {

@@ -3,6 +3,7 @@ import LocalRedis
 import Testing
 
 @testable import JobQ
+@testable import JobQRedis
 
 /// A model-based test of the Lua layer: seeded random sequences of add / take / finish (every
 /// outcome) / renew / expire-and-reap / cancel / retry / remove / pause / resume / obliterate,

@@ -3,6 +3,7 @@ import LocalRedis
 import Testing
 
 @testable import JobQ
+@testable import JobQRedis
 
 extension ExecutableTests {
     /// What the binaries print when the reader goes away, and what they never print (secrets).

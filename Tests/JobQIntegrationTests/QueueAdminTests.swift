@@ -3,6 +3,7 @@ import LocalRedis
 import Testing
 
 @testable import JobQ
+@testable import JobQRedis
 
 @Suite("Queue: cancel, remove, retry, purge, clean, obliterate, listings, events", .awaitedTeardown)
 struct QueueAdminTests {

@@ -3,6 +3,7 @@ import LocalRedis
 import Testing
 
 @testable import JobQ
+@testable import JobQRedis
 
 @Suite("Queue: adding jobs", .awaitedTeardown)
 struct QueueProducerTests {

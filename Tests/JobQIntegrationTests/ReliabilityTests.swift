@@ -6,6 +6,7 @@ import Synchronization
 import Testing
 
 @testable import JobQ
+@testable import JobQRedis
 
 /// The guarantees just outside the paths the other suites walk: a stall never costs an attempt,
 /// a full Redis never fails a job, runs are told apart by execution id, no program outlives its

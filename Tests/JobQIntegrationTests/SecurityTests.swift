@@ -3,6 +3,7 @@ import LocalRedis
 import Testing
 
 @testable import JobQ
+@testable import JobQRedis
 
 /// Least privilege and secrets, with the built binaries, and the configuration loader
 /// fed mutated files.

@@ -4,6 +4,7 @@ import Synchronization
 import Testing
 
 @testable import JobQ
+@testable import JobQRedis
 
 /// Sentinel mode: a real setup started by the test (1 primary, 1 replica, 3 sentinels,
 /// `down-after` 1 s). Producers and a worker reach the primary through the sentinels

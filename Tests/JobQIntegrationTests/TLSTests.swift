@@ -4,6 +4,7 @@ import Synchronization
 import Testing
 
 @testable import JobQ
+@testable import JobQRedis
 
 /// TLS on every connection (`docs/client.md`, "Managed Redis and TLS" in the README): servers
 /// started with `--port 0 --tls-port …` and certificates made at test time by the `openssl` CLI,

@@ -5,6 +5,7 @@ import Synchronization
 import Testing
 
 @testable import JobQ
+@testable import JobQRedis
 
 @Suite("Worker runtime", .awaitedTeardown)
 struct WorkerTests {

@@ -3,6 +3,7 @@ import LocalRedis
 import Testing
 
 @testable import JobQ
+@testable import JobQRedis
 @testable import JobQWorkerKit
 
 /// The parsers we wrote, fed thousands of mutated and random inputs (seeded, bounded):

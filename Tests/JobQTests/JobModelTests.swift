@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import JobQ
+@testable import JobQRedis
 
 @Suite("Job ids, queue names, options and backoff")
 struct JobModelTests {

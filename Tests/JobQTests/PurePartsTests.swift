@@ -3,6 +3,7 @@ import Synchronization
 import Testing
 
 @testable import JobQ
+@testable import JobQRedis
 
 /// A clock that moves only when the test says so: sleepers wake when ``advance(by:)`` passes
 /// their deadline, or throw `CancellationError` when their task is cancelled.

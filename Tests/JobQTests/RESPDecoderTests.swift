@@ -1,6 +1,7 @@
 import Testing
 
 @testable import JobQ
+@testable import JobQRedis
 
 @Suite("RESP decoding through hiredis' reader")
 struct RESPDecoderTests {

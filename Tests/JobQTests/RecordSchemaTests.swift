@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import JobQ
+@testable import JobQRedis
 
 /// The record's field names live in `RecordSchema.swift` and `Lua/include/record.lua`; these
 /// tests hold the two together, keep every other file from spelling a name itself, and keep

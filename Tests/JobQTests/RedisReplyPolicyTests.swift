@@ -1,6 +1,7 @@
 import Testing
 
 @testable import JobQ
+@testable import JobQRedis
 
 /// The reply and reconnect decisions every connection kind makes, driven without a server: each
 /// test walks a command (or a connection) through a sequence of server answers and checks what

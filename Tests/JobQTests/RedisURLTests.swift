@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import JobQ
+@testable import JobQRedis
 
 @Suite("Redis URLs")
 struct RedisURLTests {

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import JobQ
+@testable import JobQRedis
 
 /// The contract between the Lua files and their Swift call sites (`docs/lua-scripts.md`): every header
 /// lists exactly as many KEYS as its file name says, each KEYS line names the key the Swift call

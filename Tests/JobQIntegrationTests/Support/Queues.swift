@@ -2,6 +2,7 @@ import Foundation
 import LocalRedis
 
 @testable import JobQ
+@testable import JobQRedis
 
 /// A queue with a name no other test uses, on the shared server.
 func uniqueQueue(_ label: String = #function, settings: QueueSettings = QueueSettings(), client: RedisClient? = nil) async throws -> JobQueue {

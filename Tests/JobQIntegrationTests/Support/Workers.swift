@@ -4,6 +4,7 @@ import Synchronization
 import Testing
 
 @testable import JobQ
+@testable import JobQRedis
 
 /// Runs a worker on `queue` for the duration of `body`, then shuts it down and waits for it.
 @discardableResult

@@ -23,9 +23,9 @@ import Synchronization
 ///
 /// - Important: the hiredis calls happen only on this loop's thread, never on Swift's cooperative
 ///   pool. Submitting is a short critical section and never blocks on I/O.
-final class RedisConnectionLoop: @unchecked Sendable {
+package final class RedisConnectionLoop: @unchecked Sendable {
     /// What one request asks for; a request is answered when all its items are.
-    enum Item: Sendable {
+    package enum Item: Sendable {
         case command(RedisCommand)
         /// `script` with `arguments` = numkeys, keys…, args… (everything after the SHA).
         case script(RedisScript, RedisCommand)

@@ -6,26 +6,26 @@ import Synchronization
 /// loads its scripts when a connection is made (``RedisClient/load(_:)``) and after a reconnect,
 /// so pipelines of `EVALSHA` do not meet `NOSCRIPT`. A script whose SHA is not known yet is sent
 /// with `EVAL` (the server caches it) and its SHA is fetched in the same flight.
-public final class RedisScript: Sendable, Hashable, CustomStringConvertible {
+package final class RedisScript: Sendable, Hashable, CustomStringConvertible {
     /// A name for logs and errors (the file name without extension, e.g. `addJob-7`).
-    public let name: String
-    public let source: String
+    package let name: String
+    package let source: String
     /// The number of KEYS every call passes, when fixed (checked before sending).
-    public let keyCount: Int?
+    package let keyCount: Int?
     private let shaBox = Mutex<String?>(nil)
 
-    public init(name: String, source: String, keyCount: Int? = nil) {
+    package init(name: String, source: String, keyCount: Int? = nil) {
         self.name = name
         self.source = source
         self.keyCount = keyCount
     }
 
     /// The SHA1 the server reported, once known.
-    public var sha: String? { shaBox.withLock { $0 } }
+    package var sha: String? { shaBox.withLock { $0 } }
 
     func learn(sha: String) { shaBox.withLock { $0 = sha } }
 
-    public static func == (a: RedisScript, b: RedisScript) -> Bool { a === b }
-    public func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(self)) }
-    public var description: String { "script \(name)" }
+    package static func == (a: RedisScript, b: RedisScript) -> Bool { a === b }
+    package func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(self)) }
+    package var description: String { "script \(name)" }
 }

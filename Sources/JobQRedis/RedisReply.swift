@@ -4,7 +4,7 @@ internal import CHiredis
 ///
 /// Error replies (`-ERR …`, `-NOSCRIPT …`, `-WRONGTYPE …`) are values here, not thrown errors: the
 /// connection that carried them is healthy. A dead connection is a thrown ``RedisError`` instead.
-public enum RedisReply: Sendable, Hashable {
+package enum RedisReply: Sendable, Hashable {
     /// A bulk string: binary-safe bytes.
     case bulk([UInt8])
     /// A simple status such as `OK` or `QUEUED`.
@@ -58,21 +58,21 @@ extension RedisReply {
 
 extension RedisReply {
     /// The error text if this is an error reply.
-    public var errorMessage: String? {
+    package var errorMessage: String? {
         if case .error(let message) = self { return message }
         return nil
     }
 
     /// The error code of an error reply: its first word (`NOSCRIPT`, `BUSY`, `WRONGTYPE`, `ERR`…).
-    public var errorCode: Substring? {
+    package var errorCode: Substring? {
         guard case .error(let message) = self else { return nil }
         return message.split(separator: " ", maxSplits: 1).first ?? Substring(message)
     }
 
-    public var isNull: Bool { self == .null }
+    package var isNull: Bool { self == .null }
 
     /// Bulk and status replies as UTF-8 text; integers in decimal.
-    public var string: String? {
+    package var string: String? {
         switch self {
         case .bulk(let b): return String(decoding: b, as: UTF8.self)
         case .status(let s): return s
@@ -82,7 +82,7 @@ extension RedisReply {
     }
 
     /// Bulk and status replies as bytes.
-    public var bytes: [UInt8]? {
+    package var bytes: [UInt8]? {
         switch self {
         case .bulk(let b): return b
         case .status(let s): return Array(s.utf8)
@@ -91,7 +91,7 @@ extension RedisReply {
     }
 
     /// Integers, and bulk strings holding a decimal integer.
-    public var int: Int? {
+    package var int: Int? {
         switch self {
         case .integer(let i): return Int(i)
         case .bulk(let b): return Int(String(decoding: b, as: UTF8.self))
@@ -100,14 +100,14 @@ extension RedisReply {
         }
     }
 
-    public var array: [RedisReply]? {
+    package var array: [RedisReply]? {
         if case .array(let items) = self { return items }
         return nil
     }
 }
 
 extension RedisReply: CustomStringConvertible {
-    public var description: String {
+    package var description: String {
         switch self {
         case .bulk(let b):
             if let s = String(validating: b, as: UTF8.self) { return "\"\(s)\"" }

@@ -7,9 +7,9 @@
 /// sends `CLIENT UNBLOCK <id> TIMEOUT` from the `control` client: the blocked command then returns
 /// as if it timed out (`.null`). A wake that arrives while nothing is blocked makes the next
 /// blocking command return `.null` at once, so a wake-up is never lost.
-public final class RedisBlockingClient: Sendable {
+package final class RedisBlockingClient: Sendable {
     /// The longest block timeout a command may ask for.
-    public let maxBlockTimeout: Duration
+    package let maxBlockTimeout: Duration
     private let loop: RedisConnectionLoop
     private let control: RedisClient
     /// A control client made for this connection alone (cluster mode), closed with it.
@@ -19,7 +19,7 @@ public final class RedisBlockingClient: Sendable {
     ///   - control: an ordinary client on the same server, used to send `CLIENT UNBLOCK`.
     ///   - maxBlockTimeout: the largest block timeout any command will use (default 5 s).
     ///   - serverTick: the server's tick (1/hz); Redis rounds block timeouts to it.
-    public init(configuration: RedisConfiguration, control: RedisClient, maxBlockTimeout: Duration = .seconds(5), serverTick: Duration = .milliseconds(100)) {
+    package init(configuration: RedisConfiguration, control: RedisClient, maxBlockTimeout: Duration = .seconds(5), serverTick: Duration = .milliseconds(100)) {
         self.maxBlockTimeout = maxBlockTimeout
         self.control = control
         self.ownedControl = nil
@@ -39,7 +39,7 @@ public final class RedisBlockingClient: Sendable {
     /// A blocking connection on the node that holds `key`: the configured server, or in cluster
     /// mode the primary owning the key's slot, woken through a control connection to that same
     /// node (`CLIENT UNBLOCK` ids are per node). After a `MOVED` reply, make a new one.
-    public static func onNode(
+    package static func onNode(
         of key: String, client: RedisClient, maxBlockTimeout: Duration = .seconds(5),
         serverTick: Duration = .milliseconds(100)
     ) async throws(RedisError) -> RedisBlockingClient {
@@ -55,7 +55,7 @@ public final class RedisBlockingClient: Sendable {
     /// Cancelling the calling task wakes it.
     /// - Parameter idempotent: resend after a reconnect when the connection died mid-wait. Popping
     ///   a wake-up marker is safe to repeat; popping a job is not.
-    public func send(_ command: RedisCommand, idempotent: Bool = true) async throws(RedisError) -> RedisReply {
+    package func send(_ command: RedisCommand, idempotent: Bool = true) async throws(RedisError) -> RedisReply {
         let result = await withTaskCancellationHandler {
             await loop.submit(one: .command(command), idempotent: idempotent, wakeable: true)
         } onCancel: {
@@ -69,7 +69,7 @@ public final class RedisBlockingClient: Sendable {
     /// Never blocks. `CLIENT UNBLOCK` answers 0 when the command was sent but the server has not
     /// blocked on it yet; the wake is then repeated (up to 50 times, one round trip each) while
     /// that same command is still on the wire.
-    public func wake() {
+    package func wake() {
         guard let target = loop.requestWake(), target.clientID != 0 else { return }
         unblock(target, triesLeft: 50)
     }
@@ -84,10 +84,10 @@ public final class RedisBlockingClient: Sendable {
     }
 
     /// `CLIENT ID` of the blocking connection (0 while disconnected).
-    public var clientID: Int64 { loop.clientID }
+    package var clientID: Int64 { loop.clientID }
 
     /// Wakes any blocked command and closes the connection.
-    public func close() async {
+    package func close() async {
         wake()
         await loop.close()
         await ownedControl?.close()

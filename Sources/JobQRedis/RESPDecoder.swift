@@ -4,10 +4,10 @@ internal import CHiredis
 ///
 /// The connection code and this decoder share one conversion (``RedisReply/init(hiredis:)``), so a
 /// test that feeds bytes here exercises exactly what a live connection produces.
-public final class RESPDecoder {
+package final class RESPDecoder {
     private let reader: UnsafeMutablePointer<redisReader>
 
-    public init() {
+    package init() {
         guard let reader = redisReaderCreate() else {
             fatalError("hiredis could not allocate a reader (out of memory)")
         }
@@ -17,7 +17,7 @@ public final class RESPDecoder {
     deinit { redisReaderFree(reader) }
 
     /// Appends raw protocol bytes (any split: a reply may arrive in several pieces).
-    public func feed(_ bytes: [UInt8]) throws(RedisError) {
+    package func feed(_ bytes: [UInt8]) throws(RedisError) {
         let status = bytes.withUnsafeBufferPointer { buffer in
             buffer.withMemoryRebound(to: CChar.self) { redisReaderFeed(reader, $0.baseAddress, $0.count) }
         }
@@ -28,7 +28,7 @@ public final class RESPDecoder {
 
     /// The next complete reply, or nil when more bytes are needed.
     /// - Throws: ``RedisError/Code-swift.struct/protocolError`` on malformed input; the decoder is unusable afterwards.
-    public func next() throws(RedisError) -> RedisReply? {
+    package func next() throws(RedisError) -> RedisReply? {
         var raw: UnsafeMutableRawPointer?
         if redisReaderGetReply(reader, &raw) != REDIS_OK {
             throw RedisError(.protocolError, endpoint: nil, detail: String(cString: CHiredis_readerErrstr(reader)))

@@ -13,8 +13,8 @@ import Foundation
 ///
 /// The thread waits with `poll(2)` on the socket and on a wake-up pipe, so subscribing, unsubscribing
 /// and closing from any task take effect at once; an idle connection is checked with `PING`.
-public final class RedisSubscriber: Sendable {
-    public enum Event: Sendable, Hashable {
+package final class RedisSubscriber: Sendable {
+    package enum Event: Sendable, Hashable {
         case message(channel: String, payload: [UInt8])
         /// The connection was re-established and every channel is subscribed again.
         case resubscribed([String])
@@ -22,13 +22,13 @@ public final class RedisSubscriber: Sendable {
 
     /// Every message, in order of arrival. Finishes when the subscriber is closed. Empty when
     /// events go to an `onEvent` handler instead.
-    public let events: AsyncStream<Event>
+    package let events: AsyncStream<Event>
     private let state: SubscriberThread
 
     /// - Parameter onEvent: when given, every event is handed to it on the subscriber's own
     ///   thread, in order, instead of through ``events`` — no hop to the cooperative pool (the
     ///   worker fires cancellation tokens this way). It must return quickly and never block.
-    public init(configuration: RedisConfiguration, onEvent: (@Sendable (Event) -> Void)? = nil) {
+    package init(configuration: RedisConfiguration, onEvent: (@Sendable (Event) -> Void)? = nil) {
         let (stream, continuation) = AsyncStream.makeStream(of: Event.self, bufferingPolicy: .unbounded)
         self.events = stream
         let deliver: @Sendable (Event) -> Void = onEvent ?? { continuation.yield($0) }
@@ -49,7 +49,7 @@ public final class RedisSubscriber: Sendable {
     /// the node owning their slot. Before each connect `locate` names that node (the client's
     /// slot map); `onTrouble` runs when the map looks stale — the node is gone, it answered
     /// `MOVED`, or it dropped the subscription because the slot moved — so the map is re-read.
-    init(
+    package init(
         shardedOn configuration: RedisConfiguration, locate: @escaping @Sendable () -> RedisEndpoint?,
         onTrouble: @escaping @Sendable () -> Void, onEvent: @escaping @Sendable (Event) -> Void
     ) {
@@ -64,7 +64,7 @@ public final class RedisSubscriber: Sendable {
     /// - Throws: `unavailable` when no connection could be made within the retry deadline,
     ///   `authFailed`, or `closed`. The channels stay wanted: they are subscribed when the
     ///   connection comes back.
-    public func subscribe(_ channels: [String]) async throws(RedisError) {
+    package func subscribe(_ channels: [String]) async throws(RedisError) {
         guard !channels.isEmpty else { return }
         let result: Result<Void, RedisError> = await withUnsafeContinuation { continuation in
             state.enqueue(.subscribe(channels, { continuation.resume(returning: $0) }))
@@ -80,13 +80,13 @@ public final class RedisSubscriber: Sendable {
     }
 
     /// Stops listening to the channels (takes effect promptly; no confirmation awaited).
-    public func unsubscribe(_ channels: [String]) {
+    package func unsubscribe(_ channels: [String]) {
         guard !channels.isEmpty else { return }
         state.enqueue(.unsubscribe(channels))
     }
 
     /// Closes the connection and finishes ``events``.
-    public func close() async {
+    package func close() async {
         await state.close()
     }
 }

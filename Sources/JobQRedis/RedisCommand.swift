@@ -3,17 +3,17 @@
 ///
 /// Build it with ``init(_:_:)``: `RedisCommand("SET", key, bytes)`. Arguments are anything
 /// ``RedisArgument``: `String`, `Substring`, `[UInt8]`, integers, `Double`.
-public struct RedisCommand: Sendable, Hashable, CustomStringConvertible {
+package struct RedisCommand: Sendable, Hashable, CustomStringConvertible {
     /// `$<len>\r\n<bytes>\r\n` for each argument, in order (the `*<count>` header is added
     /// when the command is sent, so arguments can still be appended).
     private(set) var body: [UInt8]
-    public private(set) var argumentCount: Int
+    package private(set) var argumentCount: Int
 
-    public init(_ name: String, _ arguments: any RedisArgument...) {
+    package init(_ name: String, _ arguments: any RedisArgument...) {
         self.init(name, arguments: arguments)
     }
 
-    public init(_ name: String, arguments: [any RedisArgument]) {
+    package init(_ name: String, arguments: [any RedisArgument]) {
         body = []
         body.reserveCapacity(16 + name.utf8.count + arguments.count * 16)
         argumentCount = 0
@@ -28,7 +28,7 @@ public struct RedisCommand: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Appends one argument.
-    public mutating func append(_ argument: some RedisArgument) {
+    package mutating func append(_ argument: some RedisArgument) {
         appendLengthLine(argument.redisByteCount)
         let before = body.count
         argument.appendRedisArgument(to: &body)
@@ -46,7 +46,7 @@ public struct RedisCommand: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Appends every argument in order.
-    public mutating func append(contentsOf arguments: [any RedisArgument]) {
+    package mutating func append(contentsOf arguments: [any RedisArgument]) {
         for argument in arguments { append(argument) }
     }
 
@@ -61,13 +61,13 @@ public struct RedisCommand: Sendable, Hashable, CustomStringConvertible {
     private static let headers: [[UInt8]] = (0..<64).map { Array("*\($0)\r\n".utf8) }
 
     /// The command's name (first argument), upper-cased, for logs and errors.
-    public var name: String {
+    package var name: String {
         guard argumentCount > 0 else { return "" }
         return String(decoding: argument(0), as: UTF8.self).uppercased()
     }
 
     /// Argument `i` as bytes.
-    public func argument(_ i: Int) -> [UInt8] {
+    package func argument(_ i: Int) -> [UInt8] {
         var position = 0
         for j in 0...i {
             // "$<digits>\r\n"
@@ -85,11 +85,11 @@ public struct RedisCommand: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The name and argument count only: arguments may hold secrets (AUTH) or large payloads.
-    public var description: String { "\(name) (\(argumentCount - 1) arguments)" }
+    package var description: String { "\(name) (\(argumentCount - 1) arguments)" }
 }
 
 /// Something that can be a Redis command argument.
-public protocol RedisArgument: Sendable {
+package protocol RedisArgument: Sendable {
     /// Appends the argument's bytes.
     func appendRedisArgument(to buffer: inout [UInt8])
     /// How many bytes ``appendRedisArgument(to:)`` appends.
@@ -97,38 +97,38 @@ public protocol RedisArgument: Sendable {
 }
 
 extension String: RedisArgument {
-    public func appendRedisArgument(to buffer: inout [UInt8]) { buffer.append(contentsOf: utf8) }
-    public var redisByteCount: Int { utf8.count }
+    package func appendRedisArgument(to buffer: inout [UInt8]) { buffer.append(contentsOf: utf8) }
+    package var redisByteCount: Int { utf8.count }
 }
 
 extension Substring: RedisArgument {
-    public func appendRedisArgument(to buffer: inout [UInt8]) { buffer.append(contentsOf: utf8) }
-    public var redisByteCount: Int { utf8.count }
+    package func appendRedisArgument(to buffer: inout [UInt8]) { buffer.append(contentsOf: utf8) }
+    package var redisByteCount: Int { utf8.count }
 }
 
 extension Array: RedisArgument where Element == UInt8 {
-    public func appendRedisArgument(to buffer: inout [UInt8]) { buffer.append(contentsOf: self) }
-    public var redisByteCount: Int { count }
+    package func appendRedisArgument(to buffer: inout [UInt8]) { buffer.append(contentsOf: self) }
+    package var redisByteCount: Int { count }
 }
 
 extension ArraySlice: RedisArgument where Element == UInt8 {
-    public func appendRedisArgument(to buffer: inout [UInt8]) { buffer.append(contentsOf: self) }
-    public var redisByteCount: Int { count }
+    package func appendRedisArgument(to buffer: inout [UInt8]) { buffer.append(contentsOf: self) }
+    package var redisByteCount: Int { count }
 }
 
 extension Int: RedisArgument {
-    public func appendRedisArgument(to buffer: inout [UInt8]) { buffer.append(contentsOf: String(self).utf8) }
-    public var redisByteCount: Int { String(self).utf8.count }
+    package func appendRedisArgument(to buffer: inout [UInt8]) { buffer.append(contentsOf: String(self).utf8) }
+    package var redisByteCount: Int { String(self).utf8.count }
 }
 
 extension Int64: RedisArgument {
-    public func appendRedisArgument(to buffer: inout [UInt8]) { buffer.append(contentsOf: String(self).utf8) }
-    public var redisByteCount: Int { String(self).utf8.count }
+    package func appendRedisArgument(to buffer: inout [UInt8]) { buffer.append(contentsOf: String(self).utf8) }
+    package var redisByteCount: Int { String(self).utf8.count }
 }
 
 extension UInt64: RedisArgument {
-    public func appendRedisArgument(to buffer: inout [UInt8]) { buffer.append(contentsOf: String(self).utf8) }
-    public var redisByteCount: Int { String(self).utf8.count }
+    package func appendRedisArgument(to buffer: inout [UInt8]) { buffer.append(contentsOf: String(self).utf8) }
+    package var redisByteCount: Int { String(self).utf8.count }
 }
 
 extension Double: RedisArgument {
@@ -137,6 +137,6 @@ extension Double: RedisArgument {
         if self == -.infinity { return "-inf" }
         return String(self)
     }
-    public func appendRedisArgument(to buffer: inout [UInt8]) { buffer.append(contentsOf: redisText.utf8) }
-    public var redisByteCount: Int { redisText.utf8.count }
+    package func appendRedisArgument(to buffer: inout [UInt8]) { buffer.append(contentsOf: redisText.utf8) }
+    package var redisByteCount: Int { redisText.utf8.count }
 }

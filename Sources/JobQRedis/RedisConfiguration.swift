@@ -156,7 +156,7 @@ public struct RetryBackoff: Sendable, Hashable {
 
 extension Duration {
     /// Whole milliseconds, rounded up, at least 0.
-    var milliseconds: Int {
+    package var milliseconds: Int {
         let (s, atto) = components
         let ms = s * 1000 + (atto + 999_999_999_999_999) / 1_000_000_000_000_000
         return Int(max(ms, 0))

@@ -1,19 +1,23 @@
 import Synchronization
 
-/// An async Redis client: a small pool of connections, each on its own thread.
+/// The connection to Redis that queues, workers and inspectors are made with: a small pool of
+/// connections, each on its own thread (a connection per primary in a cluster; the primary the
+/// sentinels name in Sentinel mode).
 ///
-/// Concurrent callers are pipelined automatically: whatever is queued on a connection when it
-/// is free goes out in one write. Explicit pipelines (``pipeline(_:idempotent:)``) send their
-/// commands together, in order, on one connection.
+/// For a user of `JobQ` it is a handle: make it from a ``RedisConfiguration``, share it, check it
+/// with ``ping()``, and ``close()`` it (or scope it with ``withClient(configuration:_:)``). The
+/// commands are `package` API for the rest of jobq: concurrent callers are pipelined
+/// automatically (whatever is queued on a connection when it is free goes out in one write), and
+/// explicit pipelines send their commands together, in order, on one connection.
 ///
 /// - Important: no call blocks the calling task's thread; hiredis runs only on the connection
-///   threads. Error replies come back as ``RedisReply/error(_:)`` values; connection failures are
+///   threads. Error replies come back as `RedisReply.error` values; connection failures are
 ///   thrown (see ``RedisError``).
 public final class RedisClient: Sendable {
     public let configuration: RedisConfiguration
     private let loops: [RedisConnectionLoop]
     /// Cluster mode (`redis+cluster://`): one connection per primary, commands routed by slot.
-    let cluster: RedisClusterRouter?
+    package let cluster: RedisClusterRouter?
     /// Sentinel mode: listens to the sentinels' `+switch-master` and moves the pool to the new
     /// primary before a write meets the old one.
     private let sentinelWatch: RedisSubscriber?
@@ -82,7 +86,7 @@ public final class RedisClient: Sendable {
     /// }
     /// ```
     /// - Throws: what ``RedisSubscriber/subscribe(_:)`` throws, or what `body` throws.
-    public func withSubscription<T>(
+    package func withSubscription<T>(
         to channels: [String], _ body: (AsyncStream<RedisSubscriber.Event>) async throws -> T
     ) async throws -> T {
         let subscriber = RedisSubscriber(configuration: configuration)
@@ -110,32 +114,32 @@ public final class RedisClient: Sendable {
     /// Sends one command.
     /// - Parameter idempotent: when true and the connection dies with the command on the wire, it
     ///   is resent after the reconnect instead of failing with `outcomeUnknown`.
-    public func send(_ command: RedisCommand, idempotent: Bool = false) async throws(RedisError) -> RedisReply {
+    package func send(_ command: RedisCommand, idempotent: Bool = false) async throws(RedisError) -> RedisReply {
         if let cluster { return try await cluster.execute([.command(command)], idempotent: idempotent)[0] }
         return try await pickLoop().submit(one: .command(command), idempotent: idempotent).get()
     }
 
     /// Sends one command given as name and arguments: `try await client.send("GET", key)`.
-    public func send(_ name: String, _ arguments: any RedisArgument...) async throws(RedisError) -> RedisReply {
+    package func send(_ name: String, _ arguments: any RedisArgument...) async throws(RedisError) -> RedisReply {
         try await send(RedisCommand(name, arguments: arguments))
     }
 
     /// Sends the commands in one flight, in order, on one connection; one reply per command.
-    public func pipeline(_ commands: [RedisCommand], idempotent: Bool = false) async throws(RedisError) -> [RedisReply] {
+    package func pipeline(_ commands: [RedisCommand], idempotent: Bool = false) async throws(RedisError) -> [RedisReply] {
         guard !commands.isEmpty else { return [] }
         if let cluster { return try await cluster.execute(commands.map { .command($0) }, idempotent: idempotent) }
         return try await pickLoop().submit(commands.map { .command($0) }, idempotent: idempotent).get()
     }
 
     /// Runs a script by `EVALSHA` (falling back to `EVAL` on `NOSCRIPT`).
-    public func run(_ script: RedisScript, keys: [any RedisArgument], arguments: [any RedisArgument], idempotent: Bool = false) async throws(RedisError)
+    package func run(_ script: RedisScript, keys: [any RedisArgument], arguments: [any RedisArgument], idempotent: Bool = false) async throws(RedisError)
         -> RedisReply
     {
         try await execute(RedisBatch().script(script, keys: keys, arguments: arguments), idempotent: idempotent)[0]
     }
 
     /// Sends a batch of commands and script calls in one flight, in order; one reply per item.
-    public func execute(_ batch: RedisBatch, idempotent: Bool = false) async throws(RedisError) -> [RedisReply] {
+    package func execute(_ batch: RedisBatch, idempotent: Bool = false) async throws(RedisError) -> [RedisReply] {
         guard !batch.items.isEmpty else { return [] }
         if let problem = batch.problem { throw problem }
         if let cluster { return try await cluster.execute(batch.items, idempotent: idempotent) }
@@ -144,7 +148,7 @@ public final class RedisClient: Sendable {
 
     /// Loads scripts on every connection now and after every reconnect, so later `EVALSHA`
     /// pipelines do not meet `NOSCRIPT`. Throws if a script does not compile.
-    public func load(_ scripts: [RedisScript]) async throws(RedisError) {
+    package func load(_ scripts: [RedisScript]) async throws(RedisError) {
         guard !scripts.isEmpty else { return }
         if let cluster { return try await cluster.load(scripts) }
         for loop in loops {
@@ -179,13 +183,13 @@ public final class RedisClient: Sendable {
 
     /// The node a key lives on: the configured server, or in cluster mode the primary owning the
     /// key's slot (for connections that must sit on that node: blocking waits, sharded pub/sub).
-    public func endpoint(forKey key: String) async throws(RedisError) -> RedisEndpoint {
+    package func endpoint(forKey key: String) async throws(RedisError) -> RedisEndpoint {
         guard let cluster else { return configuration.endpoint }
         return try await cluster.node(forSlot: RedisClusterSlot.of(key))
     }
 
     /// Every primary (the one server when not in cluster mode).
-    public func primaries() async throws(RedisError) -> [RedisEndpoint] {
+    package func primaries() async throws(RedisError) -> [RedisEndpoint] {
         guard let cluster else { return [configuration.endpoint] }
         if cluster.primaries.isEmpty { try await cluster.refresh() }
         return cluster.primaries
@@ -211,21 +215,21 @@ public final class RedisClient: Sendable {
 }
 
 /// Commands and script calls to send together, in order.
-public struct RedisBatch: Sendable {
+package struct RedisBatch: Sendable {
     var items: [RedisConnectionLoop.Item] = []
     var problem: RedisError?
 
-    public init() {}
+    package init() {}
 
-    public var count: Int { items.count }
+    package var count: Int { items.count }
 
-    public mutating func append(_ command: RedisCommand) {
+    package mutating func append(_ command: RedisCommand) {
         items.append(.command(command))
     }
 
     /// Adds a script call. A key count that does not match ``RedisScript/keyCount`` is a
     /// programming error, reported when the batch is executed.
-    public mutating func append(_ script: RedisScript, keys: [any RedisArgument], arguments: [any RedisArgument]) {
+    package mutating func append(_ script: RedisScript, keys: [any RedisArgument], arguments: [any RedisArgument]) {
         if let expected = script.keyCount, expected != keys.count, problem == nil {
             problem = RedisError(.serverError, endpoint: nil, detail: "\(script.name) takes \(expected) keys, \(keys.count) given (a bug in jobq)")
         }
@@ -237,7 +241,7 @@ public struct RedisBatch: Sendable {
     }
 
     /// Chaining form of ``append(_:keys:arguments:)``.
-    public func script(_ script: RedisScript, keys: [any RedisArgument], arguments: [any RedisArgument]) -> RedisBatch {
+    package func script(_ script: RedisScript, keys: [any RedisArgument], arguments: [any RedisArgument]) -> RedisBatch {
         var copy = self
         copy.append(script, keys: keys, arguments: arguments)
         return copy

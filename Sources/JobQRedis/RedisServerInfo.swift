@@ -1,15 +1,15 @@
 /// Facts about a Redis server from `INFO`, and the durability check workers run at start
 /// (`docs/guarantees.md`: AOF on, `maxmemory-policy noeviction`).
-public struct RedisServerInfo: Sendable {
+package struct RedisServerInfo: Sendable {
     /// Every `field:value` line of `INFO server`, `INFO persistence` and `INFO memory`.
-    public let fields: [String: String]
+    package let fields: [String: String]
 
-    public init(fields: [String: String]) {
+    package init(fields: [String: String]) {
         self.fields = fields
     }
 
     /// Reads `INFO server`, `persistence` and `memory` in one flight.
-    public static func fetch(from client: RedisClient) async throws(RedisError) -> RedisServerInfo {
+    package static func fetch(from client: RedisClient) async throws(RedisError) -> RedisServerInfo {
         let replies = try await client.pipeline(
             [
                 RedisCommand("INFO", "server"), RedisCommand("INFO", "persistence"), RedisCommand("INFO", "memory"),
@@ -27,16 +27,16 @@ public struct RedisServerInfo: Sendable {
         return RedisServerInfo(fields: fields)
     }
 
-    public var version: String { fields["redis_version"] ?? "unknown" }
-    public var aofEnabled: Bool { fields["aof_enabled"] == "1" }
-    public var maxmemoryPolicy: String { fields["maxmemory_policy"] ?? "unknown" }
-    public var usedMemory: Int? { fields["used_memory"].flatMap { Int($0) } }
+    package var version: String { fields["redis_version"] ?? "unknown" }
+    package var aofEnabled: Bool { fields["aof_enabled"] == "1" }
+    package var maxmemoryPolicy: String { fields["maxmemory_policy"] ?? "unknown" }
+    package var usedMemory: Int? { fields["used_memory"].flatMap { Int($0) } }
     /// The server's `hz` (ticks per second), which blocking timeouts are rounded to.
-    public var hz: Int? { fields["hz"].flatMap { Int($0) } }
+    package var hz: Int? { fields["hz"].flatMap { Int($0) } }
 
     /// What makes acknowledged jobs losable on this server, in words an operator can act on.
     /// Empty when the server is set up as `docs/guarantees.md` requires.
-    public var durabilityProblems: [String] {
+    package var durabilityProblems: [String] {
         var problems: [String] = []
         if !aofEnabled {
             problems.append("AOF is off (appendonly no): a Redis restart loses every job since the last snapshot; set appendonly yes, appendfsync everysec")

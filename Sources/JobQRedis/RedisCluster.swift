@@ -2,10 +2,10 @@ import Synchronization
 
 /// Redis Cluster's key → slot mapping: CRC16 (XMODEM) of the key — or of the part between the
 /// first `{` and the next `}` when that part is not empty (the hash tag) — modulo 16384.
-public enum RedisClusterSlot {
-    public static let count = 16384
+package enum RedisClusterSlot {
+    package static let count = 16384
 
-    public static func of(_ key: some Collection<UInt8>) -> Int {
+    package static func of(_ key: some Collection<UInt8>) -> Int {
         let bytes = Array(key)
         if let open = bytes.firstIndex(of: UInt8(ascii: "{")),
             let close = bytes[(open + 1)...].firstIndex(of: UInt8(ascii: "}")), close > open + 1
@@ -15,7 +15,7 @@ public enum RedisClusterSlot {
         return Int(crc16(bytes[...]) % UInt16(count))
     }
 
-    public static func of(_ key: String) -> Int { of(Array(key.utf8)) }
+    package static func of(_ key: String) -> Int { of(Array(key.utf8)) }
 
     static func crc16(_ bytes: ArraySlice<UInt8>) -> UInt16 {
         var crc: UInt16 = 0
@@ -38,7 +38,7 @@ public enum RedisClusterSlot {
 /// so a queue's scripts never span nodes); `MOVED` updates the slot map and resends, `ASK` sends
 /// `ASKING` and the command once to the importing node; `TRYAGAIN`/`CLUSTERDOWN` are retried by
 /// each connection like `BUSY`. Keyless commands go to the first primary.
-final class RedisClusterRouter: Sendable {
+package final class RedisClusterRouter: Sendable {
     let configuration: RedisConfiguration
     private let seeds: [RedisEndpoint]
 
@@ -144,7 +144,7 @@ final class RedisClusterRouter: Sendable {
 
     /// Re-reads the slot map in the background, at most one read at a time (for threads that
     /// cannot wait: a sharded subscriber that lost its node).
-    func refreshSoon() {
+    package func refreshSoon() {
         guard !refreshing.exchange(true, ordering: .acquiringAndReleasing) else { return }
         Task {
             try? await Task.sleep(for: .milliseconds(50))
@@ -155,7 +155,7 @@ final class RedisClusterRouter: Sendable {
     private let refreshing = Atomic<Bool>(false)
 
     /// The primary owning `slot` in the current map, if known (no I/O).
-    func known(_ slot: Int) -> RedisEndpoint? {
+    package func known(_ slot: Int) -> RedisEndpoint? {
         state.withLock { s in
             let i = Int(s.slots[slot])
             return i >= 0 && i < s.primaries.count ? s.primaries[i] : nil
@@ -310,7 +310,7 @@ final class RedisClusterRouter: Sendable {
 
     /// The key that decides where an item goes: a script's first key, or a command's first key
     /// argument; nil for keyless commands.
-    static func routingKey(_ item: RedisConnectionLoop.Item) -> [UInt8]? {
+    package static func routingKey(_ item: RedisConnectionLoop.Item) -> [UInt8]? {
         switch item {
         case .script(_, let tail):
             // numkeys, keys…, args…

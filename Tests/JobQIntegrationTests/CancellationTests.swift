@@ -199,7 +199,6 @@ struct CancellationTests {
         _ = try await queue.core.finish(c, token: leaseC.token, end: .failed(reason: "boom", details: "", retryDelayMs: 60_000), next: nil)
         #expect(try await queue.inspector.job(c)?.state == .delayed)
         #expect(try await queue.cancel(c) == .cancelled)
-        _ = try await queue.core.promoteDelayed(batch: 100)
         #expect(try await queue.takeJob() == nil, "nothing left to take")
         let kinds = try await queue.eventKinds(for: c)
         #expect(kinds.filter { ["completed", "failed", "cancelled"].contains($0) } == ["cancelled"], "\(kinds)")

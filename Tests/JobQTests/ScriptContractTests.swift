@@ -99,7 +99,6 @@ struct ScriptContractTests {
             Built(core.finishJobCall("ID1", token: "T1", outcome: "completed", value: [1], reason: "", retryDelayMs: -1, next: lease)),
             Built(core.extendLeasesCall([("ID1", "T1"), ("ID2", "T2")], length: .seconds(10))),
             Built(core.recoverStalledCall(batch: 10, holder: "W1", lockMs: 2500)),
-            Built(core.promoteDelayedCall(batch: 10)),
             Built(core.setProgressCall("ID1", token: "T1", percent: 50, message: "m")),
             Built(core.saveCheckpointCall("ID1", token: "T1", bytes: [1, 2])),
             Built(core.countJobsCall()),

@@ -137,16 +137,6 @@ extension QueueCore {
         }
     }
 
-    /// `promoteDelayed-7`: due delayed jobs to waiting; how many, and ms until the next is due.
-    func promoteDelayedCall(batch: Int) -> ScriptCall<(promoted: Int, nextDue: Int?)> {
-        let script = scripts.promoteDelayed
-        let queue = name
-        return ScriptCall(script, keys: promoteKeys, arguments: [maxLen, min(batch, 1000)], idempotent: true) { reply throws(JobQError) in
-            guard let v = reply.array?.compactMap(\.int), v.count == 2 else { throw QueueCore.unexpected(reply, script, queue: queue) }
-            return (v[0], v[1] >= 0 ? v[1] : nil)
-        }
-    }
-
     /// `setProgress-2` (owner only). Answers whether a cancel was requested.
     func setProgressCall(_ id: String, token: String, percent: Double, message: String) -> ScriptCall<Bool> {
         let clamped = min(100, max(0, percent))

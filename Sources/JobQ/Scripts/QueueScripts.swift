@@ -13,7 +13,6 @@ struct QueueScripts: Sendable {
     let finishJob: RedisScript
     let extendLeases: RedisScript
     let recoverStalled: RedisScript
-    let promoteDelayed: RedisScript
     let cancelJobs: RedisScript
     let removeJobs: RedisScript
     let setPaused: RedisScript
@@ -33,7 +32,7 @@ struct QueueScripts: Sendable {
     /// Every script, for preloading with ``RedisClient/load(_:)``.
     var all: [RedisScript] {
         [
-            addJob, takeJob, finishJob, extendLeases, recoverStalled, promoteDelayed, cancelJobs, removeJobs,
+            addJob, takeJob, finishJob, extendLeases, recoverStalled, cancelJobs, removeJobs,
             setPaused, purgeJobs, cleanJobs, countJobs, retryJobs, obliterateQueue, setProgress,
             saveCheckpoint, removeJobsNamed, readEvents, recordHeartbeat, registerWorker,
         ]
@@ -67,7 +66,6 @@ struct QueueScripts: Sendable {
         finishJob = try named("finishJob")
         extendLeases = try named("extendLeases")
         recoverStalled = try named("recoverStalled")
-        promoteDelayed = try named("promoteDelayed")
         cancelJobs = try named("cancelJobs")
         removeJobs = try named("removeJobs")
         setPaused = try named("setPaused")

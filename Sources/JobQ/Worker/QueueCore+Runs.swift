@@ -1,8 +1,8 @@
 import Foundation
 
 /// The owner-side calls a worker makes for the runs it holds (`docs/job-lifecycle.md`): take, finish, renew,
-/// progress, checkpoint — each one script, each checking the lease token — and the maintenance
-/// calls (recover stalled jobs, promote delayed ones).
+/// progress, checkpoint — each one script, each checking the lease token — and the reaper's
+/// call (recover stalled jobs). Due delayed jobs are promoted by the take itself.
 extension QueueCore {
     /// What a take found.
     enum Take: Sendable {
@@ -101,11 +101,6 @@ extension QueueCore {
         requeued: Int, failed: Int, cancelled: Int, remaining: Int
     ) {
         try await call(recoverStalledCall(batch: batch, holder: holder, lockMs: lockMs))
-    }
-
-    /// Promotes due delayed jobs (≤ `batch`). Returns how many and ms until the next is due.
-    func promoteDelayed(batch: Int = 1000) async throws(JobQError) -> (promoted: Int, nextDue: Int?) {
-        try await call(promoteDelayedCall(batch: batch))
     }
 
     /// Records progress of a run. Returns whether a cancel was requested.

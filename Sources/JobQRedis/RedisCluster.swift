@@ -47,6 +47,8 @@ package final class RedisClusterRouter: Sendable {
         var slots = [Int16](repeating: -1, count: RedisClusterSlot.count)
         var primaries: [RedisEndpoint] = []
         var loops: [RedisEndpoint: RedisConnectionLoop] = [:]
+        /// The host name each node announces (`cluster-announce-hostname`), from `CLUSTER SLOTS`.
+        var hostnames: [RedisEndpoint: String] = [:]
         var scripts: [RedisScript] = []
         var closed = false
     }
@@ -66,6 +68,9 @@ package final class RedisClusterRouter: Sendable {
             // slot map and tries the new owner (a promoted replica) until the client's deadline.
             var node = configuration.node(endpoint)
             node.retryDeadline = min(configuration.retryDeadline, .seconds(1))
+            // Over TLS, a node reached by address is verified (and SNI sent) by the host name it
+            // announces, unless the settings name one for every node.
+            if node.tls != nil, node.tls?.serverName == nil, let name = s.hostnames[endpoint] { node.tls?.serverName = name }
             let loop = RedisConnectionLoop(configuration: node, replyTimeout: configuration.commandTimeout, label: "jobq-redis-\(endpoint)")
             if !s.scripts.isEmpty { loop.register(s.scripts) }
             s.loops[endpoint] = loop
@@ -100,6 +105,7 @@ package final class RedisClusterRouter: Sendable {
             }
             var slots = [Int16](repeating: -1, count: RedisClusterSlot.count)
             var primaries: [RedisEndpoint] = []
+            var hostnames: [RedisEndpoint: String] = [:]
             for range in ranges {
                 guard let items = range.array, items.count >= 3, let low = items[0].int, let high = items[1].int,
                     let master = items[2].array, master.count >= 2, let port = master[1].int,
@@ -111,6 +117,7 @@ package final class RedisClusterRouter: Sendable {
                     if case .tcp(let h, _) = node { host = h }
                 }
                 let endpoint = RedisEndpoint.tcp(host: host, port: port)
+                if let name = Self.announcedHostname(master), name != host { hostnames[endpoint] = name }
                 let index: Int
                 if let i = primaries.firstIndex(of: endpoint) {
                     index = i
@@ -124,10 +131,23 @@ package final class RedisClusterRouter: Sendable {
                 lastError = RedisError(.serverError, endpoint: node.description, detail: "CLUSTER SLOTS listed no primaries")
                 continue
             }
-            state.withLock { s in
+            let stale = state.withLock { s -> [RedisConnectionLoop] in
                 s.slots = slots
                 s.primaries = primaries
+                s.hostnames.merge(hostnames) { _, new in new }
+                // A connection made before its node's host name was known verified the address:
+                // make it again with the name.
+                guard configuration.tls != nil, configuration.tls?.serverName == nil else { return [] }
+                var stale: [RedisConnectionLoop] = []
+                for (endpoint, name) in hostnames {
+                    if let loop = s.loops[endpoint], loop.configuration.tls?.serverName != name {
+                        stale.append(loop)
+                        s.loops[endpoint] = nil
+                    }
+                }
+                return stale
             }
+            for loop in stale { await loop.close() }
             return
         }
         throw lastError ?? RedisError(.connectionFailed, endpoint: configuration.displayEndpoint, detail: "no cluster node answered")
@@ -245,7 +265,15 @@ package final class RedisClusterRouter: Sendable {
                 }
             }
             if !next.isEmpty, let error = budget.redirected(endpoint: configuration.displayEndpoint) { throw error }
-            if remapped { Task { try? await self.refresh() } }
+            if configuration.tls != nil, configuration.tls?.serverName == nil,
+                next.contains(where: { m in state.withLock { $0.loops[m.target] == nil && $0.hostnames[m.target] == nil } })
+            {
+                // A redirect to a node not met yet, over TLS: read the map first, so the new
+                // connection is verified by the host name the node announces.
+                try? await refresh()
+            } else if remapped {
+                Task { try? await self.refresh() }
+            }
             if !unreachable.isEmpty {
                 try? await Task.sleep(for: budget.unreachableDelay())
                 try? await refresh()
@@ -306,6 +334,18 @@ package final class RedisClusterRouter: Sendable {
             }
             s.slots[slot] = Int16(index)
         }
+    }
+
+    /// A node entry of `CLUSTER SLOTS` is `[address, port, id, [name, value, …]]` since Redis 7;
+    /// the metadata may carry `hostname` (`cluster-announce-hostname`).
+    static func announcedHostname(_ node: [RedisReply]) -> String? {
+        guard node.count >= 4, let metadata = node[3].array else { return nil }
+        var i = 0
+        while i + 1 < metadata.count {
+            if metadata[i].string == "hostname", let name = metadata[i + 1].string, !name.isEmpty { return name }
+            i += 2
+        }
+        return nil
     }
 
     /// The key that decides where an item goes: a script's first key, or a command's first key

@@ -33,12 +33,14 @@ public final class RedisClusterProcess: Sendable {
     /// Starts `primaries` primaries (and `replicas` replicas of each), assigns the 16,384 slots
     /// evenly and waits (up to 30 s) until every node reports `cluster_state:ok`.
     /// With `tls`, every node serves TLS only, and the cluster bus and replication run TLS too.
+    /// `configureNode` adjusts node `i`'s options last (its own certificate, its own arguments).
     public static func start(
-        primaries: Int = 3, replicas: Int = 0, extraArguments: [String] = [], tls: RedisServerProcess.ServerTLS? = nil
+        primaries: Int = 3, replicas: Int = 0, extraArguments: [String] = [], tls: RedisServerProcess.ServerTLS? = nil,
+        configureNode: (Int, inout RedisServerProcess.Options) -> Void = { _, _ in }
     ) async throws -> RedisClusterProcess {
         var nodes: [RedisServerProcess] = []
         do {
-            for _ in 0..<(primaries * (1 + replicas)) {
+            for i in 0..<(primaries * (1 + replicas)) {
                 let bus = try RedisServerProcess.freeLoopbackPort()
                 var options = RedisServerProcess.Options(
                     transport: .tcp,
@@ -47,6 +49,7 @@ public final class RedisClusterProcess: Sendable {
                         "--cluster-node-timeout", "2000",
                     ] + (tls != nil ? ["--tls-cluster", "yes", "--tls-replication", "yes"] : []) + extraArguments)
                 options.tls = tls
+                configureNode(i, &options)
                 nodes.append(try await RedisServerProcess.start(options))
             }
             let cluster = RedisClusterProcess(nodes: nodes, tls: tls)

@@ -47,11 +47,15 @@ public final class RedisServerProcess: Sendable {
         public var certFile: String
         /// `tls-auth-clients yes`: a client without a certificate of the CA is refused.
         public var authClients: Bool
+        /// The name the certificate is for, when it is not for `localhost` and `127.0.0.1`
+        /// (``configuration`` then verifies that name).
+        public var serverName: String?
 
-        public init(certificates: TestCertificates, certFile: String? = nil, authClients: Bool = false) {
+        public init(certificates: TestCertificates, certFile: String? = nil, authClients: Bool = false, serverName: String? = nil) {
             self.certificates = certificates
             self.certFile = certFile ?? certificates.serverCertFile
             self.authClients = authClients
+            self.serverName = serverName
         }
     }
 
@@ -131,7 +135,10 @@ public final class RedisServerProcess: Sendable {
     public var configuration: RedisConfiguration {
         var c = RedisConfiguration(endpoint: endpoint, password: options.password)
         c.retryDeadline = .seconds(10)
-        if let tls = options.tls { c.tls = tls.certificates.clientTLS(withClientCertificate: tls.authClients) }
+        if let tls = options.tls {
+            c.tls = tls.certificates.clientTLS(withClientCertificate: tls.authClients)
+            c.tls?.serverName = tls.serverName
+        }
         return c
     }
 

@@ -20,6 +20,11 @@ public struct TestCertificates: Sendable {
     public var serverKeyFile: String { directory + "/server.key" }
     /// The server key's certificate for `wrong.example` only (no `localhost`, no IP).
     public var wrongHostCertFile: String { directory + "/wrong-host.crt" }
+    /// The server key's certificate for `node.jobq.test` only (no `localhost`, no IP): a cluster
+    /// node that announces that host name (`cluster-announce-hostname`). Usable as a client
+    /// certificate too (the cluster bus).
+    public var namedHostCertFile: String { directory + "/named-host.crt" }
+    public static let namedHost = "node.jobq.test"
     /// The server key's certificate, expired since yesterday.
     public var expiredCertFile: String { directory + "/expired.crt" }
     public var clientCertFile: String { directory + "/client.crt" }
@@ -45,6 +50,7 @@ public struct TestCertificates: Sendable {
         func path(_ name: String) -> String { directory + "/" + name }
         try write(path("server.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n")
         try write(path("wrong.ext"), "subjectAltName=DNS:wrong.example\nextendedKeyUsage=serverAuth\n")
+        try write(path("named.ext"), "subjectAltName=DNS:\(namedHost)\nextendedKeyUsage=serverAuth,clientAuth\n")
         try write(path("client.ext"), "extendedKeyUsage=clientAuth\n")
         let steps: [[String]] = [
             ["req", "-x509"] + ec + ["-keyout", path("ca.key"), "-out", path("ca.crt"), "-days", "2", "-subj", "/CN=jobq test CA"],
@@ -52,6 +58,7 @@ public struct TestCertificates: Sendable {
             ["req"] + ec + ["-keyout", path("server.key"), "-out", path("server.csr"), "-subj", "/CN=localhost"],
             sign("server.csr", by: "ca", into: "server.crt", days: "2", extensions: "server.ext"),
             sign("server.csr", by: "ca", into: "wrong-host.crt", days: "2", extensions: "wrong.ext"),
+            sign("server.csr", by: "ca", into: "named-host.crt", days: "2", extensions: "named.ext"),
             sign("server.csr", by: "ca", into: "expired.crt", days: "-1", extensions: "server.ext"),
             ["req"] + ec + ["-keyout", path("client.key"), "-out", path("client.csr"), "-subj", "/CN=jobq-worker"],
             sign("client.csr", by: "ca", into: "client.crt", days: "2", extensions: "client.ext"),

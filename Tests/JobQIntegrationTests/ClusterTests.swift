@@ -212,6 +212,44 @@ struct ClusterTests {
         try await running.value
     }
 
+    @Test("over TLS, nodes found through CLUSTER SLOTS are verified by the host name they announce (cluster-announce-hostname), not their address")
+    func announcedHostnames() async throws {
+        let certificates = try await TLSTests.certificates.value
+        let name = TestCertificates.namedHost
+        // Node 0 (the seed) has the certificate for 127.0.0.1; the others only one for their
+        // announced name, so a connection verifying their address fails.
+        let cluster = try await RedisClusterProcess.start(primaries: 3, tls: RedisServerProcess.ServerTLS(certificates: certificates)) { i, options in
+            guard i > 0 else { return }
+            options.tls?.certFile = certificates.namedHostCertFile
+            options.tls?.serverName = name
+            options.extraArguments += ["--cluster-announce-hostname", name]
+        }
+        var configuration = cluster.configuration
+        configuration.clusterSeeds = [cluster.nodes[0].endpoint]
+        configuration.tls = certificates.clientTLS(withClientCertificate: false)
+        let client = RedisClient(configuration: configuration)
+        onTeardown {
+            await client.close()
+            await cluster.destroy()
+        }
+        // The certificates are what this test says: by address, node 1 fails the host check.
+        var direct = RedisConfiguration(endpoint: cluster.nodes[1].endpoint)
+        direct.tls = configuration.tls
+        direct.retryDeadline = .seconds(2)
+        let probe = RedisClient(configuration: direct)
+        await #expect(throws: RedisError.self) { _ = try await probe.send("PING") }
+        #expect(probe.connectionProblem?.code == .tlsFailed, "\(String(describing: probe.connectionProblem))")
+        await probe.close()
+        // Through the cluster client, a queue on every primary works end to end.
+        let names = try await Self.spreadQueues(cluster, client: client, perNode: 1, prefix: "announced")
+        #expect(names.count == 3)
+        for queueName in names {
+            let queue = try JobQueue(name: queueName, client: client)
+            let added = try await queue.add(name: "n", payload: .json("{}"))
+            #expect(try await queue.inspector.job(added.id)?.state == .waiting, "queue \(queueName)")
+        }
+    }
+
     @Test(
         "redis-cli --cluster reshard moves a queue's slot while a producer adds and a worker runs: nothing lost, each job runs once, cancels still arrive (plain, and TLS with tls-cluster yes)",
         arguments: [false, true])

@@ -189,6 +189,18 @@ struct ClusterRoutingTests {
         #expect(RedisReplyKind(.error("MOVED 1 h:port")) == .answer, "an unreadable redirect goes to the caller as it is")
     }
 
+    @Test("a CLUSTER SLOTS node entry yields its announced host name (Redis 7 metadata), or nil")
+    func announcedHostnames() {
+        let node: [RedisReply] = [.bulk(Array("10.0.0.5".utf8)), .integer(7000), .bulk(Array("abc".utf8))]
+        #expect(RedisClusterRouter.announcedHostname(node) == nil, "Redis 6: no metadata")
+        #expect(RedisClusterRouter.announcedHostname(node + [.array([])]) == nil)
+        let named = node + [.array([.bulk(Array("hostname".utf8)), .bulk(Array("redis-1.internal".utf8))])]
+        #expect(RedisClusterRouter.announcedHostname(named) == "redis-1.internal")
+        let empty = node + [.array([.bulk(Array("hostname".utf8)), .bulk([])])]
+        #expect(RedisClusterRouter.announcedHostname(empty) == nil)
+        #expect(RedisClusterRouter.announcedHostname(node + [.array([.bulk(Array("hostname".utf8))])]) == nil, "odd-length metadata")
+    }
+
     @Test("a script routes by its first key, a command by its first key argument, keyless commands nowhere")
     func routingKeys() throws {
         func key(_ item: RedisConnectionLoop.Item) -> String? {

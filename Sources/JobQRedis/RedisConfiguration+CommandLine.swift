@@ -6,7 +6,9 @@ extension RedisConfiguration {
     /// - password: `--redis-password-file`, then `JOBQ_REDIS_PASSWORD`, then a password inside
     ///   `JOBQ_REDIS_URL`;
     /// - the sentinels' own password (`redis+sentinel://` only): `JOBQ_REDIS_SENTINEL_PASSWORD`;
-    /// - TLS (`rediss` URLs only): `tls` (the `--redis-tls-*` flags), then `JOBQ_REDIS_TLS_*`.
+    /// - TLS (`rediss` URLs only): `tls` (the `--redis-tls-*` flags), then `JOBQ_REDIS_TLS_*`;
+    /// - the sentinels' TLS where it differs from the data nodes' (`redis[s]+sentinel://` only):
+    ///   `JOBQ_REDIS_SENTINEL_TLS_ENABLED` and `JOBQ_REDIS_SENTINEL_TLS_*`.
     ///
     /// - Throws: ``RedisError/Code-swift.struct/invalidURL`` when the `--redis-url` flag carries a
     ///   password (it would show in `ps`), or the password file cannot be read.
@@ -46,6 +48,9 @@ extension RedisConfiguration {
             configuration.sentinel?.password = password
         }
         try configuration.applyTLS(try tls.fillingIn(from: environment))
+        let sentinelTLS = try RedisTLSOptions().fillingIn(from: environment, prefix: "JOBQ_REDIS_SENTINEL_TLS_")
+        let enabled = try RedisTLSOptions.boolean(environment, "JOBQ_REDIS_SENTINEL_TLS_ENABLED")
+        try configuration.applySentinelTLS(sentinelTLS, enabled: enabled)
         return configuration
     }
 }
@@ -69,23 +74,27 @@ public struct RedisTLSOptions: Sendable, Hashable {
 
     public var isEmpty: Bool { self == RedisTLSOptions() }
 
-    /// Each option not given here, taken from `JOBQ_REDIS_TLS_*` (what `jobq-admin` reads).
-    public func fillingIn(from environment: [String: String]) throws(RedisError) -> RedisTLSOptions {
-        func value(_ name: String) -> String? { environment[name].flatMap { $0.isEmpty ? nil : $0 } }
+    /// Each option not given here, taken from `JOBQ_REDIS_TLS_*` (what `jobq-admin` reads), or
+    /// the variables under another `prefix` (`JOBQ_REDIS_SENTINEL_TLS_`).
+    public func fillingIn(from environment: [String: String], prefix: String = "JOBQ_REDIS_TLS_") throws(RedisError) -> RedisTLSOptions {
+        func value(_ name: String) -> String? { environment[prefix + name].flatMap { $0.isEmpty ? nil : $0 } }
         var copy = self
-        copy.caFile = caFile ?? value("JOBQ_REDIS_TLS_CA_FILE")
-        copy.certFile = certFile ?? value("JOBQ_REDIS_TLS_CERT_FILE")
-        copy.keyFile = keyFile ?? value("JOBQ_REDIS_TLS_KEY_FILE")
-        copy.serverName = serverName ?? value("JOBQ_REDIS_TLS_SERVER_NAME")
-        if insecureSkipVerify == nil, let text = value("JOBQ_REDIS_TLS_INSECURE_SKIP_VERIFY") {
-            switch text.lowercased() {
-            case "true", "yes", "1": copy.insecureSkipVerify = true
-            case "false", "no", "0": copy.insecureSkipVerify = false
-            default:
-                throw RedisError(.invalidURL, endpoint: nil, detail: "JOBQ_REDIS_TLS_INSECURE_SKIP_VERIFY = \"\(text)\": expected true or false")
-            }
-        }
+        copy.caFile = caFile ?? value("CA_FILE")
+        copy.certFile = certFile ?? value("CERT_FILE")
+        copy.keyFile = keyFile ?? value("KEY_FILE")
+        copy.serverName = serverName ?? value("SERVER_NAME")
+        if insecureSkipVerify == nil { copy.insecureSkipVerify = try Self.boolean(environment, prefix + "INSECURE_SKIP_VERIFY") }
         return copy
+    }
+
+    /// A true/false variable (`true`, `yes`, `1` / `false`, `no`, `0`); nil when unset or empty.
+    public static func boolean(_ environment: [String: String], _ name: String) throws(RedisError) -> Bool? {
+        guard let text = environment[name], !text.isEmpty else { return nil }
+        switch text.lowercased() {
+        case "true", "yes", "1": return true
+        case "false", "no", "0": return false
+        default: throw RedisError(.invalidURL, endpoint: nil, detail: "\(name) = \"\(text)\": expected true or false")
+        }
     }
 }
 
@@ -116,5 +125,38 @@ extension RedisConfiguration {
             sentinelSettings.serverName = sentinel?.tls?.serverName
             sentinel?.tls = sentinelSettings
         }
+    }
+
+    /// The sentinels' TLS where it differs from the data nodes' (``applyTLS(_:)`` gives them the
+    /// same CA and client certificate): `enabled` false talks plain TCP to the sentinels of a
+    /// `rediss+sentinel://` URL; true, or any option, TLS to the sentinels of a
+    /// `redis+sentinel://` one; the options replace what the sentinels had.
+    /// - Throws: `invalidURL` for sentinel settings without a `redis[s]+sentinel://` URL, options
+    ///   together with `enabled` false, or a certificate without its key.
+    public mutating func applySentinelTLS(_ options: RedisTLSOptions, enabled: Bool?) throws(RedisError) {
+        guard !options.isEmpty || enabled != nil else { return }
+        guard sentinel != nil else {
+            throw RedisError(
+                .invalidURL, endpoint: nil, detail: "the sentinels' TLS settings (redis.sentinel.tls.*) were given but the URL is not redis[s]+sentinel://")
+        }
+        if enabled == false {
+            guard options.isEmpty else {
+                throw RedisError(.invalidURL, endpoint: nil, detail: "redis.sentinel.tls.enabled is false, yet other redis.sentinel.tls.* settings were given")
+            }
+            sentinel?.tls = nil
+            return
+        }
+        var settings = sentinel?.tls ?? RedisTLS()
+        if let v = options.caFile { settings.caFile = v }
+        if let v = options.certFile { settings.certFile = v }
+        if let v = options.keyFile { settings.keyFile = v }
+        if (settings.certFile == nil) != (settings.keyFile == nil) {
+            throw RedisError(
+                .invalidURL, endpoint: nil,
+                detail: "a client certificate for the sentinels needs both redis.sentinel.tls.certFile and redis.sentinel.tls.keyFile")
+        }
+        if let v = options.serverName { settings.serverName = v }
+        if let v = options.insecureSkipVerify { settings.insecureSkipVerify = v }
+        sentinel?.tls = settings
     }
 }

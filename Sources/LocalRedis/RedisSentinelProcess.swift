@@ -36,7 +36,8 @@ public final class RedisSentinelProcess: Sendable {
     /// With `sentinelPassword`, the sentinels require it (`requirepass`) and use it with each other.
     public static func start(
         masterName: String = "jobq", replicas: Int = 1, sentinels sentinelCount: Int = 3,
-        downAfter: Duration = .seconds(1), sentinelPassword: String? = nil, tls: RedisServerProcess.ServerTLS? = nil
+        downAfter: Duration = .seconds(1), sentinelPassword: String? = nil, tls: RedisServerProcess.ServerTLS? = nil,
+        plainSentinels: Bool = false
     ) async throws -> RedisSentinelProcess {
         // With TLS every data node and sentinel serves TLS only, and replication and the
         // sentinels' own links run TLS too.
@@ -57,6 +58,8 @@ public final class RedisSentinelProcess: Sendable {
             for _ in 0..<sentinelCount {
                 var options = RedisServerProcess.Options(transport: .tcp, password: sentinelPassword, extraArguments: tlsLinks)
                 options.tls = tls
+                // Plain sentinels still reach the TLS data nodes over TLS.
+                if plainSentinels { options.tls?.linksOnly = true }
                 options.sentinel = .init(
                     masterName: masterName, primary: primary.endpoint, quorum: sentinelCount / 2 + 1, downAfter: downAfter,
                     sentinelPassword: sentinelPassword)

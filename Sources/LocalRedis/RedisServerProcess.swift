@@ -50,12 +50,18 @@ public final class RedisServerProcess: Sendable {
         /// The name the certificate is for, when it is not for `localhost` and `127.0.0.1`
         /// (``configuration`` then verifies that name).
         public var serverName: String?
+        /// Serve plain TCP and use TLS only for the server's own links (a sentinel watching TLS
+        /// data nodes, `tls-replication yes`).
+        public var linksOnly: Bool
 
-        public init(certificates: TestCertificates, certFile: String? = nil, authClients: Bool = false, serverName: String? = nil) {
+        public init(
+            certificates: TestCertificates, certFile: String? = nil, authClients: Bool = false, serverName: String? = nil, linksOnly: Bool = false
+        ) {
             self.certificates = certificates
             self.certFile = certFile ?? certificates.serverCertFile
             self.authClients = authClients
             self.serverName = serverName
+            self.linksOnly = linksOnly
         }
     }
 
@@ -135,7 +141,7 @@ public final class RedisServerProcess: Sendable {
     public var configuration: RedisConfiguration {
         var c = RedisConfiguration(endpoint: endpoint, password: options.password)
         c.retryDeadline = .seconds(10)
-        if let tls = options.tls {
+        if let tls = options.tls, !tls.linksOnly {
             c.tls = tls.certificates.clientTLS(withClientCertificate: tls.authClients)
             c.tls?.serverName = tls.serverName
         }
@@ -145,7 +151,7 @@ public final class RedisServerProcess: Sendable {
     /// A URL for this server (password left out; `rediss://` for a TLS server).
     public var url: String {
         switch endpoint {
-        case .tcp(let host, let port): return "redis\(options.tls != nil ? "s" : "")://\(host):\(port)"
+        case .tcp(let host, let port): return "redis\(options.tls.map { !$0.linksOnly } ?? false ? "s" : "")://\(host):\(port)"
         case .unix(let path): return "unix://\(path)"
         }
     }
@@ -216,7 +222,12 @@ public final class RedisServerProcess: Sendable {
         case .unix(let path):
             args += ["--port", "0", "--unixsocket", path, "--unixsocketperm", "700"]
         case .tcp(let host, let port):
-            if let tls = options.tls {
+            if let tls = options.tls, tls.linksOnly {
+                args += [
+                    "--port", String(port), "--bind", host,
+                    "--tls-cert-file", tls.certFile, "--tls-key-file", tls.certificates.serverKeyFile, "--tls-ca-cert-file", tls.certificates.caFile,
+                ]
+            } else if let tls = options.tls {
                 args += [
                     "--port", "0", "--tls-port", String(port), "--bind", host,
                     "--tls-cert-file", tls.certFile, "--tls-key-file", tls.certificates.serverKeyFile,

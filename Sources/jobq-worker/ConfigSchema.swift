@@ -28,6 +28,8 @@ enum ConfigSchema {
         "redis.sentinelPassword": .string, "redis.sentinelPasswordFile": .string,
         "redis.tls.caFile": .string, "redis.tls.certFile": .string, "redis.tls.keyFile": .string,
         "redis.tls.serverName": .string, "redis.tls.insecureSkipVerify": .boolean,
+        "redis.sentinel.tls.enabled": .boolean, "redis.sentinel.tls.caFile": .string, "redis.sentinel.tls.certFile": .string,
+        "redis.sentinel.tls.keyFile": .string, "redis.sentinel.tls.serverName": .string, "redis.sentinel.tls.insecureSkipVerify": .boolean,
         "worker.queues": .list, "worker.concurrency": .integer, "worker.lease": .string,
         "worker.shutdownGrace": .string, "worker.id": .string, "worker.requireDurable": .boolean,
         "handlers": .list, "log.level": .string, "metrics.port": .integer, "metrics.address": .string,

@@ -17,6 +17,8 @@ import SystemPackage
 /// | redis.tls.certFile, redis.tls.keyFile | JOBQ_REDIS_TLS_CERT_FILE, JOBQ_REDIS_TLS_KEY_FILE | client certificate and key |
 /// | redis.tls.serverName | JOBQ_REDIS_TLS_SERVER_NAME | name checked against the certificate |
 /// | redis.tls.insecureSkipVerify | JOBQ_REDIS_TLS_INSECURE_SKIP_VERIFY | no verification (warned at every start) |
+/// | redis.sentinel.tls.enabled | JOBQ_REDIS_SENTINEL_TLS_ENABLED | sentinels only: TLS to the sentinels or not, when it differs from the data nodes |
+/// | redis.sentinel.tls.* (caFile, certFile, keyFile, serverName, insecureSkipVerify) | JOBQ_REDIS_SENTINEL_TLS_* | the sentinels' TLS where it differs |
 /// | worker.queues | JOBQ_WORKER_QUEUES | `name[:weight]` list |
 /// | worker.concurrency | JOBQ_WORKER_CONCURRENCY | jobs at once |
 /// | worker.lease | JOBQ_WORKER_LEASE | lease length (`10s`) |
@@ -165,6 +167,19 @@ struct WorkerSettings {
         } catch {
             throw Problem(key: "redis.tls", value: redis.tls.map(\.description) ?? "", expected: error.detail)
         }
+        var sentinelTLS = RedisTLSOptions()
+        sentinelTLS.caFile = config.string(forKey: "redis.sentinel.tls.caFile")
+        sentinelTLS.certFile = config.string(forKey: "redis.sentinel.tls.certFile")
+        sentinelTLS.keyFile = config.string(forKey: "redis.sentinel.tls.keyFile")
+        sentinelTLS.serverName = config.string(forKey: "redis.sentinel.tls.serverName")
+        sentinelTLS.insecureSkipVerify = try Self.boolean(config, "redis.sentinel.tls.insecureSkipVerify")
+        let sentinelTLSEnabled = try Self.boolean(config, "redis.sentinel.tls.enabled")
+        do throws(RedisError) {
+            try redis.applySentinelTLS(sentinelTLS, enabled: sentinelTLSEnabled)
+            if sentinelTLS != RedisTLSOptions() { try await redis.sentinel?.tls?.checkFiles() }
+        } catch {
+            throw Problem(key: "redis.sentinel.tls", value: redis.sentinel?.tls.map(\.description) ?? "", expected: error.detail)
+        }
         redis.clientName = "jobq-worker"
 
         // Queues and slots.
@@ -255,6 +270,16 @@ struct WorkerSettings {
         return WorkerSettings(
             redis: redis, worker: worker, handlerSpecs: specs, requireDurable: requireDurable, logLevel: level,
             metricsPort: metricsPort, metricsAddress: metricsAddress)
+    }
+
+    /// A true/false key (`true`, `yes`, `1` / `false`, `no`, `0`); nil when not set.
+    private static func boolean(_ config: ConfigReader, _ key: String) throws -> Bool? {
+        guard let text = config.string(forKey: ConfigKey(key)) else { return nil }
+        switch text.lowercased() {
+        case "true", "yes", "1": return true
+        case "false", "no", "0": return false
+        default: throw Problem(key: key, value: text, expected: "true or false")
+        }
     }
 
     private static func duration(_ flag: String?, _ config: ConfigReader, _ key: String, default value: Duration) throws -> Duration {

@@ -111,6 +111,42 @@ struct SentinelTests {
         try await run.finish()
     }
 
+    @Test(
+        "TLS data nodes behind plain sentinels: JOBQ_REDIS_SENTINEL_TLS_ENABLED=false reaches the primary over TLS; without it the sentinels' plain port is named"
+    )
+    func plainSentinelsTLSNodes() async throws {
+        let certificates = try await TLSTests.certificates.value
+        let setup = try await RedisSentinelProcess.start(
+            replicas: 0, sentinels: 1, tls: RedisServerProcess.ServerTLS(certificates: certificates), plainSentinels: true)
+        onTeardown { await setup.destroy() }
+        #expect(setup.url.hasPrefix("rediss+sentinel://"))
+        let base = ["JOBQ_REDIS_TLS_CA_FILE": certificates.caFile]
+        var configuration = try RedisConfiguration.commandLine(
+            urlFlag: setup.url, passwordFile: nil, environment: base.merging(["JOBQ_REDIS_SENTINEL_TLS_ENABLED": "false"]) { $1 })
+        #expect(configuration.tls != nil && configuration.sentinel?.tls == nil)
+        configuration.retryDeadline = .seconds(10)
+        let client = RedisClient(configuration: configuration)
+        onTeardown { await client.close() }
+        let key = uniqueKey()
+        #expect(try await client.send("SET", key, "over TLS") == .status("OK"))
+        let session = try await client.tlsSession()
+        #expect(session != nil, "the data connection is TLS")
+
+        // The same URL without the setting: TLS to a plain sentinel fails, and says why.
+        var both = try RedisConfiguration.commandLine(urlFlag: setup.url, passwordFile: nil, environment: base)
+        #expect(both.sentinel?.tls != nil)
+        both.retryDeadline = .seconds(2)
+        both.connectTimeout = .seconds(1)
+        let wrong = RedisClient(configuration: both)
+        onTeardown { await wrong.close() }
+        do {
+            _ = try await wrong.send("PING")
+            Issue.record("TLS to a plain sentinel answered")
+        } catch {
+            #expect(error.code == .unavailable || error.code == .tlsFailed || error.code == .connectionFailed, "\(error)")
+        }
+    }
+
     @Test("a wrong primary name or no reachable sentinel fails within the deadline with a message naming the sentinels and the name")
     func misconfigured() async throws {
         let setup = try await RedisSentinelProcess.start(replicas: 0, sentinels: 1)

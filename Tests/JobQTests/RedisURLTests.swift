@@ -49,6 +49,32 @@ struct RedisURLTests {
         #expect(sentinel.redactedURL == "rediss+sentinel://s1:26379,s2:26380/main")
     }
 
+    @Test("the sentinels' TLS where it differs: off for rediss+sentinel, on for redis+sentinel, own CA and name; refused without a sentinel URL")
+    func sentinelTLS() throws {
+        func configure(_ url: String, _ environment: [String: String]) throws -> RedisConfiguration {
+            try RedisConfiguration.commandLine(urlFlag: url, passwordFile: nil, environment: environment)
+        }
+        let off = try configure("rediss+sentinel://s1,s2/main", ["JOBQ_REDIS_TLS_CA_FILE": "/ca.pem", "JOBQ_REDIS_SENTINEL_TLS_ENABLED": "false"])
+        #expect(off.tls?.caFile == "/ca.pem" && off.sentinel?.tls == nil)
+        let same = try configure("rediss+sentinel://s1,s2/main", ["JOBQ_REDIS_TLS_CA_FILE": "/ca.pem", "JOBQ_REDIS_TLS_SERVER_NAME": "redis.internal"])
+        #expect(same.sentinel?.tls?.caFile == "/ca.pem" && same.sentinel?.tls?.serverName == nil, "the CA is shared, the name is the data nodes'")
+        let own = try configure(
+            "rediss+sentinel://s1,s2/main",
+            [
+                "JOBQ_REDIS_TLS_CA_FILE": "/ca.pem", "JOBQ_REDIS_SENTINEL_TLS_CA_FILE": "/sentinel-ca.pem",
+                "JOBQ_REDIS_SENTINEL_TLS_SERVER_NAME": "sentinel.internal",
+            ])
+        #expect(own.tls?.caFile == "/ca.pem" && own.sentinel?.tls?.caFile == "/sentinel-ca.pem" && own.sentinel?.tls?.serverName == "sentinel.internal")
+        let on = try configure("redis+sentinel://s1/main", ["JOBQ_REDIS_SENTINEL_TLS_ENABLED": "true"])
+        #expect(on.tls == nil && on.sentinel?.tls != nil)
+        #expect(throws: RedisError.self) { try configure("redis://h:6379", ["JOBQ_REDIS_SENTINEL_TLS_ENABLED": "true"]) }
+        #expect(throws: RedisError.self) {
+            try configure("rediss+sentinel://s1/main", ["JOBQ_REDIS_SENTINEL_TLS_ENABLED": "false", "JOBQ_REDIS_SENTINEL_TLS_CA_FILE": "/x"])
+        }
+        #expect(throws: RedisError.self) { try configure("rediss+sentinel://s1/main", ["JOBQ_REDIS_SENTINEL_TLS_CERT_FILE": "/c.pem"]) }
+        #expect(throws: RedisError.self) { try configure("rediss+sentinel://s1/main", ["JOBQ_REDIS_SENTINEL_TLS_ENABLED": "maybe"]) }
+    }
+
     @Test("passwords are parsed, percent-decoded and never printed")
     func passwords() throws {
         let c = try RedisConfiguration(url: "redis://jobq:p%40ss%3Aw0rd@redis.internal:6379/1")

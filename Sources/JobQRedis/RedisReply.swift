@@ -56,22 +56,29 @@ extension RedisReply {
 
 // MARK: - Reading values
 
+// Inlinable: the queue's script decoders read every reply through these, across the module
+// boundary, and a call per field cost a measurable share of the drain rate.
+
 extension RedisReply {
     /// The error text if this is an error reply.
+    @inlinable
     package var errorMessage: String? {
         if case .error(let message) = self { return message }
         return nil
     }
 
     /// The error code of an error reply: its first word (`NOSCRIPT`, `BUSY`, `WRONGTYPE`, `ERR`…).
+    @inlinable
     package var errorCode: Substring? {
         guard case .error(let message) = self else { return nil }
         return message.split(separator: " ", maxSplits: 1).first ?? Substring(message)
     }
 
+    @inlinable
     package var isNull: Bool { self == .null }
 
     /// Bulk and status replies as UTF-8 text; integers in decimal.
+    @inlinable
     package var string: String? {
         switch self {
         case .bulk(let b): return String(decoding: b, as: UTF8.self)
@@ -82,6 +89,7 @@ extension RedisReply {
     }
 
     /// Bulk and status replies as bytes.
+    @inlinable
     package var bytes: [UInt8]? {
         switch self {
         case .bulk(let b): return b
@@ -91,6 +99,7 @@ extension RedisReply {
     }
 
     /// Integers, and bulk strings holding a decimal integer.
+    @inlinable
     package var int: Int? {
         switch self {
         case .integer(let i): return Int(i)
@@ -100,6 +109,7 @@ extension RedisReply {
         }
     }
 
+    @inlinable
     package var array: [RedisReply]? {
         if case .array(let items) = self { return items }
         return nil

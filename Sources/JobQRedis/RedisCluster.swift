@@ -49,6 +49,8 @@ package final class RedisClusterRouter: Sendable {
         var loops: [RedisEndpoint: RedisConnectionLoop] = [:]
         /// The host name each node announces (`cluster-announce-hostname`), from `CLUSTER SLOTS`.
         var hostnames: [RedisEndpoint: String] = [:]
+        /// Connections replaced (see `refresh`), closed after a grace or with the router.
+        var retired: [RedisConnectionLoop] = []
         var scripts: [RedisScript] = []
         var closed = false
     }
@@ -143,11 +145,21 @@ package final class RedisClusterRouter: Sendable {
                     if let loop = s.loops[endpoint], loop.configuration.tls?.serverName != name {
                         stale.append(loop)
                         s.loops[endpoint] = nil
+                        s.retired.append(loop)
                     }
                 }
                 return stale
             }
-            for loop in stale { await loop.close() }
+            // Not at once: commands other tasks queued on the old connection (it may have worked,
+            // verified by an IP the certificate also lists) finish there first; new ones go to
+            // the new connection. `close()` closes what is still retired.
+            if !stale.isEmpty {
+                let grace = configuration.retryDeadline
+                Task {
+                    try? await Task.sleep(for: grace)
+                    for loop in stale { await loop.close() }
+                }
+            }
             return
         }
         throw lastError ?? RedisError(.connectionFailed, endpoint: configuration.displayEndpoint, detail: "no cluster node answered")
@@ -318,7 +330,8 @@ package final class RedisClusterRouter: Sendable {
     func close() async {
         let loops = state.withLock { s -> [RedisConnectionLoop] in
             s.closed = true
-            return Array(s.loops.values)
+            defer { s.retired = [] }
+            return Array(s.loops.values) + s.retired
         }
         for loop in loops { await loop.close() }
     }

@@ -148,12 +148,16 @@ struct WorkerTests {
             return []
         }
         let added = try await queue.add(name: "deaf", payload: .json("{}"))
-        let workerID = try await withWorker(queue, grace: .milliseconds(200), handlers: handlers) { worker in
-            await started.wait()
-            try await eventually(20, "the worker's first beat") {
-                try await WorkerInfo.list(client: queue.client).contains { $0.id == worker.configuration.workerID }
+        let deaf = handlers
+        // Bounded: a run() that waits for the deaf handler would hang here, not pass.
+        let workerID = try await within(60, "run() to return past a handler that ignores its token") {
+            try await withWorker(queue, grace: .milliseconds(200), handlers: deaf) { worker in
+                await started.wait()
+                try await eventually(20, "the worker's first beat") {
+                    try await WorkerInfo.list(client: queue.client).contains { $0.id == worker.configuration.workerID }
+                }
+                return worker.configuration.workerID
             }
-            return worker.configuration.workerID
         }
         // withWorker returned: run() ended although the handler never did.
         let job = try #require(try await queue.inspector.job(added.id))

@@ -61,7 +61,8 @@ final class JobRunner: Sendable {
             })
         if end == nil { Counter(label: "jobq_results_discarded_total", dimensions: [("queue", cores[q].name)]).increment() }
         let returned = OneShot<Bool>()
-        let watcher = Task {
+        // The watcher lives until the handler returns; given up on, the run no longer waits.
+        Task {
             await handlerTask.value
             returned.settle(true)
         }
@@ -70,7 +71,6 @@ final class JobRunner: Sendable {
         } onCancel: {
             returned.settle(false)
         }
-        if !came { watcher.cancel() }
         gauge.record(
             unresponsive.withLock { n in
                 n -= 1

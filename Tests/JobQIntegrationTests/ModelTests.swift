@@ -154,6 +154,8 @@ struct ModelTests {
                 try expect(expected == nil, "take was empty, model expected \(expected ?? "")")
             case .paused:
                 throw Mismatch(description: "take said paused; the model is not")
+            case .limited(_, let limit):
+                throw Mismatch(description: "take said limited (\(limit)); the model sets no limit")
             }
         }
 

@@ -75,6 +75,7 @@ struct QueueRunTests {
                 #expect(wait <= 2100)
                 try await Task.sleep(for: .milliseconds(wait + 5))
             case .paused: Issue.record("not paused")
+            case .limited: Issue.record("no limit is set")
             }
         }
         #expect(order == ["d1", "d3", "d2", "d0", "d4"])

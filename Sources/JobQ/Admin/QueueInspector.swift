@@ -1,9 +1,20 @@
 public import Foundation
 
-/// Counts of one queue's jobs per state.
+/// Counts of one queue's jobs per state, with its paused flag and flow limits.
 public struct JobCounts: Sendable, Hashable, Codable {
     public var waiting = 0, delayed = 0, active = 0, completed = 0, failed = 0, cancelled = 0
     public var paused = false
+    /// The queue's flow limits (`docs/flow-control.md`).
+    public var limits = QueueLimits()
+    /// Starts in the rate limit's current window (0 without a rate limit).
+    public var startsInWindow = 0
+    /// The limit refusing starts now while jobs wait: `throttled`, `concurrency` or `rate`
+    /// (nil when none binds).
+    public var limitedBy: String?
+    /// Waiting jobs held back by ``limitedBy`` (0 when none binds).
+    public var waitingForLimit = 0
+    /// How long ``limitedBy`` holds them, in ms (nil: until a slot frees).
+    public var limitWaitMs: Int?
 
     public init() {}
 

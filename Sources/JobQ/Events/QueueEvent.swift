@@ -7,6 +7,8 @@ public struct QueueEvent: Sendable, Hashable {
     public enum Kind: Sendable, Hashable, CustomStringConvertible {
         case added, delayed, waiting, active, progress, completed, failed, retrying, stalled
         case cancelled, cancelRequested, removed, paused, resumed, cleaned
+        /// The queue's flow limits changed (`docs/flow-control.md`).
+        case limits
         case other(String)
 
         init(_ text: String) {
@@ -26,6 +28,7 @@ public struct QueueEvent: Sendable, Hashable {
             case "paused": self = .paused
             case "resumed": self = .resumed
             case "cleaned": self = .cleaned
+            case "limits": self = .limits
             default: self = .other(text)
             }
         }
@@ -47,6 +50,7 @@ public struct QueueEvent: Sendable, Hashable {
             case .paused: "paused"
             case .resumed: "resumed"
             case .cleaned: "cleaned"
+            case .limits: "limits"
             case .other(let s): s
             }
         }

@@ -39,6 +39,10 @@ public struct QueueKeys: Sendable, Hashable {
     public var events: String { base + "events" }
     /// `STRING` counter giving FIFO order inside a priority.
     public var sequence: String { base + "seq" }
+    /// `ZSET`, the rate limit's sliding log: one member per job start of the last window
+    /// (the run's lease token), score = start time (ms, Redis clock). Expires a window after
+    /// the last start.
+    public var rate: String { base + "rate" }
     /// `STRING` lock held by the worker running the reaper.
     public var reaperLock: String { base + "reaper" }
     /// Pub/sub channel carrying cancel requests (sharded pub/sub in cluster mode).

@@ -8,7 +8,7 @@
   KEYS[3]  jobq:{<q>}:prioritized ZSET    other priorities; score = (1000 - priority) * 2^41 + sequence
   KEYS[4]  jobq:{<q>}:failed      ZSET    score = finish ms
   KEYS[5]  jobq:{<q>}:cancelled   ZSET    score = finish ms
-  KEYS[6]  jobq:{<q>}:meta        HASH    retention limits
+  KEYS[6]  jobq:{<q>}:meta        HASH    retention limits; the concurrency cap (cc)
   KEYS[7]  jobq:{<q>}:marker      ZSET    wake-up marker
   KEYS[8]  jobq:{<q>}:events      STREAM
   KEYS[9]  jobq:{<q>}:seq         STRING  sequence counter
@@ -87,6 +87,11 @@ for i = 1, #ids do
       requeued = requeued + 1
     end
   end
+end
+-- Slots freed under a concurrency cap: wake a fetcher waiting for one.
+if #ids > 0 and redis.call('HEXISTS', metaKey, META.concurrency) == 1
+    and (redis.call('LLEN', waitKey) > 0 or redis.call('ZCARD', prioritizedKey) > 0) then
+  redis.call('ZADD', markerKey, 0, '0')
 end
 local remaining = redis.call('ZCOUNT', activeKey, '-inf', now)
 return {requeued, failed, cancelled, remaining}

@@ -6,7 +6,7 @@ public struct JobQError: Error, Sendable, Hashable, CustomStringConvertible {
     public struct Code: Sendable, Hashable, CustomStringConvertible {
         fileprivate enum Kind: String, Sendable {
             case invalidQueueName, invalidJobID, invalidJobName, invalidOptions, tooLarge
-            case notFound, leaseLost, isActive, notPaused, hasActive, wrongState, paused
+            case notFound, leaseLost, isActive, notPaused, hasActive, wrongState, paused, queueFull
             case outOfMemory, keyConflict, notReplicated, permissionDenied, redis, timedOut, installation, internalError
         }
         fileprivate let kind: Kind
@@ -36,6 +36,9 @@ public struct JobQError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let wrongState = Code(kind: .wrongState)
         /// The queue is paused.
         public static let paused = Code(kind: .paused)
+        /// Refused: the queue holds its maximum of waiting and delayed jobs
+        /// (``QueueLimits/maxWaiting``). Nothing was written.
+        public static let queueFull = Code(kind: .queueFull)
         /// Redis is out of memory (`OOM`, `maxmemory` reached with `noeviction`): nothing was written.
         public static let outOfMemory = Code(kind: .outOfMemory)
         /// A key of the queue holds a value of another type than jobq's (`WRONGTYPE`): something
@@ -92,6 +95,8 @@ public struct JobQError: Error, Sendable, Hashable, CustomStringConvertible {
         case .hasActive: "wait for running jobs to finish (or cancel them), or force"
         case .wrongState: "check the job's state with inspect"
         case .paused: "resume the queue"
+        case .queueFull:
+            "add again once workers have drained some (back off and retry), or raise the limit: jobq-admin limits <queue> --max-waiting N"
         case .outOfMemory: "raise Redis maxmemory, clean finished jobs, or lower retention; nothing was written"
         case .keyConflict:
             "another program wrote under this queue's keys; find the key with `redis-cli --scan --pattern 'jobq:{<queue>}:*'` and `TYPE`, then rename or delete it (or use another queue name)"

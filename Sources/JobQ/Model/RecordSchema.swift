@@ -129,8 +129,20 @@ package enum QueueMetaField: String, CaseIterable, Sendable {
     case keepCompleted = "kc"
     case keepFailed = "kf"
     case keepCancelled = "kx"
+    // Flow limits (`docs/flow-control.md`).
+    case concurrency = "cc"
+    case rateCount = "rn"
+    case rateWindow = "rw"
+    case throttledUntil = "tu"
+    case maxWaiting = "mw"
 
-    package var type: FieldType { self == .paused ? .flag : .integer }
+    package var type: FieldType {
+        switch self {
+        case .paused: .flag
+        case .throttledUntil: .timestamp
+        default: .integer
+        }
+    }
 
     package var defaultValue: String? {
         switch self {
@@ -138,6 +150,7 @@ package enum QueueMetaField: String, CaseIterable, Sendable {
         case .keepCompleted: "10"
         case .keepFailed: "5"
         case .keepCancelled: "10"
+        case .concurrency, .rateCount, .rateWindow, .throttledUntil, .maxWaiting: nil
         }
     }
 }

@@ -120,15 +120,15 @@ final class QueueCore: Sendable {
     // MARK: - Key lists, in each script's header order
 
     func addKeys(_ id: String) -> [String] {
-        [keys.job(id), keys.wait, keys.prioritized, keys.delayed, keys.marker, keys.events, keys.sequence]
+        [keys.job(id), keys.wait, keys.prioritized, keys.delayed, keys.marker, keys.events, keys.sequence, keys.meta]
     }
     var takeKeys: [String] {
-        [keys.wait, keys.prioritized, keys.active, keys.delayed, keys.meta, keys.marker, keys.events, keys.sequence, keys.jobPrefix]
+        [keys.wait, keys.prioritized, keys.active, keys.delayed, keys.meta, keys.marker, keys.events, keys.sequence, keys.jobPrefix, keys.rate]
     }
     func finishKeys(_ id: String) -> [String] {
         [
             keys.job(id), keys.active, keys.wait, keys.prioritized, keys.delayed, keys.completed, keys.failed, keys.cancelled,
-            keys.meta, keys.marker, keys.events, keys.sequence, keys.jobPrefix,
+            keys.meta, keys.marker, keys.events, keys.sequence, keys.jobPrefix, keys.rate,
         ]
     }
     var recoverKeys: [String] {
@@ -148,14 +148,15 @@ final class QueueCore: Sendable {
     /// a batch stays well inside Redis's slow-script budget even on long queues.
     var idBatch: Int { min(settings.batchSize, 200) }
     var pauseKeys: [String] { [keys.meta, keys.marker, keys.events] }
+    var limitsKeys: [String] { [keys.meta, keys.marker, keys.events] }
     var purgeKeys: [String] { [keys.wait, keys.prioritized, keys.delayed, keys.events, keys.jobPrefix] }
     func cleanKeys(_ state: JobState) -> [String] { [keys.set(for: state), keys.events, keys.jobPrefix] }
-    var countKeys: [String] { [keys.wait, keys.prioritized, keys.delayed, keys.active, keys.completed, keys.failed, keys.cancelled, keys.meta] }
+    var countKeys: [String] { [keys.wait, keys.prioritized, keys.delayed, keys.active, keys.completed, keys.failed, keys.cancelled, keys.meta, keys.rate] }
     var retryKeys: [String] { [keys.failed, keys.cancelled, keys.wait, keys.prioritized, keys.marker, keys.events, keys.sequence, keys.jobPrefix] }
     var obliterateKeys: [String] {
         [
             keys.meta, keys.wait, keys.prioritized, keys.delayed, keys.active, keys.completed, keys.failed, keys.cancelled,
-            keys.events, keys.marker, keys.sequence, keys.reaperLock, keys.jobPrefix,
+            keys.events, keys.marker, keys.sequence, keys.reaperLock, keys.jobPrefix, keys.rate,
         ]
     }
     var extendKeys: [String] { [keys.active, keys.jobPrefix] }

@@ -6,7 +6,7 @@ import Foundation
 extension QueueCore {
     // MARK: Producer
 
-    /// `addJob-7`. `job` is validated already; its id is made by the caller before sending.
+    /// `addJob-8`. `job` is validated already; its id is made by the caller before sending.
     func addJobCall(id: String, job: JobQueue.NewJob) -> ScriptCall<JobQueue.AddResult> {
         let options = job.options
         var arguments: [any RedisArgument] = [
@@ -29,6 +29,12 @@ extension QueueCore {
         let script = scripts.addJob
         let queue = name
         return ScriptCall(script, keys: addKeys(id), arguments: arguments, jobID: id, idempotent: true) { reply throws(JobQError) in
+            if let items = reply.array, items.count == 2, items[0].int == ScriptCode.queueFull.rawValue {
+                let held = items[1].int ?? 0
+                throw JobQError(
+                    .queueFull, queue: queue, jobID: id,
+                    detail: "the queue holds \(held) waiting and delayed jobs, its maximum or more; nothing was written")
+            }
             guard let items = reply.array, items.count == 2, let flag = items[0].int,
                 let state = items[1].string.flatMap(JobState.init(rawValue:))
             else {
@@ -69,7 +75,7 @@ extension QueueCore {
 
     // MARK: Worker
 
-    /// `takeJob-9`: the next job under a new lease token.
+    /// `takeJob-10`: the next job under a new lease token.
     func takeJobCall(lease: Lease) -> ScriptCall<Take> {
         let script = scripts.takeJob
         let queue = name
@@ -79,7 +85,7 @@ extension QueueCore {
         }
     }
 
-    /// `finishJob-13`: ends a run (`outcome`: completed, failed, unrecoverable, timeout,
+    /// `finishJob-14`: ends a run (`outcome`: completed, failed, unrecoverable, timeout,
     /// cancelled, shutdown); with `next`, takes the next job under that lease in the same call.
     func finishJobCall(_ id: String, token: String, outcome: String, value: [UInt8], reason: String, retryDelayMs: Int64, next: Lease?) -> ScriptCall<Finish> {
         let arguments: [any RedisArgument] = [
@@ -159,17 +165,46 @@ extension QueueCore {
 
     // MARK: Operator
 
-    /// `countJobs-8`: one consistent reading of the counts per state and the paused flag.
+    /// `countJobs-9`: one consistent reading of the counts per state, the paused flag and
+    /// the flow limits with what they hold back now.
     func countJobsCall() -> ScriptCall<JobCounts> {
         let script = scripts.countJobs
         let queue = name
         return ScriptCall(script, keys: countKeys, arguments: [], idempotent: true) { reply throws(JobQError) in
-            guard let items = reply.array?.compactMap(\.int), items.count == 7 else { throw QueueCore.unexpected(reply, script, queue: queue) }
+            guard let all = reply.array, all.count == 15, let limitedBy = all[13].string else { throw QueueCore.unexpected(reply, script, queue: queue) }
+            let items = all.compactMap(\.int)
+            guard items.count == 14 else { throw QueueCore.unexpected(reply, script, queue: queue) }
+            func set(_ i: Int) -> Int? { items[i] >= 0 ? items[i] : nil }
             var counts = JobCounts()
             (counts.waiting, counts.delayed, counts.active) = (items[0], items[1], items[2])
             (counts.completed, counts.failed, counts.cancelled) = (items[3], items[4], items[5])
             counts.paused = items[6] == 1
+            var limits = QueueLimits(concurrency: set(7), maxWaiting: set(11))
+            if let n = set(8), let w = set(9) { limits.rate = RateLimit(n, per: .milliseconds(w)) }
+            if let t = set(10) { limits.throttledUntil = Date(timeIntervalSince1970: Double(t) / 1000) }
+            counts.limits = limits
+            counts.startsInWindow = items[12]
+            if !limitedBy.isEmpty {
+                counts.limitedBy = limitedBy
+                counts.waitingForLimit = counts.waiting
+                counts.limitWaitMs = items[13] >= 0 ? items[13] : nil
+            }
             return counts
+        }
+    }
+
+    /// `setLimits-3`: clears every flow limit first when `clearAll`, then sets (or, with an
+    /// empty value, clears) each field given.
+    func setLimitsCall(_ fields: [(QueueMetaField, String)], clearAll: Bool) -> ScriptCall<Void> {
+        var arguments: [any RedisArgument] = [maxLen, clearAll ? "1" : "0"]
+        for (field, value) in fields {
+            arguments.append(field.rawValue)
+            arguments.append(value)
+        }
+        let script = scripts.setLimits
+        let queue = name
+        return ScriptCall(script, keys: limitsKeys, arguments: arguments, idempotent: true) { reply throws(JobQError) in
+            guard QueueCore.status(reply) == ScriptStatus.applied else { throw QueueCore.unexpected(reply, script, queue: queue) }
         }
     }
 
@@ -253,7 +288,7 @@ extension QueueCore {
         batchCall(scripts.retryJobs, keys: retryKeys, arguments: [maxLen, "failed", settings.batchSize])
     }
 
-    /// `obliterateQueue-13`: one batch of the queue deleted; refused (`NOT_PAUSED`,
+    /// `obliterateQueue-14`: one batch of the queue deleted; refused (`NOT_PAUSED`,
     /// `HAS_ACTIVE`) without `force`.
     func obliterateQueueCall(force: Bool) -> ScriptCall<BatchStep> {
         batchCall(scripts.obliterateQueue, keys: obliterateKeys, arguments: [force ? "1" : "0", settings.batchSize])
@@ -315,6 +350,9 @@ extension QueueCore {
             return .empty(nextDue: due(1))
         case ScriptCode.paused.rawValue:
             return .paused
+        case ScriptCode.limited.rawValue:
+            guard items.count == 3, let wait = items[1].int, let limit = items[2].string else { throw unexpected(reply, script, queue: queue) }
+            return .limited(retryAfterMs: wait >= 0 ? wait : nil, limit: limit)
         default:
             throw unexpected(reply, script, queue: queue)
         }

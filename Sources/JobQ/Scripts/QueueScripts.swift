@@ -16,6 +16,7 @@ struct QueueScripts: Sendable {
     let cancelJobs: RedisScript
     let removeJobs: RedisScript
     let setPaused: RedisScript
+    let setLimits: RedisScript
     let purgeJobs: RedisScript
     let cleanJobs: RedisScript
     let countJobs: RedisScript
@@ -33,7 +34,7 @@ struct QueueScripts: Sendable {
     var all: [RedisScript] {
         [
             addJob, takeJob, finishJob, extendLeases, recoverStalled, cancelJobs, removeJobs,
-            setPaused, purgeJobs, cleanJobs, countJobs, retryJobs, obliterateQueue, setProgress,
+            setPaused, setLimits, purgeJobs, cleanJobs, countJobs, retryJobs, obliterateQueue, setProgress,
             saveCheckpoint, removeJobsNamed, readEvents, recordHeartbeat, registerWorker,
         ]
     }
@@ -69,6 +70,7 @@ struct QueueScripts: Sendable {
         cancelJobs = try named("cancelJobs")
         removeJobs = try named("removeJobs")
         setPaused = try named("setPaused")
+        setLimits = try named("setLimits")
         purgeJobs = try named("purgeJobs")
         cleanJobs = try named("cleanJobs")
         countJobs = try named("countJobs")

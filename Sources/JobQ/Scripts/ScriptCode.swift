@@ -10,6 +10,8 @@ enum ScriptCode: Int, Sendable, CaseIterable {
     case wrongState = -7
     case okAlready = -8
     case tooLarge = -9
+    case limited = -10
+    case queueFull = -11
 
     /// The Lua constant name used in script headers.
     var luaName: String {
@@ -23,6 +25,8 @@ enum ScriptCode: Int, Sendable, CaseIterable {
         case .wrongState: "WRONG_STATE"
         case .okAlready: "OK_ALREADY"
         case .tooLarge: "TOO_LARGE"
+        case .limited: "LIMITED"
+        case .queueFull: "QUEUE_FULL"
         }
     }
 
@@ -39,6 +43,9 @@ enum ScriptCode: Int, Sendable, CaseIterable {
         case .wrongState: JobQError(.wrongState, queue: queue, jobID: jobID, detail: "the job is \(state ?? "in another state")")
         case .okAlready: JobQError(.internalError, queue: queue, jobID: jobID, detail: "OK_ALREADY where none was expected")
         case .tooLarge: JobQError(.tooLarge, queue: queue, jobID: jobID, detail: "a value is over its size limit")
+        case .limited: JobQError(.internalError, queue: queue, jobID: jobID, detail: "LIMITED where none was expected")
+        case .queueFull:
+            JobQError(.queueFull, queue: queue, jobID: jobID, detail: "the queue holds its maximum of waiting and delayed jobs; nothing was written")
         }
     }
 }

@@ -136,6 +136,9 @@ final class JobRunner: Sendable {
             if let fatal = error as? UnrecoverableError {
                 return (.unrecoverable(reason: fatal.reason, details: fatal.details), nil)
             }
+            if let limited = error as? RateLimited {
+                return (.rateLimited(throttleMs: limited.milliseconds), nil)
+            }
             let reason = (error as? any FailureReasonProviding)?.failureReason ?? String(describing: type(of: error))
             var delay = retryDelay
             if let asked = (error as? any RetryDelayProviding)?.retryAfter { delay = Int64(asked.milliseconds) }
@@ -173,7 +176,12 @@ final class JobRunner: Sendable {
                         case .failed: "jobq_jobs_failed_total"
                         case .cancelled: "jobq_jobs_cancelled_total"
                         case .delayed: "jobq_jobs_retried_total"
-                        case .waiting: if case .shutdown = end { "jobq_jobs_requeued_total" } else { "jobq_jobs_retried_total" }
+                        case .waiting:
+                            switch end {
+                            case .shutdown: "jobq_jobs_requeued_total"
+                            case .rateLimited: "jobq_jobs_rate_limited_total"
+                            default: "jobq_jobs_retried_total"
+                            }
                         case .active: "jobq_jobs_unexpected_total"
                         }
                     Counter(label: outcome, dimensions: [("queue", core.name), ("name", job.name)]).increment()

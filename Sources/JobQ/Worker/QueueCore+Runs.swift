@@ -12,6 +12,9 @@ extension QueueCore {
         /// Nothing runnable.
         case empty(nextDue: Int?)
         case paused
+        /// Jobs wait, but a flow limit refuses a start: come back in `retryAfterMs` (nil: when
+        /// the marker says a slot freed).
+        case limited(retryAfterMs: Int?, limit: String)
     }
 
     /// How a run ended, as the worker reports it.
@@ -25,6 +28,9 @@ extension QueueCore {
         case cancelled(reason: String)
         /// Graceful shutdown: back to waiting, no attempt used.
         case shutdown
+        /// The handler threw ``RateLimited``: back to the front of waiting, no attempt used,
+        /// the queue throttled for `throttleMs`.
+        case rateLimited(throttleMs: Int)
     }
 
     /// What finishing did.
@@ -72,6 +78,9 @@ extension QueueCore {
             reason = r
         case .shutdown:
             outcome = "shutdown"
+        case .rateLimited(let ms):
+            outcome = "ratelimited"
+            retryDelay = Int64(ms)
         }
         if outcome == "completed", value.count > settings.maxResultBytes {
             // Oversized results fail the run rather than being stored (`docs/data-model.md`).

@@ -112,6 +112,13 @@ final class QueueFetcher: Sendable {
                 case .paused:
                     registry.slots.release(q)
                     await waitForWork(nextDueMs: nil)
+                case .limited(let retryAfter, let limit):
+                    // A flow limit binds: sleep until it lets a start through (a timer), or
+                    // until a finish or the reaper frees a slot (the marker).
+                    failures = 0
+                    registry.slots.release(q)
+                    Counter(label: "jobq_takes_limited_total", dimensions: [("queue", core.name), ("limit", limit)]).increment()
+                    await waitForWork(nextDueMs: retryAfter)
                 }
             } catch {
                 registry.slots.release(q)

@@ -22,7 +22,7 @@ extension JobQueue {
     func takeJob(_ lease: QueueCore.Lease = JobQueue.testLease()) async throws -> (Job, QueueCore.Lease)? {
         switch try await core.take(lease: lease) {
         case .job(let job, _): return (job, lease)
-        case .empty, .paused: return nil
+        case .empty, .paused, .limited: return nil
         }
     }
 

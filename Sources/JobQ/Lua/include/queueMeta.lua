@@ -1,6 +1,12 @@
 --@include record
--- The queue's settings in one read: paused (bool), then the three retention limits.
+-- The queue's settings in one read (docs/data-model.md): the paused flag, the retention limits
+-- and the flow limits (docs/flow-control.md), as a table. A limit that is not set is nil.
 local function queueMeta(metaKey)
-  local v = redis.call('HMGET', metaKey, META.paused, META.keepCompleted, META.keepFailed, META.keepCancelled)
-  return v[1] == FLAG, tonumber(v[2] or 10), tonumber(v[3] or 5), tonumber(v[4] or 10)
+  local v = redis.call('HMGET', metaKey, META.paused, META.keepCompleted, META.keepFailed, META.keepCancelled,
+    META.concurrency, META.rateCount, META.rateWindow, META.throttledUntil)
+  return {
+    paused = v[1] == FLAG, keepCompleted = tonumber(v[2] or 10), keepFailed = tonumber(v[3] or 5),
+    keepCancelled = tonumber(v[4] or 10), concurrency = tonumber(v[5]), rateCount = tonumber(v[6]),
+    rateWindow = tonumber(v[7]), throttledUntil = tonumber(v[8]),
+  }
 end

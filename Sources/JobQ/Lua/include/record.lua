@@ -19,6 +19,9 @@ local EV = {
   result = 'r', progressPercent = 'pp', progressMessage = 'pm', retryDelay = 'dl', stallCount = 'sc',
   cancelledBy = 'by', previousState = 'from', state = 'state', count = 'count',
 }
-local META = {paused = 'paused', keepCompleted = 'kc', keepFailed = 'kf', keepCancelled = 'kx'}
+local META = {
+  paused = 'paused', keepCompleted = 'kc', keepFailed = 'kf', keepCancelled = 'kx',
+  concurrency = 'cc', rateCount = 'rn', rateWindow = 'rw', throttledUntil = 'tu', maxWaiting = 'mw',
+}
 -- The value of a set flag field (cancelRequested, removeOnComplete, removeOnFail, paused).
 local FLAG = '1'

@@ -5,24 +5,45 @@
     {0, nextDue}                           nothing runnable; nextDue = ms until the earliest
                                            delayed job is due, -1 when none is delayed
     {PAUSED}                               the queue is paused
+    {LIMITED, waitMs, limit}               jobs wait, but a flow limit refuses a start now:
+                                           waitMs until it may (-1: until a slot frees),
+                                           limit = throttled | concurrency | rate
 ]]
 --@include codes
 --@include record
 --@include priorityScore
 --@include emit
 --@include promoteDue
--- `paused`: the caller's reading of the paused flag, or nil to read it here.
+--@include queueMeta
+--@include limitWait
+-- `meta`: the caller's reading of the queue's settings (queueMeta), or nil to read them here.
 -- `rearm`: true when the caller consumed the marker to get here (a fetcher woken by BZPOPMIN):
 -- taking a job then re-arms it for the next idle fetcher. A finish handing back the next job
 -- consumed nothing, so the marker is as the last add or take left it and needs no write.
 local function takeNext(waitKey, prioritizedKey, activeKey, delayedKey, metaKey, markerKey, eventsKey, seqKey, jobPrefix,
-                        token, leaseMs, workerId, maxLen, now, promoteBatch, paused, rearm)
-  if paused == nil then paused = redis.call('HEXISTS', metaKey, META.paused) == 1 end
-  if paused then
+                        rateKey, token, leaseMs, workerId, maxLen, now, promoteBatch, meta, rearm)
+  if meta == nil then meta = queueMeta(metaKey) end
+  if meta.paused then
     redis.call('DEL', markerKey)
     return {PAUSED}
   end
   local _, nextDue = promoteDue(delayedKey, waitKey, prioritizedKey, seqKey, markerKey, eventsKey, jobPrefix, maxLen, now, promoteBatch)
+  local limited = meta.concurrency or meta.rateCount or meta.throttledUntil
+  if limited then
+    -- Limits bind only while jobs wait: an empty queue answers "empty" with its next due time.
+    if redis.call('LLEN', waitKey) == 0 and redis.call('ZCARD', prioritizedKey) == 0 then
+      redis.call('DEL', markerKey)
+      return {0, nextDue}
+    end
+    local waitMs, limit = limitWait(meta, activeKey, rateKey, now)
+    if waitMs then
+      -- Fetchers sleep: on their timer (rate, throttle), or until a freed slot re-arms it. A
+      -- finish that meets a timed limit leaves the marker set instead, so a sleeping fetcher
+      -- comes to learn the wait and arms its timer.
+      if rearm or waitMs < 0 then redis.call('DEL', markerKey) else redis.call('ZADD', markerKey, 0, '0') end
+      return {LIMITED, waitMs, limit}
+    end
+  end
   -- An id without a record (deleted by hand) is dropped; a few in a row at most.
   for _ = 1, 10 do
     -- Priorities above 0 first, then the list (FIFO), then priorities below 0.
@@ -54,9 +75,16 @@ local function takeNext(waitKey, prioritizedKey, activeKey, delayedKey, metaKey,
       end
       redis.call('HSET', jobKey, F.state, 'active', F.attemptsMade, attempt, F.startedAt, now, F.worker, workerId, F.execution, token)
       redis.call('ZADD', activeKey, now + leaseMs, id)
+      if meta.rateCount and meta.rateWindow then
+        redis.call('ZADD', rateKey, now, token)
+        redis.call('PEXPIRE', rateKey, meta.rateWindow)
+      end
       -- Re-arm the marker, so another idle fetcher wakes while jobs may remain (one that finds
-      -- none clears it with its empty take: one spare round trip beats counting here).
-      if rearm then redis.call('ZADD', markerKey, 0, '0') end
+      -- none clears it with its empty take: one spare round trip beats counting here). Not when
+      -- this take filled the concurrency cap: the next finish or reap re-arms it.
+      if rearm and not (meta.concurrency and redis.call('ZCARD', activeKey) >= meta.concurrency) then
+        redis.call('ZADD', markerKey, 0, '0')
+      end
       emit(eventsKey, maxLen, 'active', id, {EV.attempt, attempt, EV.worker, workerId})
       local seen = {}
       for i = 1, #flat, 2 do

@@ -16,6 +16,7 @@
   KEYS[11] jobq:{<q>}:seq         STRING
   KEYS[12] jobq:{<q>}:reaper      STRING  the reaper's lock
   KEYS[13] jobq:{<q>}:job:        prefix of job records
+  KEYS[14] jobq:{<q>}:rate        ZSET    the rate limit's log
   Derived keys: jobq:{<q>}:job:<id> HASH of each job deleted.
 
   ARGV[1] "1" = force (not paused, or active jobs: their workers get NOT_FOUND when they finish)
@@ -52,6 +53,6 @@ end
 local remaining = redis.call('LLEN', KEYS[2])
 for k = 3, 8 do remaining = remaining + redis.call('ZCARD', KEYS[k]) end
 if remaining == 0 then
-  redis.call('UNLINK', KEYS[9], KEYS[10], KEYS[11], KEYS[12], KEYS[1])
+  redis.call('UNLINK', KEYS[9], KEYS[10], KEYS[11], KEYS[12], KEYS[14], KEYS[1])
 end
 return {deleted, remaining}

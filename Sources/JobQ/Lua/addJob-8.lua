@@ -1,5 +1,6 @@
 --[[
-  Adds one job: waiting (immediate) or delayed; a job id that exists already adds nothing.
+  Adds one job: waiting (immediate) or delayed; a job id that exists already adds nothing; a
+  queue holding its maximum of waiting and delayed jobs (meta mw) refuses it.
 
   KEYS[1] jobq:{<q>}:job:<id>  HASH    the job's record
   KEYS[2] jobq:{<q>}:wait        LIST    waiting jobs of priority 0 (LPUSH in, RPOP out)
@@ -8,6 +9,7 @@
   KEYS[5] jobq:{<q>}:marker      ZSET    wake-up marker, one member "0"
   KEYS[6] jobq:{<q>}:events      STREAM  capped event stream
   KEYS[7] jobq:{<q>}:seq         STRING  the queue's sequence counter (prioritized jobs)
+  KEYS[8] jobq:{<q>}:meta        HASH    the queue's settings: field mw, the most waiting + delayed
 
   ARGV[1] job id
   ARGV[2] delay in ms from now (Redis TIME); 0 = none
@@ -18,20 +20,29 @@
 
   Returns {1, state} created, state "waiting" or "delayed"
           {0, state} the id exists already (dedup); nothing written
+          {-11, held} QUEUE_FULL: the queue holds `held` waiting and delayed jobs, its maximum or
+                     more; nothing written
           an error reply (WRONGTYPE, OOM) when a write failed partway: what was written is undone,
           so a job is added whole or not at all
   Events: "added" (to waiting) or "delayed", with the job name.
 ]]
 --@include record
+--@include codes
 --@include nowMs
 --@include emit
 --@include enqueueWaiting
-local jobKey, waitKey, prioritizedKey, delayedKey, markerKey, eventsKey, seqKey =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local jobKey, waitKey, prioritizedKey, delayedKey, markerKey, eventsKey, seqKey, metaKey =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local id, delay, runAt, priority, maxLen = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
 
 local existing = redis.call('HGET', jobKey, F.state)
 if existing then return {0, existing} end
+
+local maxWaiting = tonumber(redis.call('HGET', metaKey, META.maxWaiting))
+if maxWaiting then
+  local held = redis.call('LLEN', waitKey) + redis.call('ZCARD', prioritizedKey) + redis.call('ZCARD', delayedKey)
+  if held >= maxWaiting then return {QUEUE_FULL, held} end
+end
 
 local name = ''
 for i = 6, #ARGV, 2 do

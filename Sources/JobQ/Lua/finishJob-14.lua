@@ -10,20 +10,24 @@
   KEYS[6]  jobq:{<q>}:completed   ZSET    score = finish ms
   KEYS[7]  jobq:{<q>}:failed      ZSET    score = finish ms
   KEYS[8]  jobq:{<q>}:cancelled   ZSET    score = finish ms
-  KEYS[9]  jobq:{<q>}:meta        HASH    paused flag, retention limits (kc, kf, kx)
+  KEYS[9]  jobq:{<q>}:meta        HASH    paused flag, retention limits (kc, kf, kx), flow limits
   KEYS[10] jobq:{<q>}:marker      ZSET    wake-up marker
   KEYS[11] jobq:{<q>}:events      STREAM
   KEYS[12] jobq:{<q>}:seq         STRING  sequence counter
   KEYS[13] jobq:{<q>}:job:        prefix of job records
+  KEYS[14] jobq:{<q>}:rate        ZSET    the rate limit's log (for the next job's take)
   Derived keys: jobq:{<q>}:job:<id> HASH of records trimmed by retention, of delayed jobs
   promoted and of the next job taken.
 
   ARGV[1]  job id
   ARGV[2]  lease token of this run
-  ARGV[3]  outcome: completed | failed | unrecoverable | timeout | cancelled | shutdown
+  ARGV[3]  outcome: completed | failed | unrecoverable | timeout | cancelled | shutdown |
+           ratelimited (the handler threw RateLimited: back to the front of waiting, no attempt
+           used, the queue throttled for ARGV[6] ms)
   ARGV[4]  result bytes (completed) or error details (failures)
   ARGV[5]  error reason (failures)
-  ARGV[6]  retry delay in ms if attempts remain (failed, timeout); -1 = never retry
+  ARGV[6]  retry delay in ms if attempts remain (failed, timeout); -1 = never retry; the
+           throttle in ms (ratelimited)
   ARGV[7]  events stream cap
   ARGV[8]  "1" to take the next job in the same call
   ARGV[9]  lease token for the next job
@@ -33,7 +37,9 @@
 
   Returns {1, state, next}  applied; state = completed | failed | cancelled | delayed | waiting;
                             next = the takeNext reply ({1, id, nextDue, fields} | {0, nextDue} |
-                            {-3}) or {} when not asked
+                            {-3} | {-10, waitMs, limit}) or {} when not asked. Under a concurrency
+                            cap, a finish that frees a slot without taking the next job re-arms
+                            the marker, so a fetcher waiting for a slot wakes.
           {-8, state}       OK_ALREADY: this run's outcome was applied before
           {-2}              LEASE_LOST: the job is not active with this token; nothing changed
           {-1}              NOT_FOUND
@@ -41,7 +47,8 @@
   drops its lease fields) and its growth is bounded by the result and error limits. Refused
   under OOM, every run would end as a stall and a full Redis would turn into failed jobs.
   Events: exactly one of completed (result excerpt), failed (reason, details excerpt), cancelled,
-  retrying (delay), waiting (shutdown requeue); then those of the take.
+  retrying (delay), waiting (shutdown requeue; rateLimited, with the throttle as the delay); then
+  those of the take.
 ]]
 --@include record
 --@include codes
@@ -56,7 +63,7 @@
 --@include endCancelled
 local jobKey, activeKey, waitKey, prioritizedKey, delayedKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local completedKey, failedKey, cancelledKey, metaKey = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
-local markerKey, eventsKey, seqKey, jobPrefix = KEYS[10], KEYS[11], KEYS[12], KEYS[13]
+local markerKey, eventsKey, seqKey, jobPrefix, rateKey = KEYS[10], KEYS[11], KEYS[12], KEYS[13], KEYS[14]
 local id, token, outcome, value, reason = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local retryDelay, maxLen, fetchNext = tonumber(ARGV[6]), ARGV[7], ARGV[8] == '1'
 local excerptLimit = tonumber(ARGV[12])
@@ -70,7 +77,8 @@ if job.execution ~= token then return {LEASE_LOST} end
 if job.state ~= 'active' then return {OK_ALREADY, job.state} end
 
 local now = nowMs()
-local paused, keepCompleted, keepFailed, keepCancelled = queueMeta(metaKey)
+local meta = queueMeta(metaKey)
+local keepCompleted, keepFailed, keepCancelled = meta.keepCompleted, meta.keepFailed, meta.keepCancelled
 local attempt = tonumber(job.attemptsMade or 1)
 local maxAttempts = tonumber(job.attempts or 3)
 redis.call('ZREM', activeKey, id)
@@ -106,6 +114,23 @@ elseif outcome == 'shutdown' then
   redis.call(unpack(args))
   enqueueWaiting(waitKey, prioritizedKey, seqKey, markerKey, id, tonumber(job.priority or 0))
   emit(eventsKey, maxLen, 'waiting', id, {EV.previousState, 'active', EV.reason, 'shutdown'})
+elseif outcome == 'ratelimited' then
+  -- The start did not count as an attempt; the job goes first in its line, and the queue waits
+  -- out the throttle (a longer one already set stays).
+  state = 'waiting'
+  redis.call('HSET', jobKey, F.state, 'waiting', F.attemptsMade, attempt - 1)
+  if tonumber(job.priority or 0) == 0 then
+    -- Into an empty line: wake a fetcher, which answers the throttle with a timer.
+    if redis.call('RPUSH', waitKey, id) == 1 then redis.call('ZADD', markerKey, 0, '0') end
+  else
+    enqueueWaiting(waitKey, prioritizedKey, seqKey, markerKey, id, tonumber(job.priority))
+  end
+  local untilMs = now + math.max(retryDelay, 1)
+  if not meta.throttledUntil or meta.throttledUntil < untilMs then
+    redis.call('HSET', metaKey, META.throttledUntil, untilMs)
+    meta.throttledUntil = untilMs
+  end
+  emit(eventsKey, maxLen, 'waiting', id, {EV.previousState, 'active', EV.reason, 'rateLimited', EV.retryDelay, retryDelay})
 else
   local retry = outcome ~= 'unrecoverable' and retryDelay >= 0 and attempt < maxAttempts
   local errorFields = {F.errorReason, reason, F.errorDetails, value}
@@ -138,6 +163,9 @@ end
 local nextJob = {}
 if fetchNext then
   nextJob = takeNext(waitKey, prioritizedKey, activeKey, delayedKey, metaKey, markerKey, eventsKey, seqKey, jobPrefix,
-    ARGV[9], tonumber(ARGV[10]), ARGV[11], maxLen, now, 100, paused, false)
+    rateKey, ARGV[9], tonumber(ARGV[10]), ARGV[11], maxLen, now, 100, meta, false)
+elseif meta.concurrency and (redis.call('LLEN', waitKey) > 0 or redis.call('ZCARD', prioritizedKey) > 0) then
+  -- A slot freed that this worker does not refill: wake a fetcher waiting for one.
+  redis.call('ZADD', markerKey, 0, '0')
 end
 return {1, state, nextJob}

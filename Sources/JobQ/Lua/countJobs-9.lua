@@ -1,0 +1,56 @@
+--[[
+  Counts the jobs of a queue per state, and reads its settings and flow limits, in one
+  consistent reading.
+
+  KEYS[1] jobq:{<q>}:wait        LIST
+  KEYS[2] jobq:{<q>}:prioritized ZSET
+  KEYS[3] jobq:{<q>}:delayed     ZSET
+  KEYS[4] jobq:{<q>}:active      ZSET
+  KEYS[5] jobq:{<q>}:completed   ZSET
+  KEYS[6] jobq:{<q>}:failed      ZSET
+  KEYS[7] jobq:{<q>}:cancelled   ZSET
+  KEYS[8] jobq:{<q>}:meta        HASH    paused flag, flow limits
+  KEYS[9] jobq:{<q>}:rate        ZSET    the rate limit's log
+
+  Returns {waiting, delayed, active, completed, failed, cancelled, paused (0/1),
+           concurrency, rateCount, rateWindow, throttledUntil, maxWaiting,
+           startsInWindow, limitedBy, limitWaitMs}
+  where a limit not set is -1, throttledUntil is -1 unless it lies ahead, startsInWindow counts
+  the rate log's starts in the last window, limitedBy is the limit refusing a start now (""
+  when none binds or nothing waits) and limitWaitMs how long it will (-1: until a slot frees).
+  Flags: no-writes. It only reads (TIME included), so it may run on a replica and under OOM.
+  Events: none.
+]]
+--@include record
+--@include nowMs
+local waiting = redis.call('LLEN', KEYS[1]) + redis.call('ZCARD', KEYS[2])
+local counts = {waiting}
+for i = 3, 7 do counts[#counts + 1] = redis.call('ZCARD', KEYS[i]) end
+local v = redis.call('HMGET', KEYS[8], META.paused, META.concurrency, META.rateCount, META.rateWindow, META.throttledUntil, META.maxWaiting)
+counts[7] = v[1] == FLAG and 1 or 0
+local now = nowMs()
+local concurrency, rateCount, rateWindow = tonumber(v[2]), tonumber(v[3]), tonumber(v[4])
+local throttledUntil = tonumber(v[5])
+if throttledUntil and throttledUntil <= now then throttledUntil = nil end
+local used = 0
+if rateCount and rateWindow then used = redis.call('ZCOUNT', KEYS[9], '(' .. (now - rateWindow), '+inf') end
+local limitedBy, waitMs = '', 0
+if waiting > 0 then
+  if throttledUntil then
+    limitedBy, waitMs = 'throttled', throttledUntil - now
+  elseif concurrency and counts[3] >= concurrency then
+    limitedBy, waitMs = 'concurrency', -1
+  elseif rateCount and rateWindow and used >= rateCount then
+    local edge = redis.call('ZRANGEBYSCORE', KEYS[9], '(' .. (now - rateWindow), '+inf', 'WITHSCORES', 'LIMIT', used - rateCount, 1)
+    limitedBy, waitMs = 'rate', math.max(1, tonumber(edge[2] or now) + rateWindow - now)
+  end
+end
+counts[8] = concurrency or -1
+counts[9] = rateCount or -1
+counts[10] = rateWindow or -1
+counts[11] = throttledUntil or -1
+counts[12] = tonumber(v[6]) or -1
+counts[13] = used
+counts[14] = limitedBy
+counts[15] = waitMs
+return counts

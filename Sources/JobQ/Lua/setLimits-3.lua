@@ -1,0 +1,32 @@
+--[[
+  Changes a queue's flow limits (docs/flow-control.md) in one step: optionally clears them all,
+  then sets or clears each field given. Every waiting fetcher is woken (the marker is armed),
+  so a raised or removed limit takes effect at the next take.
+
+  KEYS[1] jobq:{<q>}:meta      HASH    fields cc, rn, rw, tu, mw
+  KEYS[2] jobq:{<q>}:marker    ZSET    wake-up marker
+  KEYS[3] jobq:{<q>}:events    STREAM
+
+  ARGV[1] events stream cap
+  ARGV[2] "1": clear every flow limit (and a throttle) first
+  ARGV[3...] field, value pairs: a field of cc, rn, rw, tu, mw; value "" clears it
+
+  Returns {1}.
+  Events: "limits" (id "").
+]]
+--@include record
+--@include emit
+local metaKey, markerKey, eventsKey = KEYS[1], KEYS[2], KEYS[3]
+local allowed = {[META.concurrency] = true, [META.rateCount] = true, [META.rateWindow] = true,
+                 [META.throttledUntil] = true, [META.maxWaiting] = true}
+if ARGV[2] == '1' then
+  redis.call('HDEL', metaKey, META.concurrency, META.rateCount, META.rateWindow, META.throttledUntil, META.maxWaiting)
+end
+for i = 3, #ARGV - 1, 2 do
+  local field, value = ARGV[i], ARGV[i + 1]
+  if not allowed[field] then return redis.error_reply('ERR setLimits: ' .. field .. ' is not a flow limit field') end
+  if value == '' then redis.call('HDEL', metaKey, field) else redis.call('HSET', metaKey, field, value) end
+end
+redis.call('ZADD', markerKey, 0, '0')
+emit(eventsKey, ARGV[1], 'limits', '', nil)
+return {1}

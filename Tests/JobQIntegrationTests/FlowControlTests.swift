@@ -1,0 +1,191 @@
+import Foundation
+import Synchronization
+import Testing
+
+@testable import JobQ
+@testable import JobQRedis
+
+/// Flow limits enforced by the take script (`docs/flow-control.md`): the concurrency cap, the
+/// rate limit, a handler's throttle and the maximum of waiting jobs.
+@Suite("Flow control: limits every take enforces", .awaitedTeardown)
+struct FlowControlTests {
+    @Test("concurrency cap: a take at the cap is refused until a finish frees a slot, which re-arms the marker; counts say what waits and why")
+    func concurrencyCapInTheScript() async throws {
+        let queue = try await uniqueQueue()
+        let inspector = queue.inspector
+        try await inspector.setLimits(concurrency: .set(2))
+        for i in 0..<5 { _ = try await queue.add(name: "j", payload: .json("{}"), options: .init(jobID: "c\(i)")) }
+        let first = try #require(try await queue.takeJob())
+        _ = try #require(try await queue.takeJob())
+        guard case .limited(let wait, let limit) = try await queue.core.take(lease: JobQueue.testLease()) else {
+            Issue.record("a third take under a cap of 2 is refused")
+            return
+        }
+        #expect(wait == nil && limit == "concurrency", "a slot frees by an event, not a timer")
+        #expect(try await queue.members(queue.core.keys.marker).isEmpty, "a refused take leaves fetchers asleep")
+        let counts = try await inspector.counts()
+        #expect(counts.limits.concurrency == 2 && counts.limitedBy == "concurrency" && counts.waitingForLimit == 3 && counts.limitWaitMs == nil)
+        // A finish that does not take the next job frees a slot for someone else: the marker.
+        _ = try await queue.core.finish(first.0.id, token: first.1.token, end: .completed(result: []), next: nil)
+        #expect(try await queue.members(queue.core.keys.marker) == ["0"], "the freed slot wakes a fetcher")
+        _ = try #require(try await queue.takeJob(), "the freed slot is taken")
+        guard case .limited = try await queue.core.take(lease: JobQueue.testLease()) else {
+            Issue.record("at the cap again")
+            return
+        }
+        // Raising the cap takes effect at the next take, and wakes fetchers.
+        try await inspector.setLimits(concurrency: .set(3))
+        #expect(try await queue.members(queue.core.keys.marker) == ["0"])
+        _ = try #require(try await queue.takeJob())
+        try await inspector.setLimits(concurrency: .off)
+        _ = try #require(try await queue.takeJob(), "no cap: the last job is taken")
+        #expect(try await inspector.counts().active == 4)
+    }
+
+    @Test("rate limit: N starts per window across takes; the refusal says when the next start may go; the log expires")
+    func rateLimitInTheScript() async throws {
+        let queue = try await uniqueQueue()
+        let inspector = queue.inspector
+        let limits = try await inspector.setLimits(rate: .set(RateLimit(3, per: .seconds(2))))
+        #expect(limits.rate == RateLimit(3, per: .seconds(2)))
+        for i in 0..<6 { _ = try await queue.add(name: "j", payload: .json("{}"), options: .init(jobID: "r\(i)")) }
+        for _ in 0..<3 { _ = try #require(try await queue.takeJob()) }
+        guard case .limited(let wait, let limit) = try await queue.core.take(lease: JobQueue.testLease()) else {
+            Issue.record("a fourth start inside the window is refused")
+            return
+        }
+        #expect(limit == "rate")
+        let ms = try #require(wait)
+        #expect(ms > 0 && ms <= 2000, "the wait ends when the oldest start leaves the window: \(ms)")
+        let counts = try await inspector.counts()
+        #expect(counts.startsInWindow == 3 && counts.limitedBy == "rate" && counts.waitingForLimit == 3)
+        #expect(try await queue.client.send(RedisCommand("PTTL", queue.core.keys.rate)).int ?? -1 > 0, "the log expires")
+        // Lowering the limit below what the window holds: the wait covers enough starts leaving.
+        try await inspector.setLimits(rate: .set(RateLimit(1, per: .seconds(2))))
+        guard case .limited(let lower?, "rate") = try await queue.core.take(lease: JobQueue.testLease()) else {
+            Issue.record("still refused")
+            return
+        }
+        #expect(lower >= ms - 50, "waits for the newest of the 3 starts, not the oldest")
+        try await inspector.setLimits(rate: .off)
+        _ = try #require(try await queue.takeJob(), "no rate: taken at once")
+    }
+
+    @Test(
+        "max waiting: an add beyond it throws queueFull and writes nothing; addBulk says so per job; a dedup add still answers; delayed jobs count"
+    )
+    func maxWaiting() async throws {
+        let queue = try await uniqueQueue()
+        try await queue.inspector.setLimits(maxWaiting: .set(3))
+        _ = try await queue.add(name: "j", payload: .json("{}"), options: .init(jobID: "w0"))
+        _ = try await queue.add(name: "j", payload: .json("{}"), options: .init(jobID: "w1", delay: .seconds(60)))
+        let before = try await queue.allKeys().count
+        let results = try await queue.addBulk((2..<6).map { JobQueue.NewJob(name: "j", payload: .json("{}"), options: .init(jobID: "w\($0)")) })
+        #expect(results.count == 4)
+        #expect((try? results[0].get().created) == true, "one place was left")
+        for result in results.dropFirst() {
+            guard case .failure(let error) = result else {
+                Issue.record("beyond the maximum: \(result)")
+                continue
+            }
+            #expect(error.code == .queueFull && error.description.contains("3 waiting and delayed"), "\(error)")
+        }
+        await #expect(throws: JobQError.self) { _ = try await queue.add(name: "j", payload: .json("{}"), options: .init(jobID: "w9")) }
+        #expect(try await queue.inspector.job("w9") == nil)
+        let after = try await queue.allKeys().count
+        #expect(after == before + 1, "nothing written but w2's record")
+        #expect(try await queue.add(name: "j", payload: .json("{}"), options: .init(jobID: "w0")).created == false, "dedup answers as before")
+        let counts = try await queue.inspector.counts()
+        #expect(counts.waiting + counts.delayed == 3 && counts.limits.maxWaiting == 3)
+        // A take makes room.
+        _ = try #require(try await queue.takeJob())
+        #expect(try await queue.add(name: "j", payload: .json("{}"), options: .init(jobID: "w9")).created)
+    }
+
+    @Test("invalid limits are refused with the range; clearingAll removes every limit and a throttle")
+    func validation() async throws {
+        let queue = try await uniqueQueue()
+        let inspector = queue.inspector
+        for bad in [RateLimit(0, per: .seconds(1)), RateLimit(5, per: .zero), RateLimit(5, per: .seconds(2 * 86_400)), RateLimit(200_000, per: .seconds(1))] {
+            await #expect(throws: JobQError.self) { try await inspector.setLimits(rate: .set(bad)) }
+        }
+        await #expect(throws: JobQError.self) { try await inspector.setLimits(concurrency: .set(0)) }
+        await #expect(throws: JobQError.self) { try await inspector.setLimits(maxWaiting: .set(-1)) }
+        #expect(try await inspector.limits().isEmpty, "nothing was written")
+        #expect(RateLimit(parsing: "100/1s") == RateLimit(100, per: .seconds(1)))
+        #expect(RateLimit(parsing: "5000/m") == RateLimit(5000, per: .seconds(60)))
+        #expect(RateLimit(parsing: "10/250ms")?.description == "10/250ms")
+        for text in ["", "100", "/1s", "-1/1s", "1/x", "1/1s/2", "0x10/1s"] { #expect(RateLimit(parsing: text) == nil, "\(text)") }
+        try await inspector.setLimits(rate: .set(RateLimit(5, per: .seconds(1))), concurrency: .set(2), maxWaiting: .set(10))
+        let limits = try await inspector.limits()
+        #expect(limits.rate?.count == 5 && limits.concurrency == 2 && limits.maxWaiting == 10)
+        #expect(try await inspector.setLimits(clearingAll: true).isEmpty)
+        #expect(try await queue.expectEvents(.limits, count: 2).count == 2, "each change is an event")
+    }
+
+    @Test("RateLimited from a handler: the job goes back first in line with no attempt used, and no start happens before the throttle ends")
+    func handlerThrottle() async throws {
+        let queue = try await uniqueQueue()
+        try await queue.inspector.setRetention(completed: 100)
+        let starts = Mutex<[String: Int]>([:])
+        var handlers = JobHandlers()
+        handlers.register(name: "api") { job, context in
+            let n = starts.withLock { s in
+                s[job.id, default: 0] += 1
+                return s[job.id]!
+            }
+            if job.id == "t0" && n == 1 { throw RateLimited(retryAfter: .milliseconds(800)) }
+            return []
+        }
+        for i in 0..<3 { _ = try await queue.add(name: "api", payload: .json("{}"), options: .init(jobID: "t\(i)", attempts: 1)) }
+        try await withWorker(queue, concurrency: 1, handlers: handlers) { _ in
+            try await queue.expectEvents(.completed, count: 3, within: 30)
+        }
+        let job = try #require(try await queue.inspector.job("t0"))
+        #expect(job.state == .completed && job.attemptsMade == 1, "attempts 1 and still completed: the throttled start used none")
+        // From the events (Redis clock): the requeue, then the next start no earlier than 800 ms on.
+        var requeuedAt: Int?
+        var nextStart: (id: String, ms: Int)?
+        for try await element in queue.events(from: .beginning) {
+            guard case .event(let event) = element else { continue }
+            let ms = Int(event.streamID.split(separator: "-")[0])!
+            if event.kind == .waiting, event.failure?.reason == "rateLimited" {
+                requeuedAt = ms
+                #expect(event.retryDelay == .milliseconds(800))
+            } else if event.kind == .active, requeuedAt != nil {
+                nextStart = (event.jobID, ms)
+                break
+            }
+        }
+        let requeued = try #require(requeuedAt)
+        let next = try #require(nextStart)
+        #expect(next.id == "t0", "the throttled job runs first when the throttle ends")
+        #expect(next.ms - requeued >= 799, "no start inside the throttle: \(next.ms - requeued) ms")
+    }
+
+    @Test("two workers × concurrency 8 against a cap of 3: never more than 3 run at once, and 3 do; a cap raised mid-run takes effect")
+    func capAcrossWorkers() async throws {
+        let queue = try await uniqueQueue()
+        try await queue.inspector.setLimits(concurrency: .set(3))
+        let probe = Probe()
+        var handlers = JobHandlers()
+        handlers.register(name: "j") { job, _ in
+            probe.enter(job.id)
+            defer { probe.leave() }
+            try await Task.sleep(for: .milliseconds(40))
+            return []
+        }
+        _ = try await queue.addBulk((0..<120).map { JobQueue.NewJob(name: "j", payload: .json("{}"), options: .init(jobID: "k\($0)")) })
+        try await withWorker(queue, concurrency: 8, handlers: handlers) { _ in
+            try await withWorker(queue, concurrency: 8, handlers: handlers) { _ in
+                try await queue.expectEvents(.completed, count: 60, within: 60)
+                #expect(probe.maxRunning <= 3, "the cap holds across both workers: \(probe.maxRunning)")
+                #expect(probe.maxRunning == 3, "and is reached")
+                try await queue.inspector.setLimits(concurrency: .set(6))
+                try await eventually(30, "6 running under the raised cap") { probe.maxRunning == 6 }
+                try await queue.expectEvents(.completed, count: 120, within: 60)
+            }
+        }
+        #expect(probe.maxRunning <= 6 && probe.totalRuns == 120)
+    }
+}

@@ -190,6 +190,14 @@ enum JSONShape {
             "completed": c.completed, "failed": c.failed, "cancelled": c.cancelled, "paused": c.paused,
         ]
         if let workers { object["workers"] = workers }
+        let l = c.limits
+        object["limits"] =
+            [
+                "rate": l.rate.map { $0.description as Any } ?? NSNull(), "concurrency": l.concurrency.map { $0 as Any } ?? NSNull(),
+                "maxWaiting": l.maxWaiting.map { $0 as Any } ?? NSNull(), "throttledUntil": Output.timestamp(l.throttledUntil),
+                "startsInWindow": c.startsInWindow, "limitedBy": c.limitedBy.map { $0 as Any } ?? NSNull(), "waitingForLimit": c.waitingForLimit,
+                "limitWaitMs": c.limitWaitMs.map { $0 as Any } ?? NSNull(),
+            ] as [String: Any]
         return object
     }
 

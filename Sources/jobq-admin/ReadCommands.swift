@@ -75,6 +75,15 @@ struct Counts: AsyncParsableCommand {
         rows.append(["paused", counts.paused ? "yes" : "no"])
         rows.append(["workers", String(workers)])
         Output.line(Output.table(["STATE", "JOBS"], rows, numeric: [1]))
+        if !counts.limits.isEmpty {
+            let l = counts.limits
+            var parts: [String] = []
+            if let r = l.rate { parts.append("rate \(r) (\(counts.startsInWindow) in the window)") }
+            if let n = l.concurrency { parts.append("concurrency \(n)") }
+            if let n = l.maxWaiting { parts.append("max waiting \(n)") }
+            if let t = l.throttledUntil { parts.append("throttled until \(Output.relative(t))") }
+            Output.line("limits: \(parts.joined(separator: ", ")); holding back \(Output.limitLine(counts))")
+        }
     }
 }
 

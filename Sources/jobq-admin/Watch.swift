@@ -169,7 +169,7 @@ struct Watch: AsyncParsableCommand {
                 let t = tallies[name] ?? Rates.Tally()
                 return [
                     name, String(c.waiting), String(c.delayed), String(c.active), String(c.completed), String(c.failed), String(c.cancelled),
-                    c.paused ? "PAUSED" : "", rate(t.added), rate(t.completed), rate(t.failed), rate(t.retried),
+                    c.paused ? "PAUSED" : c.limitedBy.map { "LIMITED (\($0))" } ?? "", rate(t.added), rate(t.completed), rate(t.failed), rate(t.retried),
                 ]
             }
             lines += Output.table(

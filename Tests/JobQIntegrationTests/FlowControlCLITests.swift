@@ -1,0 +1,159 @@
+import Foundation
+import JobQ
+import LocalRedis
+import Synchronization
+import Testing
+
+/// Flow limits across several `jobq-worker` processes, set with `jobq-admin limits` — nested in
+/// the serialized `Executables` suite (it spawns processes).
+extension ExecutableTests {
+    @Suite("Flow control across jobq-worker processes", .awaitedTeardown)
+    struct FlowControlCLI {
+        /// A queue of its own on the shared server, and a client for it.
+        static func setUp(_ label: String) async throws -> (RedisServerProcess, RedisClient, JobQueue) {
+            let server = try await SharedRedis.instance.server()
+            let client = RedisClient(configuration: server.configuration)
+            onTeardown { await client.close() }
+            return (server, client, try JobQueue(name: "\(label)-\(UUID().uuidString.prefix(8))", client: client))
+        }
+
+        /// Samples `ZCARD active` from outside until `stop` is set (bounded: 100,000 samples);
+        /// answers the largest.
+        static func sampleActive(_ client: RedisClient, _ queue: JobQueue, until stop: StopFlag) async -> Int {
+            var most = 0
+            for _ in 0..<100_000 where !stop.isSet {
+                if let n = try? await client.send(RedisCommand("ZCARD", "jobq:{\(queue.name)}:active")).int { most = max(most, n) }
+                try? await Task.sleep(for: .milliseconds(5))
+            }
+            return most
+        }
+
+        @Test(
+            "3 worker processes × concurrency 8 against a cap of 3 set by jobq-admin limits: start and stop times logged outside Redis never overlap more than 3 and reach 3; the active set sampled from outside stays ≤ 3"
+        )
+        func concurrencyCap() async throws {
+            let (server, client, queue) = try await Self.setUp("cap")
+            let set = try await runAdmin(["limits", queue.name, "--concurrency", "3", "--redis-url", server.url])
+            #expect(set.code == 0 && set.out.contains("concurrency") && set.out.contains("3"), "\(set.out) \(set.err)")
+            let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("cap-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+            onTeardown { try? FileManager.default.removeItem(at: scratch) }
+            let log = scratch.appendingPathComponent("runs.log").path
+            let script = scratch.appendingPathComponent("run.sh").path
+            try "#!/bin/sh\necho \"start $(date +%s%N)\" >> \(log)\nsleep 0.1\necho \"stop $(date +%s%N)\" >> \(log)\n"
+                .write(toFile: script, atomically: true, encoding: .utf8)
+            chmod(script, 0o755)
+            let workers = try (0..<3).map { i in
+                try WorkerProcess([
+                    "--redis-url", server.url, "--queue", queue.name, "--handler", "j=exec:\(script)", "--concurrency", "8", "--worker-id", "cap-\(i)",
+                ])
+            }
+            for w in workers { try await w.waitForLog("worker started") }
+            let stop = StopFlag()
+            let sampler = Task { await Self.sampleActive(client, queue, until: stop) }
+            _ = try await queue.addBulk((0..<45).map { _ in JobQueue.NewJob(name: "j", payload: .json("{}")) })
+            try await queue.expectEvents(.completed, count: 45, within: 90)
+            stop.set()
+            let sampled = await sampler.value
+            #expect(sampled <= 3 && sampled >= 1, "the active set never held more than the cap: \(sampled)")
+            // Start/stop lines, by time; at equal times a stop comes first (it happened before).
+            let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
+            let events = lines.compactMap { line -> (Int, Int)? in
+                let parts = line.split(separator: " ")
+                guard parts.count == 2, let t = Int(parts[1]) else { return nil }
+                return (t, parts[0] == "start" ? 1 : -1)
+            }.sorted { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }
+            #expect(events.count == 90, "every run logged its start and stop")
+            var running = 0
+            var most = 0
+            for (_, step) in events {
+                running += step
+                most = max(most, running)
+            }
+            #expect(most <= 3, "never more than 3 handlers at once across the 3 processes: \(most)")
+            #expect(most == 3, "the cap is reached")
+            for w in workers { w.process.signal(SIGTERM) }
+            for w in workers { #expect(try await w.exitCode() == 0, "\(w.log.suffix(1000))") }
+        }
+
+        @Test("a kill -9'd worker's slots come back when the reaper recovers its jobs, not before; a queueFull add exits 1 with one line")
+        func slotsReturnAtReap() async throws {
+            let (server, client, queue) = try await Self.setUp("reap")
+            try await queue.inspector.setLimits(concurrency: .set(2))
+            let args = ["--redis-url", server.url, "--queue", queue.name, "--handler", "slow=demo", "--lease", "1s", "--concurrency", "4"]
+            let first = try WorkerProcess(args + ["--worker-id", "doomed"])
+            try await first.waitForLog("worker started")
+            let held = try await queue.addBulk(
+                (0..<2).map { _ in JobQueue.NewJob(name: "slow", payload: .json(#"{"sleep_ms": 60000}"#), options: .init(maxStalls: 0)) })
+            try await eventually(20, "the doomed worker holds both slots") { try await queue.inspector.counts().active == 2 }
+            first.process.signal(SIGKILL)
+            _ = try await first.exitCode()
+            let rest = try await queue.addBulk((0..<4).map { _ in JobQueue.NewJob(name: "slow", payload: .json(#"{"sleep_ms": 10}"#)) })
+            let stop = StopFlag()
+            let sampler = Task { await Self.sampleActive(client, queue, until: stop) }
+            let second = try WorkerProcess(args + ["--worker-id", "survivor"])
+            try await second.waitForLog("worker started")
+            for r in held + rest { _ = try r.get() }
+            try await queue.expectEvents(.completed, count: 4, within: 60)
+            stop.set()
+            #expect(await sampler.value <= 2, "never more than the cap, dead leases included")
+            // The survivor started nothing before the dead worker's leases were recovered.
+            var sawStall = false
+            var startedBeforeReap = 0
+            for try await element in queue.events(from: .beginning) {
+                guard case .event(let event) = element else { continue }
+                // maxStalls 0: the reaper fails them (no hour-long rerun on the survivor).
+                if event.kind == .stalled || event.failure?.reason == "stalled" { sawStall = true }
+                if event.kind == .active, event.workerID == "survivor", !sawStall { startedBeforeReap += 1 }
+                if event.kind == .completed { break }
+            }
+            #expect(sawStall && startedBeforeReap == 0, "slots come back at reap time")
+            // Backpressure from the command line.
+            _ = try await queue.inspector.setLimits(maxWaiting: .set(1))
+            try await queue.inspector.pause()
+            let accepted = try await runAdmin(["add", queue.name, "slow", "--data", "{}", "--redis-url", server.url])
+            let refused = try await runAdmin(["add", queue.name, "slow", "--data", "{}", "--redis-url", server.url])
+            #expect(accepted.code == 0, "\(accepted.err)")
+            #expect(refused.code == 1 && refused.err.split(separator: "\n").count == 1 && refused.err.contains("queueFull"), "\(refused.err)")
+            second.process.signal(SIGTERM)
+            #expect(try await second.exitCode() == 0, "\(second.log.suffix(1000))")
+        }
+
+        @Test("a rate of 50/1s over 20 s across 3 worker processes: every 1 s window holds at most 50 starts, and at least 90% of the rate is used")
+        func rateAcrossProcesses() async throws {
+            let (server, _, queue) = try await Self.setUp("rate")
+            try await queue.inspector.setRetention(completed: 5000)
+            let set = try await runAdmin(["limits", queue.name, "--rate", "50/1s", "--json", "--redis-url", server.url])
+            #expect(set.code == 0, "\(set.err)")
+            #expect((jsonObject(set.out)?["limits"] as? [String: Any])?["rate"] as? String == "50/1s", "\(set.out)")
+            _ = try await queue.addBulk((0..<1100).map { _ in JobQueue.NewJob(name: "e", payload: .json("{}")) })
+            let workers = try (0..<3).map { i in
+                try WorkerProcess(["--redis-url", server.url, "--queue", queue.name, "--handler", "e=echo", "--concurrency", "8", "--worker-id", "rate-\(i)"])
+            }
+            for w in workers { try await w.waitForLog("worker started") }
+            try await queue.expectEvents(.completed, count: 1050, within: 90)
+            for w in workers { w.process.signal(SIGTERM) }
+            for w in workers { #expect(try await w.exitCode() == 0, "\(w.log.suffix(1000))") }
+            let jobs = try await queue.inspector.jobs(state: .completed, limit: 5000)
+            let starts = jobs.compactMap(\.startedAt).map { Int(($0.timeIntervalSince1970 * 1000).rounded()) }.sorted()
+            #expect(starts.count >= 1050)
+            var worst = 0
+            var low = 0
+            for (i, t) in starts.enumerated() {
+                while starts[low] <= t - 1000 { low += 1 }
+                worst = max(worst, i - low + 1)
+            }
+            #expect(worst <= 50, "the busiest 1 s window held \(worst) starts")
+            let first = starts[0]
+            let inTwenty = starts.filter { $0 < first + 20_000 }.count
+            #expect(inTwenty >= 900, "\(inTwenty) starts in the first 20 s of a 50/s limit (at least 90% of 1000)")
+        }
+    }
+}
+
+/// A flag one task sets and another reads.
+final class StopFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .relaxed) }
+    var isSet: Bool { value.load(ordering: .relaxed) }
+}

@@ -245,7 +245,7 @@ enum JSONShape {
 
     static func worker(_ w: WorkerInfo) -> [String: Any] {
         [
-            "id": w.id, "host": w.host, "pid": w.pid, "queues": w.queues, "concurrency": w.concurrency, "active": w.active,
+            "id": w.id, "host": w.host, "pid": w.pid, "queues": w.queues, "state": w.state, "concurrency": w.concurrency, "active": w.active,
             "startedAt": Output.timestamp(w.started), "lastSeenAt": Output.timestamp(w.lastSeen),
         ]
     }

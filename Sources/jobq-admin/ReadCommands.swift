@@ -208,9 +208,17 @@ struct Inspect: AsyncParsableCommand {
     }
 }
 
-/// `jobq-admin workers [<queue>]`.
+/// `jobq-admin workers`: the live workers, and run-time control of one.
 struct Workers: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Live workers, from their heartbeats (gone 3 beats after a worker stops).")
+    static let configuration = CommandConfiguration(
+        abstract: "Live workers, and pausing, resuming or resizing one at run time.",
+        subcommands: [WorkersList.self, WorkerPause.self, WorkerResume.self, WorkerConcurrency.self], defaultSubcommand: WorkersList.self)
+}
+
+/// `jobq-admin workers [list] [<queue>]`.
+struct WorkersList: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "list", abstract: "Live workers, from their heartbeats (gone 3 beats after a worker stops), with each one's state.")
 
     @OptionGroup var global: GlobalOptions
     @Argument(help: "Only workers serving this queue.") var queue: String?
@@ -231,7 +239,7 @@ struct Workers: AsyncParsableCommand {
         let now = Date()
         let rows = workers.map { w in
             [
-                w.id, w.host, String(w.pid), w.queues.joined(separator: ","), String(w.concurrency), String(w.active),
+                w.id, w.host, String(w.pid), w.queues.joined(separator: ","), w.state, String(w.concurrency), String(w.active),
                 Output.relative(w.started, now: now), Output.relative(w.lastSeen, now: now),
             ]
         }
@@ -239,7 +247,66 @@ struct Workers: AsyncParsableCommand {
         // with …; --json has them whole.
         Output.line(
             Output.table(
-                ["ID", "HOST", "PID", "QUEUES", "CONCURRENCY", "ACTIVE", "STARTED", "LAST SEEN"], rows, numeric: [2, 4, 5],
+                ["ID", "HOST", "PID", "QUEUES", "STATE", "CONCURRENCY", "ACTIVE", "STARTED", "LAST SEEN"], rows, numeric: [2, 5, 6],
                 maxWidth: Output.terminalSize()?.columns ?? 100, shrinkable: [0, 1, 3]))
+    }
+}
+
+/// `jobq-admin workers pause <worker-id>`.
+struct WorkerPause: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pause", abstract: "Pause one worker, quietly: it finishes what runs and takes nothing (its queues go on elsewhere).")
+
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The worker's id (jobq-admin workers lists them).") var workerID: String
+
+    func run() async throws {
+        let heard = try await global.withClient { client in try await WorkerInfo.pause(workerID, client: client) }
+        WorkerControlOutput.report(workerID, "pause", heard: heard, json: global.json, fields: ["paused": true])
+    }
+}
+
+/// `jobq-admin workers resume <worker-id>`.
+struct WorkerResume: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "resume", abstract: "Let a paused worker take jobs again.")
+
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The worker's id.") var workerID: String
+
+    func run() async throws {
+        let heard = try await global.withClient { client in try await WorkerInfo.resume(workerID, client: client) }
+        WorkerControlOutput.report(workerID, "resume", heard: heard, json: global.json, fields: ["paused": false])
+    }
+}
+
+/// `jobq-admin workers concurrency <worker-id> <n>`.
+struct WorkerConcurrency: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "concurrency", abstract: "Change how many jobs one worker runs at once (fewer take effect as running jobs end).")
+
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The worker's id.") var workerID: String
+    @Argument(help: "Jobs at once, 1…10000.") var slots: Int
+
+    func validate() throws {
+        guard (1...10_000).contains(slots) else { throw ValidationError("concurrency must be 1…10000, not \(slots)") }
+    }
+
+    func run() async throws {
+        let heard = try await global.withClient { client in try await WorkerInfo.setConcurrency(workerID, to: slots, client: client) }
+        WorkerControlOutput.report(workerID, "concurrency \(slots)", heard: heard, json: global.json, fields: ["concurrency": slots])
+    }
+}
+
+enum WorkerControlOutput {
+    static func report(_ workerID: String, _ what: String, heard: Int, json: Bool, fields: [String: Any]) {
+        if json {
+            var object: [String: Any] = ["worker": workerID, "requested": what, "nudged": heard > 0]
+            object.merge(fields) { $1 }
+            Output.json(object)
+        } else {
+            let when = heard > 0 ? "it applies it now" : "it applies it at its next heartbeat"
+            Output.line("\(Output.safe(workerID)): \(what) requested; \(when)")
+        }
     }
 }

@@ -198,3 +198,92 @@ struct FlowControlTests {
         #expect(probe.maxRunning <= 6 && probe.totalRuns == 120)
     }
 }
+
+/// One worker paused, resumed and resized at run time, by its id (`docs/flow-control.md`).
+@Suite("Worker control at run time", .awaitedTeardown)
+struct WorkerControlTests {
+    /// Running handlers now, and the most at once since the last `mark()`.
+    final class Window: Sendable {
+        private let state = Mutex<(running: Int, most: Int, started: Int)>((0, 0, 0))
+        func enter() {
+            state.withLock { s in
+                s.running += 1
+                s.started += 1
+                s.most = max(s.most, s.running)
+            }
+        }
+        func leave() { state.withLock { $0.running -= 1 } }
+        func mark() { state.withLock { $0.most = $0.running } }
+        var running: Int { state.withLock { $0.running } }
+        var most: Int { state.withLock { $0.most } }
+        var started: Int { state.withLock { $0.started } }
+    }
+
+    static func handlers(_ window: Window) -> JobHandlers {
+        var handlers = JobHandlers()
+        handlers.register(name: "j") { _, _ in
+            window.enter()
+            defer { window.leave() }
+            try await Task.sleep(for: .milliseconds(60))
+            return []
+        }
+        return handlers
+    }
+
+    static func info(_ client: RedisClient, _ id: String) async throws -> WorkerInfo? {
+        try await WorkerInfo.list(client: client).first { $0.id == id }
+    }
+
+    @Test("pause by id is quiet (running jobs finish, none starts, the queue stays open to others); resume takes again; the list shows the state")
+    func pauseAndResume() async throws {
+        let queue = try await uniqueQueue()
+        let window = Window()
+        _ = try await queue.addBulk((0..<200).map { _ in JobQueue.NewJob(name: "j", payload: .json("{}")) })
+        try await withWorker(queue, concurrency: 3, lease: .seconds(1), handlers: Self.handlers(window)) { worker in
+            let id = worker.configuration.workerID
+            try await queue.expectEvents(.completed, count: 3)
+            let heard = try await WorkerInfo.pause(id, client: queue.client)
+            #expect(heard >= 1, "the worker hears the nudge on the control channel")
+            try await eventually(20, "the worker pauses") { worker.isPaused }
+            try await eventually(20, "running jobs finish") { window.running == 0 }
+            let startedWhilePaused = window.started
+            // Two heartbeats later (event-driven, no sleep), still nothing started.
+            let seen = try await Self.info(queue.client, id)?.lastSeen ?? .distantPast
+            try await eventually(20, "two more beats") {
+                guard let info = try await Self.info(queue.client, id), let last = info.lastSeen else { return false }
+                return info.state == "paused" && last.timeIntervalSince(seen) >= 0.6
+            }
+            #expect(window.started == startedWhilePaused, "a paused worker takes nothing")
+            let counts = try await queue.inspector.counts()
+            #expect(counts.active == 0 && !counts.paused, "the queue itself is not paused")
+            #expect(worker.pause() == false, "already paused")
+            try await WorkerInfo.resume(id, client: queue.client)
+            try await eventually(20, "the worker resumes and takes again") { window.started > startedWhilePaused + 3 }
+            #expect(try await Self.info(queue.client, id)?.state ?? "" != "stopping")
+        }
+        await #expect(throws: JobQError.self) { try await WorkerInfo.pause("no-such-worker", client: queue.client) }
+    }
+
+    @Test("concurrency by id: raised, more jobs run at once; lowered, no more than the new number once running jobs end; out of range is refused")
+    func resize() async throws {
+        let queue = try await uniqueQueue()
+        let window = Window()
+        _ = try await queue.addBulk((0..<400).map { _ in JobQueue.NewJob(name: "j", payload: .json("{}")) })
+        try await withWorker(queue, concurrency: 1, lease: .seconds(1), handlers: Self.handlers(window)) { worker in
+            let id = worker.configuration.workerID
+            try await queue.expectEvents(.completed, count: 2)
+            #expect(window.most <= 1)
+            try await WorkerInfo.setConcurrency(id, to: 5, client: queue.client)
+            try await eventually(20, "5 run at once") { window.most == 5 }
+            #expect(worker.concurrency == 5)
+            try await eventually(20, "the heartbeat reports 5") { try await Self.info(queue.client, id)?.concurrency == 5 }
+            try await WorkerInfo.setConcurrency(id, to: 2, client: queue.client)
+            try await eventually(20, "the running jobs drop to 2") { worker.concurrency == 2 && window.running <= 2 }
+            window.mark()
+            try await queue.expectEvents(.completed, count: 60, within: 60)
+            #expect(window.most <= 2, "no more than 2 at once after lowering: \(window.most)")
+            await #expect(throws: JobQError.self) { try await WorkerInfo.setConcurrency(id, to: 0, client: queue.client) }
+            #expect(throws: JobQError.self) { try worker.setConcurrency(20_000) }
+        }
+    }
+}

@@ -16,7 +16,7 @@ struct ScriptContractTests {
     }
 
     /// Scripts on the worker's own global keys, not on a queue.
-    static let workerScripts: Set<String> = ["recordHeartbeat-1", "registerWorker-1"]
+    static let workerScripts: Set<String> = ["recordHeartbeat-1", "registerWorker-1", "controlWorker-1"]
 
     /// The header: the opening `--[[ … ]]` comment.
     static func header(_ file: String) throws -> String {
@@ -113,7 +113,8 @@ struct ScriptContractTests {
             Built(core.obliterateQueueCall(force: true)),
             Built(core.readEventsCall(after: "0-0", count: 10)),
             Built(ScriptCall<Int>.registerWorker(core.scripts, workerID: "ID1", expiryMs: 9000)),
-            Built(ScriptCall<Void>.recordHeartbeat(core.scripts, workerID: "ID1", expiryMs: 9000, fields: [(.host, "h"), (.pid, 1)])),
+            Built(ScriptCall<HeartbeatRequests>.recordHeartbeat(core.scripts, workerID: "ID1", expiryMs: 9000, fields: [(.host, "h"), (.pid, 1)])),
+            Built(ScriptCall<Int?>.controlWorker(core.scripts, workerID: "ID1", field: .wantPaused, value: "1")),
         ]
     }
 

@@ -74,6 +74,9 @@ public struct QueueKeys: Sendable, Hashable {
     /// Global `HASH` of one worker's heartbeat (fields: `HeartbeatField`), expiring 3 beats after
     /// the last one. Its own slot: only the two worker-wide scripts touch it.
     public static func heartbeat(of workerID: String) -> String { "jobq:worker:" + workerID }
+    /// Global pub/sub channel nudging a worker to read an operator's request now (payload:
+    /// its id); without it, the worker reads the request at its next beat.
+    public static let controlChannel = "jobq:control"
 
     /// Checks a queue name: 1–100 bytes of UTF-8, no `{`, `}` or control characters (an empty or
     /// broken hash tag would scatter the queue across cluster slots).

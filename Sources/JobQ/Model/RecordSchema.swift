@@ -158,11 +158,15 @@ package enum QueueMetaField: String, CaseIterable, Sendable {
 /// One field of a worker's heartbeat (`jobq:worker:<id>`, a HASH that expires after 3 beats).
 package enum HeartbeatField: String, CaseIterable, Sendable {
     case host, pid, queues, concurrency, active, started, lastSeen
+    /// `running`, `paused` (an operator's or the app's pause) or `stopping`.
+    case state
+    /// Requests from `controlWorker-1`, each `<seq>:<value>`, and their counter.
+    case wantPaused, wantConcurrency, controlSeq
 
     package var type: FieldType {
         switch self {
-        case .host, .queues: .text
-        case .pid, .concurrency, .active: .integer
+        case .host, .queues, .state, .wantPaused, .wantConcurrency: .text
+        case .pid, .concurrency, .active, .controlSeq: .integer
         case .started, .lastSeen: .timestamp
         }
     }

@@ -370,6 +370,9 @@ extension QueueCore {
     }
 }
 
+/// An operator's standing requests in a worker's record, each `<seq>:<value>` (nil: none).
+typealias HeartbeatRequests = (wantPaused: String?, wantConcurrency: String?)
+
 /// What one `readEvents-1` call saw.
 struct EventsPage: Sendable {
     var entriesAdded = 0
@@ -390,15 +393,36 @@ extension ScriptCall {
         }
     }
 
-    /// `recordHeartbeat-1`: the worker's heartbeat fields, expiring after `expiryMs`.
-    static func recordHeartbeat(_ scripts: QueueScripts, workerID: String, expiryMs: Int64, fields: [(HeartbeatField, any RedisArgument)]) -> ScriptCall<Void> {
+    /// `controlWorker-1`: stores an operator's request in a live worker's record and nudges it;
+    /// answers how many heard the nudge, nil when no such worker lives.
+    static func controlWorker(_ scripts: QueueScripts, workerID: String, field: HeartbeatField, value: String) -> ScriptCall<Int?> {
+        let script = scripts.controlWorker
+        return ScriptCall<Int?>(
+            script, keys: [QueueKeys.heartbeat(of: workerID)], arguments: [field.rawValue, value, workerID, QueueKeys.controlChannel], idempotent: true
+        ) { reply throws(JobQError) in
+            guard let items = reply.array?.compactMap(\.int), let code = items.first else { throw QueueCore.unexpected(reply, script, queue: "") }
+            if code == ScriptCode.notFound.rawValue { return nil }
+            guard code == ScriptStatus.applied, items.count == 2 else { throw QueueCore.unexpected(reply, script, queue: "") }
+            return items[1]
+        }
+    }
+
+    /// `recordHeartbeat-1`: the worker's heartbeat fields, expiring after `expiryMs`; answers
+    /// the operator's standing requests (`<seq>:<value>` or nil), paused first.
+    static func recordHeartbeat(
+        _ scripts: QueueScripts, workerID: String, expiryMs: Int64, fields: [(HeartbeatField, any RedisArgument)]
+    ) -> ScriptCall<HeartbeatRequests> {
         var arguments: [any RedisArgument] = [expiryMs]
         for (field, value) in fields {
             arguments.append(field.rawValue)
             arguments.append(value)
         }
-        return ScriptCall<Void>(scripts.recordHeartbeat, keys: [QueueKeys.heartbeat(of: workerID)], arguments: arguments, idempotent: true) {
-            _ throws(JobQError) in ()
+        let script = scripts.recordHeartbeat
+        return ScriptCall<HeartbeatRequests>(
+            script, keys: [QueueKeys.heartbeat(of: workerID)], arguments: arguments, idempotent: true
+        ) { reply throws(JobQError) in
+            guard let items = reply.array, items.count == 2 else { throw QueueCore.unexpected(reply, script, queue: "") }
+            return (items[0].string, items[1].string)
         }
     }
 }

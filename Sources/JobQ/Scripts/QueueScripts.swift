@@ -29,13 +29,14 @@ struct QueueScripts: Sendable {
     /// Worker-wide, not per queue: the heartbeat record and the registry of live workers.
     let recordHeartbeat: RedisScript
     let registerWorker: RedisScript
+    let controlWorker: RedisScript
 
     /// Every script, for preloading with ``RedisClient/load(_:)``.
     var all: [RedisScript] {
         [
             addJob, takeJob, finishJob, extendLeases, recoverStalled, cancelJobs, removeJobs,
             setPaused, setLimits, purgeJobs, cleanJobs, countJobs, retryJobs, obliterateQueue, setProgress,
-            saveCheckpoint, removeJobsNamed, readEvents, recordHeartbeat, registerWorker,
+            saveCheckpoint, removeJobsNamed, readEvents, recordHeartbeat, registerWorker, controlWorker,
         ]
     }
 
@@ -82,6 +83,7 @@ struct QueueScripts: Sendable {
         readEvents = try named("readEvents")
         recordHeartbeat = try named("recordHeartbeat")
         registerWorker = try named("registerWorker")
+        controlWorker = try named("controlWorker")
     }
 
     /// Reads one script file, splices its includes and takes the KEYS count from its name.

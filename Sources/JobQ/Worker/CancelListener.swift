@@ -15,13 +15,22 @@ final class CancelListener: Sendable {
     private let registry: RunRegistry
     private let logger: Logger
     private let onResubscribed: @Sendable () -> Void
+    private let workerID: String
+    private let onNudge: @Sendable () -> Void
 
-    init(cores: [QueueCore], client: RedisClient, registry: RunRegistry, logger: Logger, onResubscribed: @escaping @Sendable () -> Void) {
+    /// - Parameter onNudge: an operator's request for this worker waits (the control channel;
+    ///   not heard in a cluster, where the next heartbeat reads it).
+    init(
+        cores: [QueueCore], client: RedisClient, registry: RunRegistry, logger: Logger, workerID: String,
+        onResubscribed: @escaping @Sendable () -> Void, onNudge: @escaping @Sendable () -> Void
+    ) {
         self.cores = cores
         self.client = client
         self.registry = registry
         self.logger = logger
+        self.workerID = workerID
         self.onResubscribed = onResubscribed
+        self.onNudge = onNudge
     }
 
     /// Subscribes (returns once the server confirmed, or after a warning when it cannot yet: the
@@ -54,15 +63,20 @@ final class CancelListener: Sendable {
                 return (subscriber, [core.keys.cancelChannel])
             }
         }
-        return [(RedisSubscriber(configuration: client.configuration, onEvent: listener), cores.map(\.keys.cancelChannel))]
+        return [(RedisSubscriber(configuration: client.configuration, onEvent: listener), cores.map(\.keys.cancelChannel) + [QueueKeys.controlChannel])]
     }
 
     private var onEvent: @Sendable (RedisSubscriber.Event) -> Void {
         let channels = Dictionary(uniqueKeysWithValues: cores.enumerated().map { ($1.keys.cancelChannel, $0) })
         let (cores, registry, logger, onResubscribed) = (self.cores, self.registry, self.logger, self.onResubscribed)
+        let (workerID, onNudge) = (Array(self.workerID.utf8), self.onNudge)
         return { event in
             switch event {
             case .message(let channel, let payload):
+                if channel == QueueKeys.controlChannel {
+                    if payload == workerID { onNudge() }
+                    return
+                }
                 guard let q = channels[channel] else { return }
                 let id = String(decoding: payload, as: UTF8.self)
                 for run in registry.runs(queueIndex: q, id: id) where run.cancellation.fire(.cancelled) {

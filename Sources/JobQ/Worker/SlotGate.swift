@@ -2,9 +2,13 @@ import Synchronization
 
 /// The worker's N slots, shared by weight across its queues (`docs/job-lifecycle.md`): a queue may fill slots
 /// up to its quota, and beyond it while every other queue is idle (its fetcher blocked on an
-/// empty queue). Waiting for a slot is an `await`, never a blocked thread.
+/// empty queue). Waiting for a slot is an `await`, never a blocked thread. N and the quotas can
+/// change while the worker runs, and the gate can be paused (quiet: runs finish, none start).
 final class SlotGate: Sendable {
     private struct State {
+        var capacity: Int
+        var quotas: [Int]
+        var paused = false
         var active = 0
         var activeByQueue: [Int]
         var idle: [Bool]
@@ -13,23 +17,47 @@ final class SlotGate: Sendable {
         var emptyWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
-    let capacity: Int
-    private let quotas: [Int]
     private let state: Mutex<State>
 
     init(capacity: Int, quotas: [Int]) {
-        self.capacity = capacity
-        self.quotas = quotas
-        self.state = Mutex(State(activeByQueue: Array(repeating: 0, count: quotas.count), idle: Array(repeating: false, count: quotas.count)))
+        self.state = Mutex(
+            State(
+                capacity: capacity, quotas: quotas, activeByQueue: Array(repeating: 0, count: quotas.count),
+                idle: Array(repeating: false, count: quotas.count)))
     }
 
-    private static func allowed(_ s: State, _ q: Int, capacity: Int, quotas: [Int], continuing: Bool) -> Bool {
+    var capacity: Int { state.withLock { $0.capacity } }
+    var isPaused: Bool { state.withLock { $0.paused } }
+
+    private static func allowed(_ s: State, _ q: Int, continuing: Bool) -> Bool {
+        if s.paused { return false }
         let othersIdle = s.idle.indices.allSatisfy { $0 == q || s.idle[$0] }
         if continuing {
-            // The slot is already counted: keep it while within the share.
-            return s.activeByQueue[q] <= quotas[q] || othersIdle
+            // The slot is already counted: keep it while within the share (and the capacity,
+            // which may have been lowered).
+            return s.active <= s.capacity && (s.activeByQueue[q] <= s.quotas[q] || othersIdle)
         }
-        return s.active < capacity && (s.activeByQueue[q] < quotas[q] || othersIdle)
+        return s.active < s.capacity && (s.activeByQueue[q] < s.quotas[q] || othersIdle)
+    }
+
+    /// A new number of slots and quotas: more let waiting fetchers in at once; fewer take
+    /// effect as runs end (a run over the new number does not continue in its slot).
+    func resize(capacity: Int, quotas: [Int]) {
+        let wake = state.withLock { s -> [(CheckedContinuation<Bool, Never>, Bool)] in
+            s.capacity = capacity
+            s.quotas = quotas
+            return Self.admit(&s)
+        }
+        for (c, v) in wake { c.resume(returning: v) }
+    }
+
+    /// Paused, no slot is given and no run continues in its slot; resumed, waiters are let in.
+    func setPaused(_ paused: Bool) {
+        let wake = state.withLock { s -> [(CheckedContinuation<Bool, Never>, Bool)] in
+            s.paused = paused
+            return Self.admit(&s)
+        }
+        for (c, v) in wake { c.resume(returning: v) }
     }
 
     /// Waits for a slot for queue `q`; false once the gate is closed (shutting down).
@@ -37,7 +65,7 @@ final class SlotGate: Sendable {
         await withCheckedContinuation { continuation in
             let ready: Bool? = state.withLock { s in
                 if s.closed { return false }
-                if Self.allowed(s, q, capacity: capacity, quotas: quotas, continuing: false) {
+                if Self.allowed(s, q, continuing: false) {
                     s.active += 1
                     s.activeByQueue[q] += 1
                     return true
@@ -51,7 +79,7 @@ final class SlotGate: Sendable {
 
     /// Whether a run of queue `q` that just finished may take the queue's next job in its slot.
     func mayContinue(_ q: Int) -> Bool {
-        state.withLock { s in !s.closed && Self.allowed(s, q, capacity: capacity, quotas: quotas, continuing: true) }
+        state.withLock { s in !s.closed && Self.allowed(s, q, continuing: true) }
     }
 
     func release(_ q: Int) {
@@ -63,7 +91,7 @@ final class SlotGate: Sendable {
                 empty = s.emptyWaiters
                 s.emptyWaiters = []
             }
-            return (Self.admit(&s, capacity: capacity, quotas: quotas), empty)
+            return (Self.admit(&s), empty)
         }
         for (c, v) in wake { c.resume(returning: v) }
         for c in empty { c.resume() }
@@ -73,17 +101,17 @@ final class SlotGate: Sendable {
     func setIdle(_ q: Int, _ idle: Bool) {
         let wake = state.withLock { s -> [(CheckedContinuation<Bool, Never>, Bool)] in
             s.idle[q] = idle
-            return Self.admit(&s, capacity: capacity, quotas: quotas)
+            return Self.admit(&s)
         }
         for (c, v) in wake { c.resume(returning: v) }
     }
 
-    private static func admit(_ s: inout State, capacity: Int, quotas: [Int]) -> [(CheckedContinuation<Bool, Never>, Bool)] {
+    private static func admit(_ s: inout State) -> [(CheckedContinuation<Bool, Never>, Bool)] {
         var out: [(CheckedContinuation<Bool, Never>, Bool)] = []
         var i = 0
         while i < s.waiters.count {
             let (q, c) = s.waiters[i]
-            if allowed(s, q, capacity: capacity, quotas: quotas, continuing: false) {
+            if allowed(s, q, continuing: false) {
                 s.active += 1
                 s.activeByQueue[q] += 1
                 out.append((c, true))

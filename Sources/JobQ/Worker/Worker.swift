@@ -88,8 +88,14 @@ public final class Worker: Service, Sendable {
         let registry = self.registry
         let heartbeat = Heartbeat(
             cores: upkeepCores, lease: configuration.lease, workerID: configuration.workerID, fields: heartbeatFields, trouble: trouble,
-            activeCount: { registry.slots.activeCount })
-        let cancels = CancelListener(cores: cores, client: client, registry: registry, logger: logger, onResubscribed: { leases.renewSoon() })
+            status: { [weak self] in
+                guard let self else { return .init(active: 0, concurrency: 0, state: "stopping") }
+                return .init(active: registry.slots.activeCount, concurrency: self.concurrency, state: self.stateName)
+            },
+            onRequest: { [weak self] request in self?.apply(request) })
+        let cancels = CancelListener(
+            cores: cores, client: client, registry: registry, logger: logger, workerID: configuration.workerID,
+            onResubscribed: { leases.renewSoon() }, onNudge: { heartbeat.nudge() })
         state.withLock { $0.leases = leases }
         await withTaskGroup(of: Void.self) { services in
             services.addTask { await leases.run() }
@@ -146,8 +152,69 @@ public final class Worker: Service, Sendable {
             .host: ProcessInfo.processInfo.hostName,
             .pid: String(ProcessInfo.processInfo.processIdentifier),
             .queues: configuration.queues.map { "\($0.name):\($0.weight)" }.joined(separator: ","),
-            .concurrency: String(configuration.concurrency),
         ]
+    }
+
+    // MARK: Control at run time
+
+    /// Pauses this worker, quietly: running jobs finish, no new job starts, the leases of the
+    /// running ones are kept. Its queues are untouched (other workers go on). Returns false if
+    /// it was paused already. An operator does the same with `jobq-admin workers pause <id>`.
+    @discardableResult
+    public func pause() -> Bool {
+        guard !registry.slots.isPaused else { return false }
+        registry.slots.setPaused(true)
+        logger.info("paused: finishing running jobs, taking none", metadata: ["running": "\(registry.slots.activeCount)"])
+        return true
+    }
+
+    /// Resumes a paused worker. Returns false if it was not paused.
+    @discardableResult
+    public func resume() -> Bool {
+        guard registry.slots.isPaused else { return false }
+        registry.slots.setPaused(false)
+        logger.info("resumed: taking jobs again")
+        return true
+    }
+
+    public var isPaused: Bool { registry.slots.isPaused }
+
+    /// How many jobs this worker runs at once now (``WorkerConfiguration/concurrency`` until
+    /// changed).
+    public var concurrency: Int { registry.slots.capacity }
+
+    /// Changes how many jobs this worker runs at once (1…10,000), shared by weight across its
+    /// queues as at the start. More slots fill at once; fewer take effect as running jobs end
+    /// (none is stopped). An operator does the same with `jobq-admin workers concurrency <id> N`.
+    public func setConcurrency(_ slots: Int) throws(JobQError) {
+        guard (1...10_000).contains(slots) else {
+            throw JobQError(.invalidOptions, detail: "concurrency: \(slots) is outside 1…10000")
+        }
+        let before = registry.slots.capacity
+        registry.slots.resize(capacity: slots, quotas: configuration.quotas(concurrency: slots))
+        if slots != before { logger.info("concurrency changed", metadata: ["from": "\(before)", "to": "\(slots)"]) }
+    }
+
+    /// `running`, `paused` or `stopping`, as the heartbeat reports it.
+    var stateName: String {
+        if state.withLock({ $0.stopRequested }) { return "stopping" }
+        return registry.slots.isPaused ? "paused" : "running"
+    }
+
+    /// An operator's request, from the heartbeat.
+    private func apply(_ request: Heartbeat.Request) {
+        switch request {
+        case .paused(let paused):
+            logger.notice(paused ? "an operator paused this worker" : "an operator resumed this worker")
+            if paused { pause() } else { resume() }
+        case .concurrency(let n):
+            logger.notice("an operator changed this worker's concurrency", metadata: ["to": "\(n)"])
+            do {
+                try setConcurrency(n)
+            } catch {
+                logger.warning("ignored: \(error)")
+            }
+        }
     }
 
     /// Starts a graceful stop (what SIGTERM does under a `ServiceGroup`). Returns at once.

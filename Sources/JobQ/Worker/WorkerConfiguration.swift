@@ -77,8 +77,9 @@ public struct WorkerConfiguration: Sendable {
 
     /// Slots each queue may fill while others have work: its weighted share of `concurrency`,
     /// at least 1.
-    func quotas() -> [Int] {
+    func quotas(concurrency: Int? = nil) -> [Int] {
+        let slots = concurrency ?? self.concurrency
         let total = queues.reduce(0) { $0 + $1.weight }
-        return queues.map { max(1, Int((Double(concurrency) * Double($0.weight) / Double(total)).rounded(.up))) }
+        return queues.map { max(1, Int((Double(slots) * Double($0.weight) / Double(total)).rounded(.up))) }
     }
 }

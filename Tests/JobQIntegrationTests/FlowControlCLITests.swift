@@ -119,6 +119,38 @@ extension ExecutableTests {
             #expect(try await second.exitCode() == 0, "\(second.log.suffix(1000))")
         }
 
+        @Test("jobq-admin workers pause, concurrency and resume reach a jobq-worker process; workers shows its state; an unknown id exits 4")
+        func workerControl() async throws {
+            let (server, _, queue) = try await Self.setUp("ctl")
+            let worker = try WorkerProcess(["--redis-url", server.url, "--queue", queue.name, "--handler", "e=echo", "--worker-id", "ctl-1", "--lease", "1s"])
+            try await worker.waitForLog("worker started")
+            @Sendable func listed() async throws -> [String: Any]? {
+                let list = try await runAdmin(["workers", "--json", "--redis-url", server.url])
+                return jsonArray(list.out)?.first { $0["id"] as? String == "ctl-1" }
+            }
+            try await eventually(20, "the worker is listed") { try await listed() != nil }
+            let paused = try await runAdmin(["workers", "pause", "ctl-1", "--redis-url", server.url])
+            #expect(paused.code == 0 && paused.out.contains("now"), "\(paused.out) \(paused.err)")
+            try await eventually(20, "listed as paused") { try await listed()?["state"] as? String == "paused" }
+            try await worker.waitForLog("an operator paused this worker")
+            let resized = try await runAdmin(["workers", "concurrency", "ctl-1", "3", "--json", "--redis-url", server.url])
+            #expect(resized.code == 0 && jsonObject(resized.out)?["concurrency"] as? Int == 3, "\(resized.out) \(resized.err)")
+            try await eventually(20, "listed with 3 slots") { try await listed()?["concurrency"] as? Int == 3 }
+            _ = try await queue.add(name: "e", payload: .json("{}"))
+            let resumed = try await runAdmin(["workers", "resume", "ctl-1", "--redis-url", server.url])
+            #expect(resumed.code == 0, "\(resumed.err)")
+            try await queue.expectEvents(.completed, within: 20)
+            try await eventually(20, "listed as running again") { try await listed()?["state"] as? String == "running" }
+            let table = try await runAdmin(["workers", "--redis-url", server.url])
+            #expect(table.code == 0 && table.out.contains("STATE") && table.out.contains("running"), "\(table.out)")
+            let unknown = try await runAdmin(["workers", "pause", "no-such-worker", "--redis-url", server.url])
+            #expect(unknown.code == 4 && unknown.err.contains("no live worker"), "\(unknown.err)")
+            let bad = try await runAdmin(["workers", "concurrency", "ctl-1", "0", "--redis-url", server.url])
+            #expect(bad.code == 2, "\(bad.err)")
+            worker.process.signal(SIGTERM)
+            #expect(try await worker.exitCode() == 0, "\(worker.log.suffix(1000))")
+        }
+
         @Test("a rate of 50/1s over 20 s across 3 worker processes: every 1 s window holds at most 50 starts, and at least 90% of the rate is used")
         func rateAcrossProcesses() async throws {
             let (server, _, queue) = try await Self.setUp("rate")

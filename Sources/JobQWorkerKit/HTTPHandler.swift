@@ -10,7 +10,9 @@ import NIOHTTP1
 ///   encoding; headers `Jobq-Job-Id`, `Jobq-Job-Name`, `Jobq-Attempt`, `Jobq-Execution-Id`.
 /// - 2xx: completed; a body up to the result limit becomes the result.
 /// - 408, 429 (its `Retry-After` honoured as the retry delay), 5xx, connection errors and
-///   timeouts: a failed attempt, retried while attempts remain.
+///   timeouts: a failed attempt, retried while attempts remain. With ``throttleQueueOn429``, a
+///   429 with a `Retry-After` throws ``RateLimited`` instead: the job goes back first in line
+///   with no attempt used, and the whole queue waits that long (`docs/flow-control.md`).
 /// - Any other 4xx: failed, not retried (the request itself is wrong).
 /// - Cancel, timeout, shutdown: the request is cancelled.
 public struct HTTPHandler: Sendable {
@@ -19,6 +21,9 @@ public struct HTTPHandler: Sendable {
     var shownURL: String { URLRedaction.redact(url.absoluteString) }
     public var requestTimeout: Duration
     public var maxResultBytes: Int
+    /// A 429 with `Retry-After` throttles the queue (``RateLimited``) rather than retrying the
+    /// one job: for an endpoint whose limit holds for every job.
+    public var throttleQueueOn429 = false
     private let client: HTTPClient
 
     /// - Parameter client: shared by all handlers of a worker (its connection pool).
@@ -79,6 +84,7 @@ public struct HTTPHandler: Sendable {
             return bytes
         case 408, 429, 500..<600:
             let retryAfter = response.headers.first(name: "Retry-After").flatMap { Self.retryAfter($0) }
+            if status == 429, throttleQueueOn429, let retryAfter, retryAfter > .zero { throw RateLimited(retryAfter: retryAfter) }
             throw RetryLater(
                 description: "POST \(shownURL) answered \(status): \(text)", retryAfter: retryAfter,
                 failureReason: "http\(status)")

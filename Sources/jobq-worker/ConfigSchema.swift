@@ -32,6 +32,7 @@ enum ConfigSchema {
         "redis.sentinel.tls.keyFile": .string, "redis.sentinel.tls.serverName": .string, "redis.sentinel.tls.insecureSkipVerify": .boolean,
         "worker.queues": .list, "worker.concurrency": .integer, "worker.lease": .string,
         "worker.shutdownGrace": .string, "worker.id": .string, "worker.requireDurable": .boolean,
+        "worker.httpThrottleOn429": .boolean,
         "handlers": .list, "log.level": .string, "metrics.port": .integer, "metrics.address": .string,
     ]
 

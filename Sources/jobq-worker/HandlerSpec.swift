@@ -125,7 +125,7 @@ enum HandlerSpec: CustomStringConvertible {
         let failureReason: String
     }
 
-    func handler(httpClient: HTTPClient?) -> JobHandlers.Handler {
+    func handler(httpClient: HTTPClient?, throttleOn429: Bool = false) -> JobHandlers.Handler {
         switch self {
         case .http(let url):
             guard let httpClient else {
@@ -133,7 +133,9 @@ enum HandlerSpec: CustomStringConvertible {
                     throw UnrecoverableError("no HTTP client was started for \(url.absoluteString) (a bug in jobq-worker)", reason: "internalError")
                 }
             }
-            return HTTPHandler(url: url, client: httpClient).handler
+            var http = HTTPHandler(url: url, client: httpClient)
+            http.throttleQueueOn429 = throttleOn429
+            return http.handler
         case .sleep(let low, let high):
             return { _, context in
                 let lowMs = Int(low.components.seconds * 1000 + low.components.attoseconds / 1_000_000_000_000_000)

@@ -79,6 +79,11 @@ struct JobQWorker: AsyncParsableCommand {
     var requireDurable = false
 
     @Flag(
+        name: .customLong("http-throttle-on-429"),
+        help: "http handlers: a 429 with Retry-After throttles the whole queue for that long (RateLimited) instead of retrying the one job.")
+    var httpThrottleOn429 = false
+
+    @Flag(
         name: .customLong("check-config"),
         help: "Load and check the configuration (file, environment, flags), print it with secrets hidden, and exit: 0 valid, 78 not.")
     var checkConfig = false
@@ -101,7 +106,7 @@ struct JobQWorker: AsyncParsableCommand {
                 flags: .init(
                     configPath: configPath, redisURL: redisURL, passwordFile: passwordFile, queues: queues, concurrency: concurrency,
                     handlers: handlers, lease: lease, shutdownGrace: shutdownGrace, workerID: workerID, requireDurable: requireDurable,
-                    logLevel: logLevel, metricsPort: metricsPort, metricsAddress: metricsAddress,
+                    httpThrottleOn429: httpThrottleOn429, logLevel: logLevel, metricsPort: metricsPort, metricsAddress: metricsAddress,
                     tls: tls.options))
         } catch {
             StandardStreams.err("jobq-worker: \(error)\n")
@@ -180,7 +185,9 @@ struct JobQWorker: AsyncParsableCommand {
         let needsHTTP = settings.handlerSpecs.contains { if case .http = $0.spec { return true } else { return false } }
         let httpClient: HTTPClient? = needsHTTP ? HTTPClient(eventLoopGroupProvider: .singleton) : nil
         var registry = JobHandlers()
-        for (name, spec) in settings.handlerSpecs { registry.register(name: name, spec.handler(httpClient: httpClient)) }
+        for (name, spec) in settings.handlerSpecs {
+            registry.register(name: name, spec.handler(httpClient: httpClient, throttleOn429: settings.httpThrottleOn429))
+        }
         if settings.handlerSpecs.contains(where: { if case .exec = $0.spec { return true } else { return false } }) {
             registry.stopsExecPrograms()
         }

@@ -25,6 +25,7 @@ import SystemPackage
 /// | worker.shutdownGrace | JOBQ_WORKER_SHUTDOWN_GRACE | time running jobs get on SIGTERM |
 /// | worker.id | JOBQ_WORKER_ID | worker id (default host:pid:random) |
 /// | worker.requireDurable | JOBQ_WORKER_REQUIRE_DURABLE | exit 78 unless AOF + noeviction |
+/// | worker.httpThrottleOn429 | JOBQ_WORKER_HTTP_THROTTLE_ON429 | `http` handlers: a 429 with `Retry-After` throttles the whole queue (`RateLimited`) |
 /// | handlers | JOBQ_HANDLERS | `jobName=kind[:argument]` list |
 /// | log.level | JOBQ_LOG_LEVEL | trace, debug, info, notice, warning, error |
 /// | metrics.port | JOBQ_METRICS_PORT | `/metrics` and `/health` port (0: any free port; unset: off) |
@@ -36,6 +37,8 @@ struct WorkerSettings {
     var worker: WorkerConfiguration
     var handlerSpecs: [(name: String, spec: HandlerSpec)]
     var requireDurable: Bool
+    /// `http` handlers answer a 429 with `Retry-After` by throttling the queue.
+    var httpThrottleOn429: Bool
     var logLevel: String
     /// The metrics/health port (nil: no endpoint; 0: any free port) and address.
     var metricsPort: Int?
@@ -67,6 +70,7 @@ struct WorkerSettings {
         var shutdownGrace: String?
         var workerID: String?
         var requireDurable = false
+        var httpThrottleOn429 = false
         var logLevel: String?
         var metricsPort: Int?
         var metricsAddress: String?
@@ -267,8 +271,9 @@ struct WorkerSettings {
             throw Problem(key: "metrics.port", value: String(p), expected: "a port number 0…65535 (0: any free port)")
         }
         let metricsAddress = flags.metricsAddress ?? config.string(forKey: "metrics.address") ?? "127.0.0.1"
+        let httpThrottleOn429 = flags.httpThrottleOn429 ? true : (try boolean(config, "worker.httpThrottleOn429") ?? false)
         return WorkerSettings(
-            redis: redis, worker: worker, handlerSpecs: specs, requireDurable: requireDurable, logLevel: level,
+            redis: redis, worker: worker, handlerSpecs: specs, requireDurable: requireDurable, httpThrottleOn429: httpThrottleOn429, logLevel: level,
             metricsPort: metricsPort, metricsAddress: metricsAddress)
     }
 

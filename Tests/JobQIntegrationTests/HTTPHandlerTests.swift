@@ -106,4 +106,44 @@ struct HTTPHandlerTests {
             #expect(s.state == .failed && s.error?.reason == "httpTimeout")
         }
     }
+
+    @Test("throttleQueueOn429: a 429 with Retry-After throttles the whole queue: no request for 1 s, no attempt used, then every job completes")
+    func throttleOn429() async throws {
+        let calls = Mutex<[ContinuousClock.Instant]>([])
+        try await withTestServer({ router in
+            router.post("api") { _, _ -> Response in
+                let n = calls.withLock { c -> Int in
+                    c.append(.now)
+                    return c.count
+                }
+                if n == 1 {
+                    var headers = HTTPFields()
+                    headers[.retryAfter] = "1"
+                    return Response(status: .tooManyRequests, headers: headers)
+                }
+                return Response(status: .ok)
+            }
+        }) { port in
+            let client = HTTPClient(eventLoopGroupProvider: .singleton)
+            onTeardown { try? await client.shutdown() }
+            var http = HTTPHandler(url: URL(string: "http://127.0.0.1:\(port)/api")!, client: client)
+            http.throttleQueueOn429 = true
+            var handlers = JobHandlers()
+            handlers.register(name: "api", http.handler)
+            let queue = try await uniqueQueue()
+            try await queue.inspector.setRetention(completed: 100)
+            let ids = try await queue.addBulk((0..<4).map { _ in JobQueue.NewJob(name: "api", payload: .json("{}"), options: .init(attempts: 1)) })
+                .map { try $0.get().id }
+            try await withWorker(queue, concurrency: 1, handlers: handlers) { _ in
+                try await queue.expectEvents(.completed, count: 4, within: 30)
+            }
+            let times = calls.withLock { $0 }
+            #expect(times.count == 5, "the throttled request is made again, once")
+            #expect(times.count >= 2 && times[1] - times[0] >= .milliseconds(950), "no request to the endpoint inside the throttle")
+            for id in ids {
+                let job = try #require(try await queue.inspector.job(id))
+                #expect(job.state == .completed && job.attemptsMade == 1, "attempts 1, yet completed: the throttle used none")
+            }
+        }
+    }
 }

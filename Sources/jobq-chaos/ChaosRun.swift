@@ -1,6 +1,7 @@
 import Foundation
 import JobQ
 import LocalRedis
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -20,7 +21,13 @@ struct ChaosRun {
         /// Every connection over TLS: the server serves a TLS port only, with certificates made
         /// for the run; producers and workers verify it against the run's CA.
         var tls = false
+        /// A concurrency cap of half the workers' slots and a rate limit on the queue; the
+        /// active set, sampled throughout, must never hold more than the cap.
+        var limits = false
     }
+
+    /// The cap `--limits` sets: half of 8 slots per worker.
+    var cap: Int { max(1, settings.workers * 4) }
 
     struct Outcome {
         var summary: String
@@ -63,6 +70,20 @@ struct ChaosRun {
         let inspector = try QueueInspector(name: queue, client: client)
         // Keep every record, so the checker can read each job's end.
         try await inspector.setRetention(completed: 10_000_000, failed: 10_000_000, cancelled: 10_000_000)
+        if settings.limits {
+            try await inspector.setLimits(rate: .set(RateLimit(300, per: .seconds(1))), concurrency: .set(cap))
+        }
+        // The active set, sampled every 10 ms on a connection of its own (bounded by the run).
+        let sampling = CapSample()
+        let sampler = Task { [cap] in
+            let own = RedisClient(configuration: redis)
+            defer { Task { await own.close() } }
+            let key = try QueueKeys(queue: queue).active
+            for _ in 0..<2_000_000 where !Task.isCancelled {
+                if let n = try? await own.send("ZCARD", key).int { sampling.record(n, cap: cap) }
+                try? await Task.sleep(for: .milliseconds(10))
+            }
+        }
         log.write("start", queue, server.url, String(settings.seed), String(monotonicNanos()))
 
         let binary = Self.ownPath()
@@ -319,7 +340,12 @@ struct ChaosRun {
         if !left.isEmpty { violations.append("exec scratch files left behind in \(scratch): \(left.prefix(5).joined(separator: ", "))") }
         _ = try? await sweepQueue.inspector.obliterate(force: true)
         _ = try? await reuseQueue.inspector.obliterate(force: true)
+        sampler.cancel()
+        _ = await sampler.result
         log.write("end", String(monotonicNanos()))
+        if settings.limits, sampling.most > cap {
+            violations.append("the active set held \(sampling.most) jobs at once; the concurrency cap is \(cap)")
+        }
 
         if settings.sabotage, let victim = try await client.send("ZRANGE", "jobq:{\(queue)}:completed", "0", "0").array?.first?.string {
             let keys = try QueueKeys(queue: queue)
@@ -346,7 +372,8 @@ struct ChaosRun {
         let summary =
             "jobq-chaos: jobs=\(report.acknowledged) unacked=\(report.unacknowledged) completed=\(report.completed) failed=\(report.failed) "
             + "cancelled=\(report.cancelled) executions=\(report.executions) kills=\(kills) sigterms=\(sigterms) cuts=\(cuts) redis_restarts=1 stops=1 oom_windows=1 bulk_cancels=1 "
-            + "lost=\(report.lost) duplicates=\(report.duplicates) violations=\(violations.count) tls=\(settings.tls ? "on" : "off") seed=\(settings.seed) \(seconds)s"
+            + "lost=\(report.lost) duplicates=\(report.duplicates) violations=\(violations.count) tls=\(settings.tls ? "on" : "off") "
+            + (settings.limits ? "cap=\(cap) most_active=\(sampling.most) " : "most_active=\(sampling.most) ") + "seed=\(settings.seed) \(seconds)s"
         return Outcome(summary: summary, violations: violations, directory: directory)
     }
 
@@ -446,4 +473,11 @@ struct ChaosRun {
 struct ChaosError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
+}
+
+/// The most jobs the sampler saw active at once.
+final class CapSample: Sendable {
+    private let state = Mutex(0)
+    func record(_ n: Int, cap: Int) { state.withLock { $0 = max($0, n) } }
+    var most: Int { state.withLock { $0 } }
 }

@@ -61,6 +61,9 @@ struct Run: AsyncParsableCommand {
     @Flag(help: "Every connection over TLS (a TLS-only server with certificates made for the run).")
     var tls = false
 
+    @Flag(help: "Flow limits on the queue (a concurrency cap of half the workers' slots, a rate of 300/1s): the cap must hold through every fault.")
+    var limits = false
+
     @Flag(help: .hidden)
     var sabotage = false
 
@@ -76,7 +79,7 @@ struct Run: AsyncParsableCommand {
             seconds: seconds ?? (long ? 600 : 40),
             seed: seed ?? UInt64.random(in: 1...999_999),
             workers: workers,
-            sabotage: sabotage, tls: tls)
+            sabotage: sabotage, tls: tls, limits: limits)
         let outcome = try await ChaosRun(settings: settings).run()
         print(outcome.summary)
         for v in outcome.violations.prefix(30) { print("  violation: \(v)") }

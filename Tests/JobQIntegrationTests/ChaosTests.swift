@@ -20,15 +20,17 @@ extension ExecutableTests {
         }
 
         @Test(
-            "CI size: 1,200 jobs + a bulk cancel of 200, workers killed every 1–3 s, connections cut, Redis restarted, a worker frozen past its lease, Redis full for 4.5 s, a SIGTERM round with programs ignoring it: none lost, every check holds"
+            "CI size, with a concurrency cap and a rate on the queue: 1,200 jobs + a bulk cancel of 200, workers killed every 1–3 s, connections cut, Redis restarted, a worker frozen past its lease, Redis full for 4.5 s, a SIGTERM round with programs ignoring it: none lost, the cap never exceeded, every check holds"
         )
         func ciSized() async throws {
-            let run = try await runTool("jobq-chaos", ["run"], environment: Self.environment, timeout: 300)
+            let run = try await runTool("jobq-chaos", ["run", "--limits"], environment: Self.environment, timeout: 300)
             let summary = run.output.split(separator: "\n").last { $0.hasPrefix("jobq-chaos:") }.map(String.init) ?? ""
             print(summary)
             #expect(run.code == 0, "\(run.output.suffix(4000))")
             #expect(Self.field("lost", in: summary) == 0, "\(summary)")
             #expect(Self.field("violations", in: summary) == 0, "\(summary)")
+            let cap = try #require(Self.field("cap", in: summary), "\(summary)")
+            #expect((Self.field("most_active", in: summary) ?? .max) <= cap, "the active set never held more than the cap: \(summary)")
             // Adds refused while Redis was full are unacknowledged (the producer saw the error).
             #expect((Self.field("jobs", in: summary) ?? 0) + (Self.field("unacked", in: summary) ?? 0) == 1_400, "\(summary)")
             #expect(Self.field("stops", in: summary) == 1 && Self.field("oom_windows", in: summary) == 1, "\(summary)")

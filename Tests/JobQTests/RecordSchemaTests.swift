@@ -104,7 +104,9 @@ struct RecordSchemaTests {
         #expect(JobField.allCases.map(\.rawValue).joined(separator: " ") == "n d e p a bo to ms rc rf s ct du am sc st ft w x pp pm cp r er ed pe pd cr cx cb")
         #expect(EventField.allCases.map(\.rawValue).joined(separator: " ") == "ev id n at w er ed r pp pm dl sc by from state count")
         #expect(QueueMetaField.allCases.map(\.rawValue).joined(separator: " ") == "paused kc kf kx cc rn rw tu mw")
-        #expect(HeartbeatField.allCases.map(\.rawValue).joined(separator: " ") == "host pid queues concurrency active started lastSeen state wantPaused wantConcurrency controlSeq")
+        #expect(
+            HeartbeatField.allCases.map(\.rawValue).joined(separator: " ")
+                == "host pid queues concurrency active started lastSeen state wantPaused wantConcurrency controlSeq")
     }
 
     @Test("defaults in the schema are the ones the code applies to a record without the field")

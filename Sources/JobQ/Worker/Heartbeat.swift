@@ -79,7 +79,9 @@ final class Heartbeat: @unchecked Sendable {
             (.lastSeen, now), (.active, live.active), (.started, startedAt ?? now), (.concurrency, live.concurrency), (.state, live.state),
         ]
         for (field, value) in fields.sorted(by: { $0.key.rawValue < $1.key.rawValue }) { values.append((field, value)) }
-        if let wants = await trouble.call(cores[0], ScriptCall<HeartbeatRequests>.recordHeartbeat(scripts, workerID: workerID, expiryMs: beat * 3, fields: values)) {
+        if let wants = await trouble.call(
+            cores[0], ScriptCall<HeartbeatRequests>.recordHeartbeat(scripts, workerID: workerID, expiryMs: beat * 3, fields: values))
+        {
             apply(wants)
         }
         for core in cores {

@@ -23,6 +23,8 @@ struct JobQBench: AsyncParsableCommand {
               client     the Redis client layer against redis-benchmark
               enqueue    single adds (latency), addBulk of 100,000
               drain      100,000 no-op jobs, 1 worker, concurrency 1/8/32
+              flow       drain with limits set but not binding vs none
+                         (alternating); rate accuracy; time to fill a cap
               steady     producers and a worker at once, at 50 % and
                          80 % of the maximum: add → start, add → completed
               scale      drain with 1, 2 and 4 jobq-worker processes
@@ -46,7 +48,7 @@ struct JobQBench: AsyncParsableCommand {
     static func main() async { await guardedMain() }
 
     static let known = [
-        "reference", "client", "enqueue", "drain", "steady", "scale", "scale-cluster", "depth", "cancel", "delayed", "recovery", "memory", "tls",
+        "reference", "client", "enqueue", "drain", "flow", "steady", "scale", "scale-cluster", "depth", "cancel", "delayed", "recovery", "memory", "tls",
     ]
 
     @Argument(help: "Scenarios to run (default: all). See the list below.")
@@ -155,6 +157,7 @@ struct JobQBench: AsyncParsableCommand {
             case "client": report = try await ClientScenario(client: client, reference: reference, runs: runs, quick: quick, only: only).run()
             case "enqueue": report = try await EnqueueScenario(client: client, reference: reference, runs: runs, quick: quick).run()
             case "drain": report = try await DrainScenario(client: client, reference: reference, runs: runs, quick: quick).run()
+            case "flow": report = try await FlowScenario(client: client, runs: runs, quick: quick).run()
             case "steady": report = try await SteadyScenario(client: client, runs: runs, quick: quick).run()
             case "scale": report = try await ScaleScenario(client: client, runs: runs, quick: quick).run()
             case "scale-cluster": report = try await ScaleClusterScenario(runs: runs, quick: quick).run()

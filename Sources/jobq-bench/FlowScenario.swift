@@ -15,10 +15,13 @@ struct FlowScenario {
         let n = quick ? 20_000 : 100_000
         var plain: [Double] = []
         var limited: [Double] = []
+        var plainCPU: [Double] = []
+        var limitedCPU: [Double] = []
         for run in 0..<runs {
             // Alternating, so the machine's drift hits both alike.
-            plain.append(try await drain(n: n, limits: false, run: run))
-            limited.append(try await drain(n: n, limits: true, run: run))
+            let p = try await drain(n: n, limits: false, run: run)
+            let l = try await drain(n: n, limits: true, run: run)
+            (plain, plainCPU, limited, limitedCPU) = (plain + [p.rate], plainCPU + [p.cpu], limited + [l.rate], limitedCPU + [l.cpu])
             report.jobs += 2 * n
         }
         let ratio = median(limited) / median(plain)
@@ -27,6 +30,9 @@ struct FlowScenario {
                 "drain \(n.formatted()) no-op jobs, c = 32, limits set but not binding (rate 100,000/1s, cap 10,000, max waiting 10⁹)", limited,
                 unit: "jobs/s", reference: "the same queue without limits, alternating runs", referenceValues: plain, target: "≥ 0.9×",
                 met: ratio >= 0.9))
+        report.add(
+            Figure(
+                "Redis CPU per job of that drain, limits set but not binding", limitedCPU, unit: "µs", reference: "without limits", referenceValues: plainCPU))
 
         let (windows, perSecond, used, starts) = try await rateAccuracy(limit: 500, seconds: quick ? 5 : 10)
         report.jobs += starts
@@ -76,8 +82,8 @@ struct FlowScenario {
         return try BenchWorker(server: client.configuration, configuration: configuration, handlers: handlers)
     }
 
-    /// Jobs/s of one drain at concurrency 32.
-    func drain(n: Int, limits: Bool, run: Int) async throws -> Double {
+    /// Jobs/s and Redis CPU µs per job of one drain at concurrency 32.
+    func drain(n: Int, limits: Bool, run: Int) async throws -> (rate: Double, cpu: Double) {
         let queue = try await queue("bench-flow-\(limits ? "limits" : "plain")-\(run)")
         if limits {
             try await queue.inspector.setLimits(
@@ -86,6 +92,7 @@ struct FlowScenario {
         try await addNoops(queue, n)
         var handlers = JobHandlers()
         handlers.register(name: "noop") { _, _ in [] }
+        let before = try await ServerStats.fetch(client)
         let t0 = ContinuousClock.now
         let w = try worker(queue, concurrency: 32, handlers: handlers)
         let deadline = ContinuousClock.now + .seconds(600)
@@ -95,9 +102,10 @@ struct FlowScenario {
             try await Task.sleep(for: .milliseconds(20))
         }
         let elapsed = (ContinuousClock.now - t0).seconds
+        let after = try await ServerStats.fetch(client)
         try await w.stop()
         _ = try await queue.inspector.obliterate(force: true)
-        return Double(n) / elapsed
+        return (Double(n) / elapsed, (after.cpuSeconds - before.cpuSeconds) * 1e6 / Double(n))
     }
 
     /// A rate limit of `limit`/1s over `seconds` with a worker that could go far faster: the

@@ -40,8 +40,8 @@ public struct QueueKeys: Sendable, Hashable {
     /// `STRING` counter giving FIFO order inside a priority.
     public var sequence: String { base + "seq" }
     /// `ZSET`, the rate limit's sliding log: one member per job start of the last window
-    /// (the run's lease token), score = start time (ms, Redis clock). Expires a window after
-    /// the last start.
+    /// (the run's lease token), score = start time (ms, Redis clock). Every take trims it, so
+    /// it holds at most the limit's count; removing the rate limit deletes it.
     public var rate: String { base + "rate" }
     /// `STRING` lock held by the worker running the reaper.
     public var reaperLock: String { base + "reaper" }

@@ -148,7 +148,7 @@ final class QueueCore: Sendable {
     /// a batch stays well inside Redis's slow-script budget even on long queues.
     var idBatch: Int { min(settings.batchSize, 200) }
     var pauseKeys: [String] { [keys.meta, keys.marker, keys.events] }
-    var limitsKeys: [String] { [keys.meta, keys.marker, keys.events] }
+    var limitsKeys: [String] { [keys.meta, keys.marker, keys.events, keys.rate] }
     var purgeKeys: [String] { [keys.wait, keys.prioritized, keys.delayed, keys.events, keys.jobPrefix] }
     func cleanKeys(_ state: JobState) -> [String] { [keys.set(for: state), keys.events, keys.jobPrefix] }
     var countKeys: [String] { [keys.wait, keys.prioritized, keys.delayed, keys.active, keys.completed, keys.failed, keys.cancelled, keys.meta, keys.rate] }

@@ -193,7 +193,7 @@ extension QueueCore {
         }
     }
 
-    /// `setLimits-3`: clears every flow limit first when `clearAll`, then sets (or, with an
+    /// `setLimits-4`: clears every flow limit first when `clearAll`, then sets (or, with an
     /// empty value, clears) each field given.
     func setLimitsCall(_ fields: [(QueueMetaField, String)], clearAll: Bool) -> ScriptCall<Void> {
         var arguments: [any RedisArgument] = [maxLen, clearAll ? "1" : "0"]

@@ -28,14 +28,15 @@ local function takeNext(waitKey, prioritizedKey, activeKey, delayedKey, metaKey,
     return {PAUSED}
   end
   local _, nextDue = promoteDue(delayedKey, waitKey, prioritizedKey, seqKey, markerKey, eventsKey, jobPrefix, maxLen, now, promoteBatch)
-  local limited = meta.concurrency or meta.rateCount or meta.throttledUntil
-  if limited then
-    -- Limits bind only while jobs wait: an empty queue answers "empty" with its next due time.
-    if redis.call('LLEN', waitKey) == 0 and redis.call('ZCARD', prioritizedKey) == 0 then
+  local active
+  if meta.concurrency or meta.rateCount or meta.throttledUntil then
+    local waitMs, limit
+    waitMs, limit, active = limitWait(meta, activeKey, rateKey, now)
+    -- A limit binds only while jobs wait: an empty queue answers "empty" with its next due time.
+    if waitMs and redis.call('LLEN', waitKey) == 0 and redis.call('ZCARD', prioritizedKey) == 0 then
       redis.call('DEL', markerKey)
       return {0, nextDue}
     end
-    local waitMs, limit = limitWait(meta, activeKey, rateKey, now)
     if waitMs then
       -- Fetchers sleep: on their timer (rate, throttle), or until a freed slot re-arms it. A
       -- finish that meets a timed limit leaves the marker set instead, so a sleeping fetcher
@@ -75,14 +76,13 @@ local function takeNext(waitKey, prioritizedKey, activeKey, delayedKey, metaKey,
       end
       redis.call('HSET', jobKey, F.state, 'active', F.attemptsMade, attempt, F.startedAt, now, F.worker, workerId, F.execution, token)
       redis.call('ZADD', activeKey, now + leaseMs, id)
-      if meta.rateCount and meta.rateWindow then
-        redis.call('ZADD', rateKey, now, token)
-        redis.call('PEXPIRE', rateKey, meta.rateWindow)
-      end
+      -- The log is trimmed by every take (limitWait), so it holds at most rateCount starts;
+      -- removing the limit deletes it (setLimits).
+      if meta.rateCount and meta.rateWindow then redis.call('ZADD', rateKey, now, token) end
       -- Re-arm the marker, so another idle fetcher wakes while jobs may remain (one that finds
       -- none clears it with its empty take: one spare round trip beats counting here). Not when
       -- this take filled the concurrency cap: the next finish or reap re-arms it.
-      if rearm and not (meta.concurrency and redis.call('ZCARD', activeKey) >= meta.concurrency) then
+      if rearm and not (active and active + 1 >= meta.concurrency) then
         redis.call('ZADD', markerKey, 0, '0')
       end
       emit(eventsKey, maxLen, 'active', id, {EV.attempt, attempt, EV.worker, workerId})

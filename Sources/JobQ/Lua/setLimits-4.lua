@@ -6,6 +6,7 @@
   KEYS[1] jobq:{<q>}:meta      HASH    fields cc, rn, rw, tu, mw
   KEYS[2] jobq:{<q>}:marker    ZSET    wake-up marker
   KEYS[3] jobq:{<q>}:events    STREAM
+  KEYS[4] jobq:{<q>}:rate      ZSET    the rate limit's log: deleted with the rate limit
 
   ARGV[1] events stream cap
   ARGV[2] "1": clear every flow limit (and a throttle) first
@@ -16,7 +17,7 @@
 ]]
 --@include record
 --@include emit
-local metaKey, markerKey, eventsKey = KEYS[1], KEYS[2], KEYS[3]
+local metaKey, markerKey, eventsKey, rateKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local allowed = {[META.concurrency] = true, [META.rateCount] = true, [META.rateWindow] = true,
                  [META.throttledUntil] = true, [META.maxWaiting] = true}
 if ARGV[2] == '1' then
@@ -27,6 +28,8 @@ for i = 3, #ARGV - 1, 2 do
   if not allowed[field] then return redis.error_reply('ERR setLimits: ' .. field .. ' is not a flow limit field') end
   if value == '' then redis.call('HDEL', metaKey, field) else redis.call('HSET', metaKey, field, value) end
 end
+-- Without a rate limit the log has no use (and no expiry): it goes.
+if redis.call('HEXISTS', metaKey, META.rateCount) == 0 then redis.call('DEL', rateKey) end
 redis.call('ZADD', markerKey, 0, '0')
 emit(eventsKey, ARGV[1], 'limits', '', nil)
 return {1}

@@ -192,7 +192,7 @@ struct ChaosChecker {
         var jobKeys: [String] = []
         let known = Set([
             keys.wait, keys.prioritized, keys.delayed, keys.active, keys.completed, keys.failed, keys.cancelled,
-            keys.meta, keys.marker, keys.events, keys.sequence, keys.reaperLock,
+            keys.meta, keys.marker, keys.events, keys.sequence, keys.reaperLock, keys.rate,
         ])
         for _ in 0..<100_000 {
             let reply = try await client.send("SCAN", cursor, "MATCH", keys.base + "*", "COUNT", "1000")

@@ -1,4 +1,5 @@
 import Foundation
+import JobQWorkerKit
 import Synchronization
 import Testing
 
@@ -170,6 +171,30 @@ struct FlowControlTests {
         let next = try #require(nextStart)
         #expect(next.id == "t0", "the throttled job runs first when the throttle ends")
         #expect(next.ms - requeued >= 799, "no start inside the throttle: \(next.ms - requeued) ms")
+    }
+
+    @Test("exec: a program that writes `throttle 600ms` on fd 3 and exits non-zero throttles the queue; its job reruns first with no attempt used")
+    func execThrottle() async throws {
+        let queue = try await uniqueQueue()
+        try await queue.inspector.setRetention(completed: 100)
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("throttle-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        onTeardown { try? FileManager.default.removeItem(at: scratch) }
+        // First run of job x0: throttle and fail; every other run succeeds.
+        let marker = scratch.appendingPathComponent("seen").path
+        let script = "if [ \"$JOBQ_JOB_ID\" = x0 ] && [ ! -e \(marker) ]; then touch \(marker); echo 'throttle 600ms' >&3; exit 1; fi; exit 0"
+        var handlers = JobHandlers()
+        handlers.register(name: "api", ExecHandler(executable: "/bin/sh", arguments: ["-c", script]))
+        for i in 0..<3 { _ = try await queue.add(name: "api", payload: .json("{}"), options: .init(jobID: "x\(i)", attempts: 1)) }
+        try await withWorker(queue, concurrency: 1, handlers: handlers) { _ in
+            try await queue.expectEvents(.completed, count: 3, within: 30)
+        }
+        let job = try #require(try await queue.inspector.job("x0"))
+        #expect(job.state == .completed && job.attemptsMade == 1, "attempts 1 and completed: the throttle used none")
+        let requeue = try await queue.expectEvents(.waiting, job: "x0")
+        #expect(requeue.first?.failure?.reason == "rateLimited" && requeue.first?.retryDelay == .milliseconds(600))
+        #expect(ExecProtocolLine(parsing: "throttle 30s") == .throttle(.seconds(30)))
+        for bad in ["throttle", "throttle 0", "throttle -1s", "throttle 2d", "throttle 5s extra"] { #expect(ExecProtocolLine(parsing: bad) == nil, "\(bad)") }
     }
 
     @Test("two workers × concurrency 8 against a cap of 3: never more than 3 run at once, and 3 do; a cap raised mid-run takes effect")

@@ -110,10 +110,14 @@ struct FuzzTests {
 
     @Test("exec protocol lines: 5,000 inputs; nothing crashes; progress stays in 0–100; checkpoints round-trip through base64")
     func execProtocol() {
-        let seeds = ["progress 50 halfway there", "progress 100", "checkpoint aGVsbG8=", "checkpoint ", "progress -5", "progress nan", "result e30="]
+        let seeds = [
+            "progress 50 halfway there", "progress 100", "checkpoint aGVsbG8=", "checkpoint ", "progress -5", "progress nan", "result e30=", "throttle 30s",
+            "throttle 1500ms",
+        ]
         for input in Self.inputs(from: seeds, count: 5_000, seed: Self.seed &+ 5) {
             switch ExecProtocolLine(parsing: input) {
             case .progress(let percent, _): #expect(percent.isFinite && (0...100).contains(percent), "\(input)")
+            case .throttle(let wait): #expect(wait >= .milliseconds(1) && wait <= .seconds(86_400), "\(input)")
             case .checkpoint, nil: break
             }
         }

@@ -96,6 +96,7 @@ struct BenchmarksFile {
         "client": "Client layer",
         "enqueue": "Adding jobs",
         "drain": "Running jobs",
+        "flow": "Flow control",
         "steady": "Steady load: producers and workers at once",
         "scale": "Scaling out worker processes",
         "depth": "Deep queues",

@@ -17,11 +17,13 @@ struct FlowScenario {
         var limited: [Double] = []
         var plainCPU: [Double] = []
         var limitedCPU: [Double] = []
+        var calls: (plain: [String: Int], limited: [String: Int]) = ([:], [:])
         for run in 0..<runs {
             // Alternating, so the machine's drift hits both alike.
             let p = try await drain(n: n, limits: false, run: run)
             let l = try await drain(n: n, limits: true, run: run)
             (plain, plainCPU, limited, limitedCPU) = (plain + [p.rate], plainCPU + [p.cpu], limited + [l.rate], limitedCPU + [l.cpu])
+            calls = (p.calls, l.calls)
             report.jobs += 2 * n
         }
         let ratio = median(limited) / median(plain)
@@ -33,6 +35,12 @@ struct FlowScenario {
         report.add(
             Figure(
                 "Redis CPU per job of that drain, limits set but not binding", limitedCPU, unit: "µs", reference: "without limits", referenceValues: plainCPU))
+        func perJob(_ c: [String: Int]) -> String {
+            let total = Double(c.values.reduce(0, +)) / Double(n)
+            return f2(total) + " ("
+                + c.sorted { $0.value > $1.value }.prefix(14).map { "\($0.key) \(f2(Double($0.value) / Double(n)))" }.joined(separator: ", ") + ")"
+        }
+        report.note("Redis commands per job, no limits: \(perJob(calls.plain)); limits set but not binding: \(perJob(calls.limited))")
 
         let (windows, perSecond, used, starts) = try await rateAccuracy(limit: 500, seconds: quick ? 5 : 10)
         report.jobs += starts
@@ -82,8 +90,8 @@ struct FlowScenario {
         return try BenchWorker(server: client.configuration, configuration: configuration, handlers: handlers)
     }
 
-    /// Jobs/s and Redis CPU µs per job of one drain at concurrency 32.
-    func drain(n: Int, limits: Bool, run: Int) async throws -> (rate: Double, cpu: Double) {
+    /// Jobs/s, Redis CPU µs per job and Redis commands by name of one drain at concurrency 32.
+    func drain(n: Int, limits: Bool, run: Int) async throws -> (rate: Double, cpu: Double, calls: [String: Int]) {
         let queue = try await queue("bench-flow-\(limits ? "limits" : "plain")-\(run)")
         if limits {
             try await queue.inspector.setLimits(
@@ -105,7 +113,7 @@ struct FlowScenario {
         let after = try await ServerStats.fetch(client)
         try await w.stop()
         _ = try await queue.inspector.obliterate(force: true)
-        return (Double(n) / elapsed, (after.cpuSeconds - before.cpuSeconds) * 1e6 / Double(n))
+        return (Double(n) / elapsed, (after.cpuSeconds - before.cpuSeconds) * 1e6 / Double(n), ServerStats.callsBetween(before, after))
     }
 
     /// A rate limit of `limit`/1s over `seconds` with a worker that could go far faster: the

@@ -119,6 +119,29 @@ extension ExecutableTests {
             #expect(try await second.exitCode() == 0, "\(second.log.suffix(1000))")
         }
 
+        @Test("jobq-admin limits: sets, shows (text and JSON), removes one with off and all with --clear; bad values exit 2 and change nothing")
+        func limitsCommand() async throws {
+            let (server, _, queue) = try await Self.setUp("lim")
+            let url = ["--redis-url", server.url]
+            let set = try await runAdmin(["limits", queue.name, "--rate", "10/1s", "--concurrency", "2", "--max-waiting", "5"] + url)
+            #expect(set.code == 0 && set.out.contains("10/1s") && set.out.contains("max waiting"), "\(set.out) \(set.err)")
+            let shown = try await runAdmin(["limits", queue.name, "--json"] + url)
+            let limits = try #require(jsonObject(shown.out)?["limits"] as? [String: Any], "\(shown.out)")
+            #expect(limits["rate"] as? String == "10/1s" && limits["concurrency"] as? Int == 2 && limits["maxWaiting"] as? Int == 5, "\(limits)")
+            for bad in [["--rate", "fast"], ["--rate", "0/1s"], ["--concurrency", "0"], ["--max-waiting", "-3"], ["--rate", "10/0s"]] {
+                let refused = try await runAdmin(["limits", queue.name] + bad + url)
+                #expect(refused.code == 2 && refused.err.split(separator: "\n").count <= 3, "\(bad): \(refused.code) \(refused.err)")
+            }
+            let off = try await runAdmin(["limits", queue.name, "--concurrency", "off", "--json"] + url)
+            let afterOff = try #require(jsonObject(off.out)?["limits"] as? [String: Any])
+            #expect(afterOff["concurrency"] is NSNull && afterOff["rate"] as? String == "10/1s", "only the cap went: \(afterOff)")
+            let counts = try await runAdmin(["counts", queue.name] + url)
+            #expect(counts.out.contains("limits: rate 10/1s"), "\(counts.out)")
+            let cleared = try await runAdmin(["limits", queue.name, "--clear", "--json"] + url)
+            let none = try #require(jsonObject(cleared.out)?["limits"] as? [String: Any])
+            #expect(none["rate"] is NSNull && none["maxWaiting"] is NSNull, "\(none)")
+        }
+
         @Test("jobq-admin workers pause, concurrency and resume reach a jobq-worker process; workers shows its state; an unknown id exits 4")
         func workerControl() async throws {
             let (server, _, queue) = try await Self.setUp("ctl")

@@ -185,7 +185,7 @@ public final class Worker: Service, Sendable {
 
     /// Changes how many jobs this worker runs at once (1…10,000), shared by weight across its
     /// queues as at the start. More slots fill at once; fewer take effect as running jobs end
-    /// (none is stopped). An operator does the same with `jobq-admin workers concurrency <id> N`.
+    /// (none is stopped; a run whose finish is already under way may take one more job). An operator does the same with `jobq-admin workers concurrency <id> N`.
     public func setConcurrency(_ slots: Int) throws(JobQError) {
         guard (1...10_000).contains(slots) else {
             throw JobQError(.invalidOptions, detail: "concurrency: \(slots) is outside 1…10000")

@@ -239,7 +239,7 @@ struct WorkersList: AsyncParsableCommand {
         let now = Date()
         let rows = workers.map { w in
             [
-                w.id, w.host, String(w.pid), w.queues.joined(separator: ","), w.state, String(w.concurrency), String(w.active),
+                w.id, w.host, String(w.pid), w.queues.joined(separator: ","), w.state, "\(w.active)/\(w.concurrency)",
                 Output.relative(w.started, now: now), Output.relative(w.lastSeen, now: now),
             ]
         }
@@ -247,7 +247,7 @@ struct WorkersList: AsyncParsableCommand {
         // with …; --json has them whole.
         Output.line(
             Output.table(
-                ["ID", "HOST", "PID", "QUEUES", "STATE", "CONCURRENCY", "ACTIVE", "STARTED", "LAST SEEN"], rows, numeric: [2, 5, 6],
+                ["ID", "HOST", "PID", "QUEUES", "STATE", "ACTIVE", "STARTED", "LAST SEEN"], rows, numeric: [2, 5],
                 maxWidth: Output.terminalSize()?.columns ?? 100, shrinkable: [0, 1, 3]))
     }
 }

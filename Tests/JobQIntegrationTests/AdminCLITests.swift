@@ -159,7 +159,7 @@ extension ExecutableTests {
                 let listed = try #require(jsonArray(try await admin(["workers", other.name, "--json"]).out))
                 #expect(listed.count == 1 && listed.first?["concurrency"] as? Int == 3 && listed.first?["pid"] as? Int == Int(getpid()))
                 let table = try await admin(["workers"])
-                #expect(table.out.contains("CONCURRENCY") && table.out.contains(other.name))
+                #expect(table.out.contains("ACTIVE") && table.out.contains("0/3") && table.out.contains(other.name), "\(table.out)")
             }
         }
 

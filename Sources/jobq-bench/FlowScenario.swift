@@ -65,6 +65,29 @@ struct FlowScenario {
         }
         report.add(Figure("time for 1 worker (concurrency 32) to fill a cap of 20, from its start", fill, unit: "ms"))
         report.add(Figure("most active jobs seen under the cap of 20 (sampled every ms)", [Double(most)], unit: "", target: "≤ 20", met: most <= 20))
+
+        // A worker whose every take is refused must sleep like an idle one: its CPU over the
+        // same span, against the same worker on an empty queue, in this run.
+        let span = quick ? 3.0 : 10.0
+        var idle: [Double] = []
+        var holding: [Double] = []
+        var capped: [Double] = []
+        var rated: [Double] = []
+        for run in 0..<runs {
+            idle.append(try await waitingCPU(.empty, seconds: span, run: run))
+            holding.append(try await waitingCPU(.holdOnly, seconds: span, run: run))
+            capped.append(try await waitingCPU(.capHeld, seconds: span, run: run))
+            rated.append(try await waitingCPU(.rateSpent, seconds: span, run: run))
+        }
+        report.add(
+            Figure(
+                "this process's CPU while its worker's takes are refused by a cap held by a running job (\(Int(span)) s)", capped, unit: "%",
+                reference: "the same worker running the same job, nothing else waiting", referenceValues: holding, target: "≤ 1.5×",
+                met: median(capped) <= 1.5 * max(median(holding), 0.05)))
+        report.add(
+            Figure(
+                "this process's CPU while its worker's takes are refused by a spent rate of 1/1h (\(Int(span)) s)", rated, unit: "%",
+                reference: "the same worker on an empty queue", referenceValues: idle, target: "≤ 1.5×", met: median(rated) <= 1.5 * max(median(idle), 0.05)))
         return report
     }
 
@@ -87,6 +110,7 @@ struct FlowScenario {
     private func worker(_ queue: JobQueue, concurrency: Int, handlers: JobHandlers) throws -> BenchWorker {
         var configuration = WorkerConfiguration(queues: [.init(queue.name)], concurrency: concurrency)
         configuration.maxBlockTimeout = .seconds(1)
+        configuration.shutdownGrace = .seconds(1)
         return try BenchWorker(server: client.configuration, configuration: configuration, handlers: handlers)
     }
 
@@ -148,6 +172,51 @@ struct FlowScenario {
         let inRun = starts.filter { $0 < first + seconds * 1000 }.count
         let perSecond = (0..<seconds).map { k in starts.filter { $0 >= first + k * 1000 && $0 < first + (k + 1) * 1000 }.count }
         return (windows, perSecond, Double(inRun) / Double(limit * seconds), starts.count)
+    }
+
+    enum Waiting { case empty, holdOnly, capHeld, rateSpent }
+
+    /// This process's CPU (%) over `seconds` while a worker (concurrency 8) waits: on an empty
+    /// queue, running one job with nothing else waiting, on a queue whose cap of 1 that running
+    /// job holds while 100 wait, or on one whose rate is spent.
+    func waitingCPU(_ kind: Waiting, seconds: Double, run: Int) async throws -> Double {
+        let queue = try await queue("bench-flow-wait-\(run)")
+        var handlers = JobHandlers()
+        handlers.register(name: "hold") { _, context in
+            // Holds its slot until the measurement ends (cancelled by the shutdown).
+            for _ in 0..<1_000 where !context.isCancelled { try? await Task.sleep(for: .milliseconds(100)) }
+            return []
+        }
+        handlers.register(name: "noop") { _, _ in [] }
+        switch kind {
+        case .empty: break
+        case .holdOnly:
+            _ = try await queue.add(name: "hold", payload: .json("{}"))
+        case .capHeld:
+            try await queue.inspector.setLimits(concurrency: .set(1))
+            _ = try await queue.add(name: "hold", payload: .json("{}"))
+            try await addNoops(queue, 100)
+        case .rateSpent:
+            try await queue.inspector.setLimits(rate: .set(RateLimit(1, per: .seconds(3600))))
+            try await addNoops(queue, 100)
+        }
+        let w = try worker(queue, concurrency: 8, handlers: handlers)
+        // Settle: the first take (and for the rate, its one start) happens.
+        let settle = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < settle {
+            let c = try await queue.inspector.counts()
+            if kind == .empty || (kind != .rateSpent && c.active == 1) || (kind == .rateSpent && c.completed == 1) { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        try await Task.sleep(for: .milliseconds(500))
+        let cpu0 = processCPUSeconds()
+        let t0 = ContinuousClock.now
+        try await Task.sleep(for: .seconds(seconds))
+        let used = processCPUSeconds() - cpu0
+        let elapsed = (ContinuousClock.now - t0).seconds
+        try await w.stop()
+        _ = try await queue.inspector.obliterate(force: true)
+        return used / elapsed * 100
     }
 
     /// From a worker's start until `cap` jobs are active (they sleep 2 s), and the most seen.

@@ -2,11 +2,6 @@ import ArgumentParser
 import Foundation
 import JobQ
 
-/// A limit on the command line: a value, or `off` to remove it.
-struct LimitArgument<Value: Sendable & Hashable>: Sendable {
-    var setting: LimitSetting<Value>
-}
-
 /// `jobq-admin limits <queue>`: shows or changes a queue's flow limits.
 struct Limits: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -21,33 +16,34 @@ struct Limits: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The queue.") var queue: String
-    @Option(help: "Job starts per window across every worker: 100/1s, 5000/1m; off removes it.", transform: Self.rate) var rate: LimitArgument<RateLimit>?
+    @Option(help: "Job starts per window across every worker: 100/1s, 5000/1m; off removes it.", transform: Self.rate) var rate: LimitSetting<RateLimit>?
     @Option(help: "Jobs of the queue running at once across every worker, 1…100000; off removes it.", transform: Self.count)
-    var concurrency: LimitArgument<Int>?
+    var concurrency: LimitSetting<Int>?
     @Option(
         name: .customLong("max-waiting"), help: "Waiting + delayed jobs the queue holds at most; adds beyond fail (queueFull); off removes it.",
-        transform: Self.count) var maxWaiting: LimitArgument<Int>?
+        transform: Self.count) var maxWaiting: LimitSetting<Int>?
     @Flag(help: "Remove every limit (and a throttle) first.") var clear = false
 
-    static func rate(_ text: String) throws -> LimitArgument<RateLimit> {
-        if text == "off" || text == "none" { return LimitArgument(setting: .off) }
+    /// A value, or `off` (`none`) to remove the limit.
+    static func rate(_ text: String) throws -> LimitSetting<RateLimit> {
+        if text == "off" || text == "none" { return .off }
         guard let r = RateLimit(parsing: text) else { throw ValidationError("not a rate: \(text) (use N/DURATION, like 100/1s or 5000/1m, or off)") }
-        return LimitArgument(setting: .set(r))
+        return .set(r)
     }
 
-    static func count(_ text: String) throws -> LimitArgument<Int> {
-        if text == "off" || text == "none" { return LimitArgument(setting: .off) }
+    static func count(_ text: String) throws -> LimitSetting<Int> {
+        if text == "off" || text == "none" { return .off }
         guard text.allSatisfy({ $0.isASCII && $0.isNumber }), let n = Int(text), n >= 1 else {
             throw ValidationError("not a count: \(text) (use a whole number from 1, or off)")
         }
-        return LimitArgument(setting: .set(n))
+        return .set(n)
     }
 
     func run() async throws {
         let counts = try await global.withClient { client in
             let inspector = try global.queue(queue, client).inspector
             if clear || rate != nil || concurrency != nil || maxWaiting != nil {
-                try await inspector.setLimits(rate: rate?.setting, concurrency: concurrency?.setting, maxWaiting: maxWaiting?.setting, clearingAll: clear)
+                try await inspector.setLimits(rate: rate, concurrency: concurrency, maxWaiting: maxWaiting, clearingAll: clear)
             }
             return try await inspector.counts()
         }

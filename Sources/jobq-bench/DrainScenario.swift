@@ -137,10 +137,14 @@ struct DrainScenario {
         var workerCPU: Double
     }
 
-    func drainOnce(n: Int, concurrency: Int, run: Int) async throws -> Measure {
-        let name = "bench-drain-\(concurrency)-\(run)"
+    /// - Parameter prepare: runs on the queue before the jobs are added (flow limits).
+    func drainOnce(n: Int, concurrency: Int, run: Int, label: String = "drain", prepare: (JobQueue) async throws -> Void = { _ in }) async throws
+        -> Measure
+    {
+        let name = "bench-\(label)-\(concurrency)-\(run)"
         let queue = try JobQueue(name: name, client: client)
         _ = try await queue.preloadScripts()
+        try await prepare(queue)
         var start = 0
         while start < n {
             let count = min(10_000, n - start)

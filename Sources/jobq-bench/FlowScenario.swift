@@ -7,6 +7,7 @@ import Foundation
 /// concurrency cap.
 struct FlowScenario {
     let client: RedisClient
+    let reference: RedisBenchmarkTool
     let runs: Int
     let quick: Bool
 
@@ -114,30 +115,18 @@ struct FlowScenario {
         return try BenchWorker(server: client.configuration, configuration: configuration, handlers: handlers)
     }
 
-    /// Jobs/s, Redis CPU µs per job and Redis commands by name of one drain at concurrency 32.
+    /// Jobs/s, Redis CPU µs per job and Redis commands by name of one drain at concurrency 32
+    /// (the `drain` scenario's own, on a queue with or without limits).
     func drain(n: Int, limits: Bool, run: Int) async throws -> (rate: Double, cpu: Double, calls: [String: Int]) {
-        let queue = try await queue("bench-flow-\(limits ? "limits" : "plain")-\(run)")
-        if limits {
-            try await queue.inspector.setLimits(
-                rate: .set(RateLimit(100_000, per: .seconds(1))), concurrency: .set(10_000), maxWaiting: .set(1_000_000_000))
+        let m = try await DrainScenario(client: client, reference: reference, runs: runs, quick: quick).drainOnce(
+            n: n, concurrency: 32, run: run, label: limits ? "flow-limits" : "flow-plain"
+        ) { queue in
+            if limits {
+                try await queue.inspector.setLimits(
+                    rate: .set(RateLimit(100_000, per: .seconds(1))), concurrency: .set(10_000), maxWaiting: .set(1_000_000_000))
+            }
         }
-        try await addNoops(queue, n)
-        var handlers = JobHandlers()
-        handlers.register(name: "noop") { _, _ in [] }
-        let before = try await ServerStats.fetch(client)
-        let t0 = ContinuousClock.now
-        let w = try worker(queue, concurrency: 32, handlers: handlers)
-        let deadline = ContinuousClock.now + .seconds(600)
-        while ContinuousClock.now < deadline {
-            let c = try await queue.inspector.counts()
-            if c.waiting + c.active == 0 { break }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        let elapsed = (ContinuousClock.now - t0).seconds
-        let after = try await ServerStats.fetch(client)
-        try await w.stop()
-        _ = try await queue.inspector.obliterate(force: true)
-        return (Double(n) / elapsed, (after.cpuSeconds - before.cpuSeconds) * 1e6 / Double(n), ServerStats.callsBetween(before, after))
+        return (m.rate, m.cpu, m.breakdown)
     }
 
     /// A rate limit of `limit`/1s over `seconds` with a worker that could go far faster: the

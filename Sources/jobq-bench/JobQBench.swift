@@ -157,7 +157,7 @@ struct JobQBench: AsyncParsableCommand {
             case "client": report = try await ClientScenario(client: client, reference: reference, runs: runs, quick: quick, only: only).run()
             case "enqueue": report = try await EnqueueScenario(client: client, reference: reference, runs: runs, quick: quick).run()
             case "drain": report = try await DrainScenario(client: client, reference: reference, runs: runs, quick: quick).run()
-            case "flow": report = try await FlowScenario(client: client, runs: runs, quick: quick).run()
+            case "flow": report = try await FlowScenario(client: client, reference: reference, runs: runs, quick: quick).run()
             case "steady": report = try await SteadyScenario(client: client, runs: runs, quick: quick).run()
             case "scale": report = try await ScaleScenario(client: client, runs: runs, quick: quick).run()
             case "scale-cluster": report = try await ScaleClusterScenario(runs: runs, quick: quick).run()

@@ -284,7 +284,8 @@ struct WorkerControlTests {
             #expect(worker.pause() == false, "already paused")
             try await WorkerInfo.resume(id, client: queue.client)
             try await eventually(20, "the worker resumes and takes again") { window.started > startedWhilePaused + 3 }
-            #expect(try await Self.info(queue.client, id)?.state ?? "" != "stopping")
+            try await eventually(20, "listed as running again") { try await Self.info(queue.client, id)?.state == "running" }
+            #expect(!worker.isPaused)
         }
         await #expect(throws: JobQError.self) { try await WorkerInfo.pause("no-such-worker", client: queue.client) }
     }

@@ -23,24 +23,19 @@ extension QueueInspector {
         case .off?: fields += [(.rateCount, ""), (.rateWindow, "")]
         case nil: break
         }
-        switch concurrency {
-        case .set(let n)?:
-            guard QueueLimits.concurrencies.contains(n) else {
-                throw JobQError(.invalidOptions, queue: name, detail: "concurrency \(n): a cap is 1…100000 jobs (use off for none)")
+        func count(_ setting: LimitSetting<Int>?, _ field: QueueMetaField, _ range: ClosedRange<Int>, _ what: String) throws(JobQError) {
+            switch setting {
+            case .set(let n)?:
+                guard range.contains(n) else {
+                    throw JobQError(.invalidOptions, queue: name, detail: "\(what) \(n): it is 1…\(range.upperBound) jobs (use off for none)")
+                }
+                fields.append((field, String(n)))
+            case .off?: fields.append((field, ""))
+            case nil: break
             }
-            fields.append((.concurrency, String(n)))
-        case .off?: fields.append((.concurrency, ""))
-        case nil: break
         }
-        switch maxWaiting {
-        case .set(let n)?:
-            guard QueueLimits.maxWaitings.contains(n) else {
-                throw JobQError(.invalidOptions, queue: name, detail: "max waiting \(n): the maximum is 1…1000000000 jobs (use off for none)")
-            }
-            fields.append((.maxWaiting, String(n)))
-        case .off?: fields.append((.maxWaiting, ""))
-        case nil: break
-        }
+        try count(concurrency, .concurrency, QueueLimits.concurrencies, "concurrency")
+        try count(maxWaiting, .maxWaiting, QueueLimits.maxWaitings, "max waiting")
         if clearingAll || !fields.isEmpty {
             try await core.call(core.setLimitsCall(fields, clearAll: clearingAll))
         }

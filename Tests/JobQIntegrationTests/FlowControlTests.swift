@@ -270,7 +270,12 @@ struct WorkerControlTests {
             let heard = try await WorkerInfo.pause(id, client: queue.client)
             #expect(heard >= 1, "the worker hears the nudge on the control channel")
             try await eventually(20, "the worker pauses") { worker.isPaused }
-            try await eventually(20, "running jobs finish") { window.running == 0 }
+            // A finish under way at the pause may take one more job in its slot; once the slots
+            // in use are down to 0 (the heartbeat reads state and count at once) they stay so.
+            try await eventually(20, "running jobs finish") {
+                guard let info = try await Self.info(queue.client, id) else { return false }
+                return info.state == "paused" && info.active == 0
+            }
             let startedWhilePaused = window.started
             // Two heartbeats later (event-driven, no sleep), still nothing started.
             let seen = try await Self.info(queue.client, id)?.lastSeen ?? .distantPast

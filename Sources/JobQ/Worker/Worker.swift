@@ -157,8 +157,8 @@ public final class Worker: Service, Sendable {
 
     // MARK: Control at run time
 
-    /// Pauses this worker, quietly: running jobs finish, no new job starts, the leases of the
-    /// running ones are kept. Its queues are untouched (other workers go on). Returns false if
+    /// Pauses this worker, quietly: running jobs finish, no new job starts (a run whose finish is
+    /// already under way may take one more), the leases of the running ones are kept. Its queues are untouched (other workers go on). Returns false if
     /// it was paused already. An operator does the same with `jobq-admin workers pause <id>`.
     @discardableResult
     public func pause() -> Bool {

@@ -8,13 +8,21 @@ public struct JobCounts: Sendable, Hashable, Codable {
     public var limits = QueueLimits()
     /// Starts in the rate limit's current window (0 without a rate limit).
     public var startsInWindow = 0
-    /// The limit refusing starts now while jobs wait: `throttled`, `concurrency` or `rate`
-    /// (nil when none binds).
+    /// The limit refusing starts now while jobs wait: `throttled`, `concurrency` or `rate`,
+    /// or `group` when every group with waiting jobs is held by its own limits (nil when none
+    /// binds).
     public var limitedBy: String?
-    /// Waiting jobs held back by ``limitedBy`` (0 when none binds).
+    /// Waiting jobs held back by a limit: all of them while ``limitedBy`` binds the queue,
+    /// else those in groups that their limits hold (0 when none).
     public var waitingForLimit = 0
     /// How long ``limitedBy`` holds them, in ms (nil: until a slot frees).
     public var limitWaitMs: Int?
+    /// Groups known to the queue: with waiting or running jobs, or settings of their own.
+    public var groups = 0
+    /// Groups in the rotation (a job of theirs may start now).
+    public var groupsReady = 0
+    /// Groups with waiting jobs that their limits hold (rate, concurrency, throttle, paused).
+    public var groupsHeld = 0
 
     public init() {}
 
@@ -126,16 +134,20 @@ public struct QueueInspector: Sendable {
     }
 
     /// Jobs in one state, in the order they will run (waiting, delayed, active) or newest first
-    /// (finished), optionally filtered by name and creation time.
+    /// (finished), optionally filtered by name, creation time and group. Waiting jobs without a
+    /// group come first, then each group's line (groups by name); with `group`, waiting jobs
+    /// are that group's line in the order it runs.
     ///
     /// - Important: filtering reads records in pages of 500 and stops after scanning 100,000, so
     ///   a filtered listing of a huge queue may be partial.
     public func jobs(
         state: JobState, name jobName: String? = nil, createdAfter: Date? = nil, createdBefore: Date? = nil,
-        limit: Int = 100, offset: Int = 0
+        group: String? = nil, limit: Int = 100, offset: Int = 0
     ) async throws(JobQError) -> [Job] {
+        if let group { try QueueKeys.validate(group: group, queue: name) }
         let limit = max(0, min(limit, 10_000))
-        let filtered = jobName != nil || createdAfter != nil || createdBefore != nil
+        let groupLine = state == .waiting ? group : nil
+        let filtered = jobName != nil || createdAfter != nil || createdBefore != nil || (group != nil && groupLine == nil)
         var out: [Job] = []
         var skipped = 0
         var rank = filtered ? 0 : max(0, offset)
@@ -143,7 +155,18 @@ public struct QueueInspector: Sendable {
         let newestFirst = state.isFinished
         var scanned = 0
         while out.count < limit, scanned < 100_000 {
-            let ids = try await idsInOrder(state, start: rank, count: page, newestFirst: newestFirst)
+            let ids: [String]
+            if let groupLine {
+                do {
+                    let reply = try await core.client.send(
+                        RedisCommand("ZRANGE", core.keys.groupWaiting(groupLine), rank, rank + page - 1), idempotent: true)
+                    ids = (reply.array ?? []).compactMap(\.string)
+                } catch {
+                    throw JobQError(redis: error, queue: name)
+                }
+            } else {
+                ids = try await idsInOrder(state, start: rank, count: page, newestFirst: newestFirst)
+            }
             if ids.isEmpty { break }
             let replies: [RedisReply]
             do {
@@ -156,6 +179,7 @@ public struct QueueInspector: Sendable {
                 if let jobName, job.name != jobName { continue }
                 if let createdAfter, job.createdAt <= createdAfter { continue }
                 if let createdBefore, job.createdAt >= createdBefore { continue }
+                if let group, job.options.group != group { continue }
                 if filtered, skipped < offset {
                     skipped += 1
                     continue
@@ -174,6 +198,7 @@ public struct QueueInspector: Sendable {
     /// list (oldest first), then priorities below 0.
     private func idsInOrder(_ state: JobState, start: Int, count: Int, newestFirst: Bool) async throws(JobQError) -> [String] {
         func strings(_ reply: RedisReply) -> [String] { (reply.array ?? []).compactMap(\.string) }
+        let groups = state == .waiting ? try await knownGroups(upTo: 100_000) : []
         do {
             guard state == .waiting else {
                 let reply = try await core.client.send(
@@ -205,6 +230,26 @@ public struct QueueInspector: Sendable {
             if rank < end {
                 let a = rank - listed
                 ids += strings(try await core.client.send(RedisCommand("ZRANGE", core.keys.prioritized, a, a + (end - rank) - 1), idempotent: true))
+                rank = start + ids.count
+            }
+            if rank < end {
+                // Then the groups' lines, groups by name.
+                let ungrouped = (try await core.client.send(RedisCommand("ZCARD", core.keys.prioritized), idempotent: true).int ?? 0) + listed
+                var sizes: [RedisReply] = []
+                if !groups.isEmpty {
+                    sizes = try await core.client.pipeline(groups.map { RedisCommand("ZCARD", core.keys.groupWaiting($0)) }, idempotent: true)
+                }
+                var first = ungrouped
+                for (group, size) in zip(groups, sizes) where rank < end {
+                    let n = size.int ?? 0
+                    if rank < first + n {
+                        let a = rank - first
+                        let b = min(end - first, n) - 1
+                        ids += strings(try await core.client.send(RedisCommand("ZRANGE", core.keys.groupWaiting(group), a, b), idempotent: true))
+                        rank = first + b + 1
+                    }
+                    first += n
+                }
             }
             return ids
         } catch {
@@ -243,10 +288,12 @@ public struct QueueInspector: Sendable {
             (core.keys.wait, .waiting), (core.keys.prioritized, .waiting), (core.keys.delayed, .delayed),
             (core.keys.completed, .completed), (core.keys.failed, .failed), (core.keys.cancelled, .cancelled),
         ]
-        for (key, state) in sets {
+        var lines: [(String, JobState, String?)] = sets.map { ($0.0, $0.1, nil) }
+        for group in try await knownGroups(upTo: 100_000) { lines.append((core.keys.groupWaiting(group), .waiting, group)) }
+        for (key, state, group) in lines {
             var cursor = 0
             for _ in 0..<1_000_000 {
-                let step = try await core.call(core.removeJobsNamedCall(jobName, in: key, state: state, cursor: cursor))
+                let step = try await core.call(core.removeJobsNamedCall(jobName, in: key, state: state, group: group, cursor: cursor))
                 removed += step.removed
                 cursor = step.cursor
                 if !step.more { break }

@@ -43,6 +43,17 @@ public struct QueueKeys: Sendable, Hashable {
     /// (the run's lease token), score = start time (ms, Redis clock). Every take trims it, so
     /// it holds at most the limit's count; removing the rate limit deletes it.
     public var rate: String { base + "rate" }
+    /// Prefix of the groups' keys, `jobq:{<queue>}:g:` (`docs/data-model.md`): `ready` (ZSET,
+    /// the rotation), `later` (ZSET, held by time), `blocked` (SET, held for a slot or a
+    /// resume), `waiting` (STRING, jobs in all groups' lines), `known` (SET), and per group
+    /// `w:<g>` (ZSET, its line), `a:<g>` (SET, its running jobs), `m:<g>` (HASH, its
+    /// settings), `r:<g>` (ZSET, its rate log). Scripts derive them all from this prefix.
+    public var groupPrefix: String { base + "g:" }
+    /// `SET` of the groups that have waiting or running jobs or settings of their own.
+    public var knownGroups: String { groupPrefix + "known" }
+    /// `ZSET` of one group's waiting jobs; score as in ``prioritized``.
+    public func groupWaiting(_ group: String) -> String { groupPrefix + "w:" + group }
+
     /// `STRING` lock held by the worker running the reaper.
     public var reaperLock: String { base + "reaper" }
     /// Pub/sub channel carrying cancel requests (sharded pub/sub in cluster mode).
@@ -77,6 +88,20 @@ public struct QueueKeys: Sendable, Hashable {
     /// Global pub/sub channel nudging a worker to read an operator's request now (payload:
     /// its id); without it, the worker reads the request at its next beat.
     public static let controlChannel = "jobq:control"
+
+    /// Checks a group name: 1–256 bytes of UTF-8 without control characters. Braces are
+    /// fine: the queue's hash tag comes first in every key.
+    public static func validate(group: String, queue: String) throws(JobQError) {
+        let bytes = group.utf8.count
+        guard bytes >= 1, bytes <= 256 else {
+            throw JobQError(.invalidOptions, queue: queue, detail: "a group name is 1 to 256 bytes long; this one is \(bytes)")
+        }
+        if let bad = group.unicodeScalars.first(where: { $0.properties.generalCategory == .control }) {
+            throw JobQError(
+                .invalidOptions, queue: queue,
+                detail: "a group name may not contain a control character (U+\(String(bad.value, radix: 16, uppercase: true)))")
+        }
+    }
 
     /// Checks a queue name: 1–100 bytes of UTF-8, no `{`, `}` or control characters (an empty or
     /// broken hash tag would scatter the queue across cluster slots).

@@ -67,16 +67,27 @@ public struct QueueLimits: Sendable, Hashable, Codable {
     public var maxWaiting: Int?
     /// A handler's ``RateLimited`` holds every start until then (nil when none lies ahead).
     public var throttledUntil: Date?
+    /// Each group's default rate (a group's own limit overrides it).
+    public var groupRate: RateLimit?
+    /// Each group's default concurrency: jobs of one group active at once, across every worker.
+    public var groupConcurrency: Int?
 
-    public init(rate: RateLimit? = nil, concurrency: Int? = nil, maxWaiting: Int? = nil, throttledUntil: Date? = nil) {
+    public init(
+        rate: RateLimit? = nil, concurrency: Int? = nil, maxWaiting: Int? = nil, throttledUntil: Date? = nil,
+        groupRate: RateLimit? = nil, groupConcurrency: Int? = nil
+    ) {
         self.rate = rate
         self.concurrency = concurrency
         self.maxWaiting = maxWaiting
         self.throttledUntil = throttledUntil
+        self.groupRate = groupRate
+        self.groupConcurrency = groupConcurrency
     }
 
     /// True when no limit is set and no throttle lies ahead.
-    public var isEmpty: Bool { rate == nil && concurrency == nil && maxWaiting == nil && throttledUntil == nil }
+    public var isEmpty: Bool {
+        rate == nil && concurrency == nil && maxWaiting == nil && throttledUntil == nil && groupRate == nil && groupConcurrency == nil
+    }
 
     public static let concurrencies = 1...100_000
     public static let maxWaitings = 1...1_000_000_000
@@ -90,18 +101,32 @@ public enum LimitSetting<Value: Sendable & Hashable>: Sendable, Hashable {
     case off
 }
 
-/// Thrown by a handler to hold back its queue: the job goes back to the front of waiting with
-/// no attempt used, and no worker starts a job of the queue until `retryAfter` has passed
-/// (a longer throttle already set stays). For an API that answered "429 Too Many Requests".
+/// Thrown by a handler to hold back its queue, or only the job's group: the job goes back to
+/// the front of waiting with no attempt used, and no worker starts a job of the queue (of the
+/// group) until `retryAfter` has passed (a longer throttle already set stays). For an API that
+/// answered "429 Too Many Requests": `.group` when the limit is the tenant's (its API key),
+/// `.queue` when it is shared.
 public struct RateLimited: Error, Sendable, Hashable, CustomStringConvertible {
-    /// How long the queue waits, 1 ms…1 day.
-    public var retryAfter: Duration
-
-    public init(retryAfter: Duration) {
-        self.retryAfter = retryAfter
+    /// What a ``RateLimited`` holds back.
+    public enum Scope: String, Sendable, Hashable, Codable {
+        /// Every job of the queue.
+        case queue
+        /// The jobs of the throwing job's group (the queue when the job has no group).
+        case group
     }
 
-    public var description: String { "rate limited: retry after \(Backoff.text(retryAfter))" }
+    /// How long the queue waits, 1 ms…1 day.
+    public var retryAfter: Duration
+    public var scope: Scope
+
+    public init(retryAfter: Duration, scope: Scope = .queue) {
+        self.retryAfter = retryAfter
+        self.scope = scope
+    }
+
+    public var description: String {
+        "rate limited: retry after \(Backoff.text(retryAfter))" + (scope == .group ? " (the job's group)" : "")
+    }
 
     /// The throttle in ms, within its range.
     var milliseconds: Int { min(max(retryAfter.milliseconds, 1), 86_400_000) }

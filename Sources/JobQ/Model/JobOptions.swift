@@ -20,11 +20,15 @@ public struct JobOptions: Sendable, Hashable {
     public var removeOnComplete: Bool = false
     /// Delete this job's record as soon as it fails for good.
     public var removeOnFail: Bool = false
+    /// The job's group (a tenant, a customer, an API key): takes rotate fairly over the groups
+    /// that have jobs ready, each under its own limits (`docs/flow-control.md`). 1–256 bytes of
+    /// UTF-8 without control characters; nil = no group (such jobs go before grouped ones).
+    public var group: String?
 
     public init(
         jobID: String? = nil, delay: Duration? = nil, runAt: Date? = nil, priority: JobPriority = .normal,
         attempts: Int = 3, backoff: Backoff = .default, timeout: Duration = .seconds(300), maxStalls: Int = 1,
-        removeOnComplete: Bool = false, removeOnFail: Bool = false
+        removeOnComplete: Bool = false, removeOnFail: Bool = false, group: String? = nil
     ) {
         self.jobID = jobID
         self.delay = delay
@@ -36,14 +40,26 @@ public struct JobOptions: Sendable, Hashable {
         self.maxStalls = maxStalls
         self.removeOnComplete = removeOnComplete
         self.removeOnFail = removeOnFail
+        self.group = group
     }
 
     public static let `default` = JobOptions()
+
+    /// These options with the job in `group`.
+    public func group(_ group: String) -> JobOptions {
+        var copy = self
+        copy.group = group
+        return copy
+    }
+
+    /// A job of no group with default options otherwise: `.group("tenant-42")`.
+    public static func group(_ group: String) -> JobOptions { JobOptions(group: group) }
 
     /// Checks every range; throws ``JobQError/Code-swift.struct/invalidOptions`` naming the option.
     func validate(queue: String) throws(JobQError) {
         func bad(_ text: String) -> JobQError { JobQError(.invalidOptions, queue: queue, jobID: jobID, detail: text) }
         if let jobID { try JobID.validate(custom: jobID, queue: queue) }
+        if let group { try QueueKeys.validate(group: group, queue: queue) }
         guard JobPriority.range.contains(priority.value) else { throw bad("priority \(priority.value) is outside -1000…1000") }
         guard (1...1000).contains(attempts) else { throw bad("attempts \(attempts) is outside 1…1000 (it counts runs, the first included)") }
         guard (0...1000).contains(maxStalls) else { throw bad("maxStalls \(maxStalls) is outside 0…1000") }
@@ -68,6 +84,7 @@ public struct JobOptions: Sendable, Hashable {
         if maxStalls != 1 { fields.append((.maxStalls, String(maxStalls))) }
         if removeOnComplete { fields.append((.removeOnComplete, JobField.flagSet)) }
         if removeOnFail { fields.append((.removeOnFail, JobField.flagSet)) }
+        if let group { fields.append((.group, group)) }
         return fields.map { ($0.0.rawValue, $0.1) }
     }
 
@@ -83,6 +100,7 @@ public struct JobOptions: Sendable, Hashable {
         if let m = text(.maxStalls).flatMap(Int.init) { maxStalls = m }
         removeOnComplete = text(.removeOnComplete) == JobField.flagSet
         removeOnFail = text(.removeOnFail) == JobField.flagSet
+        group = text(.group)
     }
 }
 

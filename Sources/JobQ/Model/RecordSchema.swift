@@ -58,11 +58,13 @@ package enum JobField: String, CaseIterable, Sendable {
     case cancelRequested = "cr"
     case cancelReason = "cx"
     case cancelRequestedBy = "cb"
+    /// The job's group (`JobOptions.group`): it waits in its group's line (`docs/flow-control.md`).
+    case group = "g"
 
     package var type: FieldType {
         switch self {
         case .name, .state, .worker, .execution, .progressMessage, .errorReason, .errorDetails,
-            .previousReason, .previousDetails, .cancelReason, .cancelRequestedBy, .backoff, .encoding:
+            .previousReason, .previousDetails, .cancelReason, .cancelRequestedBy, .backoff, .encoding, .group:
             .text
         case .payload, .checkpoint, .result: .bytes
         case .priority, .attempts, .timeout, .maxStalls, .attemptsMade, .stallCount: .integer
@@ -112,10 +114,12 @@ package enum EventField: String, CaseIterable, Sendable {
     case previousState = "from"
     case state = "state"
     case count = "count"
+    /// The group a `limits` event changed.
+    case group = "g"
 
     package var type: FieldType {
         switch self {
-        case .kind, .job, .name, .worker, .reason, .details, .progressMessage, .cancelledBy, .previousState, .state: .text
+        case .kind, .job, .name, .worker, .reason, .details, .progressMessage, .cancelledBy, .previousState, .state, .group: .text
         case .result: .bytes
         case .attempt, .retryDelay, .stallCount, .count: .integer
         case .progressPercent: .number
@@ -135,6 +139,11 @@ package enum QueueMetaField: String, CaseIterable, Sendable {
     case rateWindow = "rw"
     case throttledUntil = "tu"
     case maxWaiting = "mw"
+    // The groups' defaults; a group's own settings (`jobq:{<q>}:g:m:<group>`) use the
+    // fields paused, cc, rn, rw and tu, with -1 in cc or rn for "no limit for this group".
+    case groupConcurrency = "gc"
+    case groupRateCount = "gn"
+    case groupRateWindow = "gw"
 
     package var type: FieldType {
         switch self {
@@ -150,7 +159,7 @@ package enum QueueMetaField: String, CaseIterable, Sendable {
         case .keepCompleted: "10"
         case .keepFailed: "5"
         case .keepCancelled: "10"
-        case .concurrency, .rateCount, .rateWindow, .throttledUntil, .maxWaiting: nil
+        case .concurrency, .rateCount, .rateWindow, .throttledUntil, .maxWaiting, .groupConcurrency, .groupRateCount, .groupRateWindow: nil
         }
     }
 }

@@ -120,49 +120,57 @@ final class QueueCore: Sendable {
     // MARK: - Key lists, in each script's header order
 
     func addKeys(_ id: String) -> [String] {
-        [keys.job(id), keys.wait, keys.prioritized, keys.delayed, keys.marker, keys.events, keys.sequence, keys.meta]
+        [keys.job(id), keys.wait, keys.prioritized, keys.delayed, keys.marker, keys.events, keys.sequence, keys.meta, keys.groupPrefix]
     }
     var takeKeys: [String] {
-        [keys.wait, keys.prioritized, keys.active, keys.delayed, keys.meta, keys.marker, keys.events, keys.sequence, keys.jobPrefix, keys.rate]
+        [
+            keys.wait, keys.prioritized, keys.active, keys.delayed, keys.meta, keys.marker, keys.events, keys.sequence, keys.jobPrefix, keys.rate,
+            keys.groupPrefix,
+        ]
     }
     func finishKeys(_ id: String) -> [String] {
         [
             keys.job(id), keys.active, keys.wait, keys.prioritized, keys.delayed, keys.completed, keys.failed, keys.cancelled,
-            keys.meta, keys.marker, keys.events, keys.sequence, keys.jobPrefix, keys.rate,
+            keys.meta, keys.marker, keys.events, keys.sequence, keys.jobPrefix, keys.rate, keys.groupPrefix,
         ]
     }
     var recoverKeys: [String] {
         [
             keys.active, keys.wait, keys.prioritized, keys.failed, keys.cancelled, keys.meta, keys.marker, keys.events, keys.sequence, keys.jobPrefix,
-            keys.reaperLock,
+            keys.reaperLock, keys.groupPrefix,
         ]
     }
-    var promoteKeys: [String] { [keys.delayed, keys.wait, keys.prioritized, keys.marker, keys.events, keys.sequence, keys.jobPrefix] }
     var cancelKeys: [String] {
-        [keys.wait, keys.prioritized, keys.delayed, keys.cancelled, keys.meta, keys.events, keys.cancelChannel, keys.jobPrefix]
+        [keys.wait, keys.prioritized, keys.delayed, keys.cancelled, keys.meta, keys.events, keys.cancelChannel, keys.jobPrefix, keys.groupPrefix]
     }
     var removeKeys: [String] {
-        [keys.wait, keys.prioritized, keys.delayed, keys.completed, keys.failed, keys.cancelled, keys.events, keys.jobPrefix]
+        [keys.wait, keys.prioritized, keys.delayed, keys.completed, keys.failed, keys.cancelled, keys.events, keys.jobPrefix, keys.groupPrefix]
     }
     /// Ids per cancel or remove call: each waiting id costs a scan of the wait list (LREM), so
     /// a batch stays well inside Redis's slow-script budget even on long queues.
     var idBatch: Int { min(settings.batchSize, 200) }
     var pauseKeys: [String] { [keys.meta, keys.marker, keys.events] }
-    var limitsKeys: [String] { [keys.meta, keys.marker, keys.events, keys.rate] }
-    var purgeKeys: [String] { [keys.wait, keys.prioritized, keys.delayed, keys.events, keys.jobPrefix] }
+    var limitsKeys: [String] { [keys.meta, keys.marker, keys.events, keys.rate, keys.sequence, keys.groupPrefix] }
+    var groupSettingsKeys: [String] { [keys.groupPrefix, keys.sequence, keys.marker, keys.events] }
+    var countGroupsKeys: [String] { [keys.meta, keys.groupPrefix] }
+    var purgeKeys: [String] { [keys.wait, keys.prioritized, keys.delayed, keys.events, keys.jobPrefix, keys.groupPrefix] }
     func cleanKeys(_ state: JobState) -> [String] { [keys.set(for: state), keys.events, keys.jobPrefix] }
-    var countKeys: [String] { [keys.wait, keys.prioritized, keys.delayed, keys.active, keys.completed, keys.failed, keys.cancelled, keys.meta, keys.rate] }
-    var retryKeys: [String] { [keys.failed, keys.cancelled, keys.wait, keys.prioritized, keys.marker, keys.events, keys.sequence, keys.jobPrefix] }
+    var countKeys: [String] {
+        [keys.wait, keys.prioritized, keys.delayed, keys.active, keys.completed, keys.failed, keys.cancelled, keys.meta, keys.rate, keys.groupPrefix]
+    }
+    var retryKeys: [String] {
+        [keys.failed, keys.cancelled, keys.wait, keys.prioritized, keys.marker, keys.events, keys.sequence, keys.jobPrefix, keys.groupPrefix]
+    }
     var obliterateKeys: [String] {
         [
             keys.meta, keys.wait, keys.prioritized, keys.delayed, keys.active, keys.completed, keys.failed, keys.cancelled,
-            keys.events, keys.marker, keys.sequence, keys.reaperLock, keys.jobPrefix, keys.rate,
+            keys.events, keys.marker, keys.sequence, keys.reaperLock, keys.jobPrefix, keys.rate, keys.groupPrefix,
         ]
     }
     var extendKeys: [String] { [keys.active, keys.jobPrefix] }
     func progressKeys(_ id: String) -> [String] { [keys.job(id), keys.events] }
     func checkpointKeys(_ id: String) -> [String] { [keys.job(id)] }
-    func removeNamedKeys(_ key: String) -> [String] { [key, keys.events, keys.jobPrefix] }
+    func removeNamedKeys(_ key: String) -> [String] { [key, keys.events, keys.jobPrefix, keys.groupPrefix] }
     var readEventsKeys: [String] { [keys.events] }
 
     var maxLen: String { String(settings.eventsMaxLength) }

@@ -6,7 +6,7 @@ import Foundation
 extension QueueCore {
     // MARK: Producer
 
-    /// `addJob-8`. `job` is validated already; its id is made by the caller before sending.
+    /// `addJob-9`. `job` is validated already; its id is made by the caller before sending.
     func addJobCall(id: String, job: JobQueue.NewJob) -> ScriptCall<JobQueue.AddResult> {
         let options = job.options
         var arguments: [any RedisArgument] = [
@@ -44,7 +44,7 @@ extension QueueCore {
         }
     }
 
-    /// `cancelJobs-8`: up to ``idBatch`` ids; one outcome per id, in order.
+    /// `cancelJobs-9`: up to ``idBatch`` ids; one outcome per id, in order.
     func cancelJobsCall(_ ids: [String], reason: String, requestedBy by: String, sharded: Bool) -> ScriptCall<[JobQueue.CancelOutcome]> {
         let arguments: [any RedisArgument] =
             [String(reason.prefix(1024)), String(by.prefix(256)), maxLen, sharded ? "1" : "0"]
@@ -75,7 +75,7 @@ extension QueueCore {
 
     // MARK: Worker
 
-    /// `takeJob-10`: the next job under a new lease token.
+    /// `takeJob-11`: the next job under a new lease token.
     func takeJobCall(lease: Lease) -> ScriptCall<Take> {
         let script = scripts.takeJob
         let queue = name
@@ -85,7 +85,7 @@ extension QueueCore {
         }
     }
 
-    /// `finishJob-14`: ends a run (`outcome`: completed, failed, unrecoverable, timeout,
+    /// `finishJob-15`: ends a run (`outcome`: completed, failed, unrecoverable, timeout,
     /// cancelled, shutdown); with `next`, takes the next job under that lease in the same call.
     func finishJobCall(_ id: String, token: String, outcome: String, value: [UInt8], reason: String, retryDelayMs: Int64, next: Lease?) -> ScriptCall<Finish> {
         let arguments: [any RedisArgument] = [
@@ -132,7 +132,7 @@ extension QueueCore {
         }
     }
 
-    /// `recoverStalled-11`: the reaper. With `lockMs` > 0 it runs only while `holder` holds the
+    /// `recoverStalled-12`: the reaper. With `lockMs` > 0 it runs only while `holder` holds the
     /// queue's reaper lock; `remaining` is -1 when another worker holds it.
     func recoverStalledCall(batch: Int, holder: String, lockMs: Int64) -> ScriptCall<(requeued: Int, failed: Int, cancelled: Int, remaining: Int)> {
         let script = scripts.recoverStalled
@@ -165,35 +165,40 @@ extension QueueCore {
 
     // MARK: Operator
 
-    /// `countJobs-9`: one consistent reading of the counts per state, the paused flag and
+    /// `countJobs-10`: one consistent reading of the counts per state, the paused flag and
     /// the flow limits with what they hold back now.
     func countJobsCall() -> ScriptCall<JobCounts> {
         let script = scripts.countJobs
         let queue = name
         return ScriptCall(script, keys: countKeys, arguments: [], idempotent: true) { reply throws(JobQError) in
-            guard let all = reply.array, all.count == 15, let limitedBy = all[13].string else { throw QueueCore.unexpected(reply, script, queue: queue) }
+            guard let all = reply.array, all.count == 22, let limitedBy = all[13].string else { throw QueueCore.unexpected(reply, script, queue: queue) }
             let items = all.compactMap(\.int)
-            guard items.count == 14 else { throw QueueCore.unexpected(reply, script, queue: queue) }
+            guard items.count == 21 else { throw QueueCore.unexpected(reply, script, queue: queue) }
+            // items skips limitedBy: from index 13 on, item i is reply item i + 1.
             func set(_ i: Int) -> Int? { items[i] >= 0 ? items[i] : nil }
             var counts = JobCounts()
             (counts.waiting, counts.delayed, counts.active) = (items[0], items[1], items[2])
             (counts.completed, counts.failed, counts.cancelled) = (items[3], items[4], items[5])
             counts.paused = items[6] == 1
-            var limits = QueueLimits(concurrency: set(7), maxWaiting: set(11))
+            var limits = QueueLimits(concurrency: set(7), maxWaiting: set(11), groupConcurrency: set(14))
             if let n = set(8), let w = set(9) { limits.rate = RateLimit(n, per: .milliseconds(w)) }
+            if let n = set(15), let w = set(16) { limits.groupRate = RateLimit(n, per: .milliseconds(w)) }
+            (counts.groups, counts.groupsReady, counts.groupsHeld) = (items[17], items[18], items[19])
             if let t = set(10) { limits.throttledUntil = Date(timeIntervalSince1970: Double(t) / 1000) }
             counts.limits = limits
             counts.startsInWindow = items[12]
             if !limitedBy.isEmpty {
                 counts.limitedBy = limitedBy
-                counts.waitingForLimit = counts.waiting
+                counts.waitingForLimit = limitedBy == "group" ? items[20] : counts.waiting
                 counts.limitWaitMs = items[13] >= 0 ? items[13] : nil
+            } else {
+                counts.waitingForLimit = items[20]
             }
             return counts
         }
     }
 
-    /// `setLimits-4`: clears every flow limit first when `clearAll`, then sets (or, with an
+    /// `setLimits-6`: clears every flow limit first when `clearAll`, then sets (or, with an
     /// empty value, clears) each field given.
     func setLimitsCall(_ fields: [(QueueMetaField, String)], clearAll: Bool) -> ScriptCall<Void> {
         var arguments: [any RedisArgument] = [maxLen, clearAll ? "1" : "0"]
@@ -208,7 +213,54 @@ extension QueueCore {
         }
     }
 
-    /// `removeJobs-8`: up to ``idBatch`` ids that are not running; one outcome per id.
+    /// `setGroup-4`: one group's settings; clears its limits and throttle first when
+    /// `clearAll`. Answers whether it was paused before and is now.
+    func setGroupCall(_ group: String, fields: [(QueueMetaField, String)], clearAll: Bool) -> ScriptCall<(wasPaused: Bool, isPaused: Bool)> {
+        var arguments: [any RedisArgument] = [maxLen, group, clearAll ? "1" : "0"]
+        for (field, value) in fields {
+            arguments.append(field.rawValue)
+            arguments.append(value)
+        }
+        let script = scripts.setGroup
+        let queue = name
+        return ScriptCall(script, keys: groupSettingsKeys, arguments: arguments, idempotent: true) { reply throws(JobQError) in
+            guard let items = reply.array?.compactMap(\.int), items.count == 3, items[0] == ScriptStatus.applied else {
+                throw QueueCore.unexpected(reply, script, queue: queue)
+            }
+            return (items[1] == 1, items[2] == 1)
+        }
+    }
+
+    /// `countGroups-2`: counts and settings of up to 1,000 groups, in order.
+    func countGroupsCall(_ groups: [String]) -> ScriptCall<[GroupCounts]> {
+        let script = scripts.countGroups
+        let queue = name
+        return ScriptCall(script, keys: countGroupsKeys, arguments: groups.map { $0 as any RedisArgument }, idempotent: true) {
+            reply throws(JobQError) in
+            guard let items = reply.array, items.count == 11 * groups.count else { throw QueueCore.unexpected(reply, script, queue: queue) }
+            var out: [GroupCounts] = []
+            for (i, group) in groups.enumerated() {
+                let row = items[(11 * i)..<(11 * i + 11)].map { $0 }
+                let n = row.map { $0.int ?? -1 }
+                guard let status = row[9].string.flatMap(GroupCounts.Status.init(rawValue:)) else {
+                    throw QueueCore.unexpected(reply, script, queue: queue)
+                }
+                var counts = GroupCounts(group: group)
+                (counts.waiting, counts.active, counts.paused) = (n[0], n[1], n[2] == 1)
+                counts.concurrency = n[3] >= 0 ? n[3] : nil
+                if n[4] >= 0, n[5] >= 0 { counts.rate = RateLimit(n[4], per: .milliseconds(n[5])) }
+                counts.hasOwnLimits = n[6] == 1
+                if n[7] >= 0 { counts.throttledUntil = Date(timeIntervalSince1970: Double(n[7]) / 1000) }
+                counts.startsInWindow = max(0, n[8])
+                counts.status = status
+                counts.heldForMs = n[10] >= 0 ? n[10] : nil
+                out.append(counts)
+            }
+            return out
+        }
+    }
+
+    /// `removeJobs-9`: up to ``idBatch`` ids that are not running; one outcome per id.
     func removeJobsCall(_ ids: [String]) -> ScriptCall<[QueueInspector.RemoveOutcome]> {
         let script = scripts.removeJobs
         let queue = name
@@ -234,12 +286,18 @@ extension QueueCore {
         }
     }
 
-    /// `removeJobsNamed-3`: one bounded scan of the set `key` (holding `state` jobs) from
-    /// `cursor`; answers how many went, the next cursor and whether more remain.
-    func removeJobsNamedCall(_ jobName: String, in key: String, state: JobState, cursor: Int) -> ScriptCall<(removed: Int, cursor: Int, more: Bool)> {
+    /// `removeJobsNamed-4`: one bounded scan of the set `key` (holding `state` jobs; a group's
+    /// line with `group`) from `cursor`; answers how many went, the next cursor and whether
+    /// more remain.
+    func removeJobsNamedCall(
+        _ jobName: String, in key: String, state: JobState, group: String? = nil, cursor: Int
+    ) -> ScriptCall<(removed: Int, cursor: Int, more: Bool)> {
         let script = scripts.removeJobsNamed
         let queue = name
-        return ScriptCall(script, keys: removeNamedKeys(key), arguments: [jobName, cursor, settings.batchSize, maxLen, state.rawValue], idempotent: true) {
+        return ScriptCall(
+            script, keys: removeNamedKeys(key), arguments: [jobName, cursor, settings.batchSize, maxLen, state.rawValue, group ?? ""],
+            idempotent: true
+        ) {
             reply throws(JobQError) in
             guard let items = reply.array?.compactMap(\.int), items.count == 3 else { throw QueueCore.unexpected(reply, script, queue: queue) }
             return (items[0], items[1], items[2] != 0)
@@ -256,7 +314,7 @@ extension QueueCore {
         }
     }
 
-    /// `purgeJobs-5`: one batch of waiting and delayed jobs deleted.
+    /// `purgeJobs-6`: one batch of waiting and delayed jobs deleted.
     func purgeJobsCall() -> ScriptCall<BatchStep> {
         batchCall(scripts.purgeJobs, keys: purgeKeys, arguments: [settings.batchSize, maxLen])
     }
@@ -266,7 +324,7 @@ extension QueueCore {
         batchCall(scripts.cleanJobs, keys: cleanKeys(state), arguments: [Int64(olderThan.milliseconds), batch, maxLen, state.rawValue])
     }
 
-    /// `retryJobs-8`, ids mode: one outcome per id.
+    /// `retryJobs-9`, ids mode: one outcome per id.
     func retryJobsCall(_ ids: [String]) -> ScriptCall<[QueueInspector.RetryOutcome]> {
         let script = scripts.retryJobs
         let queue = name
@@ -283,12 +341,12 @@ extension QueueCore {
         }
     }
 
-    /// `retryJobs-8`, failed mode: one batch of every failed record.
+    /// `retryJobs-9`, failed mode: one batch of every failed record.
     func retryAllFailedCall() -> ScriptCall<BatchStep> {
         batchCall(scripts.retryJobs, keys: retryKeys, arguments: [maxLen, "failed", settings.batchSize])
     }
 
-    /// `obliterateQueue-14`: one batch of the queue deleted; refused (`NOT_PAUSED`,
+    /// `obliterateQueue-15`: one batch of the queue deleted; refused (`NOT_PAUSED`,
     /// `HAS_ACTIVE`) without `force`.
     func obliterateQueueCall(force: Bool) -> ScriptCall<BatchStep> {
         batchCall(scripts.obliterateQueue, keys: obliterateKeys, arguments: [force ? "1" : "0", settings.batchSize])

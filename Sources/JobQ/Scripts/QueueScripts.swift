@@ -17,6 +17,8 @@ struct QueueScripts: Sendable {
     let removeJobs: RedisScript
     let setPaused: RedisScript
     let setLimits: RedisScript
+    let setGroup: RedisScript
+    let countGroups: RedisScript
     let purgeJobs: RedisScript
     let cleanJobs: RedisScript
     let countJobs: RedisScript
@@ -35,7 +37,7 @@ struct QueueScripts: Sendable {
     var all: [RedisScript] {
         [
             addJob, takeJob, finishJob, extendLeases, recoverStalled, cancelJobs, removeJobs,
-            setPaused, setLimits, purgeJobs, cleanJobs, countJobs, retryJobs, obliterateQueue, setProgress,
+            setPaused, setLimits, setGroup, countGroups, purgeJobs, cleanJobs, countJobs, retryJobs, obliterateQueue, setProgress,
             saveCheckpoint, removeJobsNamed, readEvents, recordHeartbeat, registerWorker, controlWorker,
         ]
     }
@@ -72,6 +74,8 @@ struct QueueScripts: Sendable {
         removeJobs = try named("removeJobs")
         setPaused = try named("setPaused")
         setLimits = try named("setLimits")
+        setGroup = try named("setGroup")
+        countGroups = try named("countGroups")
         purgeJobs = try named("purgeJobs")
         cleanJobs = try named("cleanJobs")
         countJobs = try named("countJobs")

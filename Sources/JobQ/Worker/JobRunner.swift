@@ -137,7 +137,7 @@ final class JobRunner: Sendable {
                 return (.unrecoverable(reason: fatal.reason, details: fatal.details), nil)
             }
             if let limited = error as? RateLimited {
-                return (.rateLimited(throttleMs: limited.milliseconds), nil)
+                return (.rateLimited(throttleMs: limited.milliseconds, group: limited.scope == .group), nil)
             }
             let reason = (error as? any FailureReasonProviding)?.failureReason ?? String(describing: type(of: error))
             var delay = retryDelay

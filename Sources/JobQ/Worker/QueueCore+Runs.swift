@@ -29,8 +29,8 @@ extension QueueCore {
         /// Graceful shutdown: back to waiting, no attempt used.
         case shutdown
         /// The handler threw ``RateLimited``: back to the front of waiting, no attempt used,
-        /// the queue throttled for `throttleMs`.
-        case rateLimited(throttleMs: Int)
+        /// the queue (or, with `group`, the job's group) throttled for `throttleMs`.
+        case rateLimited(throttleMs: Int, group: Bool = false)
     }
 
     /// What finishing did.
@@ -78,8 +78,8 @@ extension QueueCore {
             reason = r
         case .shutdown:
             outcome = "shutdown"
-        case .rateLimited(let ms):
-            outcome = "ratelimited"
+        case .rateLimited(let ms, let group):
+            outcome = group ? "ratelimited-group" : "ratelimited"
             retryDelay = Int64(ms)
         }
         if outcome == "completed", value.count > settings.maxResultBytes {

@@ -2,8 +2,10 @@
 --@include emit
 --@include enqueueWaiting
 -- Moves delayed jobs due at `now` into `wait`, at most `most`. Returns how many moved and the
--- next due time as an offset from now (-1 when nothing is delayed).
-local function promoteDue(delayedKey, waitKey, prioritizedKey, seqKey, markerKey, eventsKey, jobPrefix, maxLen, now, most)
+-- next due time as an offset from now (-1 when nothing is delayed). A job of a group goes into
+-- its group's line.
+local function promoteDue(delayedKey, waitKey, prioritizedKey, seqKey, markerKey, eventsKey, jobPrefix, maxLen, now, most,
+                         groupPrefix)
   local first = redis.call('ZRANGE', delayedKey, 0, 0, 'WITHSCORES')
   if not first[2] then return 0, -1 end
   if tonumber(first[2]) > now then return 0, tonumber(first[2]) - now end
@@ -11,11 +13,11 @@ local function promoteDue(delayedKey, waitKey, prioritizedKey, seqKey, markerKey
   for i = 1, #ids do
     local id = ids[i]
     local jobKey = jobPrefix .. id
-    local priority = tonumber(redis.call('HGET', jobKey, F.priority) or 0)
+    local v = redis.call('HMGET', jobKey, F.priority, F.group)
     redis.call('ZREM', delayedKey, id)
     redis.call('HSET', jobKey, F.state, 'waiting')
     redis.call('HDEL', jobKey, F.dueAt)
-    enqueueWaiting(waitKey, prioritizedKey, seqKey, markerKey, id, priority)
+    enqueueWaiting(waitKey, prioritizedKey, seqKey, markerKey, id, tonumber(v[1] or 0), groupPrefix, v[2])
     emit(eventsKey, maxLen, 'waiting', id, nil)
   end
   local nextDue = -1

@@ -12,16 +12,17 @@ local F = {
   attemptsMade = 'am', stallCount = 'sc', startedAt = 'st', finishedAt = 'ft', worker = 'w',
   execution = 'x', progressPercent = 'pp', progressMessage = 'pm', checkpoint = 'cp', result = 'r',
   errorReason = 'er', errorDetails = 'ed', previousReason = 'pe', previousDetails = 'pd',
-  cancelRequested = 'cr', cancelReason = 'cx', cancelRequestedBy = 'cb',
+  cancelRequested = 'cr', cancelReason = 'cx', cancelRequestedBy = 'cb', group = 'g',
 }
 local EV = {
   kind = 'ev', job = 'id', name = 'n', attempt = 'at', worker = 'w', reason = 'er', details = 'ed',
   result = 'r', progressPercent = 'pp', progressMessage = 'pm', retryDelay = 'dl', stallCount = 'sc',
-  cancelledBy = 'by', previousState = 'from', state = 'state', count = 'count',
+  cancelledBy = 'by', previousState = 'from', state = 'state', count = 'count', group = 'g',
 }
 local META = {
   paused = 'paused', keepCompleted = 'kc', keepFailed = 'kf', keepCancelled = 'kx',
   concurrency = 'cc', rateCount = 'rn', rateWindow = 'rw', throttledUntil = 'tu', maxWaiting = 'mw',
+  groupConcurrency = 'gc', groupRateCount = 'gn', groupRateWindow = 'gw',
 }
 -- The value of a set flag field (cancelRequested, removeOnComplete, removeOnFail, paused).
 local FLAG = '1'

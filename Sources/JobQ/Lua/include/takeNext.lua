@@ -7,7 +7,11 @@
     {PAUSED}                               the queue is paused
     {LIMITED, waitMs, limit}               jobs wait, but a flow limit refuses a start now:
                                            waitMs until it may (-1: until a slot frees),
-                                           limit = throttled | concurrency | rate
+                                           limit = throttled | concurrency | rate | group
+                                           (every group with waiting jobs is held by its own
+                                           limits; waitMs then also covers the next delayed job)
+  Jobs without a group go first (priorities above 0, the list, priorities below 0); then the
+  group whose turn it is (groups.lua).
 ]]
 --@include codes
 --@include record
@@ -16,24 +20,27 @@
 --@include promoteDue
 --@include queueMeta
 --@include limitWait
+--@include groups
 -- `meta`: the caller's reading of the queue's settings (queueMeta), or nil to read them here.
 -- `rearm`: true when the caller consumed the marker to get here (a fetcher woken by BZPOPMIN):
 -- taking a job then re-arms it for the next idle fetcher. A finish handing back the next job
 -- consumed nothing, so the marker is as the last add or take left it and needs no write.
 local function takeNext(waitKey, prioritizedKey, activeKey, delayedKey, metaKey, markerKey, eventsKey, seqKey, jobPrefix,
-                        rateKey, token, leaseMs, workerId, maxLen, now, promoteBatch, meta, rearm)
+                        rateKey, groupPrefix, token, leaseMs, workerId, maxLen, now, promoteBatch, meta, rearm)
   if meta == nil then meta = queueMeta(metaKey) end
   if meta.paused then
     redis.call('DEL', markerKey)
     return {PAUSED}
   end
-  local _, nextDue = promoteDue(delayedKey, waitKey, prioritizedKey, seqKey, markerKey, eventsKey, jobPrefix, maxLen, now, promoteBatch)
+  local _, nextDue = promoteDue(delayedKey, waitKey, prioritizedKey, seqKey, markerKey, eventsKey, jobPrefix, maxLen, now, promoteBatch,
+    groupPrefix)
   local active
   if meta.concurrency or meta.rateCount or meta.throttledUntil then
     local waitMs, limit
     waitMs, limit, active = limitWait(meta, activeKey, rateKey, now)
     -- A limit binds only while jobs wait: an empty queue answers "empty" with its next due time.
-    if waitMs and redis.call('LLEN', waitKey) == 0 and redis.call('ZCARD', prioritizedKey) == 0 then
+    if waitMs and redis.call('LLEN', waitKey) == 0 and redis.call('ZCARD', prioritizedKey) == 0
+        and tonumber(redis.call('GET', groupPrefix .. 'waiting') or 0) <= 0 then
       redis.call('DEL', markerKey)
       return {0, nextDue}
     end
@@ -47,8 +54,8 @@ local function takeNext(waitKey, prioritizedKey, activeKey, delayedKey, metaKey,
   end
   -- An id without a record (deleted by hand) is dropped; a few in a row at most.
   for _ = 1, 10 do
-    -- Priorities above 0 first, then the list (FIFO), then priorities below 0.
-    local id
+    -- Priorities above 0 first, then the list (FIFO), then priorities below 0, then groups.
+    local id, group, limitsOfGroup
     local prioritized = redis.call('ZCARD', prioritizedKey)
     if prioritized > 0 then
       local top = redis.call('ZRANGE', prioritizedKey, 0, 0, 'WITHSCORES')
@@ -62,9 +69,16 @@ local function takeNext(waitKey, prioritizedKey, activeKey, delayedKey, metaKey,
     else
       id = redis.call('RPOP', waitKey)
     end
+    if not id then id, group, limitsOfGroup = takeFromGroups(groupPrefix, seqKey, meta, now) end
     if not id then
-      -- Nothing to wake anyone for: the caller re-arms its timer from nextDue.
+      -- Nothing to wake anyone for: the caller re-arms its timer from nextDue (or from the
+      -- first group held by time; a group held for a slot rejoins with a finish's marker).
       redis.call('DEL', markerKey)
+      local held = groupsHeld(groupPrefix, now)
+      if held then
+        if held < 0 or (nextDue >= 0 and nextDue < held) then held = nextDue end
+        return {LIMITED, held, 'group'}
+      end
       return {0, nextDue}
     end
     local jobKey = jobPrefix .. id
@@ -79,6 +93,7 @@ local function takeNext(waitKey, prioritizedKey, activeKey, delayedKey, metaKey,
       -- The log is trimmed by every take (limitWait), so it holds at most rateCount starts;
       -- removing the limit deletes it (setLimits).
       if meta.rateCount and meta.rateWindow then redis.call('ZADD', rateKey, now, token) end
+      if group then groupStarted(groupPrefix, group, limitsOfGroup, id, token, now) end
       -- Re-arm the marker, so another idle fetcher wakes while jobs may remain (one that finds
       -- none clears it with its empty take: one spare round trip beats counting here). Not when
       -- this take filled the concurrency cap: the next finish or reap re-arms it.

@@ -1,7 +1,8 @@
 --[[
   Takes the next runnable job: promotes due delayed jobs (bounded), checks the queue's flow
   limits, pops the best waiting job (priorities above 0, then the FIFO list, then priorities
-  below 0), makes it active under the caller's lease token and records its start in the rate log.
+  below 0, then the job of the group whose turn it is, under that group's limits), makes it
+  active under the caller's lease token and records its start in the rate logs.
 
   KEYS[1] jobq:{<q>}:wait        LIST    waiting jobs of priority 0
   KEYS[2] jobq:{<q>}:prioritized ZSET    other priorities; score = (1000 - priority) * 2^41 + sequence
@@ -13,7 +14,9 @@
   KEYS[8] jobq:{<q>}:seq         STRING  sequence counter (promoted prioritized jobs)
   KEYS[9] jobq:{<q>}:job:        prefix of job records
   KEYS[10] jobq:{<q>}:rate       ZSET    the rate limit's log: lease token, score = start ms
-  Derived keys: jobq:{<q>}:job:<id> HASH, for the job taken and each delayed job promoted.
+  KEYS[11] jobq:{<q>}:g:         prefix of the groups' keys (include/groups.lua)
+  Derived keys: jobq:{<q>}:job:<id> HASH, for the job taken and each delayed job promoted; the
+  group keys of the group taken from, of groups whose turn was checked and of promoted jobs.
 
   ARGV[1] lease token (the execution id)
   ARGV[2] lease length, ms
@@ -26,7 +29,7 @@
           {-3}           PAUSED
           {-10, waitMs, limit}  LIMITED: jobs wait but a flow limit refuses a start; come back
                          in waitMs (-1: when the marker says a slot freed); limit = throttled |
-                         concurrency | rate
+                         concurrency | rate | group (every group with jobs is held)
   Flags: allow-oom. A take moves an id and adds a few short fields to the record (bounded), and
   keeps workers draining, which is what frees memory.
   Events: "waiting" per promoted job; "active" with the attempt and worker id.
@@ -34,4 +37,4 @@
 --@include nowMs
 --@include takeNext
 return takeNext(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10],
-  ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], nowMs(), tonumber(ARGV[5]), nil, true)
+  KEYS[11], ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], nowMs(), tonumber(ARGV[5]), nil, true)

@@ -10,7 +10,9 @@
   KEYS[6] jobq:{<q>}:cancelled   ZSET
   KEYS[7] jobq:{<q>}:events      STREAM
   KEYS[8] jobq:{<q>}:job:        prefix of job records
-  Derived keys: jobq:{<q>}:job:<id> HASH of each id in ARGV.
+  KEYS[9] jobq:{<q>}:g:          prefix of the groups' keys (include/groups.lua)
+  Derived keys: jobq:{<q>}:job:<id> HASH of each id in ARGV; the group keys of each waiting
+  job's group.
 
   ARGV[1] events stream cap
   ARGV[2], ARGV[3], ... job ids (at most 1,000)
@@ -25,7 +27,7 @@
 --@include codes
 --@include emit
 --@include unqueueWaiting
-local waitKey, prioritizedKey, eventsKey, jobPrefix = KEYS[1], KEYS[2], KEYS[7], KEYS[8]
+local waitKey, prioritizedKey, eventsKey, jobPrefix, groupPrefix = KEYS[1], KEYS[2], KEYS[7], KEYS[8], KEYS[9]
 local sets = {delayed = KEYS[3], completed = KEYS[4], failed = KEYS[5], cancelled = KEYS[6]}
 local maxLen = ARGV[1]
 if #ARGV - 1 > 1000 then return redis.error_reply('removeJobs: more than 1000 ids in one call') end
@@ -33,7 +35,7 @@ local out = {}
 for i = 2, #ARGV do
   local id = ARGV[i]
   local jobKey = jobPrefix .. id
-  local v = redis.call('HMGET', jobKey, F.state, F.priority)
+  local v = redis.call('HMGET', jobKey, F.state, F.priority, F.group)
   local state = v[1]
   if not state then
     out[#out + 1] = NOT_FOUND; out[#out + 1] = ''
@@ -41,7 +43,7 @@ for i = 2, #ARGV do
     out[#out + 1] = IS_ACTIVE; out[#out + 1] = ''
   else
     if state == 'waiting' then
-      unqueueWaiting(waitKey, prioritizedKey, id, tonumber(v[2] or 0))
+      unqueueWaiting(waitKey, prioritizedKey, id, tonumber(v[2] or 0), groupPrefix, v[3])
     elseif sets[state] then
       redis.call('ZREM', sets[state], id)
     end

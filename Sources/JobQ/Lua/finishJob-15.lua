@@ -16,14 +16,17 @@
   KEYS[12] jobq:{<q>}:seq         STRING  sequence counter
   KEYS[13] jobq:{<q>}:job:        prefix of job records
   KEYS[14] jobq:{<q>}:rate        ZSET    the rate limit's log (for the next job's take)
+  KEYS[15] jobq:{<q>}:g:          prefix of the groups' keys (include/groups.lua)
   Derived keys: jobq:{<q>}:job:<id> HASH of records trimmed by retention, of delayed jobs
-  promoted and of the next job taken.
+  promoted and of the next job taken; the group keys of the job's group (its slot frees) and
+  those the take touches.
 
   ARGV[1]  job id
   ARGV[2]  lease token of this run
   ARGV[3]  outcome: completed | failed | unrecoverable | timeout | cancelled | shutdown |
            ratelimited (the handler threw RateLimited: back to the front of waiting, no attempt
-           used, the queue throttled for ARGV[6] ms)
+           used, the queue throttled for ARGV[6] ms) | ratelimited-group (the same, but the
+           job's group is throttled; the queue when the job has no group)
   ARGV[4]  result bytes (completed) or error details (failures)
   ARGV[5]  error reason (failures)
   ARGV[6]  retry delay in ms if attempts remain (failed, timeout); -1 = never retry; the
@@ -39,7 +42,8 @@
                             next = the takeNext reply ({1, id, nextDue, fields} | {0, nextDue} |
                             {-3} | {-10, waitMs, limit}) or {} when not asked. Under a concurrency
                             cap, a finish that frees a slot without taking the next job re-arms
-                            the marker, so a fetcher waiting for a slot wakes.
+                            the marker, so a fetcher waiting for a slot wakes; so does one that
+                            brings the job's group back into the rotation.
           {-8, state}       OK_ALREADY: this run's outcome was applied before
           {-2}              LEASE_LOST: the job is not active with this token; nothing changed
           {-1}              NOT_FOUND
@@ -61,17 +65,18 @@
 --@include takeNext
 --@include keepPreviousError
 --@include endCancelled
+--@include groups
 local jobKey, activeKey, waitKey, prioritizedKey, delayedKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local completedKey, failedKey, cancelledKey, metaKey = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
-local markerKey, eventsKey, seqKey, jobPrefix, rateKey = KEYS[10], KEYS[11], KEYS[12], KEYS[13], KEYS[14]
+local markerKey, eventsKey, seqKey, jobPrefix, rateKey, groupPrefix = KEYS[10], KEYS[11], KEYS[12], KEYS[13], KEYS[14], KEYS[15]
 local id, token, outcome, value, reason = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local retryDelay, maxLen, fetchNext = tonumber(ARGV[6]), ARGV[7], ARGV[8] == '1'
 local excerptLimit = tonumber(ARGV[12])
 
-local v = redis.call('HMGET', jobKey, F.state, F.execution, F.attemptsMade, F.attempts, F.priority, F.cancelRequested, F.cancelReason, F.cancelRequestedBy, F.removeOnComplete, F.removeOnFail, F.errorReason, F.errorDetails)
+local v = redis.call('HMGET', jobKey, F.state, F.execution, F.attemptsMade, F.attempts, F.priority, F.cancelRequested, F.cancelReason, F.cancelRequestedBy, F.removeOnComplete, F.removeOnFail, F.errorReason, F.errorDetails, F.group)
 local job = {state = v[1], execution = v[2], attemptsMade = v[3], attempts = v[4], priority = v[5],
              cancelRequested = v[6], cancelReason = v[7], cancelRequestedBy = v[8], removeOnComplete = v[9],
-             removeOnFail = v[10], errorReason = v[11], errorDetails = v[12]}
+             removeOnFail = v[10], errorReason = v[11], errorDetails = v[12], group = v[13]}
 if not job.state then return {NOT_FOUND} end
 if job.execution ~= token then return {LEASE_LOST} end
 if job.state ~= 'active' then return {OK_ALREADY, job.state} end
@@ -82,6 +87,8 @@ local keepCompleted, keepFailed, keepCancelled = meta.keepCompleted, meta.keepFa
 local attempt = tonumber(job.attemptsMade or 1)
 local maxAttempts = tonumber(job.attempts or 3)
 redis.call('ZREM', activeKey, id)
+-- The group's slot frees first, so a job requeued below finds its group as it is now.
+local groupWoke = job.group and groupRelease(groupPrefix, seqKey, job.group, id)
 
 local function finishAs(state, setKey, keep, fields, eventFields)
   local args = {'HSET', jobKey, F.state, state, F.finishedAt, now}
@@ -112,21 +119,26 @@ elseif outcome == 'shutdown' then
   state = 'waiting'
   local args = {'HSET', jobKey, F.state, 'waiting', F.attemptsMade, attempt - 1}
   redis.call(unpack(args))
-  enqueueWaiting(waitKey, prioritizedKey, seqKey, markerKey, id, tonumber(job.priority or 0))
+  enqueueWaiting(waitKey, prioritizedKey, seqKey, markerKey, id, tonumber(job.priority or 0), groupPrefix, job.group)
   emit(eventsKey, maxLen, 'waiting', id, {EV.previousState, 'active', EV.reason, 'shutdown'})
-elseif outcome == 'ratelimited' then
-  -- The start did not count as an attempt; the job goes first in its line, and the queue waits
-  -- out the throttle (a longer one already set stays).
+elseif outcome == 'ratelimited' or outcome == 'ratelimited-group' then
+  -- The start did not count as an attempt; the job goes first in its line, and the queue (or
+  -- its group) waits out the throttle (a longer one already set stays).
   state = 'waiting'
   redis.call('HSET', jobKey, F.state, 'waiting', F.attemptsMade, attempt - 1)
-  if tonumber(job.priority or 0) == 0 then
+  local untilMs = now + math.max(retryDelay, 1)
+  if job.group then
+    -- Sequence 0: ahead of every job of its priority in the group.
+    enqueueGroup(groupPrefix, seqKey, markerKey, job.group, id, priorityScore(tonumber(job.priority or 0), 0))
+  elseif tonumber(job.priority or 0) == 0 then
     -- Into an empty line: wake a fetcher, which answers the throttle with a timer.
     if redis.call('RPUSH', waitKey, id) == 1 then redis.call('ZADD', markerKey, 0, '0') end
   else
     enqueueWaiting(waitKey, prioritizedKey, seqKey, markerKey, id, tonumber(job.priority))
   end
-  local untilMs = now + math.max(retryDelay, 1)
-  if not meta.throttledUntil or meta.throttledUntil < untilMs then
+  if outcome == 'ratelimited-group' and job.group then
+    groupThrottle(groupPrefix, job.group, untilMs)
+  elseif not meta.throttledUntil or meta.throttledUntil < untilMs then
     redis.call('HSET', metaKey, META.throttledUntil, untilMs)
     meta.throttledUntil = untilMs
   end
@@ -149,7 +161,7 @@ else
       local args = {'HSET', jobKey, F.state, 'waiting'}
       for i = 1, #errorFields do args[#args + 1] = errorFields[i] end
       redis.call(unpack(args))
-      enqueueWaiting(waitKey, prioritizedKey, seqKey, markerKey, id, tonumber(job.priority or 0))
+      enqueueWaiting(waitKey, prioritizedKey, seqKey, markerKey, id, tonumber(job.priority or 0), groupPrefix, job.group)
     end
     emit(eventsKey, maxLen, 'retrying', id, {EV.attempt, attempt, EV.retryDelay, retryDelay, EV.reason, reason,
       EV.details, excerpt(value, excerptLimit)})
@@ -163,9 +175,12 @@ end
 local nextJob = {}
 if fetchNext then
   nextJob = takeNext(waitKey, prioritizedKey, activeKey, delayedKey, metaKey, markerKey, eventsKey, seqKey, jobPrefix,
-    rateKey, ARGV[9], tonumber(ARGV[10]), ARGV[11], maxLen, now, 100, meta, false)
-elseif meta.concurrency and (redis.call('LLEN', waitKey) > 0 or redis.call('ZCARD', prioritizedKey) > 0) then
+    rateKey, groupPrefix, ARGV[9], tonumber(ARGV[10]), ARGV[11], maxLen, now, 100, meta, false)
+elseif meta.concurrency and (redis.call('LLEN', waitKey) > 0 or redis.call('ZCARD', prioritizedKey) > 0
+    or tonumber(redis.call('GET', groupPrefix .. 'waiting') or 0) > 0) then
   -- A slot freed that this worker does not refill: wake a fetcher waiting for one.
   redis.call('ZADD', markerKey, 0, '0')
 end
+-- The job's group rejoined the rotation and this call did not take its turn: wake a fetcher.
+if groupWoke and redis.call('ZSCORE', groupPrefix .. 'ready', job.group) then redis.call('ZADD', markerKey, 0, '0') end
 return {1, state, nextJob}

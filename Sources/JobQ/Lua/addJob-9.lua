@@ -10,13 +10,15 @@
   KEYS[6] jobq:{<q>}:events      STREAM  capped event stream
   KEYS[7] jobq:{<q>}:seq         STRING  the queue's sequence counter (prioritized jobs)
   KEYS[8] jobq:{<q>}:meta        HASH    the queue's settings: field mw, the most waiting + delayed
+  KEYS[9] jobq:{<q>}:g:          prefix of the groups' keys (include/groups.lua)
+  Derived keys: the group keys of the job's group (field g), when it has one.
 
   ARGV[1] job id
   ARGV[2] delay in ms from now (Redis TIME); 0 = none
   ARGV[3] run-at time in ms since the epoch; 0 = none (a time in the past runs at once)
   ARGV[4] priority, -1000...1000
   ARGV[5] events stream cap (MAXLEN ~)
-  ARGV[6...] the record's fields as name, value pairs (n, d, e, a, bo, to, ms, rc, rf, p)
+  ARGV[6...] the record's fields as name, value pairs (n, d, e, a, bo, to, ms, rc, rf, p, g)
 
   Returns {1, state} created, state "waiting" or "delayed"
           {0, state} the id exists already (dedup); nothing written
@@ -31,8 +33,8 @@
 --@include nowMs
 --@include emit
 --@include enqueueWaiting
-local jobKey, waitKey, prioritizedKey, delayedKey, markerKey, eventsKey, seqKey, metaKey =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local jobKey, waitKey, prioritizedKey, delayedKey, markerKey, eventsKey, seqKey, metaKey, groupPrefix =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local id, delay, runAt, priority, maxLen = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
 
 local existing = redis.call('HGET', jobKey, F.state)
@@ -41,12 +43,13 @@ if existing then return {0, existing} end
 local maxWaiting = tonumber(redis.call('HGET', metaKey, META.maxWaiting))
 if maxWaiting then
   local held = redis.call('LLEN', waitKey) + redis.call('ZCARD', prioritizedKey) + redis.call('ZCARD', delayedKey)
+    + tonumber(redis.call('GET', groupPrefix .. 'waiting') or 0)
   if held >= maxWaiting then return {QUEUE_FULL, held} end
 end
 
-local name = ''
+local name, group = '', nil
 for i = 6, #ARGV, 2 do
-  if ARGV[i] == F.name then name = ARGV[i + 1] end
+  if ARGV[i] == F.name then name = ARGV[i + 1] elseif ARGV[i] == F.group then group = ARGV[i + 1] end
 end
 
 local due = nil
@@ -82,7 +85,7 @@ local ok, failure = pcall(function()
       redis.call('ZADD', markerKey, 0, '0')
     end
   else
-    enqueueWaiting(waitKey, prioritizedKey, seqKey, markerKey, id, priority)
+    enqueueWaiting(waitKey, prioritizedKey, seqKey, markerKey, id, priority, groupPrefix, group)
   end
 end)
 if not ok then
@@ -96,6 +99,7 @@ if not ok then
   redis.pcall('LREM', waitKey, 1, id)   -- LPUSHed: found at the head
   redis.pcall('ZREM', prioritizedKey, id)
   redis.pcall('ZREM', delayedKey, id)
+  if group then pcall(unqueueGroup, groupPrefix, group, id) end
   return redis.error_reply(type(failure) == 'table' and failure.err or tostring(failure))
 end
 return {1, state}

@@ -17,7 +17,8 @@
   KEYS[12] jobq:{<q>}:reaper      STRING  the reaper's lock
   KEYS[13] jobq:{<q>}:job:        prefix of job records
   KEYS[14] jobq:{<q>}:rate        ZSET    the rate limit's log
-  Derived keys: jobq:{<q>}:job:<id> HASH of each job deleted.
+  KEYS[15] jobq:{<q>}:g:          prefix of the groups' keys (include/groups.lua)
+  Derived keys: jobq:{<q>}:job:<id> HASH of each job deleted; every key of each known group.
 
   ARGV[1] "1" = force (not paused, or active jobs: their workers get NOT_FOUND when they finish)
   ARGV[2] most jobs to delete in this call (<= 1000)
@@ -29,6 +30,7 @@
 ]]
 --@include record
 --@include codes
+--@include groups
 local force, batch = ARGV[1] == '1', tonumber(ARGV[2])
 local jobPrefix = KEYS[13]
 if not force then
@@ -50,9 +52,30 @@ for k = 3, 8 do
     deleted = deleted + #ids
   end
 end
+-- Then each known group: its waiting jobs, then its own keys.
+local groupPrefix = KEYS[15]
+if deleted < batch then
+  local groups = redis.call('SRANDMEMBER', groupPrefix .. 'known', 100)
+  for i = 1, #groups do
+    if deleted >= batch then break end
+    local group = groups[i]
+    local groupWait = groupKey(groupPrefix, 'w', group)
+    ids = redis.call('ZRANGE', groupWait, 0, batch - deleted - 1)
+    for j = 1, #ids do redis.call('UNLINK', jobPrefix .. ids[j]) end
+    if #ids > 0 then redis.call('ZREMRANGEBYRANK', groupWait, 0, #ids - 1) end
+    deleted = deleted + #ids
+    if redis.call('ZCARD', groupWait) == 0 then
+      redis.call('UNLINK', groupWait, groupKey(groupPrefix, 'a', group), groupKey(groupPrefix, 'm', group),
+        groupKey(groupPrefix, 'r', group))
+      redis.call('SREM', groupPrefix .. 'known', group)
+    end
+  end
+end
 local remaining = redis.call('LLEN', KEYS[2])
 for k = 3, 8 do remaining = remaining + redis.call('ZCARD', KEYS[k]) end
+remaining = remaining + redis.call('SCARD', groupPrefix .. 'known')
 if remaining == 0 then
-  redis.call('UNLINK', KEYS[9], KEYS[10], KEYS[11], KEYS[12], KEYS[14], KEYS[1])
+  redis.call('UNLINK', KEYS[9], KEYS[10], KEYS[11], KEYS[12], KEYS[14], groupPrefix .. 'ready', groupPrefix .. 'later',
+    groupPrefix .. 'blocked', groupPrefix .. 'waiting', groupPrefix .. 'known', KEYS[1])
 end
 return {deleted, remaining}

@@ -14,7 +14,9 @@
   KEYS[9]  jobq:{<q>}:seq         STRING  sequence counter
   KEYS[10] jobq:{<q>}:job:        prefix of job records
   KEYS[11] jobq:{<q>}:reaper      STRING  the reaper lock: the id of the worker reaping now
-  Derived keys: jobq:{<q>}:job:<id> HASH of each expired job and of records trimmed by retention.
+  KEYS[12] jobq:{<q>}:g:          prefix of the groups' keys (include/groups.lua)
+  Derived keys: jobq:{<q>}:job:<id> HASH of each expired job and of records trimmed by retention;
+  the group keys of each expired job's group (its slot frees; a requeued job rejoins it).
 
   ARGV[1] events stream cap
   ARGV[2] most jobs to recover in this call (<= 1000)
@@ -42,6 +44,7 @@
 --@include endCancelled
 local activeKey, waitKey, prioritizedKey, failedKey, cancelledKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local metaKey, markerKey, eventsKey, seqKey, jobPrefix, lockKey = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11]
+local groupPrefix = KEYS[12]
 local maxLen, batch, holder, lockMs = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
 if lockMs > 0 then
   local current = redis.call('GET', lockKey)
@@ -56,8 +59,9 @@ for i = 1, #ids do
   local id = ids[i]
   local jobKey = jobPrefix .. id
   redis.call('ZREM', activeKey, id)
-  local v = redis.call('HMGET', jobKey, F.state, F.stallCount, F.maxStalls, F.cancelRequested, F.cancelReason, F.cancelRequestedBy, F.priority, F.attemptsMade, F.errorReason, F.errorDetails, F.removeOnFail)
+  local v = redis.call('HMGET', jobKey, F.state, F.stallCount, F.maxStalls, F.cancelRequested, F.cancelReason, F.cancelRequestedBy, F.priority, F.attemptsMade, F.errorReason, F.errorDetails, F.removeOnFail, F.group)
   if v[1] then
+    if v[12] and groupRelease(groupPrefix, seqKey, v[12], id) then redis.call('ZADD', markerKey, 0, '0') end
     local stalls = tonumber(v[2] or 0) + 1
     local maxStalls = tonumber(v[3] or 1)
     local attempts = tonumber(v[8] or 1) - 1
@@ -82,7 +86,7 @@ for i = 1, #ids do
       failed = failed + 1
     else
       redis.call('HSET', jobKey, F.state, 'waiting', F.stallCount, stalls, F.attemptsMade, attempts)
-      enqueueWaiting(waitKey, prioritizedKey, seqKey, markerKey, id, tonumber(v[7] or 0))
+      enqueueWaiting(waitKey, prioritizedKey, seqKey, markerKey, id, tonumber(v[7] or 0), groupPrefix, v[12])
       emit(eventsKey, maxLen, 'stalled', id, {EV.attempt, v[8] or 0, EV.stallCount, stalls})
       requeued = requeued + 1
     end
@@ -90,7 +94,8 @@ for i = 1, #ids do
 end
 -- Slots freed under a concurrency cap: wake a fetcher waiting for one.
 if #ids > 0 and redis.call('HEXISTS', metaKey, META.concurrency) == 1
-    and (redis.call('LLEN', waitKey) > 0 or redis.call('ZCARD', prioritizedKey) > 0) then
+    and (redis.call('LLEN', waitKey) > 0 or redis.call('ZCARD', prioritizedKey) > 0
+      or tonumber(redis.call('GET', groupPrefix .. 'waiting') or 0) > 0) then
   redis.call('ZADD', markerKey, 0, '0')
 end
 local remaining = redis.call('ZCOUNT', activeKey, '-inf', now)

@@ -10,7 +10,8 @@
   KEYS[6] jobq:{<q>}:events      STREAM
   KEYS[7] jobq:{<q>}:seq         STRING  sequence counter
   KEYS[8] jobq:{<q>}:job:        prefix of job records
-  Derived keys: jobq:{<q>}:job:<id> HASH of each job retried.
+  KEYS[9] jobq:{<q>}:g:          prefix of the groups' keys (include/groups.lua)
+  Derived keys: jobq:{<q>}:job:<id> HASH of each job retried; the group keys of its group.
 
   ARGV[1] events stream cap
   ARGV[2] "ids": retry the ids in ARGV[4...]; "failed": the oldest ARGV[3] failed jobs
@@ -27,11 +28,12 @@
 --@include keepPreviousError
 local failedKey, cancelledKey, waitKey, prioritizedKey, markerKey, eventsKey, seqKey, jobPrefix =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local groupPrefix = KEYS[9]
 local maxLen = ARGV[1]
 
 local function retryOne(id)
   local jobKey = jobPrefix .. id
-  local v = redis.call('HMGET', jobKey, F.state, F.priority, F.errorReason, F.errorDetails)
+  local v = redis.call('HMGET', jobKey, F.state, F.priority, F.errorReason, F.errorDetails, F.group)
   if not v[1] then return NOT_FOUND end
   local from = v[1]
   if from ~= 'failed' and from ~= 'cancelled' then return WRONG_STATE end
@@ -40,7 +42,7 @@ local function retryOne(id)
   local fields = {'HSET', jobKey, F.state, 'waiting'}
   keepPreviousError(fields, v[3], v[4])
   redis.call(unpack(fields))
-  enqueueWaiting(waitKey, prioritizedKey, seqKey, markerKey, id, tonumber(v[2] or 0))
+  enqueueWaiting(waitKey, prioritizedKey, seqKey, markerKey, id, tonumber(v[2] or 0), groupPrefix, v[5])
   emit(eventsKey, maxLen, 'waiting', id, {EV.previousState, from})
   return 1
 end

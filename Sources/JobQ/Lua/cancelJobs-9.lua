@@ -13,7 +13,9 @@
   KEYS[6] jobq:{<q>}:events      STREAM
   KEYS[7] jobq:{<q>}:cancel      channel (pub/sub; sharded in cluster mode)
   KEYS[8] jobq:{<q>}:job:        prefix of job records
-  Derived keys: jobq:{<q>}:job:<id> HASH of each id in ARGV and of records trimmed by retention.
+  KEYS[9] jobq:{<q>}:g:          prefix of the groups' keys (include/groups.lua)
+  Derived keys: jobq:{<q>}:job:<id> HASH of each id in ARGV and of records trimmed by retention;
+  the group keys of each waiting job's group.
 
   ARGV[1] reason (free text, stored and sent with the event)
   ARGV[2] who asked (free text: host, user, tool)
@@ -39,6 +41,7 @@
 local CANCELLED, CANCEL_REQUESTED, ALREADY_FINISHED = 1, 2, 3
 local waitKey, prioritizedKey, delayedKey, cancelledKey, metaKey, eventsKey, channel, jobPrefix =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local groupPrefix = KEYS[9]
 local reason, by, maxLen, sharded = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
 if #ARGV - 4 > 1000 then return redis.error_reply('cancelJobs: more than 1000 ids in one call') end
 
@@ -48,7 +51,7 @@ local out = {}
 for i = 5, #ARGV do
   local id = ARGV[i]
   local jobKey = jobPrefix .. id
-  local v = redis.call('HMGET', jobKey, F.state, F.priority)
+  local v = redis.call('HMGET', jobKey, F.state, F.priority, F.group)
   local state = v[1]
   if not state then
     out[#out + 1] = NOT_FOUND; out[#out + 1] = 0
@@ -66,7 +69,7 @@ for i = 5, #ARGV do
     out[#out + 1] = CANCEL_REQUESTED; out[#out + 1] = listeners
   else
     if state == 'waiting' then
-      unqueueWaiting(waitKey, prioritizedKey, id, tonumber(v[2] or 0))
+      unqueueWaiting(waitKey, prioritizedKey, id, tonumber(v[2] or 0), groupPrefix, v[3])
     else
       redis.call('ZREM', delayedKey, id)
     end

@@ -13,9 +13,9 @@ import Synchronization
 /// - The payload arrives on **stdin**; stdout and stderr are captured (the last 64 KiB become the
 ///   failure details).
 /// - **fd 3** carries protocol lines from the program: `progress <percent> [message]`,
-///   `checkpoint <base64>`, `result <base64>`, `throttle <duration>` (with a non-zero exit: the
-///   run ends as ``JobQ/RateLimited`` — back first in line, no attempt used, the whole queue
-///   waits that long).
+///   `checkpoint <base64>`, `result <base64>`, `throttle <duration> [group]` (with a non-zero
+///   exit: the run ends as ``JobQ/RateLimited`` — back first in line, no attempt used, the whole
+///   queue, or with `group` only the job's group, waits that long).
 /// - Environment: an allow-list of the worker's (`PATH`, `HOME`, `LANG`, `LC_ALL`, `TZ`, `TMPDIR`,
 ///   `USER`) plus `JOBQ_JOB_ID`, `JOBQ_JOB_NAME`, `JOBQ_QUEUE_NAME`, `JOBQ_ATTEMPT`,
 ///   `JOBQ_EXECUTION_ID` and `JOBQ_JOB_CHECKPOINT_FILE` (a 0600 file holding the last checkpoint).
@@ -92,10 +92,12 @@ public struct ExecHandler: Sendable {
             }
             feed.yield(input)
         }
-        let throttle = Mutex<Duration?>(nil)
+        let throttle = Mutex<RateLimited?>(nil)
         let applier = Task {
             for await input in lines {
-                if case .line(let text) = input, case .throttle(let wait)? = ExecProtocolLine(parsing: text) { throttle.withLock { $0 = wait } }
+                if case .line(let text) = input, case .throttle(let wait, let group)? = ExecProtocolLine(parsing: text) {
+                    throttle.withLock { $0 = RateLimited(retryAfter: wait, scope: group ? .group : .queue) }
+                }
                 await Self.apply(input, context: context, process: process)
                 credit.signal()
             }
@@ -113,7 +115,7 @@ public struct ExecHandler: Sendable {
         if let reason = context.cancellationReason {
             throw JobCancelledError(reason: reason)
         }
-        if let wait = throttle.withLock({ $0 }) { throw RateLimited(retryAfter: wait) }
+        if let limited = throttle.withLock({ $0 }) { throw limited }
         let tail = String(decoding: output.suffix(2048), as: UTF8.self)
         if status.exited && status.code == Self.noRetryExitCode {
             throw UnrecoverableError("\(executable) exited with \(Self.noRetryExitCode) (no retry); output: \(tail)", reason: "exitCode\(Self.noRetryExitCode)")
@@ -156,12 +158,13 @@ public struct ExecHandler: Sendable {
 }
 
 /// A line of the exec protocol (fd 3): `progress <percent 0–100> [message]`,
-/// `checkpoint <base64>` or `throttle <duration>` (`30s`, `1500ms`, or seconds; 1 ms…1 day).
+/// `checkpoint <base64>` or `throttle <duration> [group]` (`30s`, `1500ms`, or seconds; 1 ms…1
+/// day; `group`: only the job's group waits).
 /// Anything else is nil (ignored, logged at debug).
 public enum ExecProtocolLine: Sendable, Hashable {
     case progress(percent: Double, message: String)
     case checkpoint([UInt8])
-    case throttle(Duration)
+    case throttle(Duration, group: Bool = false)
 
     public init?(parsing line: String) {
         let parts = line.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: true).map(String.init)
@@ -174,8 +177,10 @@ public enum ExecProtocolLine: Sendable, Hashable {
             guard parts.count >= 2, let data = Data(base64Encoded: parts[1]) else { return nil }
             self = .checkpoint(Array(data))
         case "throttle":
-            guard parts.count == 2, let wait = Duration(parsing: parts[1]), wait >= .milliseconds(1), wait <= .seconds(86_400) else { return nil }
-            self = .throttle(wait)
+            guard parts.count == 2 || (parts.count == 3 && parts[2] == "group"), let wait = Duration(parsing: parts[1]),
+                wait >= .milliseconds(1), wait <= .seconds(86_400)
+            else { return nil }
+            self = .throttle(wait, group: parts.count == 3)
         default:
             return nil
         }

@@ -12,7 +12,8 @@ import NIOHTTP1
 /// - 408, 429 (its `Retry-After` honoured as the retry delay), 5xx, connection errors and
 ///   timeouts: a failed attempt, retried while attempts remain. With ``throttleQueueOn429``, a
 ///   429 with a `Retry-After` throws ``RateLimited`` instead: the job goes back first in line
-///   with no attempt used, and the whole queue waits that long (`docs/flow-control.md`).
+///   with no attempt used, and the whole queue waits that long (`docs/flow-control.md`); only
+///   the job's group when the response also carries `Jobq-Throttle-Scope: group`.
 /// - Any other 4xx: failed, not retried (the request itself is wrong).
 /// - Cancel, timeout, shutdown: the request is cancelled.
 public struct HTTPHandler: Sendable {
@@ -84,7 +85,10 @@ public struct HTTPHandler: Sendable {
             return bytes
         case 408, 429, 500..<600:
             let retryAfter = response.headers.first(name: "Retry-After").flatMap { Self.retryAfter($0) }
-            if status == 429, throttleQueueOn429, let retryAfter, retryAfter > .zero { throw RateLimited(retryAfter: retryAfter) }
+            if status == 429, throttleQueueOn429, let retryAfter, retryAfter > .zero {
+                let scope = response.headers.first(name: "Jobq-Throttle-Scope")?.lowercased() == "group" ? RateLimited.Scope.group : .queue
+                throw RateLimited(retryAfter: retryAfter, scope: scope)
+            }
             throw RetryLater(
                 description: "POST \(shownURL) answered \(status): \(text)", retryAfter: retryAfter,
                 failureReason: "http\(status)")

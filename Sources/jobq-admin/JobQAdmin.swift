@@ -20,7 +20,7 @@ struct JobQAdmin: AsyncParsableCommand {
         version: "jobq-admin " + JobQVersion.current,
         subcommands: [
             Queues.self, Counts.self, List.self, Inspect.self, Add.self, Cancel.self, Retry.self, Remove.self,
-            Clean.self, Pause.self, Resume.self, Limits.self, Purge.self, Obliterate.self, Retention.self, Workers.self,
+            Clean.self, Pause.self, Resume.self, Limits.self, Groups.self, Purge.self, Obliterate.self, Retention.self, Workers.self,
             Watch.self, Ping.self,
         ]
     )

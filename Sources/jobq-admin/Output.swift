@@ -197,8 +197,20 @@ enum JSONShape {
                 "maxWaiting": l.maxWaiting.map { $0 as Any } ?? NSNull(), "throttledUntil": Output.timestamp(l.throttledUntil),
                 "startsInWindow": c.startsInWindow, "limitedBy": c.limitedBy.map { $0 as Any } ?? NSNull(), "waitingForLimit": c.waitingForLimit,
                 "limitWaitMs": c.limitWaitMs.map { $0 as Any } ?? NSNull(),
+                "groupRate": l.groupRate.map { $0.description as Any } ?? NSNull(),
+                "groupConcurrency": l.groupConcurrency.map { $0 as Any } ?? NSNull(),
             ] as [String: Any]
+        object["groups"] = ["known": c.groups, "ready": c.groupsReady, "held": c.groupsHeld] as [String: Any]
         return object
+    }
+
+    static func group(_ queue: String, _ g: GroupCounts) -> [String: Any] {
+        [
+            "queue": queue, "group": g.group, "waiting": g.waiting, "active": g.active, "paused": g.paused,
+            "concurrency": g.concurrency.map { $0 as Any } ?? NSNull(), "rate": g.rate.map { $0.description as Any } ?? NSNull(),
+            "ownLimits": g.hasOwnLimits, "throttledUntil": Output.timestamp(g.throttledUntil), "startsInWindow": g.startsInWindow,
+            "status": g.status.rawValue, "heldForMs": g.heldForMs.map { $0 as Any } ?? NSNull(),
+        ]
     }
 
     static func failure(_ f: Job.Failure?) -> Any {
@@ -222,7 +234,7 @@ enum JSONShape {
                 "attempts": job.options.attempts, "backoff": job.options.backoff.description,
                 "timeoutMs": Output.milliseconds(job.options.timeout), "priority": job.options.priority.value,
                 "maxStalls": job.options.maxStalls, "removeOnComplete": job.options.removeOnComplete,
-                "removeOnFail": job.options.removeOnFail,
+                "removeOnFail": job.options.removeOnFail, "group": job.options.group ?? NSNull(),
             ] as [String: Any],
         ]
         if job.payload.encoding == .json, let value = Output.jsonValue(job.payload.bytes) {

@@ -82,7 +82,14 @@ struct Counts: AsyncParsableCommand {
             if let n = l.concurrency { parts.append("concurrency \(n)") }
             if let n = l.maxWaiting { parts.append("max waiting \(n)") }
             if let t = l.throttledUntil { parts.append("throttled until \(Output.relative(t))") }
+            if let r = l.groupRate { parts.append("group rate \(r)") }
+            if let n = l.groupConcurrency { parts.append("group concurrency \(n)") }
             Output.line("limits: \(parts.joined(separator: ", ")); holding back \(Output.limitLine(counts))")
+        }
+        if counts.groups > 0 {
+            Output.line(
+                "groups: \(counts.groups) (\(counts.groupsReady) ready, \(counts.groupsHeld) held by their limits\(counts.groupsHeld > 0 ? ", \(counts.waitingForLimit) jobs in them" : ""))"
+            )
         }
     }
 }
@@ -97,6 +104,7 @@ struct List: AsyncParsableCommand {
     @Argument(help: "The queue.") var queue: String
     @Option(help: "waiting, delayed, active, completed, failed or cancelled.") var state: String?
     @Option(help: "Only jobs with this name.") var name: String?
+    @Option(help: "Only jobs of this group (waiting: the group's line in run order).") var group: String?
     @Option(help: "At most this many jobs (1–10000).") var limit = 50
     @Option(help: "Skip this many jobs first.") var offset = 0
 
@@ -120,7 +128,7 @@ struct List: AsyncParsableCommand {
                     skip -= counts[s]
                     continue
                 }
-                let page = try await inspector.jobs(state: s, name: name, limit: limit - out.count, offset: skip)
+                let page = try await inspector.jobs(state: s, name: name, group: group, limit: limit - out.count, offset: skip)
                 skip = 0
                 out += page
             }

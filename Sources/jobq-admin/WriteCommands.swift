@@ -82,6 +82,7 @@ struct Add: AsyncParsableCommand {
     @Option(help: "Runs in all, first included (default 3).") var attempts: Int?
     @Option(help: "exponential:1s, linear:500ms, fixed:10s; optional :max=1h.") var backoff: String?
     @Option(help: "Per-attempt timeout: 30s, 5m.", transform: DurationArgument.parse) var timeout: DurationArgument?
+    @Option(help: "The job's group (a tenant): takes rotate over groups, each under its own limits.") var group: String?
     @Option(
         name: .customLong("keep-completed"),
         help: "0: delete this job's record when it completes (0 is the only value; how many records a queue keeps is set with `jobq-admin retention`).")
@@ -158,6 +159,7 @@ struct Add: AsyncParsableCommand {
         if let timeout { options.timeout = timeout.value }
         options.removeOnComplete = keepCompleted == 0
         options.removeOnFail = keepFailed == 0
+        options.group = group
         let result = try await global.withClient { client in
             try await global.queue(queue, client).add(name: name, payload: payload, options: options)
         }
@@ -296,12 +298,23 @@ struct Clean: AsyncParsableCommand {
 
 /// `jobq-admin pause <queue>`.
 struct Pause: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Stop workers taking jobs from a queue (running jobs finish; adds continue).")
+    static let configuration = CommandConfiguration(
+        abstract: "Stop workers taking jobs from a queue, or from one group of it (running jobs finish; adds continue).")
 
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The queue.") var queue: String
+    @Option(help: "Pause only this group; the others run on.") var group: String?
 
     func run() async throws {
+        if let group {
+            let changed = try await global.withClient { client in try await global.queue(queue, client).inspector.pauseGroup(group) }
+            if global.json {
+                Output.json(["queue": queue, "group": group, "paused": true, "changed": changed])
+            } else {
+                Output.line(changed ? "group \(Output.safe(group)) of \(queue) paused" : "group \(Output.safe(group)) of \(queue) was already paused")
+            }
+            return
+        }
         let changed = try await global.withClient { client in try await global.queue(queue, client).inspector.pause() }
         if global.json {
             Output.json(["queue": queue, "paused": true, "changed": changed])
@@ -313,12 +326,22 @@ struct Pause: AsyncParsableCommand {
 
 /// `jobq-admin resume <queue>`.
 struct Resume: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Let workers take jobs from a paused queue again.")
+    static let configuration = CommandConfiguration(abstract: "Let workers take jobs from a paused queue, or a paused group of it, again.")
 
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The queue.") var queue: String
+    @Option(help: "Resume only this group.") var group: String?
 
     func run() async throws {
+        if let group {
+            let changed = try await global.withClient { client in try await global.queue(queue, client).inspector.resumeGroup(group) }
+            if global.json {
+                Output.json(["queue": queue, "group": group, "paused": false, "changed": changed])
+            } else {
+                Output.line(changed ? "group \(Output.safe(group)) of \(queue) resumed" : "group \(Output.safe(group)) of \(queue) was not paused")
+            }
+            return
+        }
         let changed = try await global.withClient { client in try await global.queue(queue, client).inspector.resume() }
         if global.json {
             Output.json(["queue": queue, "paused": false, "changed": changed])

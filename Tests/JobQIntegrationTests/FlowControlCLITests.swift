@@ -142,6 +142,48 @@ extension ExecutableTests {
             #expect(none["rate"] is NSNull && none["maxWaiting"] is NSNull, "\(none)")
         }
 
+        @Test(
+            "groups from the command line: add --group, group defaults and overrides, pause --group, groups, list --group; a jobq-worker runs the other groups meanwhile"
+        )
+        func groupsCommands() async throws {
+            let (server, _, queue) = try await Self.setUp("grp")
+            let url = ["--redis-url", server.url]
+            let defaults = try await runAdmin(["limits", queue.name, "--group-concurrency", "2", "--group-rate", "100/1s"] + url)
+            #expect(
+                defaults.code == 0 && defaults.out.contains("group concurrency") && defaults.out.contains("100/1s per group"), "\(defaults.out) \(defaults.err)"
+            )
+            for i in 0..<3 {
+                let added = try await runAdmin(["add", queue.name, "e", "--id", "t1-\(i)", "--group", "tenant-1"] + url)
+                #expect(added.code == 0, "\(added.err)")
+            }
+            _ = try await runAdmin(["add", queue.name, "e", "--id", "t2-0", "--group", "tenant-2"] + url)
+            let own = try await runAdmin(["limits", queue.name, "--group", "tenant-1", "--concurrency", "5", "--json"] + url)
+            let ownShape = try #require(jsonObject(own.out), "\(own.out) \(own.err)")
+            #expect(ownShape["concurrency"] as? Int == 5 && ownShape["ownLimits"] as? Bool == true && ownShape["rate"] as? String == "100/1s")
+            let paused = try await runAdmin(["pause", queue.name, "--group", "tenant-1"] + url)
+            #expect(paused.code == 0 && paused.out.contains("group tenant-1") && paused.out.contains("paused"), "\(paused.out)")
+            let listed = try await runAdmin(["list", queue.name, "--state", "waiting", "--group", "tenant-1", "--json"] + url)
+            #expect(jsonArray(listed.out)?.compactMap { $0["id"] as? String } == ["t1-0", "t1-1", "t1-2"], "\(listed.out)")
+            let worker = try WorkerProcess(["--queue", queue.name, "--handler", "e=echo", "--lease", "2s"] + url)
+            try await queue.expectEvents(.completed, job: "t2-0", within: 30)
+            let table = try await runAdmin(["groups", queue.name] + url)
+            #expect(table.code == 0 && table.out.contains("GROUP") && table.out.contains("tenant-1") && table.out.contains("paused"), "\(table.out)")
+            let counts = try await runAdmin(["counts", queue.name] + url)
+            #expect(counts.out.contains("groups: 1 (0 ready, 1 held by their limits, 3 jobs in them)"), "\(counts.out)")
+            let resumed = try await runAdmin(["resume", queue.name, "--group", "tenant-1"] + url)
+            #expect(resumed.code == 0 && resumed.out.contains("resumed"), "\(resumed.out)")
+            try await queue.expectEvents(.completed, count: 4, within: 30)
+            let json = try await runAdmin(["groups", queue.name, "--json"] + url)
+            let rows = try #require(jsonArray(json.out), "\(json.out)")
+            #expect(rows.first { $0["group"] as? String == "tenant-1" }?["waiting"] as? Int == 0, "\(rows)")
+            let wrong = try await runAdmin(["limits", queue.name, "--group", "tenant-1", "--max-waiting", "5"] + url)
+            #expect(wrong.code == 2 && wrong.err.contains("--max-waiting"), "\(wrong.err)")
+            let bad = try await runAdmin(["add", queue.name, "e", "--group", "bad\u{7}group"] + url)
+            #expect(bad.code != 0 && bad.err.split(separator: "\n").count == 1 && !bad.err.contains("\u{7}"), "\(bad.code) \(bad.err)")
+            worker.process.signal(SIGTERM)
+            #expect(try await worker.exitCode() == 0, "\(worker.log)")
+        }
+
         @Test("jobq-admin workers pause, concurrency and resume reach a jobq-worker process; workers shows its state; an unknown id exits 4")
         func workerControl() async throws {
             let (server, _, queue) = try await Self.setUp("ctl")

@@ -194,7 +194,10 @@ struct FlowControlTests {
         let requeue = try await queue.expectEvents(.waiting, job: "x0")
         #expect(requeue.first?.failure?.reason == "rateLimited" && requeue.first?.retryDelay == .milliseconds(600))
         #expect(ExecProtocolLine(parsing: "throttle 30s") == .throttle(.seconds(30)))
-        for bad in ["throttle", "throttle 0", "throttle -1s", "throttle 2d", "throttle 5s extra"] { #expect(ExecProtocolLine(parsing: bad) == nil, "\(bad)") }
+        #expect(ExecProtocolLine(parsing: "throttle 2s group") == .throttle(.seconds(2), group: true))
+        for bad in ["throttle", "throttle 0", "throttle -1s", "throttle 2d", "throttle 5s extra", "throttle 5s group x"] {
+            #expect(ExecProtocolLine(parsing: bad) == nil, "\(bad)")
+        }
     }
 
     @Test("two workers × concurrency 8 against a cap of 3: never more than 3 run at once, and 3 do; a cap raised mid-run takes effect")

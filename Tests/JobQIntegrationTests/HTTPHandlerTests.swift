@@ -146,4 +146,43 @@ struct HTTPHandlerTests {
             }
         }
     }
+
+    @Test("a 429 with Jobq-Throttle-Scope: group throttles only the job's group: the other group's requests go on meanwhile")
+    func throttleGroupOn429() async throws {
+        let calls = Mutex<[(id: String, at: ContinuousClock.Instant)]>([])
+        try await withTestServer({ router in
+            router.post("api") { request, _ -> Response in
+                let id = request.headers[HTTPField.Name("Jobq-Job-Id")!] ?? ""
+                let first = calls.withLock { c -> Bool in
+                    c.append((id, .now))
+                    return c.filter { $0.id == id }.count == 1
+                }
+                if id == "a0", first {
+                    var headers = HTTPFields()
+                    headers[.retryAfter] = "1"
+                    headers[HTTPField.Name("Jobq-Throttle-Scope")!] = "group"
+                    return Response(status: .tooManyRequests, headers: headers)
+                }
+                return Response(status: .ok)
+            }
+        }) { port in
+            let client = HTTPClient(eventLoopGroupProvider: .singleton)
+            onTeardown { try? await client.shutdown() }
+            var http = HTTPHandler(url: URL(string: "http://127.0.0.1:\(port)/api")!, client: client)
+            http.throttleQueueOn429 = true
+            var handlers = JobHandlers()
+            handlers.register(name: "api", http.handler)
+            let queue = try await uniqueQueue()
+            try await queue.inspector.setRetention(completed: 100)
+            _ = try await queue.add(name: "api", payload: .json("{}"), options: .init(jobID: "a0", attempts: 1, group: "A"))
+            for i in 0..<2 { _ = try await queue.add(name: "api", payload: .json("{}"), options: .init(jobID: "b\(i)", attempts: 1, group: "B")) }
+            try await withWorker(queue, concurrency: 1, handlers: handlers) { _ in
+                try await queue.expectEvents(.completed, count: 3, within: 30)
+            }
+            let seen = calls.withLock { $0 }
+            #expect(seen.map(\.id) == ["a0", "b0", "b1", "a0"], "B is served while A waits out its throttle: \(seen.map(\.id))")
+            if seen.count == 4 { #expect(seen[3].at - seen[0].at >= .milliseconds(950), "no request of A inside its throttle") }
+            #expect(try await queue.inspector.job("a0")?.attemptsMade == 1)
+        }
+    }
 }

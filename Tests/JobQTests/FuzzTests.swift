@@ -117,7 +117,7 @@ struct FuzzTests {
         for input in Self.inputs(from: seeds, count: 5_000, seed: Self.seed &+ 5) {
             switch ExecProtocolLine(parsing: input) {
             case .progress(let percent, _): #expect(percent.isFinite && (0...100).contains(percent), "\(input)")
-            case .throttle(let wait): #expect(wait >= .milliseconds(1) && wait <= .seconds(86_400), "\(input)")
+            case .throttle(let wait, _): #expect(wait >= .milliseconds(1) && wait <= .seconds(86_400), "\(input)")
             case .checkpoint, nil: break
             }
         }

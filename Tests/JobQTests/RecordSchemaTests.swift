@@ -101,9 +101,10 @@ struct RecordSchemaTests {
 
     @Test("the stored names are a wire format: pinned here, so a rename (which a running fleet of older workers would not read) cannot slip through")
     func pinned() {
-        #expect(JobField.allCases.map(\.rawValue).joined(separator: " ") == "n d e p a bo to ms rc rf s ct du am sc st ft w x pp pm cp r er ed pe pd cr cx cb")
-        #expect(EventField.allCases.map(\.rawValue).joined(separator: " ") == "ev id n at w er ed r pp pm dl sc by from state count")
-        #expect(QueueMetaField.allCases.map(\.rawValue).joined(separator: " ") == "paused kc kf kx cc rn rw tu mw")
+        #expect(
+            JobField.allCases.map(\.rawValue).joined(separator: " ") == "n d e p a bo to ms rc rf s ct du am sc st ft w x pp pm cp r er ed pe pd cr cx cb g")
+        #expect(EventField.allCases.map(\.rawValue).joined(separator: " ") == "ev id n at w er ed r pp pm dl sc by from state count g")
+        #expect(QueueMetaField.allCases.map(\.rawValue).joined(separator: " ") == "paused kc kf kx cc rn rw tu mw gc gn gw")
         #expect(
             HeartbeatField.allCases.map(\.rawValue).joined(separator: " ")
                 == "host pid queues concurrency active started lastSeen state wantPaused wantConcurrency controlSeq")

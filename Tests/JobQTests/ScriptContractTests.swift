@@ -106,6 +106,8 @@ struct ScriptContractTests {
             Built(core.removeJobsNamedCall("n", in: core.keys.completed, state: .completed, cursor: 0)),
             Built(core.setPausedCall(true)),
             Built(core.setLimitsCall([(.concurrency, "3"), (.rateCount, "")], clearAll: true)),
+            Built(core.setGroupCall("G1", fields: [(.paused, "1")], clearAll: false)),
+            Built(core.countGroupsCall(["G1", "G2"])),
             Built(core.purgeJobsCall()),
             Built(core.cleanJobsCall(.completed, olderThan: .seconds(1), batch: 10)),
             Built(core.retryJobsCall(["ID1", "ID2"])),
@@ -162,7 +164,7 @@ struct ScriptContractTests {
     @Test("every call may be resent after a lost reply except a take, which would take a second job and leave the first to stall")
     func idempotency() throws {
         let calls = try Self.builtCalls()
-        #expect(calls.filter { !$0.idempotent }.map(\.script.name) == ["takeJob-10"])
+        #expect(calls.filter { !$0.idempotent }.map(\.script.name) == ["takeJob-11"])
     }
 
     @Test("every function an expanded script calls is defined in it, or is Lua's or Redis's: a missing include fails here, not in production")

@@ -5,7 +5,7 @@
   KEYS[2] jobq:{<q>}:g:        prefix of the groups' keys (include/groups.lua)
   Derived keys: the group keys of each group in ARGV.
 
-  ARGV[1...] group names (at most 1,000)
+  ARGV[1], ARGV[2], ... group names (at most 1,000)
 
   Returns a flat list, 11 items per group, in order: waiting, active, paused (0/1), concurrency,
           rateCount, rateWindow (the limits in force: the group's own, else the defaults; -1 =
@@ -28,12 +28,12 @@ local out = {}
 for i = 1, #ARGV do
   local group = ARGV[i]
   local limits = groupLimits(prefix, group, meta)
-  local own = redis.call('HMGET', groupKey(prefix, 'm', group), META.concurrency, META.rateCount)
+  local own = redis.call('HMGET', groupKey(prefix, GROUP_SETTINGS, group), META.concurrency, META.rateCount)
   local used = 0
   if limits.rateCount and limits.rateWindow then
-    used = redis.call('ZCOUNT', groupKey(prefix, 'r', group), '(' .. (now - limits.rateWindow), '+inf')
+    used = redis.call('ZCOUNT', groupKey(prefix, GROUP_RATE, group), '(' .. (now - limits.rateWindow), '+inf')
   end
-  local waiting = redis.call('ZCARD', groupKey(prefix, 'w', group))
+  local waiting = redis.call('ZCARD', groupKey(prefix, GROUP_WAIT, group))
   local status, freeIn = 'idle', -1
   local later = redis.call('ZSCORE', prefix .. 'later', group)
   if waiting > 0 then
@@ -48,7 +48,7 @@ for i = 1, #ARGV do
   local throttledUntil = limits.throttledUntil
   if throttledUntil and throttledUntil <= now then throttledUntil = nil end
   out[#out + 1] = waiting
-  out[#out + 1] = redis.call('SCARD', groupKey(prefix, 'a', group))
+  out[#out + 1] = redis.call('SCARD', groupKey(prefix, GROUP_ACTIVE, group))
   out[#out + 1] = limits.paused and 1 or 0
   out[#out + 1] = limits.concurrency or -1
   out[#out + 1] = limits.rateCount or -1

@@ -62,7 +62,7 @@ local groupsHeld, heldInGroups = 0, 0
 local held = redis.call('ZRANGE', groupPrefix .. 'later', 0, 9999)
 for _, g in ipairs(redis.call('SRANDMEMBER', groupPrefix .. 'blocked', 10000 - #held)) do held[#held + 1] = g end
 for i = 1, #held do
-  local n = redis.call('ZCARD', groupKey(groupPrefix, 'w', held[i]))
+  local n = redis.call('ZCARD', groupKey(groupPrefix, GROUP_WAIT, held[i]))
   if n > 0 then groupsHeld, heldInGroups = groupsHeld + 1, heldInGroups + n end
 end
 if limitedBy == '' and ungrouped == 0 and waiting > 0 and groupsReady == 0 then

@@ -59,14 +59,14 @@ if deleted < batch then
   for i = 1, #groups do
     if deleted >= batch then break end
     local group = groups[i]
-    local groupWait = groupKey(groupPrefix, 'w', group)
+    local groupWait = groupKey(groupPrefix, GROUP_WAIT, group)
     ids = redis.call('ZRANGE', groupWait, 0, batch - deleted - 1)
     for j = 1, #ids do redis.call('UNLINK', jobPrefix .. ids[j]) end
     if #ids > 0 then redis.call('ZREMRANGEBYRANK', groupWait, 0, #ids - 1) end
     deleted = deleted + #ids
     if redis.call('ZCARD', groupWait) == 0 then
-      redis.call('UNLINK', groupWait, groupKey(groupPrefix, 'a', group), groupKey(groupPrefix, 'm', group),
-        groupKey(groupPrefix, 'r', group))
+      redis.call('UNLINK', groupWait, groupKey(groupPrefix, GROUP_ACTIVE, group), groupKey(groupPrefix, GROUP_SETTINGS, group),
+        groupKey(groupPrefix, GROUP_RATE, group))
       redis.call('SREM', groupPrefix .. 'known', group)
     end
   end

@@ -56,7 +56,7 @@ if deleted < batch then
   for i = 1, #groups do
     if deleted >= batch then break end
     local group = groups[i]
-    local groupWait = groupKey(groupPrefix, 'w', group)
+    local groupWait = groupKey(groupPrefix, GROUP_WAIT, group)
     ids = redis.call('ZRANGE', groupWait, 0, batch - deleted - 1)
     for j = 1, #ids do unqueueGroup(groupPrefix, group, ids[j]) end
     drop(ids, 'waiting')

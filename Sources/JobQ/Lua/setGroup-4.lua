@@ -24,7 +24,7 @@
 --@include groups
 local groupPrefix, seqKey, markerKey, eventsKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local group = ARGV[2]
-local metaKey = groupKey(groupPrefix, 'm', group)
+local metaKey = groupKey(groupPrefix, GROUP_SETTINGS, group)
 local allowed = {[META.paused] = true, [META.concurrency] = true, [META.rateCount] = true, [META.rateWindow] = true,
                  [META.throttledUntil] = true}
 local wasPaused = redis.call('HGET', metaKey, META.paused) == FLAG
@@ -45,7 +45,7 @@ if isPaused then
 else
   redis.call('SREM', groupPrefix .. 'blocked', group)
   -- Back in the rotation; the next take checks its limits again.
-  if redis.call('ZCARD', groupKey(groupPrefix, 'w', group)) > 0 then groupWake(groupPrefix, seqKey, group) end
+  if redis.call('ZCARD', groupKey(groupPrefix, GROUP_WAIT, group)) > 0 then groupWake(groupPrefix, seqKey, group) end
   redis.call('ZADD', markerKey, 0, '0')
 end
 groupForget(groupPrefix, group)

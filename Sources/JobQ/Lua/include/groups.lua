@@ -20,11 +20,13 @@
 --@include record
 --@include priorityScore
 --@include rateWait
-local function groupKey(prefix, kind, group) return prefix .. kind .. ':' .. group end
+-- The per-group kinds of key: prefix .. kind .. group.
+local GROUP_WAIT, GROUP_ACTIVE, GROUP_SETTINGS, GROUP_RATE = 'w:', 'a:', 'm:', 'r:'
+local function groupKey(prefix, kind, group) return prefix .. kind .. group end
 
 -- The group's limits in force: its own settings, else the queue's group defaults (meta).
 local function groupLimits(prefix, group, meta)
-  local v = redis.call('HMGET', groupKey(prefix, 'm', group), META.paused, META.concurrency, META.rateCount,
+  local v = redis.call('HMGET', groupKey(prefix, GROUP_SETTINGS, group), META.paused, META.concurrency, META.rateCount,
     META.rateWindow, META.throttledUntil)
   local concurrency = tonumber(v[2])
   if concurrency == nil then concurrency = meta.groupConcurrency elseif concurrency < 0 then concurrency = nil end
@@ -43,11 +45,11 @@ end
 local function groupLimitWait(limits, prefix, group, now)
   if limits.paused then return -1, 'paused' end
   if limits.throttledUntil and limits.throttledUntil > now then return limits.throttledUntil - now, 'throttled' end
-  if limits.concurrency and redis.call('SCARD', groupKey(prefix, 'a', group)) >= limits.concurrency then
+  if limits.concurrency and redis.call('SCARD', groupKey(prefix, GROUP_ACTIVE, group)) >= limits.concurrency then
     return -1, 'concurrency'
   end
   if limits.rateCount and limits.rateWindow then
-    local wait = rateWait(groupKey(prefix, 'r', group), limits.rateCount, limits.rateWindow, now)
+    local wait = rateWait(groupKey(prefix, GROUP_RATE, group), limits.rateCount, limits.rateWindow, now)
     if wait then return wait, 'rate' end
   end
   return nil
@@ -66,8 +68,8 @@ end
 
 -- Drops the group from the set of known groups once nothing of it is left.
 local function groupForget(prefix, group)
-  if redis.call('ZCARD', groupKey(prefix, 'w', group)) == 0 and redis.call('SCARD', groupKey(prefix, 'a', group)) == 0
-      and redis.call('EXISTS', groupKey(prefix, 'm', group)) == 0 then
+  if redis.call('ZCARD', groupKey(prefix, GROUP_WAIT, group)) == 0 and redis.call('SCARD', groupKey(prefix, GROUP_ACTIVE, group)) == 0
+      and redis.call('EXISTS', groupKey(prefix, GROUP_SETTINGS, group)) == 0 then
     redis.call('SREM', prefix .. 'known', group)
     redis.call('SREM', prefix .. 'blocked', group)
   end
@@ -76,14 +78,14 @@ end
 -- A job into its group's line (score from priorityScore); arms the marker when the group
 -- joins the rotation.
 local function enqueueGroup(prefix, seqKey, markerKey, group, jobId, score)
-  if redis.call('ZADD', groupKey(prefix, 'w', group), score, jobId) == 1 then redis.call('INCR', prefix .. 'waiting') end
+  if redis.call('ZADD', groupKey(prefix, GROUP_WAIT, group), score, jobId) == 1 then redis.call('INCR', prefix .. 'waiting') end
   redis.call('SADD', prefix .. 'known', group)
   if groupWake(prefix, seqKey, group) then redis.call('ZADD', markerKey, 0, '0') end
 end
 
 -- A waiting job out of its group's line (cancel, remove).
 local function unqueueGroup(prefix, group, jobId)
-  local waitKey = groupKey(prefix, 'w', group)
+  local waitKey = groupKey(prefix, GROUP_WAIT, group)
   if redis.call('ZREM', waitKey, jobId) == 1 then redis.call('DECR', prefix .. 'waiting') end
   if redis.call('ZCARD', waitKey) == 0 then
     redis.call('ZREM', prefix .. 'ready', group)
@@ -95,12 +97,12 @@ end
 -- A run of the group ended (finish, reap): its slot frees, and a group held for a slot is back
 -- in the rotation. Returns true when it rejoined.
 local function groupRelease(prefix, seqKey, group, jobId)
-  redis.call('SREM', groupKey(prefix, 'a', group), jobId)
+  redis.call('SREM', groupKey(prefix, GROUP_ACTIVE, group), jobId)
   local woke = false
   if redis.call('SISMEMBER', prefix .. 'blocked', group) == 1
-      and redis.call('HGET', groupKey(prefix, 'm', group), META.paused) ~= FLAG then
+      and redis.call('HGET', groupKey(prefix, GROUP_SETTINGS, group), META.paused) ~= FLAG then
     redis.call('SREM', prefix .. 'blocked', group)
-    if redis.call('ZCARD', groupKey(prefix, 'w', group)) > 0 then woke = groupWake(prefix, seqKey, group) end
+    if redis.call('ZCARD', groupKey(prefix, GROUP_WAIT, group)) > 0 then woke = groupWake(prefix, seqKey, group) end
   end
   groupForget(prefix, group)
   return woke
@@ -108,7 +110,7 @@ end
 
 -- Holds the group until `untilMs` (a handler's RateLimited for its group).
 local function groupThrottle(prefix, group, untilMs)
-  local metaKey = groupKey(prefix, 'm', group)
+  local metaKey = groupKey(prefix, GROUP_SETTINGS, group)
   local current = tonumber(redis.call('HGET', metaKey, META.throttledUntil))
   if not current or current < untilMs then redis.call('HSET', metaKey, META.throttledUntil, untilMs) end
   redis.call('SADD', prefix .. 'known', group)
@@ -125,9 +127,9 @@ local function groupsRecheck(prefix, seqKey)
   local blocked = redis.call('SMEMBERS', prefix .. 'blocked')
   for i = 1, #blocked do
     local group = blocked[i]
-    if redis.call('HGET', groupKey(prefix, 'm', group), META.paused) ~= FLAG then
+    if redis.call('HGET', groupKey(prefix, GROUP_SETTINGS, group), META.paused) ~= FLAG then
       redis.call('SREM', prefix .. 'blocked', group)
-      if redis.call('ZCARD', groupKey(prefix, 'w', group)) > 0 then groupWake(prefix, seqKey, group) end
+      if redis.call('ZCARD', groupKey(prefix, GROUP_WAIT, group)) > 0 then groupWake(prefix, seqKey, group) end
     end
   end
 end
@@ -151,7 +153,7 @@ local function takeFromGroups(prefix, seqKey, meta, now)
       redis.call('ZREM', readyKey, group)
       if wait < 0 then redis.call('SADD', prefix .. 'blocked', group) else redis.call('ZADD', laterKey, now + wait, group) end
     else
-      local waitKey = groupKey(prefix, 'w', group)
+      local waitKey = groupKey(prefix, GROUP_WAIT, group)
       local popped = redis.call('ZPOPMIN', waitKey)
       if popped[1] then
         redis.call('DECR', prefix .. 'waiting')
@@ -171,10 +173,10 @@ end
 -- A job of the group started under `token`: its slot and its start in the group's rate log. A
 -- group that this start filled leaves the rotation until a slot frees.
 local function groupStarted(prefix, group, limits, jobId, token, now)
-  redis.call('SADD', groupKey(prefix, 'a', group), jobId)
-  local active = redis.call('SCARD', groupKey(prefix, 'a', group))
+  redis.call('SADD', groupKey(prefix, GROUP_ACTIVE, group), jobId)
+  local active = redis.call('SCARD', groupKey(prefix, GROUP_ACTIVE, group))
   if limits.rateCount and limits.rateWindow then
-    local rateKey = groupKey(prefix, 'r', group)
+    local rateKey = groupKey(prefix, GROUP_RATE, group)
     redis.call('ZADD', rateKey, now, token)
     redis.call('PEXPIRE', rateKey, limits.rateWindow)
   end

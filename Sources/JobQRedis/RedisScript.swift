@@ -7,7 +7,7 @@ import Synchronization
 /// so pipelines of `EVALSHA` do not meet `NOSCRIPT`. A script whose SHA is not known yet is sent
 /// with `EVAL` (the server caches it) and its SHA is fetched in the same flight.
 package final class RedisScript: Sendable, Hashable, CustomStringConvertible {
-    /// A name for logs and errors (the file name without extension, e.g. `addJob-8`).
+    /// A name for logs and errors (the file name without extension, e.g. `addJob-9`).
     package let name: String
     package let source: String
     /// The number of KEYS every call passes, when fixed (checked before sending).

@@ -67,7 +67,7 @@ struct EnqueueScenario {
         let p99Ratio = median(ourP99) / median(refP99)
         report.add(
             Figure(
-                "single add, p50 latency", ourP50, unit: "µs", reference: "`redis-benchmark -c 1` EVALSHA addJob-8", referenceValues: refP50,
+                "single add, p50 latency", ourP50, unit: "µs", reference: "`redis-benchmark -c 1` EVALSHA addJob-9", referenceValues: refP50,
                 target: "≤ 2×", met: p50Ratio <= 2))
         report.add(Figure("single add, p99 latency", ourP99, unit: "µs", reference: "same", referenceValues: refP99, target: "≤ 3×", met: p99Ratio <= 3))
         report.add(
@@ -103,7 +103,7 @@ struct EnqueueScenario {
         let bulkRatio = median(bulkRate) / median(bulkRef)
         report.add(
             Figure(
-                "addBulk of \(bulk.formatted())", bulkRate, unit: "jobs/s", reference: "`redis-benchmark -c 1 -P 100` EVALSHA addJob-8",
+                "addBulk of \(bulk.formatted())", bulkRate, unit: "jobs/s", reference: "`redis-benchmark -c 1 -P 100` EVALSHA addJob-9",
                 referenceValues: bulkRef,
                 target: "≥ 0.6×", met: bulkRatio >= 0.6))
 
@@ -162,14 +162,15 @@ struct EnqueueScenario {
     }
 
     /// `redis-benchmark` arguments that call the add script by EVALSHA for a new random id each
-    /// time (the layout in addJob-8.lua's header: KEYS job, wait, prioritized, delayed, marker,
-    /// events, seq, meta; ARGV id, delay, runAt, priority, events cap, then the record's fields).
+    /// time (the layout in addJob-9.lua's header: KEYS job, wait, prioritized, delayed, marker,
+    /// events, seq, meta, group prefix; ARGV id, delay, runAt, priority, events cap, then the record's fields).
     static func addScriptCommand(client: RedisClient, queue: String) async throws -> [String] {
         let probe = try JobQueue(name: queue, client: client)
-        guard let sha = try await probe.preloadScripts()["addJob-8"] else { throw BenchError("addJob-8 did not load") }
+        guard let sha = try await probe.preloadScripts()["addJob-9"] else { throw BenchError("addJob-9 did not load") }
         let k = try QueueKeys(queue: queue)
         return [
-            "EVALSHA", sha, "8", k.jobPrefix + "__rand_int__", k.wait, k.prioritized, k.delayed, k.marker, k.events, k.sequence, k.meta,
+            "EVALSHA", sha, "9", k.jobPrefix + "__rand_int__", k.wait, k.prioritized, k.delayed, k.marker, k.events, k.sequence, k.meta,
+            k.groupPrefix,
             "__rand_int__", "0", "0", "0", "10000", JobField.name.rawValue, "bench", JobField.payload.rawValue, payload.text,
         ]
     }

@@ -58,7 +58,7 @@ struct ReferenceScenario {
             let label = depth == 1 ? "-c 1" : "-c 1 -P \(depth)"
             report.add(Figure("`redis-benchmark \(label)` SET", set[depth] ?? [], unit: "ops/s"))
         }
-        for (name, costs) in [("addJob-8 (one add)", add), ("take + finish in one script (one job)", take)] {
+        for (name, costs) in [("addJob-9 (one add)", add), ("take + finish in one script (one job)", take)] {
             for depth in Self.depths {
                 let label = depth == 1 ? "-c 1" : "-c 1 -P \(depth)"
                 let m = costs[depth] ?? []

@@ -21,10 +21,15 @@ struct ChaosRun {
         /// Every connection over TLS: the server serves a TLS port only, with certificates made
         /// for the run; producers and workers verify it against the run's CA.
         var tls = false
-        /// A concurrency cap of half the workers' slots and a rate limit on the queue; the
-        /// active set, sampled throughout, must never hold more than the cap.
+        /// A concurrency cap of half the workers' slots and a rate limit on the queue, and half
+        /// the jobs in groups with a group concurrency; the active set and each group's, sampled
+        /// throughout, must never hold more than their caps.
         var limits = false
     }
+
+    /// The groups `--limits` spreads half the jobs over, and each one's concurrency.
+    static let groups = 4
+    static let groupCap = 2
 
     /// The cap `--limits` sets: half of 8 slots per worker.
     var cap: Int { max(1, settings.workers * 4) }
@@ -71,16 +76,21 @@ struct ChaosRun {
         // Keep every record, so the checker can read each job's end.
         try await inspector.setRetention(completed: 10_000_000, failed: 10_000_000, cancelled: 10_000_000)
         if settings.limits {
-            try await inspector.setLimits(rate: .set(RateLimit(300, per: .seconds(1))), concurrency: .set(cap))
+            try await inspector.setLimits(
+                rate: .set(RateLimit(300, per: .seconds(1))), concurrency: .set(cap), groupConcurrency: .set(Self.groupCap))
         }
         // The active set, sampled every 10 ms on a connection of its own (bounded by the run).
         let sampling = CapSample()
         let sampler = Task { [cap] in
             let own = RedisClient(configuration: redis)
             defer { Task { await own.close() } }
-            let key = try QueueKeys(queue: queue).active
+            let keys = try QueueKeys(queue: queue)
+            let groupSets = (0..<Self.groups).map { keys.groupPrefix + "a:g\($0)" }
             for _ in 0..<2_000_000 where !Task.isCancelled {
-                if let n = try? await own.send("ZCARD", key).int { sampling.record(n, cap: cap) }
+                if let n = try? await own.send("ZCARD", keys.active).int { sampling.record(n, cap: cap) }
+                if settings.limits {
+                    for key in groupSets { if let n = try? await own.send("SCARD", key).int { sampling.recordGroup(n) } }
+                }
                 try? await Task.sleep(for: .milliseconds(10))
             }
         }
@@ -119,7 +129,7 @@ struct ChaosRun {
                 arguments: [
                     "produce", "--redis-url", server.url, "--queue", queue, "--directory", directory,
                     "--index", String(index), "--count", String(count), "--seconds", String(settings.seconds),
-                    "--seed", String(settings.seed),
+                    "--seed", String(settings.seed), "--groups", String(settings.limits ? Self.groups : 0),
                 ],
                 environment: environment, outputPath: "\(directory)/producers.out")
         }
@@ -346,6 +356,9 @@ struct ChaosRun {
         if settings.limits, sampling.most > cap {
             violations.append("the active set held \(sampling.most) jobs at once; the concurrency cap is \(cap)")
         }
+        if settings.limits, sampling.mostInGroup > Self.groupCap {
+            violations.append("a group's active set held \(sampling.mostInGroup) jobs at once; the group concurrency is \(Self.groupCap)")
+        }
 
         if settings.sabotage, let victim = try await client.send("ZRANGE", "jobq:{\(queue)}:completed", "0", "0").array?.first?.string {
             let keys = try QueueKeys(queue: queue)
@@ -373,7 +386,7 @@ struct ChaosRun {
             "jobq-chaos: jobs=\(report.acknowledged) unacked=\(report.unacknowledged) completed=\(report.completed) failed=\(report.failed) "
             + "cancelled=\(report.cancelled) executions=\(report.executions) kills=\(kills) sigterms=\(sigterms) cuts=\(cuts) redis_restarts=1 stops=1 oom_windows=1 bulk_cancels=1 "
             + "lost=\(report.lost) duplicates=\(report.duplicates) violations=\(violations.count) tls=\(settings.tls ? "on" : "off") "
-            + (settings.limits ? "cap=\(cap) most_active=\(sampling.most) " : "most_active=\(sampling.most) ") + "seed=\(settings.seed) \(seconds)s"
+            + (settings.limits ? "cap=\(cap) most_active=\(sampling.most) group_cap=\(Self.groupCap) most_in_group=\(sampling.mostInGroup) " : "most_active=\(sampling.most) ") + "seed=\(settings.seed) \(seconds)s"
         return Outcome(summary: summary, violations: violations, directory: directory)
     }
 
@@ -477,7 +490,10 @@ struct ChaosError: Error, CustomStringConvertible {
 
 /// The most jobs the sampler saw active at once.
 final class CapSample: Sendable {
-    private let state = Mutex(0)
-    func record(_ n: Int, cap: Int) { state.withLock { $0 = max($0, n) } }
-    var most: Int { state.withLock { $0 } }
+    private let state = Mutex((most: 0, inGroup: 0))
+    func record(_ n: Int, cap: Int) { state.withLock { $0.most = max($0.most, n) } }
+    func recordGroup(_ n: Int) { state.withLock { $0.inGroup = max($0.inGroup, n) } }
+    var most: Int { state.withLock { $0.most } }
+    /// The most jobs of one group the sampler saw active at once.
+    var mostInGroup: Int { state.withLock { $0.inGroup } }
 }

@@ -78,6 +78,7 @@ struct Produce: AsyncParsableCommand {
     @Option var count: Int
     @Option var seconds: Double
     @Option var seed: UInt64
+    @Option(help: "Put every other job in one of this many groups (g0, g1, …); 0: none.") var groups = 0
 
     func run() async throws {
         let log = try AppendLog(path: "\(directory)/producer-\(index).log")
@@ -109,6 +110,7 @@ struct Produce: AsyncParsableCommand {
                 options.maxStalls = 1000  // stalls come from our own kills; count them, never fail a job for them
                 if kind == .delayed { options.delay = .milliseconds(Int64.random(in: 100...2_000, using: &rng)) }
                 if kind == .prioritized { options.priority = JobPriority(Int.random(in: -10...10, using: &rng)) }
+                if groups > 0, Bool.random(using: &rng) { options.group = "g\(Int.random(in: 0..<groups, using: &rng))" }
                 let ms =
                     kind == .cancel
                     ? 30_000

@@ -34,7 +34,7 @@ public final class JobQueue: Sendable {
     }
 
     /// Loads every jobq script on the client's connections now (and after each reconnect), so
-    /// pipelined calls never meet `NOSCRIPT`. Returns each script's SHA1 by name (`addJob-8`…).
+    /// pipelined calls never meet `NOSCRIPT`. Returns each script's SHA1 by name (`addJob-9`…).
     @discardableResult
     public func preloadScripts() async throws(JobQError) -> [String: String] {
         do {

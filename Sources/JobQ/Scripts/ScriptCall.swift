@@ -37,7 +37,7 @@ enum ScriptStatus {
     static let applied = 1
     /// Nothing to take; nothing changed.
     static let nothing = 0
-    /// `cancelJobs-8`, per id.
+    /// `cancelJobs-9`, per id.
     static let cancelled = 1
     static let cancelRequested = 2
     static let alreadyFinished = 3

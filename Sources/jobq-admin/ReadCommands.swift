@@ -146,7 +146,9 @@ struct List: AsyncParsableCommand {
         let rows = jobs.map { job -> [String] in
             var detail: String
             switch job.state {
-            case .waiting: detail = job.options.priority == .normal ? "" : "priority \(job.options.priority)"
+            case .waiting:
+                detail = [job.options.group.map { "group \($0)" }, job.options.priority == .normal ? nil : "priority \(job.options.priority)"]
+                    .compactMap { $0 }.joined(separator: ", ")
             case .delayed: detail = "due " + Output.relative(job.dueAt, now: now)
             case .active:
                 detail = "on \(job.workerID ?? "?")"
@@ -195,7 +197,8 @@ struct Inspect: AsyncParsableCommand {
             [
                 "options",
                 "priority \(job.options.priority), backoff \(job.options.backoff), timeout \(Output.span(Double(Output.milliseconds(job.options.timeout)) / 1000)), max stalls \(job.options.maxStalls)"
-                    + (job.options.removeOnComplete ? ", remove on complete" : "") + (job.options.removeOnFail ? ", remove on fail" : ""),
+                    + (job.options.removeOnComplete ? ", remove on complete" : "") + (job.options.removeOnFail ? ", remove on fail" : "")
+                    + (job.options.group.map { ", group \($0)" } ?? ""),
             ],
             ["progress", job.progress.map { Output.bar($0.percent) + ($0.message.isEmpty ? "" : "  " + $0.message) } ?? "—"],
             ["checkpoint", job.checkpoint.map { "\($0.count) bytes" } ?? "—"],

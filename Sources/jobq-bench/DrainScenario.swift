@@ -138,9 +138,10 @@ struct DrainScenario {
     }
 
     /// - Parameter prepare: runs on the queue before the jobs are added (flow limits).
-    func drainOnce(n: Int, concurrency: Int, run: Int, label: String = "drain", prepare: (JobQueue) async throws -> Void = { _ in }) async throws
-        -> Measure
-    {
+    func drainOnce(
+        n: Int, concurrency: Int, run: Int, label: String = "drain", prepare: (JobQueue) async throws -> Void = { _ in },
+        options: (Int) -> JobOptions = { _ in .default }
+    ) async throws -> Measure {
         let name = "bench-\(label)-\(concurrency)-\(run)"
         let queue = try JobQueue(name: name, client: client)
         _ = try await queue.preloadScripts()
@@ -148,7 +149,7 @@ struct DrainScenario {
         var start = 0
         while start < n {
             let count = min(10_000, n - start)
-            _ = try await queue.addBulk((0..<count).map { _ in JobQueue.NewJob(name: "noop", payload: .json("{}")) })
+            _ = try await queue.addBulk((start..<start + count).map { JobQueue.NewJob(name: "noop", payload: .json("{}"), options: options($0)) })
             start += count
         }
         var handlers = JobHandlers()

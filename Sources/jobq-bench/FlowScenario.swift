@@ -18,14 +18,18 @@ struct FlowScenario {
         var limited: [Double] = []
         var plainCPU: [Double] = []
         var limitedCPU: [Double] = []
-        var calls: (plain: [String: Int], limited: [String: Int]) = ([:], [:])
+        var grouped: [Double] = []
+        var groupedCPU: [Double] = []
+        var calls: (plain: [String: Int], limited: [String: Int], grouped: [String: Int]) = ([:], [:], [:])
         for run in 0..<runs {
-            // Alternating, so the machine's drift hits both alike.
-            let p = try await drain(n: n, limits: false, run: run)
-            let l = try await drain(n: n, limits: true, run: run)
+            // Alternating, so the machine's drift hits all alike.
+            let p = try await drain(n: n, .plain, run: run)
+            let l = try await drain(n: n, .limits, run: run)
+            let g = try await drain(n: n, .groups, run: run)
             (plain, plainCPU, limited, limitedCPU) = (plain + [p.rate], plainCPU + [p.cpu], limited + [l.rate], limitedCPU + [l.cpu])
-            calls = (p.calls, l.calls)
-            report.jobs += 2 * n
+            (grouped, groupedCPU) = (grouped + [g.rate], groupedCPU + [g.cpu])
+            calls = (p.calls, l.calls, g.calls)
+            report.jobs += 3 * n
         }
         let ratio = median(limited) / median(plain)
         report.add(
@@ -42,6 +46,13 @@ struct FlowScenario {
                 + c.sorted { $0.value > $1.value }.prefix(14).map { "\($0.key) \(f2(Double($0.value) / Double(n)))" }.joined(separator: ", ") + ")"
         }
         report.note("Redis commands per job, no limits: \(perJob(calls.plain)); limits set but not binding: \(perJob(calls.limited))")
+        report.add(
+            Figure(
+                "drain \(n.formatted()) no-op jobs, c = 32, spread over 100 groups (group concurrency 10,000: not binding)", grouped,
+                unit: "jobs/s", reference: "the same jobs without groups, alternating runs", referenceValues: plain))
+        report.add(
+            Figure("Redis CPU per job of that drain, in 100 groups", groupedCPU, unit: "µs", reference: "without groups", referenceValues: plainCPU))
+        report.note("Redis commands per job, in 100 groups: \(perJob(calls.grouped))")
 
         let (windows, perSecond, used, starts) = try await rateAccuracy(limit: 500, seconds: quick ? 5 : 10)
         report.jobs += starts
@@ -115,17 +126,25 @@ struct FlowScenario {
         return try BenchWorker(server: client.configuration, configuration: configuration, handlers: handlers)
     }
 
+    /// What a drain of `drain(n:_:run:)` runs against.
+    enum DrainVariant: String { case plain, limits, groups }
+
     /// Jobs/s, Redis CPU µs per job and Redis commands by name of one drain at concurrency 32
-    /// (the `drain` scenario's own, on a queue with or without limits).
-    func drain(n: Int, limits: Bool, run: Int) async throws -> (rate: Double, cpu: Double, calls: [String: Int]) {
+    /// (the `drain` scenario's own): no limits, limits that do not bind, or the jobs spread
+    /// over 100 groups under a group concurrency that does not bind.
+    func drain(n: Int, _ variant: DrainVariant, run: Int) async throws -> (rate: Double, cpu: Double, calls: [String: Int]) {
         let m = try await DrainScenario(client: client, reference: reference, runs: runs, quick: quick).drainOnce(
-            n: n, concurrency: 32, run: run, label: limits ? "flow-limits" : "flow-plain"
-        ) { queue in
-            if limits {
-                try await queue.inspector.setLimits(
-                    rate: .set(RateLimit(100_000, per: .seconds(1))), concurrency: .set(10_000), maxWaiting: .set(1_000_000_000))
-            }
-        }
+            n: n, concurrency: 32, run: run, label: "flow-\(variant.rawValue)",
+            prepare: { queue in
+                switch variant {
+                case .plain: break
+                case .limits:
+                    try await queue.inspector.setLimits(
+                        rate: .set(RateLimit(100_000, per: .seconds(1))), concurrency: .set(10_000), maxWaiting: .set(1_000_000_000))
+                case .groups: try await queue.inspector.setLimits(groupConcurrency: .set(10_000))
+                }
+            },
+            options: { i in variant == .groups ? .group("tenant-\(i % 100)") : .default })
         return (m.rate, m.cpu, m.breakdown)
     }
 

@@ -235,7 +235,10 @@ struct ChaosChecker {
             case .kill(let pid, let at), .sigterm(let pid, let at): return pid == previous.pid && window.contains(at)
             case .cut(_, let at): return window.contains(at)
             case .redisRestart(let from, let to): return window.overlaps(from...to)
-            case .stop(let pid, let from, let to): return pid == previous.pid && window.overlaps(from...to)
+            // Either run's worker frozen in between: the previous run's lease lapsed, or the
+            // next run was taken before its worker froze and its handler started after the thaw
+            // (runs are ordered by handler start, which a freeze delays).
+            case .stop(let pid, let from, let to): return (pid == previous.pid || pid == next.pid) && window.overlaps(from...to)
             // A full Redis must not cost a run: renewals, reaping and finishing go on.
             case .oom: return false
             }

@@ -386,7 +386,9 @@ struct ChaosRun {
             "jobq-chaos: jobs=\(report.acknowledged) unacked=\(report.unacknowledged) completed=\(report.completed) failed=\(report.failed) "
             + "cancelled=\(report.cancelled) executions=\(report.executions) kills=\(kills) sigterms=\(sigterms) cuts=\(cuts) redis_restarts=1 stops=1 oom_windows=1 bulk_cancels=1 "
             + "lost=\(report.lost) duplicates=\(report.duplicates) violations=\(violations.count) tls=\(settings.tls ? "on" : "off") "
-            + (settings.limits ? "cap=\(cap) most_active=\(sampling.most) group_cap=\(Self.groupCap) most_in_group=\(sampling.mostInGroup) " : "most_active=\(sampling.most) ") + "seed=\(settings.seed) \(seconds)s"
+            + (settings.limits
+                ? "cap=\(cap) most_active=\(sampling.most) group_cap=\(Self.groupCap) most_in_group=\(sampling.mostInGroup) " : "most_active=\(sampling.most) ")
+            + "seed=\(settings.seed) \(seconds)s"
         return Outcome(summary: summary, violations: violations, directory: directory)
     }
 

@@ -41,12 +41,14 @@ local function groupLimits(prefix, group, meta)
 end
 
 -- Whether the group's limits let a job of it start now: nil, or the wait in ms (-1: until a
--- slot of the group frees or it is resumed) and which limit holds it.
+-- slot of the group frees or it is resumed) and which limit holds it. Under a concurrency
+-- limit, it keeps the group's running count in limits.active.
 local function groupLimitWait(limits, prefix, group, now)
   if limits.paused then return -1, 'paused' end
   if limits.throttledUntil and limits.throttledUntil > now then return limits.throttledUntil - now, 'throttled' end
-  if limits.concurrency and redis.call('SCARD', groupKey(prefix, GROUP_ACTIVE, group)) >= limits.concurrency then
-    return -1, 'concurrency'
+  if limits.concurrency then
+    limits.active = redis.call('SCARD', groupKey(prefix, GROUP_ACTIVE, group))
+    if limits.active >= limits.concurrency then return -1, 'concurrency' end
   end
   if limits.rateCount and limits.rateWindow then
     local wait = rateWait(groupKey(prefix, GROUP_RATE, group), limits.rateCount, limits.rateWindow, now)
@@ -174,13 +176,13 @@ end
 -- group that this start filled leaves the rotation until a slot frees.
 local function groupStarted(prefix, group, limits, jobId, token, now)
   redis.call('SADD', groupKey(prefix, GROUP_ACTIVE, group), jobId)
-  local active = redis.call('SCARD', groupKey(prefix, GROUP_ACTIVE, group))
   if limits.rateCount and limits.rateWindow then
     local rateKey = groupKey(prefix, GROUP_RATE, group)
     redis.call('ZADD', rateKey, now, token)
     redis.call('PEXPIRE', rateKey, limits.rateWindow)
   end
-  if limits.concurrency and active >= limits.concurrency and redis.call('ZREM', prefix .. 'ready', group) == 1 then
+  -- limits.active: the count its take checked, before this start.
+  if limits.concurrency and limits.active + 1 >= limits.concurrency and redis.call('ZREM', prefix .. 'ready', group) == 1 then
     redis.call('SADD', prefix .. 'blocked', group)
   end
 end

@@ -169,7 +169,7 @@ struct Watch: AsyncParsableCommand {
                 let t = tallies[name] ?? Rates.Tally()
                 return [
                     name, String(c.waiting), String(c.delayed), String(c.active), String(c.completed), String(c.failed), String(c.cancelled),
-                    c.paused ? "PAUSED" : c.limitedBy.map { "LIMITED (\($0))" } ?? "", rate(t.added), rate(t.completed), rate(t.failed), rate(t.retried),
+                    Self.status(c), rate(t.added), rate(t.completed), rate(t.failed), rate(t.retried),
                 ]
             }
             lines += Output.table(
@@ -202,6 +202,16 @@ struct Watch: AsyncParsableCommand {
             lines = lines.map { Output.clip($0, size.columns) }
         }
         return lines.joined(separator: "\n") + "\n"
+    }
+}
+
+extension Watch {
+    /// A queue's state column: PAUSED, LIMITED (the limit), groups its limits hold, or nothing.
+    static func status(_ c: JobCounts) -> String {
+        if c.paused { return "PAUSED" }
+        if let by = c.limitedBy { return "LIMITED (\(by))" }
+        if c.groupsHeld > 0 { return "\(c.groupsHeld) GROUP\(c.groupsHeld == 1 ? "" : "S") HELD" }
+        return ""
     }
 }
 

@@ -170,6 +170,8 @@ extension ExecutableTests {
             #expect(table.code == 0 && table.out.contains("GROUP") && table.out.contains("tenant-1") && table.out.contains("paused"), "\(table.out)")
             let counts = try await runAdmin(["counts", queue.name] + url)
             #expect(counts.out.contains("groups: 1 (0 ready, 1 held by their limits, 3 jobs in them)"), "\(counts.out)")
+            let watched = try await runAdmin(["watch", queue.name, "--iterations", "1", "--interval", "100ms"] + url)
+            #expect(watched.out.contains("LIMITED (group)"), "every waiting job is in a held group: \(watched.out)")
             let resumed = try await runAdmin(["resume", queue.name, "--group", "tenant-1"] + url)
             #expect(resumed.code == 0 && resumed.out.contains("resumed"), "\(resumed.out)")
             try await queue.expectEvents(.completed, count: 4, within: 30)

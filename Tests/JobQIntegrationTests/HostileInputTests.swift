@@ -133,6 +133,17 @@ struct HostileInputTests {
         }
         await #expect { try await queue.inspector.counts() } throws: { ($0 as? JobQError)?.code == .keyConflict }
         #expect(try await queue.allKeys() == [queue.core.keys.wait], "nothing else was written")
+        // The same for a job of a group, with the rotation planted over: its line is undone too.
+        let grouped = try await uniqueQueue()
+        let ready = grouped.core.keys.groupPrefix + "ready"
+        _ = try await client.send("SET", ready, "not a zset")
+        await #expect { try await grouped.add(name: "x", payload: .json("{}"), options: .group("G")) } throws: { error in
+            (error as? JobQError)?.code == .keyConflict
+        }
+        let left = try await grouped.allKeys()
+        // The sequence counter may have moved (it orders jobs; it holds no job).
+        #expect(Set(left).subtracting([grouped.core.keys.sequence]) == [ready], "nothing else was written: \(left)")
+        _ = try await client.send("DEL", ready)
 
         // A worker on the broken queue: the take fails, it says so and keeps trying, no crash.
         let logs = CapturedLogs()

@@ -99,7 +99,20 @@ if not ok then
   redis.pcall('LREM', waitKey, 1, id)   -- LPUSHed: found at the head
   redis.pcall('ZREM', prioritizedKey, id)
   redis.pcall('ZREM', delayedKey, id)
-  if group then pcall(unqueueGroup, groupPrefix, group, id) end
+  if group then
+    -- Step by step, each on its own: the key that failed may be one of these.
+    local groupWait = groupKey(groupPrefix, GROUP_WAIT, group)
+    if redis.pcall('ZREM', groupWait, id) == 1 and redis.pcall('DECR', groupPrefix .. 'waiting') == 0 then
+      redis.pcall('DEL', groupPrefix .. 'waiting')
+    end
+    if redis.pcall('ZCARD', groupWait) == 0 then
+      redis.pcall('ZREM', groupPrefix .. 'ready', group)
+      if redis.pcall('SCARD', groupKey(groupPrefix, GROUP_ACTIVE, group)) == 0
+          and redis.pcall('EXISTS', groupKey(groupPrefix, GROUP_SETTINGS, group)) == 0 then
+        redis.pcall('SREM', groupPrefix .. 'known', group)
+      end
+    end
+  end
   return redis.error_reply(type(failure) == 'table' and failure.err or tostring(failure))
 end
 return {1, state}

@@ -90,7 +90,9 @@ public final class Worker: Service, Sendable {
             cores: upkeepCores, lease: configuration.lease, workerID: configuration.workerID, fields: heartbeatFields, trouble: trouble,
             status: { [weak self] in
                 guard let self else { return .init(active: 0, concurrency: 0, state: "stopping") }
-                return .init(active: registry.slots.activeCount, concurrency: self.concurrency, state: self.stateName)
+                // Runs registered, not slots in use: a fetcher holds a slot while its take is
+                // on the wire, which is no running job.
+                return .init(active: registry.count, concurrency: self.concurrency, state: self.stateName)
             },
             onRequest: { [weak self] request in self?.apply(request) })
         let cancels = CancelListener(

@@ -99,6 +99,36 @@ struct GroupTests {
         #expect(try await queue.inspector.limits().groupRate == RateLimit(1, per: .seconds(60)))
     }
 
+    @Test("more held groups in the rotation than one take checks: the take says come back at once (marker set), and the next finds the group that may start")
+    func manyHeldGroups() async throws {
+        let queue = try await uniqueQueue()
+        try await queue.inspector.setLimits(groupConcurrency: .set(1))
+        for g in 0..<60 {
+            for j in 0..<2 { try await Self.add(queue, "g\(g)-\(j)", group: "G\(g)") }
+        }
+        var taken: [String: QueueCore.Lease] = [:]
+        for _ in 0..<60 {
+            let t = try #require(try await Self.take(queue))
+            taken[t.id] = t.lease
+        }
+        #expect(taken.count == 60 && taken.keys.allSatisfy { $0.hasSuffix("-0") }, "one job of each group")
+        // A changed default puts all 60 back in the rotation; the last in turn may start again.
+        try await queue.inspector.setLimits(groupRate: .set(RateLimit(1000, per: .seconds(1))))
+        let ready = queue.core.keys.groupPrefix + "ready"
+        let lastGroup = try #require(try await queue.client.send(RedisCommand("ZRANGE", ready, -1, -1)).array?.first?.string)
+        #expect(try await queue.client.send(RedisCommand("ZCARD", ready)).int == 60)
+        let first = "g\(lastGroup.dropFirst())-0"
+        let lease = try #require(taken[first])
+        _ = try await queue.core.finish(first, token: lease.token, end: .completed(result: []), next: nil)
+        guard case .limited(let wait, "group") = try await queue.core.take(lease: JobQueue.testLease()) else {
+            Issue.record("50 held groups checked, none could start")
+            return
+        }
+        #expect(wait == 0, "come back at once, not when a slot frees")
+        #expect(try await queue.members(queue.core.keys.marker) == ["0"], "and the marker wakes a fetcher")
+        #expect(try await Self.take(queue)?.id == "g\(lastGroup.dropFirst())-1", "the next take reaches the group that may start")
+    }
+
     @Test("pause one group: its jobs wait, the others run; adds go on; resume brings it back")
     func pauseGroup() async throws {
         let queue = try await uniqueQueue()
@@ -221,6 +251,8 @@ struct GroupTests {
         #expect(gap >= 1999, "no start of A inside its throttle: \(gap) ms")
         let job = try #require(try await queue.inspector.job("a0"))
         #expect(job.attemptsMade == 1)
+        let left = try await queue.inspector.groups().map(\.group)
+        #expect(left.isEmpty, "a throttle that ended leaves no settings behind, so no group stays known: \(left)")
     }
 
     @Test("fairness: A holds 10,000 jobs and B 100, group concurrency 2: all of B finishes before A has run 300")

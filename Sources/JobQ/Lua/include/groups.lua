@@ -45,7 +45,12 @@ end
 -- limit, it keeps the group's running count in limits.active.
 local function groupLimitWait(limits, prefix, group, now)
   if limits.paused then return -1, 'paused' end
-  if limits.throttledUntil and limits.throttledUntil > now then return limits.throttledUntil - now, 'throttled' end
+  if limits.throttledUntil then
+    if limits.throttledUntil > now then return limits.throttledUntil - now, 'throttled' end
+    -- A throttle that ended goes, so the group's settings do not outlive it.
+    redis.call('HDEL', groupKey(prefix, GROUP_SETTINGS, group), META.throttledUntil)
+    limits.throttledUntil = nil
+  end
   if limits.concurrency then
     limits.active = redis.call('SCARD', groupKey(prefix, GROUP_ACTIVE, group))
     if limits.active >= limits.concurrency then return -1, 'concurrency' end
@@ -138,7 +143,8 @@ end
 
 -- The next job of the group whose turn it is, or nil: groups whose time came rejoin the
 -- rotation first; a ready group that a limit holds moves to later or blocked (at most 50 per
--- call). Returns id, group, its limits. The group goes to the end of the rotation.
+-- call). Returns id, group, its limits; the group goes to the end of the rotation. With no job,
+-- returns nil, true when ready groups are left unchecked (come back at once).
 local function takeFromGroups(prefix, seqKey, meta, now)
   local readyKey, laterKey = prefix .. 'ready', prefix .. 'later'
   local due = redis.call('ZRANGEBYSCORE', laterKey, '-inf', now, 'LIMIT', 0, 100)
@@ -169,7 +175,7 @@ local function takeFromGroups(prefix, seqKey, meta, now)
       redis.call('ZREM', readyKey, group)
     end
   end
-  return nil
+  return nil, redis.call('EXISTS', readyKey) == 1
 end
 
 -- A job of the group started under `token`: its slot and its start in the group's rate log. A

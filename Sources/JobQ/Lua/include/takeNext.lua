@@ -9,7 +9,9 @@
                                            waitMs until it may (-1: until a slot frees),
                                            limit = throttled | concurrency | rate | group
                                            (every group with waiting jobs is held by its own
-                                           limits; waitMs then also covers the next delayed job)
+                                           limits; waitMs then also covers the next delayed job;
+                                           0, with the marker set, when held groups filled this
+                                           take's checks and others wait to be checked)
   Jobs without a group go first (priorities above 0, the list, priorities below 0); then the
   group whose turn it is (groups.lua).
 ]]
@@ -69,7 +71,15 @@ local function takeNext(waitKey, prioritizedKey, activeKey, delayedKey, metaKey,
     else
       id = redis.call('RPOP', waitKey)
     end
+    local moreGroups
     if not id then id, group, limitsOfGroup = takeFromGroups(groupPrefix, seqKey, meta, now) end
+    if not id and type(group) == 'boolean' then moreGroups, group = group, nil end
+    if not id and moreGroups then
+      -- Held groups filled this take's checks and ready ones remain: come back at once (each
+      -- call moves 50 held groups out of the rotation, so this ends).
+      redis.call('ZADD', markerKey, 0, '0')
+      return {LIMITED, 0, 'group'}
+    end
     if not id then
       -- Nothing to wake anyone for: the caller re-arms its timer from nextDue (or from the
       -- first group held by time; a group held for a slot rejoins with a finish's marker).

@@ -20,7 +20,8 @@ struct JobQAdmin: AsyncParsableCommand {
         version: "jobq-admin " + JobQVersion.current,
         subcommands: [
             Queues.self, Counts.self, List.self, Inspect.self, Add.self, Cancel.self, Retry.self, Remove.self,
-            Clean.self, Pause.self, Resume.self, Limits.self, Groups.self, Purge.self, Obliterate.self, Retention.self, Workers.self,
+            Clean.self, Pause.self, Resume.self, Limits.self, Groups.self, Schedules.self, ScheduleCommand.self, Purge.self, Obliterate.self,
+            Retention.self, Workers.self,
             Watch.self, Ping.self,
         ]
     )
@@ -84,7 +85,10 @@ struct JobQAdmin: AsyncParsableCommand {
             }
         }
         guard !leading.isEmpty, i < arguments.count, !arguments[i].hasPrefix("-") else { return arguments }
-        return [arguments[i]] + leading + arguments[(i + 1)...]
+        // A command with subcommands (`schedule add`): the options go after the subcommand.
+        var words = 1
+        if arguments[i] == ScheduleCommand.configuration.commandName, i + 1 < arguments.count, !arguments[i + 1].hasPrefix("-") { words = 2 }
+        return Array(arguments[i..<(i + words)]) + leading + arguments[(i + words)...]
     }
 
     static func report(_ failure: AdminFailure, json: Bool) {
@@ -182,7 +186,7 @@ struct AdminFailure: Error {
         switch error.code {
         case .notFound:
             return AdminFailure(exitCode: 4, kind: "notFound", message: error.description)
-        case .invalidQueueName, .invalidJobID, .invalidJobName, .invalidOptions, .tooLarge:
+        case .invalidQueueName, .invalidJobID, .invalidJobName, .invalidOptions, .invalidSchedule, .tooLarge:
             return AdminFailure(exitCode: 2, kind: "usage", message: error.description)
         default:
             return AdminFailure(exitCode: 1, kind: error.code.description, message: error.description)

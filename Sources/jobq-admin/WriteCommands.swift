@@ -64,20 +64,11 @@ func reportOutcomes<O>(
     try finish(exitStatus(ok: ok, notFound: missing, total: ids.count))
 }
 
-/// `jobq-admin add <queue> <name>`.
-struct Add: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Add a job; prints its id and whether it was created or existed already (--id dedups).")
-
-    @OptionGroup var global: GlobalOptions
-    @Argument(help: "The queue.") var queue: String
-    @Argument(help: "The job name (what handler runs it).") var name: String
+/// The payload and options of a job, as `add` and `schedule add` take them.
+struct JobFlags: ParsableArguments {
     @Option(help: "The payload, JSON text.") var data: String?
     @Option(name: .customLong("data-file"), help: "Read the payload from a file, or - for stdin (JSON unless --binary).") var dataFile: String?
     @Flag(help: "The --data-file payload is raw bytes, not JSON.") var binary = false
-    @Option(help: "A job id of your own (dedup: adding an existing id adds nothing).") var id: String?
-    @Option(help: "Run after this long: 500ms, 5s, 2m, 1h.", transform: DurationArgument.parse) var delay: DurationArgument?
-    @Option(help: "Run at this time (ISO 8601, e.g. 2026-11-24T08:00:00Z).") var at: String?
     @Option(help: "high, normal, low, or -1000…1000.") var priority: String?
     @Option(help: "Runs in all, first included (default 3).") var attempts: Int?
     @Option(help: "exponential:1s, linear:500ms, fixed:10s; optional :max=1h.") var backoff: String?
@@ -93,11 +84,6 @@ struct Add: AsyncParsableCommand {
     func validate() throws {
         if data != nil && dataFile != nil { throw ValidationError("give --data or --data-file, not both") }
         if binary && dataFile == nil { throw ValidationError("--binary goes with --data-file") }
-        if delay != nil && at != nil { throw ValidationError("give --delay or --at, not both") }
-        if let at, Self.date(at) == nil { throw ValidationError("--at \"\(at)\" is not an ISO 8601 time (e.g. 2026-11-24T08:00:00Z)") }
-        if let at, let date = Self.date(at), date.timeIntervalSinceNow > 10 * 365 * 86400 {
-            throw ValidationError("--at \(at) is more than 10 years away (the limit, as for --delay)")
-        }
         if let priority {
             guard let p = JobPriority(parsing: priority), JobPriority.range.contains(p.value) else {
                 throw ValidationError("--priority \"\(priority)\": use high, normal, low or a number in -1000…1000")
@@ -116,11 +102,17 @@ struct Add: AsyncParsableCommand {
         }
     }
 
-    static func date(_ text: String) -> Date? {
-        let f = ISO8601DateFormatter()
-        if let d = f.date(from: text) { return d }
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return f.date(from: text)
+    /// The options these flags give (id, delay and run-at are the caller's).
+    var options: JobOptions {
+        var options = JobOptions()
+        if let priority { options.priority = JobPriority(parsing: priority) ?? .normal }
+        if let attempts { options.attempts = attempts }
+        if let backoff { options.backoff = Backoff(parsing: backoff) ?? .default }
+        if let timeout { options.timeout = timeout.value }
+        options.removeOnComplete = keepCompleted == 0
+        options.removeOnFail = keepFailed == 0
+        options.group = group
+        return options
     }
 
     func payload() throws -> JobPayload {
@@ -146,20 +138,42 @@ struct Add: AsyncParsableCommand {
         }
         return JobPayload(bytes: Array(bytes), encoding: .json)
     }
+}
+
+/// `jobq-admin add <queue> <name>`.
+struct Add: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Add a job; prints its id and whether it was created or existed already (--id dedups).")
+
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The queue.") var queue: String
+    @Argument(help: "The job name (what handler runs it).") var name: String
+    @Option(help: "A job id of your own (dedup: adding an existing id adds nothing).") var id: String?
+    @Option(help: "Run after this long: 500ms, 5s, 2m, 1h.", transform: DurationArgument.parse) var delay: DurationArgument?
+    @Option(help: "Run at this time (ISO 8601, e.g. 2026-11-24T08:00:00Z).") var at: String?
+    @OptionGroup var job: JobFlags
+
+    func validate() throws {
+        if delay != nil && at != nil { throw ValidationError("give --delay or --at, not both") }
+        if let at, Self.date(at) == nil { throw ValidationError("--at \"\(at)\" is not an ISO 8601 time (e.g. 2026-11-24T08:00:00Z)") }
+        if let at, let date = Self.date(at), date.timeIntervalSinceNow > 10 * 365 * 86400 {
+            throw ValidationError("--at \(at) is more than 10 years away (the limit, as for --delay)")
+        }
+    }
+
+    static func date(_ text: String) -> Date? {
+        let f = ISO8601DateFormatter()
+        if let d = f.date(from: text) { return d }
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f.date(from: text)
+    }
 
     func run() async throws {
-        let payload = try payload()
-        var options = JobOptions()
+        let payload = try job.payload()
+        var options = job.options
         options.jobID = id
         options.delay = delay?.value
         options.runAt = at.flatMap(Self.date)
-        if let priority { options.priority = JobPriority(parsing: priority) ?? .normal }
-        if let attempts { options.attempts = attempts }
-        if let backoff { options.backoff = Backoff(parsing: backoff) ?? .default }
-        if let timeout { options.timeout = timeout.value }
-        options.removeOnComplete = keepCompleted == 0
-        options.removeOnFail = keepFailed == 0
-        options.group = group
         let result = try await global.withClient { client in
             try await global.queue(queue, client).add(name: name, payload: payload, options: options)
         }

@@ -70,7 +70,7 @@ enum ConfigSchema {
         guard let root else { return }  // an empty file: defaults and flags
         var budget = maxNodes
         guard case .mapping = root else {
-            throw .init(key: "--config", value: "", expected: "a YAML mapping of sections (redis:, worker:, handlers:, metrics:, log:)")
+            throw .init(key: "--config", value: "", expected: "a YAML mapping of sections (redis:, worker:, handlers:, schedules:, metrics:, log:)")
         }
         try walk(root, path: "", budget: &budget)
     }
@@ -84,6 +84,11 @@ enum ConfigSchema {
             try checkValue(node, key: path, kind: kind, budget: &budget)
             return
         }
+        if path == "schedules" {
+            // A list of mappings, checked entry by entry by ScheduleConfig; here only counted.
+            try count(node, budget: &budget)
+            return
+        }
         if isUnset(node) { return }  // a section whose keys are all commented out
         guard case .mapping(let mapping) = node else {
             throw .init(key: path, value: describe(node), expected: "a section (a mapping of keys)")
@@ -93,12 +98,29 @@ enum ConfigSchema {
                 throw .init(key: path.isEmpty ? "(top level)" : path, value: describe(keyNode), expected: "string keys")
             }
             let full = path.isEmpty ? name : path + "." + name
-            let known = keys[full] != nil || keys.keys.contains { $0.hasPrefix(full + ".") }
+            let known = keys[full] != nil || keys.keys.contains { $0.hasPrefix(full + ".") } || full == "schedules"
             guard known else {
                 let hint = suggestion(for: full, among: Array(keys.keys)).map { " (did you mean \($0)?)" } ?? ""
                 throw .init(key: full, value: describe(value), expected: "no such key\(hint); known keys: \(keys.keys.sorted().joined(separator: ", "))")
             }
             try walk(value, path: full, budget: &budget)
+        }
+    }
+
+    private static func count(_ node: Node, budget: inout Int) throws(WorkerSettings.Problem) {
+        budget -= 1
+        guard budget > 0 else {
+            throw .init(key: "--config", value: "", expected: "a file of at most \(maxNodes) values (YAML aliases that expand it are not supported)")
+        }
+        switch node {
+        case .mapping(let mapping):
+            for (k, v) in mapping {
+                try count(k, budget: &budget)
+                try count(v, budget: &budget)
+            }
+        case .sequence(let items):
+            for item in items { try count(item, budget: &budget) }
+        default: break
         }
     }
 

@@ -84,6 +84,11 @@ struct JobQWorker: AsyncParsableCommand {
     var httpThrottleOn429 = false
 
     @Flag(
+        name: .customLong("prune-schedules"),
+        help: "Delete the schedules of this worker's queues that the config file's schedules: does not list (else they are kept, with a warning).")
+    var pruneSchedules = false
+
+    @Flag(
         name: .customLong("check-config"),
         help: "Load and check the configuration (file, environment, flags), print it with secrets hidden, and exit: 0 valid, 78 not.")
     var checkConfig = false
@@ -137,6 +142,7 @@ struct JobQWorker: AsyncParsableCommand {
                   concurrency  \(settings.worker.concurrency)
                   lease        \(settings.worker.lease), shutdown grace \(settings.worker.shutdownGrace)
                   handlers     \(settings.handlerSpecs.map { "\($0.name)=\($0.spec)" }.joined(separator: ", "))
+                  schedules    \(settings.schedules.isEmpty ? "none" : settings.schedules.map { "\($0.queue)/\($0.id) (\($0.spec))" }.joined(separator: ", "))
 
                 """)
             return
@@ -200,6 +206,14 @@ struct JobQWorker: AsyncParsableCommand {
             throw WorkerExit(code: 78)
         }
 
+        do {
+            try await Self.upsertSchedules(settings, client: client, prune: pruneSchedules, logger: logger)
+        } catch {
+            logger.error("cannot store the configured schedules: \(error)")
+            await client.close()
+            throw WorkerExit(code: error.code == .redis ? 3 : 78)
+        }
+
         // A second SIGTERM/SIGINT exits at once; the first is the ServiceGroup's graceful stop.
         let forced = Task {
             var seen = 0
@@ -231,6 +245,46 @@ struct JobQWorker: AsyncParsableCommand {
         forced.cancel()
         try? await httpClient?.shutdown()
         await client.close()
+    }
+}
+
+extension JobQWorker {
+    /// The config file's schedules, upserted (the same spec again writes nothing, so every
+    /// worker of a fleet may do it at each start). Schedules of this worker's queues that the file
+    /// does not list are logged, or deleted with `--prune-schedules`.
+    static func upsertSchedules(_ settings: WorkerSettings, client: RedisClient, prune: Bool, logger: Logger) async throws(JobQError) {
+        let handled = Set(settings.handlerSpecs.map(\.name))
+        for entry in settings.schedules {
+            let queue = try JobQueue(name: entry.queue, client: client)
+            let result = try await queue.upsertSchedule(id: entry.id, entry.spec, job: entry.job, options: entry.options)
+            logger.info(
+                "schedule \(result.change.rawValue)",
+                metadata: [
+                    "queue": "\(entry.queue)", "schedule": "\(entry.id)", "spec": "\(entry.spec)",
+                    "next": "\(result.nextTick.map { "\($0)" } ?? "none")",
+                ])
+            if !handled.contains(entry.job.name) {
+                logger.warning(
+                    "no handler here for the schedule's job: another worker must run it",
+                    metadata: ["queue": "\(entry.queue)", "schedule": "\(entry.id)", "job": "\(entry.job.name)"])
+            }
+        }
+        guard !settings.schedules.isEmpty || prune else { return }
+        for share in settings.worker.queues {
+            let queue = try JobQueue(name: share.name, client: client)
+            let listed = Set(settings.schedules.filter { $0.queue == share.name }.map(\.id))
+            for schedule in try await queue.schedules() where !listed.contains(schedule.id) {
+                if prune {
+                    try await queue.removeSchedule(id: schedule.id)
+                    logger.notice(
+                        "schedule removed: not in the config file (--prune-schedules)", metadata: ["queue": "\(share.name)", "schedule": "\(schedule.id)"])
+                } else {
+                    logger.warning(
+                        "a schedule of this queue is not in the config file: kept (--prune-schedules deletes it, or jobq-admin schedule remove)",
+                        metadata: ["queue": "\(share.name)", "schedule": "\(schedule.id)"])
+                }
+            }
+        }
     }
 }
 

@@ -27,6 +27,7 @@ import SystemPackage
 /// | worker.requireDurable | JOBQ_WORKER_REQUIRE_DURABLE | exit 78 unless AOF + noeviction |
 /// | worker.httpThrottleOn429 | JOBQ_WORKER_HTTP_THROTTLE_ON429 | `http` handlers: a 429 with `Retry-After` throttles the whole queue (`RateLimited`) |
 /// | handlers | JOBQ_HANDLERS | `jobName=kind[:argument]` list |
+/// | schedules | (file only) | recurring jobs upserted at start (`ScheduleConfig`, `docs/schedules.md`) |
 /// | log.level | JOBQ_LOG_LEVEL | trace, debug, info, notice, warning, error |
 /// | metrics.port | JOBQ_METRICS_PORT | `/metrics` and `/health` port (0: any free port; unset: off) |
 /// | metrics.address | JOBQ_METRICS_ADDRESS | address to bind (default 127.0.0.1) |
@@ -43,6 +44,8 @@ struct WorkerSettings {
     /// The metrics/health port (nil: no endpoint; 0: any free port) and address.
     var metricsPort: Int?
     var metricsAddress: String
+    /// The config file's `schedules:`, upserted at start.
+    var schedules: [ScheduleEntry] = []
 
     /// A configuration value that cannot be used: names the key, the value and what is expected.
     struct Problem: Error, CustomStringConvertible {
@@ -98,7 +101,18 @@ struct WorkerSettings {
             // Types, unknown keys and expansion checked first: the provider reads leniently.
             try ConfigSchema.check(yaml: text)
             do {
-                providers.append(try await FileProvider<YAMLSnapshot>(filePath: FilePath(path)))
+                // The provider reads scalars and lists of them: `schedules:` (a list of
+                // mappings, read by ScheduleConfig) is left out of what it sees.
+                if let rest = ScheduleConfig.withoutSchedules(text) {
+                    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("jobq-worker-\(UUID().uuidString)")
+                    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
+                    defer { try? FileManager.default.removeItem(at: dir) }
+                    let file = dir.appendingPathComponent("config.yaml")
+                    FileManager.default.createFile(atPath: file.path, contents: Data(rest.utf8), attributes: [.posixPermissions: 0o600])
+                    providers.append(try await FileProvider<YAMLSnapshot>(filePath: FilePath(file.path)))
+                } else {
+                    providers.append(try await FileProvider<YAMLSnapshot>(filePath: FilePath(path)))
+                }
             } catch {
                 // The YAML parser's message spans lines (it quotes the offending text): keep the first.
                 let first = "\(error)".split(whereSeparator: \.isNewline).first.map(String.init) ?? "\(error)"
@@ -106,6 +120,8 @@ struct WorkerSettings {
             }
         }
         let config = ConfigReader(providers: providers)
+        var fileText: String?
+        if let path = flags.configPath { fileText = try? String(contentsOfFile: path, encoding: .utf8) }
 
         // Redis: flag URL (never with a password), then env/file; password: file flag, env, file.
         let urlFlagOrConfig = flags.redisURL ?? config.string(forKey: "redis.url", isSecret: true)
@@ -272,9 +288,10 @@ struct WorkerSettings {
         }
         let metricsAddress = flags.metricsAddress ?? config.string(forKey: "metrics.address") ?? "127.0.0.1"
         let httpThrottleOn429 = flags.httpThrottleOn429 ? true : (try boolean(config, "worker.httpThrottleOn429") ?? false)
+        let schedules = try fileText.map { (text) throws(Problem) in try ScheduleConfig.parse(yaml: text, queues: worker.queues.map(\.name)) } ?? []
         return WorkerSettings(
             redis: redis, worker: worker, handlerSpecs: specs, requireDurable: requireDurable, httpThrottleOn429: httpThrottleOn429, logLevel: level,
-            metricsPort: metricsPort, metricsAddress: metricsAddress)
+            metricsPort: metricsPort, metricsAddress: metricsAddress, schedules: schedules)
     }
 
     /// A true/false key (`true`, `yes`, `1` / `false`, `no`, `0`); nil when not set.

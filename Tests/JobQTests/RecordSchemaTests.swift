@@ -36,7 +36,15 @@ struct RecordSchemaTests {
         #expect(try Self.luaTable("F") == Self.swiftTable(JobField.self))
         #expect(try Self.luaTable("EV") == Self.swiftTable(EventField.self))
         #expect(try Self.luaTable("META") == Self.swiftTable(QueueMetaField.self))
-        for table in [Self.swiftTable(JobField.self), Self.swiftTable(EventField.self), Self.swiftTable(QueueMetaField.self)] {
+        #expect(try Self.luaTable("SCHED") == Self.swiftTable(ScheduleField.self))
+        // SPEC lists the upsert's fields through SCHED, in ScheduleField.spec's order.
+        let text = try String(contentsOf: Self.lua.appendingPathComponent("include/record.lua"), encoding: .utf8)
+        let spec = try #require(text.firstMatch(of: /local SPEC = \{([^}]*)\}/))
+        let named = spec.1.matches(of: /SCHED\.(\w+)/).map { String($0.1) }
+        #expect(named == ScheduleField.spec.map { "\($0)" })
+        for table in [
+            Self.swiftTable(JobField.self), Self.swiftTable(EventField.self), Self.swiftTable(QueueMetaField.self), Self.swiftTable(ScheduleField.self),
+        ] {
             #expect(Set(table.values).count == table.count, "no two fields of one record share a stored name")
         }
     }
@@ -46,6 +54,7 @@ struct RecordSchemaTests {
         var names = Set(JobField.allCases.map(\.rawValue))
         names.formUnion(EventField.allCases.map(\.rawValue))
         names.formUnion(QueueMetaField.allCases.map(\.rawValue))
+        names.formUnion(ScheduleField.allCases.map(\.rawValue))
         // Also a value: the `paused` event's kind.
         names.remove("paused")
         var files = try FileManager.default.contentsOfDirectory(atPath: Self.lua.path).filter { $0.hasSuffix(".lua") }
@@ -96,14 +105,19 @@ struct RecordSchemaTests {
         check(JobField.self)
         check(EventField.self)
         check(QueueMetaField.self)
+        check(ScheduleField.self)
         check(HeartbeatField.self)
     }
 
     @Test("the stored names are a wire format: pinned here, so a rename (which a running fleet of older workers would not read) cannot slip through")
     func pinned() {
         #expect(
-            JobField.allCases.map(\.rawValue).joined(separator: " ") == "n d e p a bo to ms rc rf s ct du am sc st ft w x pp pm cp r er ed pe pd cr cx cb g")
-        #expect(EventField.allCases.map(\.rawValue).joined(separator: " ") == "ev id n at w er ed r pp pm dl sc by from state count g")
+            JobField.allCases.map(\.rawValue).joined(separator: " ")
+                == "n d e p a bo to ms rc rf s ct du am sc st ft w x pp pm cp r er ed pe pd cr cx cb g sd tk")
+        #expect(EventField.allCases.map(\.rawValue).joined(separator: " ") == "ev id n at w er ed r pp pm dl sc by from state count g sd tk tl")
+        #expect(
+            ScheduleField.allCases.map(\.rawValue).joined(separator: " ")
+                == "k x z an n d e o p mf ov jt gr v ps nx pj pt lj lt ct ut fc sk sr sa")
         #expect(QueueMetaField.allCases.map(\.rawValue).joined(separator: " ") == "paused kc kf kx cc rn rw tu mw gc gn gw")
         #expect(
             HeartbeatField.allCases.map(\.rawValue).joined(separator: " ")

@@ -114,6 +114,15 @@ struct ScriptContractTests {
             Built(core.retryAllFailedCall()),
             Built(core.obliterateQueueCall(force: true)),
             Built(core.readEventsCall(after: "0-0", count: 10)),
+            Built(core.upsertScheduleCall("ID1", spec: [(.kind, "cron"), (.expression, "* * * * *")], firstTick: 1, advanceAt: 1)),
+            Built(core.changeScheduleCall("ID1", .pause)),
+            Built(core.dueSchedulesCall(most: 10)),
+            Built(
+                core.advanceScheduleCall(
+                    StoredSchedule(
+                        id: "ID1",
+                        fields: ["k": Array("cron".utf8), "x": Array("* * * * *".utf8), "n": Array("n".utf8), "v": Array("1".utf8)])!,
+                    step: ScheduleStep(ticks: [.init(tick: 1, jobID: "ID1@1", due: 1)], nextTick: 2, advanceAt: 2))),
             Built(ScriptCall<Int>.registerWorker(core.scripts, workerID: "ID1", expiryMs: 9000)),
             Built(ScriptCall<HeartbeatRequests>.recordHeartbeat(core.scripts, workerID: "ID1", expiryMs: 9000, fields: [(.host, "h"), (.pid, 1)])),
             Built(ScriptCall<Int?>.controlWorker(core.scripts, workerID: "ID1", field: .wantPaused, value: "1")),

@@ -9,6 +9,12 @@ public struct QueueEvent: Sendable, Hashable {
         case cancelled, cancelRequested, removed, paused, resumed, cleaned
         /// The queue's flow limits changed (`docs/flow-control.md`).
         case limits
+        /// A schedule's tick added its job (`docs/schedules.md`): ``QueueEvent/scheduleID``,
+        /// ``QueueEvent/tick``, and the job's state (`delayed` ahead of its time, or `waiting`).
+        case scheduled
+        /// A schedule skipped ticks: ``QueueEvent/skip`` says why (`misfire`, `overlap`,
+        /// `queueFull`), how many and which.
+        case skipped
         case other(String)
 
         init(_ text: String) {
@@ -29,6 +35,8 @@ public struct QueueEvent: Sendable, Hashable {
             case "resumed": self = .resumed
             case "cleaned": self = .cleaned
             case "limits": self = .limits
+            case "scheduled": self = .scheduled
+            case "skipped": self = .skipped
             default: self = .other(text)
             }
         }
@@ -51,6 +59,8 @@ public struct QueueEvent: Sendable, Hashable {
             case .resumed: "resumed"
             case .cleaned: "cleaned"
             case .limits: "limits"
+            case .scheduled: "scheduled"
+            case .skipped: "skipped"
             case .other(let s): s
             }
         }
@@ -95,6 +105,18 @@ public struct QueueEvent: Sendable, Hashable {
     public var cleaned: (state: JobState, count: Int)? {
         guard let state = text(.state).flatMap(JobState.init(rawValue:)), let count = int(.count) else { return nil }
         return (state, count)
+    }
+
+    /// The schedule that added the job (`scheduled`) or skipped ticks (`skipped`).
+    public var scheduleID: String? { text(.schedule) }
+    /// The tick's intended time (`scheduled`).
+    public var tick: Date? { int(.tick).map { Date(timeIntervalSince1970: Double($0) / 1000) } }
+    /// The job's state once added (`scheduled`: `delayed` or `waiting`).
+    public var state: JobState? { text(.state).flatMap(JobState.init(rawValue:)) }
+    /// What a `skipped` event skipped: why, how many ticks, the first and the last.
+    public var skip: (reason: String, count: Int, first: Date, last: Date)? {
+        guard let reason = text(.reason), let count = int(.count), let first = int(.tick), let last = int(.lastTick) else { return nil }
+        return (reason, count, Date(timeIntervalSince1970: Double(first) / 1000), Date(timeIntervalSince1970: Double(last) / 1000))
     }
 
     private func text(_ field: EventField) -> String? { self[field.rawValue] }

@@ -54,6 +54,17 @@ public struct QueueKeys: Sendable, Hashable {
     /// `ZSET` of one group's waiting jobs; score as in ``prioritized``.
     public func groupWaiting(_ group: String) -> String { groupPrefix + "w:" + group }
 
+    /// Prefix of the schedules' keys, `jobq:{<queue>}:s:` (`docs/schedules.md`): `ids` (SET of
+    /// every schedule's id), `due` (ZSET: score = when the schedule is to be advanced, ms) and
+    /// per schedule `h:<id>` (HASH, its spec and state).
+    public var schedulePrefix: String { base + "s:" }
+    public var scheduleIDs: String { schedulePrefix + "ids" }
+    public var scheduleDue: String { schedulePrefix + "due" }
+    /// Prefix of the schedules' hashes (scripts derive a claimed schedule's key from it).
+    public var scheduleHashPrefix: String { schedulePrefix + "h:" }
+    /// `HASH` of one schedule.
+    public func schedule(_ id: String) -> String { scheduleHashPrefix + id }
+
     /// `STRING` lock held by the worker running the reaper.
     public var reaperLock: String { base + "reaper" }
     /// Pub/sub channel carrying cancel requests (sharded pub/sub in cluster mode).

@@ -31,8 +31,7 @@
 --@include record
 --@include codes
 --@include nowMs
---@include emit
---@include enqueueWaiting
+--@include addRecord
 local jobKey, waitKey, prioritizedKey, delayedKey, markerKey, eventsKey, seqKey, metaKey, groupPrefix =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local id, delay, runAt, priority, maxLen = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
@@ -48,8 +47,11 @@ if maxWaiting then
 end
 
 local name, group = '', nil
+local fields = {}
 for i = 6, #ARGV, 2 do
   if ARGV[i] == F.name then name = ARGV[i + 1] elseif ARGV[i] == F.group then group = ARGV[i + 1] end
+  fields[#fields + 1] = ARGV[i]
+  fields[#fields + 1] = ARGV[i + 1]
 end
 
 local due = nil
@@ -59,60 +61,12 @@ if runAt > 0 then
   if runAt > now then due = runAt end
 end
 
-local state = 'waiting'
-if due or delay > 0 then state = 'delayed' end
-
-local eventId
-local ok, failure = pcall(function()
-  -- The event's stream id carries the Redis clock: it stamps the record too (no extra TIME call).
-  eventId = emit(eventsKey, maxLen, state == 'waiting' and 'added' or 'delayed', id, {EV.name, name})
-  if not now then now = tonumber(string.match(eventId, '^(%d+)')) end
-  if not due and delay > 0 then due = now + delay end
-
-  local fields = {'HSET', jobKey, F.state, state, F.createdAt, now}
-  for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
-  if due then
-    fields[#fields + 1] = F.dueAt
-    fields[#fields + 1] = due
-  end
-  redis.call(unpack(fields))
-
-  if due then
-    local first = redis.call('ZRANGE', delayedKey, 0, 0, 'WITHSCORES')
-    redis.call('ZADD', delayedKey, due, id)
-    -- Due sooner than every other delayed job: wake an idle fetcher so it re-arms its timer.
-    if not first[2] or due < tonumber(first[2]) then
-      redis.call('ZADD', markerKey, 0, '0')
-    end
-  else
-    enqueueWaiting(waitKey, prioritizedKey, seqKey, markerKey, id, priority, groupPrefix, group)
-  end
-end)
+local q = {
+  wait = waitKey, prioritized = prioritizedKey, delayed = delayedKey, marker = markerKey, events = eventsKey,
+  seq = seqKey, groupPrefix = groupPrefix, maxLen = maxLen,
+}
+local ok, result = addRecord(q, jobKey, id, fields, due, delay, priority, group, now, nil, {EV.name, name})
 if not ok then
-  -- A key of another type under the queue's prefix (WRONGTYPE: something else wrote there) or a
-  -- full Redis stopped a write partway: undo whatever this call wrote, then report the error.
-  if eventId then
-    redis.pcall('XDEL', eventsKey, eventId)
-    if redis.pcall('XLEN', eventsKey) == 0 then redis.pcall('DEL', eventsKey) end
-  end
-  redis.pcall('DEL', jobKey)
-  redis.pcall('LREM', waitKey, 1, id)   -- LPUSHed: found at the head
-  redis.pcall('ZREM', prioritizedKey, id)
-  redis.pcall('ZREM', delayedKey, id)
-  if group then
-    -- Step by step, each on its own: the key that failed may be one of these.
-    local groupWait = groupKey(groupPrefix, GROUP_WAIT, group)
-    if redis.pcall('ZREM', groupWait, id) == 1 and redis.pcall('DECR', groupPrefix .. 'waiting') == 0 then
-      redis.pcall('DEL', groupPrefix .. 'waiting')
-    end
-    if redis.pcall('ZCARD', groupWait) == 0 then
-      redis.pcall('ZREM', groupPrefix .. 'ready', group)
-      if redis.pcall('SCARD', groupKey(groupPrefix, GROUP_ACTIVE, group)) == 0
-          and redis.pcall('EXISTS', groupKey(groupPrefix, GROUP_SETTINGS, group)) == 0 then
-        redis.pcall('SREM', groupPrefix .. 'known', group)
-      end
-    end
-  end
-  return redis.error_reply(type(failure) == 'table' and failure.err or tostring(failure))
+  return redis.error_reply(type(result) == 'table' and result.err or tostring(result))
 end
-return {1, state}
+return {1, result}

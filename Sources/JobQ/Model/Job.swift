@@ -49,6 +49,10 @@ public struct Job: Sendable, Hashable {
     public let cancelRequested: Bool
     public let cancelReason: String?
     public let cancelRequestedBy: String?
+    /// The schedule that made this job (`docs/schedules.md`), nil for a job added directly.
+    public let scheduleID: String?
+    /// The tick's intended time, for a job a schedule made.
+    public let scheduledFor: Date?
 
     /// Decodes a record (`HGETALL` of `jobq:{q}:job:<id>`). Returns nil if it has no state field.
     init?(id: String, queue: String, fields: [String: [UInt8]]) {
@@ -82,6 +86,8 @@ public struct Job: Sendable, Hashable {
         cancelRequested = text(.cancelRequested) == JobField.flagSet
         cancelReason = text(.cancelReason)
         cancelRequestedBy = text(.cancelRequestedBy)
+        scheduleID = text(.schedule)
+        scheduledFor = date(.tick)
     }
 
     /// Decodes a flat field/value reply (`HGETALL`, or a script returning a record).

@@ -56,7 +56,7 @@ public struct JobOptions: Sendable, Hashable {
     public static func group(_ group: String) -> JobOptions { JobOptions(group: group) }
 
     /// Checks every range; throws ``JobQError/Code-swift.struct/invalidOptions`` naming the option.
-    func validate(queue: String) throws(JobQError) {
+    public func validate(queue: String) throws(JobQError) {
         func bad(_ text: String) -> JobQError { JobQError(.invalidOptions, queue: queue, jobID: jobID, detail: text) }
         if let jobID { try JobID.validate(custom: jobID, queue: queue) }
         if let group { try QueueKeys.validate(group: group, queue: queue) }

@@ -5,7 +5,7 @@
 public struct JobQError: Error, Sendable, Hashable, CustomStringConvertible {
     public struct Code: Sendable, Hashable, CustomStringConvertible {
         fileprivate enum Kind: String, Sendable {
-            case invalidQueueName, invalidJobID, invalidJobName, invalidOptions, tooLarge
+            case invalidQueueName, invalidJobID, invalidJobName, invalidOptions, invalidSchedule, tooLarge
             case notFound, leaseLost, isActive, notPaused, hasActive, wrongState, paused, queueFull
             case outOfMemory, keyConflict, notReplicated, permissionDenied, redis, timedOut, installation, internalError
         }
@@ -20,6 +20,9 @@ public struct JobQError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let invalidJobName = Code(kind: .invalidJobName)
         /// An option is out of range (priority, attempts, delay, timeout…).
         public static let invalidOptions = Code(kind: .invalidOptions)
+        /// A schedule's id, cron expression, time zone, interval or policy is not valid (the
+        /// detail names the field). Nothing was stored.
+        public static let invalidSchedule = Code(kind: .invalidSchedule)
         /// A payload, result, checkpoint or error is over its size limit. Nothing was written.
         public static let tooLarge = Code(kind: .tooLarge)
         /// No such job (never added, removed, or trimmed by retention).
@@ -87,6 +90,7 @@ public struct JobQError: Error, Sendable, Hashable, CustomStringConvertible {
         case .invalidJobID: "use 1–200 bytes without control characters, not in jobq's generated 26-character format; or let jobq generate the id"
         case .invalidJobName: "use 1–200 bytes without control characters"
         case .invalidOptions: "see JobOptions for the allowed ranges"
+        case .invalidSchedule: "fix the field named; docs/schedules.md gives the cron syntax, the time zones and the policies"
         case .tooLarge: "store large data elsewhere (object storage) and put its address in the job, or raise the limit in QueueSettings"
         case .notFound: "check the queue and id; finished records are kept only up to the queue's retention"
         case .leaseLost: "the job was recovered by the reaper or cancelled; make handlers idempotent (use the execution id)"

@@ -60,16 +60,19 @@ package enum JobField: String, CaseIterable, Sendable {
     case cancelRequestedBy = "cb"
     /// The job's group (`JobOptions.group`): it waits in its group's line (`docs/flow-control.md`).
     case group = "g"
+    /// The schedule that made the job, and the tick's intended time (`docs/schedules.md`).
+    case schedule = "sd"
+    case tick = "tk"
 
     package var type: FieldType {
         switch self {
         case .name, .state, .worker, .execution, .progressMessage, .errorReason, .errorDetails,
-            .previousReason, .previousDetails, .cancelReason, .cancelRequestedBy, .backoff, .encoding, .group:
+            .previousReason, .previousDetails, .cancelReason, .cancelRequestedBy, .backoff, .encoding, .group, .schedule:
             .text
         case .payload, .checkpoint, .result: .bytes
         case .priority, .attempts, .timeout, .maxStalls, .attemptsMade, .stallCount: .integer
         case .progressPercent: .number
-        case .createdAt, .dueAt, .startedAt, .finishedAt: .timestamp
+        case .createdAt, .dueAt, .startedAt, .finishedAt, .tick: .timestamp
         case .removeOnComplete, .removeOnFail, .cancelRequested: .flag
         }
     }
@@ -116,13 +119,77 @@ package enum EventField: String, CaseIterable, Sendable {
     case count = "count"
     /// The group a `limits` event changed.
     case group = "g"
+    /// `scheduled` and `skipped`: the schedule, the tick (the first one skipped) and the last
+    /// tick skipped.
+    case schedule = "sd"
+    case tick = "tk"
+    case lastTick = "tl"
 
     package var type: FieldType {
         switch self {
-        case .kind, .job, .name, .worker, .reason, .details, .progressMessage, .cancelledBy, .previousState, .state, .group: .text
+        case .kind, .job, .name, .worker, .reason, .details, .progressMessage, .cancelledBy, .previousState, .state, .group, .schedule:
+            .text
         case .result: .bytes
         case .attempt, .retryDelay, .stallCount, .count: .integer
         case .progressPercent: .number
+        case .tick, .lastTick: .timestamp
+        }
+    }
+}
+
+/// One field of a schedule (`jobq:{<q>}:s:h:<id>`, a HASH; `docs/schedules.md`). The first
+/// group is the spec as given (an upsert compares them: ``spec``); the rest is the scheduler's.
+package enum ScheduleField: String, CaseIterable, Sendable {
+    /// `cron` or `every`.
+    case kind = "k"
+    /// The cron expression, or the interval in ms.
+    case expression = "x"
+    /// The IANA time zone of a cron schedule (absent: UTC).
+    case zone = "z"
+    /// The first tick of an `every` schedule (ms; absent: the epoch, so ticks fall on multiples).
+    case anchor = "an"
+    /// The job: name, payload, its encoding, its options (JSON of record fields), its priority.
+    case name = "n"
+    case payload = "d"
+    case encoding = "e"
+    case options = "o"
+    case priority = "p"
+    /// Policies: misfire (`skip`, `fireOnce`, `catchUp:<n>`), overlap (`allow`,
+    /// `skipIfRunning`, `cancelPrevious`), jitter and misfire grace (ms).
+    case misfire = "mf"
+    case overlap = "ov"
+    case jitter = "jt"
+    case grace = "gr"
+    // The scheduler's.
+    case version = "v"
+    case paused = "ps"
+    /// The next tick to make a job for (ms).
+    case nextTick = "nx"
+    /// The job of the latest tick made, and that tick; the one before it.
+    case pendingJob = "pj"
+    case pendingTick = "pt"
+    case lastJob = "lj"
+    case lastTick = "lt"
+    case createdAt = "ct"
+    case updatedAt = "ut"
+    /// Jobs made, ticks skipped, and the latest skip's reason and time.
+    case fired = "fc"
+    case skipped = "sk"
+    case skipReason = "sr"
+    case skippedAt = "sa"
+
+    /// The fields an upsert compares, in `record.lua`'s `SPEC` order.
+    package static let spec: [ScheduleField] = [
+        .kind, .expression, .zone, .anchor, .name, .payload, .encoding, .options, .priority, .misfire, .overlap, .jitter, .grace,
+    ]
+
+    package var type: FieldType {
+        switch self {
+        case .kind, .expression, .zone, .name, .encoding, .options, .misfire, .overlap, .pendingJob, .lastJob, .skipReason: .text
+        case .payload: .bytes
+        case .priority, .jitter, .grace, .version, .fired, .skipped: .integer
+        case .anchor, .nextTick, .pendingTick, .lastTick, .createdAt, .updatedAt, .skippedAt: .timestamp
+        case .paused: .flag
         }
     }
 }

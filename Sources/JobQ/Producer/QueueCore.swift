@@ -174,6 +174,18 @@ final class QueueCore: Sendable {
     func checkpointKeys(_ id: String) -> [String] { [keys.job(id)] }
     func removeNamedKeys(_ key: String) -> [String] { [key, keys.events, keys.jobPrefix, keys.groupPrefix] }
     var readEventsKeys: [String] { [keys.events] }
+    func scheduleChangeKeys(_ id: String) -> [String] {
+        [keys.schedule(id), keys.scheduleIDs, keys.scheduleDue, keys.jobPrefix, keys.delayed, keys.events, keys.cancelChannel]
+    }
+    var dueSchedulesKeys: [String] { [keys.scheduleDue, keys.scheduleHashPrefix] }
+    func advanceScheduleKeys(_ id: String) -> [String] {
+        [
+            keys.schedule(id), keys.scheduleDue, keys.jobPrefix, keys.wait, keys.prioritized, keys.delayed, keys.marker, keys.events,
+            keys.sequence, keys.meta, keys.groupPrefix, keys.cancelled, keys.cancelChannel,
+        ]
+    }
+    /// Cancel requests and schedule nudges go out with `SPUBLISH` (cluster) or `PUBLISH`.
+    var sharded: Bool { settings.shardedPubSub || client.configuration.isCluster }
 
     var maxLen: String { String(settings.eventsMaxLength) }
 }

@@ -7,7 +7,8 @@ extension QueueCore {
     // MARK: Producer
 
     /// `addJob-9`. `job` is validated already; its id is made by the caller before sending.
-    func addJobCall(id: String, job: JobQueue.NewJob) -> ScriptCall<JobQueue.AddResult> {
+    /// `extraFields` are more record fields (a schedule's id for a triggered run).
+    func addJobCall(id: String, job: JobQueue.NewJob, extraFields: [(String, String)] = []) -> ScriptCall<JobQueue.AddResult> {
         let options = job.options
         var arguments: [any RedisArgument] = [
             id,
@@ -22,7 +23,7 @@ extension QueueCore {
             arguments.append(JobField.encoding.rawValue)
             arguments.append(JobField.bytesEncoding)
         }
-        for (field, value) in options.storedFields {
+        for (field, value) in options.storedFields + extraFields {
             arguments.append(field)
             arguments.append(value)
         }

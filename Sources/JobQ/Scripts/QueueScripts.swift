@@ -28,6 +28,10 @@ struct QueueScripts: Sendable {
     let saveCheckpoint: RedisScript
     let removeJobsNamed: RedisScript
     let readEvents: RedisScript
+    let upsertSchedule: RedisScript
+    let changeSchedule: RedisScript
+    let dueSchedules: RedisScript
+    let advanceSchedule: RedisScript
     /// Worker-wide, not per queue: the heartbeat record and the registry of live workers.
     let recordHeartbeat: RedisScript
     let registerWorker: RedisScript
@@ -38,7 +42,8 @@ struct QueueScripts: Sendable {
         [
             addJob, takeJob, finishJob, extendLeases, recoverStalled, cancelJobs, removeJobs,
             setPaused, setLimits, setGroup, countGroups, purgeJobs, cleanJobs, countJobs, retryJobs, obliterateQueue, setProgress,
-            saveCheckpoint, removeJobsNamed, readEvents, recordHeartbeat, registerWorker, controlWorker,
+            saveCheckpoint, removeJobsNamed, readEvents, upsertSchedule, changeSchedule, dueSchedules, advanceSchedule,
+            recordHeartbeat, registerWorker, controlWorker,
         ]
     }
 
@@ -85,6 +90,10 @@ struct QueueScripts: Sendable {
         saveCheckpoint = try named("saveCheckpoint")
         removeJobsNamed = try named("removeJobsNamed")
         readEvents = try named("readEvents")
+        upsertSchedule = try named("upsertSchedule")
+        changeSchedule = try named("changeSchedule")
+        dueSchedules = try named("dueSchedules")
+        advanceSchedule = try named("advanceSchedule")
         recordHeartbeat = try named("recordHeartbeat")
         registerWorker = try named("registerWorker")
         controlWorker = try named("controlWorker")

@@ -17,12 +17,17 @@ final class CancelListener: Sendable {
     private let onResubscribed: @Sendable () -> Void
     private let workerID: String
     private let onNudge: @Sendable () -> Void
+    private let onSchedulesChanged: @Sendable () -> Void
 
-    /// - Parameter onNudge: an operator's request for this worker waits (the control channel;
-    ///   not heard in a cluster, where the next heartbeat reads it).
+    /// - Parameters:
+    ///   - onNudge: an operator's request for this worker waits (the control channel; not heard
+    ///     in a cluster, where the next heartbeat reads it).
+    ///   - onSchedulesChanged: a schedule of one of the queues was upserted or resumed (an empty
+    ///     message on the queue's channel, which no job id can be).
     init(
         cores: [QueueCore], client: RedisClient, registry: RunRegistry, logger: Logger, workerID: String,
-        onResubscribed: @escaping @Sendable () -> Void, onNudge: @escaping @Sendable () -> Void
+        onResubscribed: @escaping @Sendable () -> Void, onNudge: @escaping @Sendable () -> Void,
+        onSchedulesChanged: @escaping @Sendable () -> Void = {}
     ) {
         self.cores = cores
         self.client = client
@@ -31,6 +36,7 @@ final class CancelListener: Sendable {
         self.workerID = workerID
         self.onResubscribed = onResubscribed
         self.onNudge = onNudge
+        self.onSchedulesChanged = onSchedulesChanged
     }
 
     /// Subscribes (returns once the server confirmed, or after a warning when it cannot yet: the
@@ -69,7 +75,7 @@ final class CancelListener: Sendable {
     private var onEvent: @Sendable (RedisSubscriber.Event) -> Void {
         let channels = Dictionary(uniqueKeysWithValues: cores.enumerated().map { ($1.keys.cancelChannel, $0) })
         let (cores, registry, logger, onResubscribed) = (self.cores, self.registry, self.logger, self.onResubscribed)
-        let (workerID, onNudge) = (Array(self.workerID.utf8), self.onNudge)
+        let (workerID, onNudge, onSchedulesChanged) = (Array(self.workerID.utf8), self.onNudge, self.onSchedulesChanged)
         return { event in
             switch event {
             case .message(let channel, let payload):
@@ -78,6 +84,10 @@ final class CancelListener: Sendable {
                     return
                 }
                 guard let q = channels[channel] else { return }
+                if payload.isEmpty {
+                    onSchedulesChanged()
+                    return
+                }
                 let id = String(decoding: payload, as: UTF8.self)
                 for run in registry.runs(queueIndex: q, id: id) where run.cancellation.fire(.cancelled) {
                     logger.info("cancel requested: stopping the job", metadata: ["queue": "\(cores[q].name)", "job": "\(id)", "execution": "\(run.token)"])

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import Metrics
 import Synchronization
@@ -29,6 +30,11 @@ final class JobRunner: Sendable {
         var current: (Job, QueueCore.Lease, JobCancellation)? = (job, lease, cancellation)
         while let (job, lease, cancellation) = current {
             current = nil
+            if let tick = job.scheduledFor, let started = job.startedAt, job.attemptsMade == 1 {
+                // A schedule's tick: how late its first run started (Redis clock both).
+                Recorder(label: "jobq_schedule_lag_seconds", dimensions: [("queue", cores[q].name)])
+                    .record(max(0, started.timeIntervalSince(tick)))
+            }
             let (end, handlerTask) = await execute(q, job: job, lease: lease, cancellation: cancellation)
             var next: QueueCore.Lease?
             if handlerTask == nil, registry.slots.mayContinue(q) {

@@ -64,7 +64,8 @@ public final class Worker: Service, Sendable {
     ///
     /// The worker is a group of small services (`docs/concurrency.md`), each a child task of this
     /// call: a ``QueueFetcher`` per queue (whose runs are its child tasks), the ``LeaseService``,
-    /// the ``Reaper``, the ``Heartbeat`` and the ``CancelListener``, around one ``RunRegistry``.
+    /// the ``Reaper``, the ``Scheduler``, the ``Heartbeat`` and the ``CancelListener``, around one
+    /// ``RunRegistry``.
     /// Every thread they start is joined before this returns.
     public func run() async throws {
         let first = state.withLock { s -> Bool in
@@ -85,6 +86,7 @@ public final class Worker: Service, Sendable {
         let trouble = TroubleLog(logger: logger, what: "worker upkeep")
         let leases = LeaseService(cores: upkeepCores, registry: registry, lease: configuration.lease, logger: logger, trouble: trouble)
         let reaper = Reaper(cores: upkeepCores, lease: configuration.lease, workerID: configuration.workerID, logger: logger, trouble: trouble)
+        let scheduler = Scheduler(cores: upkeepCores, cap: configuration.maxBlockTimeout, logger: logger, trouble: trouble)
         let registry = self.registry
         let heartbeat = Heartbeat(
             cores: upkeepCores, lease: configuration.lease, workerID: configuration.workerID, fields: heartbeatFields, trouble: trouble,
@@ -97,12 +99,16 @@ public final class Worker: Service, Sendable {
             onRequest: { [weak self] request in self?.apply(request) })
         let cancels = CancelListener(
             cores: cores, client: client, registry: registry, logger: logger, workerID: configuration.workerID,
-            onResubscribed: { leases.renewSoon() }, onNudge: { heartbeat.nudge() })
+            onResubscribed: {
+                leases.renewSoon()
+                scheduler.wake()
+            }, onNudge: { heartbeat.nudge() }, onSchedulesChanged: { scheduler.wake() })
         state.withLock { $0.leases = leases }
         await withTaskGroup(of: Void.self) { services in
             services.addTask { await leases.run() }
             services.addTask { await reaper.run() }
             services.addTask { await heartbeat.run() }
+            if configuration.runsSchedules { services.addTask { await scheduler.run() } }
             await cancels.withSubscriptions {
                 logger.info(
                     "worker started",
@@ -119,6 +125,7 @@ public final class Worker: Service, Sendable {
             }
             leases.stop()
             reaper.stop()
+            scheduler.stop()
             heartbeat.stop()
             await services.waitForAll()
         }

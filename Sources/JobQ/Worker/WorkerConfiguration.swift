@@ -42,6 +42,9 @@ public struct WorkerConfiguration: Sendable {
     public var workerID: String
     /// Limits and stream cap (shared with producers).
     public var settings = QueueSettings()
+    /// Advance the queues' schedules (`docs/schedules.md`). Any number of workers may: each
+    /// tick still becomes one job. Off, this worker only runs jobs.
+    public var runsSchedules = true
 
     public init(queues: [QueueShare], concurrency: Int = 8, workerID: String? = nil) {
         self.queues = queues

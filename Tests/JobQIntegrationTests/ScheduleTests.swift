@@ -203,6 +203,12 @@ struct ScheduleTests {
         let job = try #require(try await queue.inspector.job(added.id))
         #expect(job.state == .waiting && job.scheduleID == "t" && job.options.attempts == 7 && job.payload.bytes == Array(#"{"x":1}"#.utf8))
         await #expect(throws: JobQError.self) { try await queue.triggerSchedule(id: "nope") }
+        // Obliterating the queue takes its schedules with it: no tick of a queue that is gone.
+        _ = try await queue.advanceSchedules()
+        _ = try await queue.inspector.obliterate(force: true)
+        #expect(try await queue.schedules().isEmpty)
+        let left = try await queue.allKeys()
+        #expect(left.isEmpty, "\(left)")
     }
 
     @Test("a paused queue: ticks are still added (like any add) and run on resume")

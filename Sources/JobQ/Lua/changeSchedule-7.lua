@@ -53,7 +53,7 @@ if action ~= 'resume' then
 end
 
 if action == 'remove' then
-  redis.call('DEL', scheduleKey)
+  redis.call('UNLINK', scheduleKey)
   redis.call('SREM', idsKey, id)
 elseif action == 'pause' then
   redis.call('HSET', scheduleKey, SCHED.paused, FLAG)

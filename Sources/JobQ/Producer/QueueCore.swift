@@ -167,6 +167,7 @@ final class QueueCore: Sendable {
         [
             keys.meta, keys.wait, keys.prioritized, keys.delayed, keys.active, keys.completed, keys.failed, keys.cancelled,
             keys.events, keys.marker, keys.sequence, keys.reaperLock, keys.jobPrefix, keys.rate, keys.groupPrefix,
+            keys.schedulePrefix,
         ]
     }
     var extendKeys: [String] { [keys.active, keys.jobPrefix] }

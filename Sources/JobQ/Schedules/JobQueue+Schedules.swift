@@ -119,14 +119,23 @@ extension JobQueue {
 
     /// Every schedule of the queue, by id.
     public func schedules() async throws(JobQError) -> [Schedule] {
-        let reply: RedisReply
-        do {
-            reply = try await core.client.send(RedisCommand("SMEMBERS", core.keys.scheduleIDs), idempotent: true)
-        } catch {
-            throw JobQError(redis: error, queue: name)
+        var found = Set<String>()
+        var cursor = "0"
+        // SSCAN, bounded: 1,000 rounds of 1,000 at most.
+        for _ in 0..<1000 {
+            let reply: RedisReply
+            do {
+                reply = try await core.client.send(RedisCommand("SSCAN", core.keys.scheduleIDs, cursor, "COUNT", 1000), idempotent: true)
+            } catch {
+                throw JobQError(redis: error, queue: name)
+            }
+            try core.check(reply, script: nil, jobID: nil)
+            guard let items = reply.array, items.count == 2 else { break }
+            for id in items[1].array ?? [] { if let s = id.string { found.insert(s) } }
+            cursor = items[0].string ?? "0"
+            if cursor == "0" { break }
         }
-        try core.check(reply, script: nil, jobID: nil)
-        let ids = (reply.array ?? []).compactMap(\.string).sorted()
+        let ids = found.sorted()
         var out: [Schedule] = []
         var start = 0
         while start < ids.count {

@@ -347,7 +347,7 @@ extension QueueCore {
         batchCall(scripts.retryJobs, keys: retryKeys, arguments: [maxLen, "failed", settings.batchSize])
     }
 
-    /// `obliterateQueue-15`: one batch of the queue deleted; refused (`NOT_PAUSED`,
+    /// `obliterateQueue-16`: one batch of the queue deleted; refused (`NOT_PAUSED`,
     /// `HAS_ACTIVE`) without `force`.
     func obliterateQueueCall(force: Bool) -> ScriptCall<BatchStep> {
         batchCall(scripts.obliterateQueue, keys: obliterateKeys, arguments: [force ? "1" : "0", settings.batchSize])

@@ -1,6 +1,6 @@
 --[[
-  Deletes a whole queue in bounded batches: job records first (at most ARGV[2] per call), then,
-  once no job is left, the queue's own keys. Refused unless the queue is paused with no active
+  Deletes a whole queue in bounded batches: job records and schedules first (at most ARGV[2] per
+  call), then, once none is left, the queue's own keys. Refused unless the queue is paused with no active
   job, or ARGV[1] forces it.
 
   KEYS[1]  jobq:{<q>}:meta        HASH
@@ -18,7 +18,9 @@
   KEYS[13] jobq:{<q>}:job:        prefix of job records
   KEYS[14] jobq:{<q>}:rate        ZSET    the rate limit's log
   KEYS[15] jobq:{<q>}:g:          prefix of the groups' keys (include/groups.lua)
-  Derived keys: jobq:{<q>}:job:<id> HASH of each job deleted; every key of each known group.
+  KEYS[16] jobq:{<q>}:s:          prefix of the schedules' keys (ids, due, h:<id>)
+  Derived keys: jobq:{<q>}:job:<id> HASH of each job deleted; every key of each known group;
+  jobq:{<q>}:s:h:<id> of each schedule.
 
   ARGV[1] "1" = force (not paused, or active jobs: their workers get NOT_FOUND when they finish)
   ARGV[2] most jobs to delete in this call (<= 1000)
@@ -71,11 +73,22 @@ if deleted < batch then
     end
   end
 end
+-- Then the schedules, so none makes a tick of a queue that is gone.
+local schedulePrefix = KEYS[16]
+if deleted < batch then
+  local schedules = redis.call('SRANDMEMBER', schedulePrefix .. 'ids', batch - deleted)
+  for i = 1, #schedules do
+    redis.call('UNLINK', schedulePrefix .. 'h:' .. schedules[i])
+    redis.call('SREM', schedulePrefix .. 'ids', schedules[i])
+    redis.call('ZREM', schedulePrefix .. 'due', schedules[i])
+  end
+  deleted = deleted + #schedules
+end
 local remaining = redis.call('LLEN', KEYS[2])
 for k = 3, 8 do remaining = remaining + redis.call('ZCARD', KEYS[k]) end
-remaining = remaining + redis.call('SCARD', groupPrefix .. 'known')
+remaining = remaining + redis.call('SCARD', groupPrefix .. 'known') + redis.call('SCARD', schedulePrefix .. 'ids')
 if remaining == 0 then
   redis.call('UNLINK', KEYS[9], KEYS[10], KEYS[11], KEYS[12], KEYS[14], groupPrefix .. 'ready', groupPrefix .. 'later',
-    groupPrefix .. 'blocked', groupPrefix .. 'waiting', groupPrefix .. 'known', KEYS[1])
+    groupPrefix .. 'blocked', groupPrefix .. 'waiting', groupPrefix .. 'known', schedulePrefix .. 'due', KEYS[1])
 end
 return {deleted, remaining}

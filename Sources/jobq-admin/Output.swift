@@ -230,6 +230,7 @@ enum JSONShape {
             "workerId": job.workerID ?? NSNull(), "executionId": job.executionID ?? NSNull(),
             "cancelRequested": job.cancelRequested, "cancelReason": job.cancelReason ?? NSNull(),
             "cancelRequestedBy": job.cancelRequestedBy ?? NSNull(),
+            "scheduleId": job.scheduleID ?? NSNull(), "scheduledFor": Output.timestamp(job.scheduledFor),
             "options": [
                 "attempts": job.options.attempts, "backoff": job.options.backoff.description,
                 "timeoutMs": Output.milliseconds(job.options.timeout), "priority": job.options.priority.value,

@@ -208,6 +208,9 @@ struct Inspect: AsyncParsableCommand {
             ["created", when(job.createdAt)], ["due", when(job.dueAt)], ["started", when(job.startedAt)], ["finished", when(job.finishedAt)],
             ["worker", job.workerID ?? "—"], ["execution", job.executionID ?? "—"],
         ]
+        if let schedule = job.scheduleID {
+            rows.append(["schedule", schedule + (job.scheduledFor.map { ", tick \(Output.timestamp($0))" } ?? ", triggered by hand")])
+        }
         if job.cancelRequested || job.state == .cancelled {
             rows.append(["cancel", "\(job.cancelReason ?? "cancelled") by \(job.cancelRequestedBy ?? "?")"])
         }

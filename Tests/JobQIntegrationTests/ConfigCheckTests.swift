@@ -38,6 +38,30 @@ extension ExecutableTests {
             #expect(run.output.split(separator: "\n").count == 1, "one line: \(run.output)")
         }
 
+        @Test(
+            "schedules: in the file: a bad cron, zone, key, policy or queue exits 78 naming the schedule's key; JOBQ_SCHEDULES is no variable",
+            arguments: [
+                ("  - {id: s, cron: '0 25 * * *', job: a}\n", "schedules.s", "field 2 (hour)"),
+                ("  - {id: s, cron: '0 2 * * *', timeZone: Mars/Base, job: a}\n", "schedules.s", "time zone"),
+                ("  - {id: s, every: 5m, job: a, overlap: sometimes}\n", "schedules.s.overlap", "skipIfRunning"),
+                ("  - {id: s, every: 5m, job: a, misfre: skip}\n", "schedules[0].misfre", "did you mean misfire?"),
+                ("  - {id: s, every: 5m, job: a, queue: other}\n", "schedules.s.queue", "one of this worker's queues"),
+                ("  - {id: s, every: 5m, cron: '* * * * *', job: a}\n", "schedules.s", "one of them"),
+                ("  - {id: s, every: 5m}\n", "schedules.s.job", "job name"),
+                ("  - {id: s, every: 5m, job: a, options: {attempts: many}}\n", "schedules.s.options.attempts", "an integer"),
+                ("  - {id: s, every: 5m, job: a}\n  - {id: s, every: 1m, job: a}\n", "schedules.s.id", "one entry per id"),
+            ])
+        func schedules(entries: String, key: String, expected: String) async throws {
+            let run = try await Self.check(Self.minimal + "schedules:\n" + entries)
+            #expect(run.code == 78, "\(run.output)")
+            #expect(run.output.contains(key) && run.output.contains(expected), "\(run.output)")
+            #expect(run.output.split(separator: "\n").count == 1, "one line: \(run.output)")
+            let good = try await Self.check(Self.minimal + "schedules:\n  - {id: s, every: 5m, job: a, data: {x: [1, 2]}}\n")
+            #expect(good.code == 0 && good.output.contains("q/s (every 5m)"), "\(good.output)")
+            let env = try await Self.check(Self.minimal, environment: ["JOBQ_SCHEDULES": "x"])
+            #expect(env.code == 78 && env.output.contains("JOBQ_SCHEDULES"), "\(env.output)")
+        }
+
         @Test("the documented file and a minimal one pass; an empty value means unset")
         func valid() async throws {
             let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

@@ -73,4 +73,47 @@ struct ReadmeQuickStartTests {
         await group.triggerGracefulShutdown()
         try await running.value
     }
+
+    /// A fenced block of the README's section `heading`, by language.
+    static func readmeBlock(_ heading: String, _ language: String) throws -> String {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
+        let section = try #require(readme.range(of: "## " + heading + "\n"))
+        let rest = readme[section.upperBound...]
+        let end = rest.range(of: "\n## ")?.lowerBound ?? rest.endIndex
+        let open = try #require(rest[..<end].range(of: "```" + language + "\n"))
+        let close = try #require(rest[open.upperBound..<end].range(of: "\n```"))
+        return String(rest[open.upperBound..<close.lowerBound])
+    }
+
+    @Test("the recurring jobs example compiles and runs as the README shows it; its YAML passes jobq-worker --check-config")
+    func recurringJobs() async throws {
+        let client = try await SharedRedis.client()
+        onTeardown { await client.close() }
+        let reports = try JobQueue(name: "reports-readme-\(UUID().uuidString.prefix(8))", client: client)
+
+        try await reports.upsertSchedule(
+            id: "nightly-report", .cron("0 2 * * *", timeZone: "Europe/Berlin"),
+            job: .init(name: "report", payload: .json(#"{"kind":"daily"}"#), options: .init(attempts: 5)),
+            options: .init(misfire: .fireOnce, overlap: .skipIfRunning))
+        try await reports.upsertSchedule(id: "sync", .every(.minutes(5)), job: .init(name: "sync", payload: .json("{}")))
+        for schedule in try await reports.schedules() {
+            print(schedule.id, schedule.spec, schedule.upcoming(3), schedule.lastRun?.state as Any)
+        }
+
+        #expect(try await reports.schedules().map(\.id) == ["nightly-report", "sync"])
+        // The README's block is this test's code, line for line.
+        let source = try String(contentsOf: URL(fileURLWithPath: #filePath), encoding: .utf8)
+        for line in try Self.readmeBlock("Recurring jobs", "swift").split(separator: "\n") {
+            #expect(source.contains(line.trimmingCharacters(in: .whitespaces)), "README line not in the test: \(line)")
+        }
+        // The YAML, as a worker's whole file.
+        let yaml = try Self.readmeBlock("Recurring jobs", "yaml")
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("readme-schedules-\(UUID().uuidString).yaml").path
+        try ("worker:\n  queues: [reports]\nhandlers:\n  - \"report=echo\"\n" + yaml + "\n").write(toFile: file, atomically: true, encoding: .utf8)
+        onTeardown { try? FileManager.default.removeItem(atPath: file) }
+        let checked = try await runTool("jobq-worker", ["--check-config", "--config", file])
+        #expect(checked.code == 0, "\(checked.output)")
+        #expect(checked.output.contains("reports/nightly-report (cron 0 2 * * * (Europe/Berlin))"), "\(checked.output)")
+    }
 }

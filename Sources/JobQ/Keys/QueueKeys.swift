@@ -39,15 +39,15 @@ public struct QueueKeys: Sendable, Hashable {
     public var events: String { base + "events" }
     /// `STRING` counter giving FIFO order inside a priority.
     public var sequence: String { base + "seq" }
-    /// `ZSET`, the rate limit's sliding log: one member per job start of the last window
-    /// (the run's lease token), score = start time (ms, Redis clock). Every take trims it, so
-    /// it holds at most the limit's count; removing the rate limit deletes it.
+    /// `LIST`, the rate limit's sliding log: each job start's time (ms, Redis clock), oldest
+    /// first. A take at the limit trims it, so it holds at most the limit's count; removing
+    /// the rate limit deletes it.
     public var rate: String { base + "rate" }
     /// Prefix of the groups' keys, `jobq:{<queue>}:g:` (`docs/data-model.md`): `ready` (ZSET,
     /// the rotation), `later` (ZSET, held by time), `blocked` (SET, held for a slot or a
     /// resume), `waiting` (STRING, jobs in all groups' lines), `known` (SET), and per group
     /// `w:<g>` (ZSET, its line), `a:<g>` (SET, its running jobs), `m:<g>` (HASH, its
-    /// settings), `r:<g>` (ZSET, its rate log). Scripts derive them all from this prefix.
+    /// settings), `r:<g>` (LIST, its rate log). Scripts derive them all from this prefix.
     public var groupPrefix: String { base + "g:" }
     /// `SET` of the groups that have waiting or running jobs or settings of their own.
     public var knownGroups: String { groupPrefix + "known" }

@@ -20,6 +20,7 @@
 --@include nowMs
 --@include queueMeta
 --@include groups
+--@include rateUsed
 if #ARGV > 1000 then return redis.error_reply('countGroups: more than 1000 groups in one call') end
 local meta = queueMeta(KEYS[1])
 local prefix = KEYS[2]
@@ -31,7 +32,7 @@ for i = 1, #ARGV do
   local own = redis.call('HMGET', groupKey(prefix, GROUP_SETTINGS, group), META.concurrency, META.rateCount)
   local used = 0
   if limits.rateCount and limits.rateWindow then
-    used = redis.call('ZCOUNT', groupKey(prefix, GROUP_RATE, group), '(' .. (now - limits.rateWindow), '+inf')
+    used = rateUsed(groupKey(prefix, GROUP_RATE, group), limits.rateWindow, now)
   end
   local waiting = redis.call('ZCARD', groupKey(prefix, GROUP_WAIT, group))
   local status, freeIn = 'idle', -1

@@ -10,7 +10,7 @@
   KEYS[6] jobq:{<q>}:failed      ZSET
   KEYS[7] jobq:{<q>}:cancelled   ZSET
   KEYS[8] jobq:{<q>}:meta        HASH    paused flag, flow limits
-  KEYS[9] jobq:{<q>}:rate        ZSET    the rate limit's log
+  KEYS[9] jobq:{<q>}:rate        LIST    the rate limit's log
   KEYS[10] jobq:{<q>}:g:         prefix of the groups' keys (include/groups.lua)
   Derived keys: the waiting line of each group a limit holds.
 
@@ -32,6 +32,7 @@
 --@include record
 --@include nowMs
 --@include groups
+--@include rateUsed
 local groupPrefix = KEYS[10]
 local ungrouped = redis.call('LLEN', KEYS[1]) + redis.call('ZCARD', KEYS[2])
 local waiting = ungrouped + tonumber(redis.call('GET', groupPrefix .. 'waiting') or 0)
@@ -44,8 +45,8 @@ local now = nowMs()
 local concurrency, rateCount, rateWindow = tonumber(v[2]), tonumber(v[3]), tonumber(v[4])
 local throttledUntil = tonumber(v[5])
 if throttledUntil and throttledUntil <= now then throttledUntil = nil end
-local used = 0
-if rateCount and rateWindow then used = redis.call('ZCOUNT', KEYS[9], '(' .. (now - rateWindow), '+inf') end
+local used, firstInWindow = 0, 0
+if rateCount and rateWindow then used, firstInWindow = rateUsed(KEYS[9], rateWindow, now) end
 local limitedBy, waitMs = '', 0
 if waiting > 0 then
   if throttledUntil then
@@ -53,8 +54,8 @@ if waiting > 0 then
   elseif concurrency and counts[3] >= concurrency then
     limitedBy, waitMs = 'concurrency', -1
   elseif rateCount and rateWindow and used >= rateCount then
-    local edge = redis.call('ZRANGEBYSCORE', KEYS[9], '(' .. (now - rateWindow), '+inf', 'WITHSCORES', 'LIMIT', used - rateCount, 1)
-    limitedBy, waitMs = 'rate', math.max(1, tonumber(edge[2] or now) + rateWindow - now)
+    local edge = redis.call('LINDEX', KEYS[9], firstInWindow + used - rateCount)
+    limitedBy, waitMs = 'rate', math.max(1, tonumber(edge or now) + rateWindow - now)
   end
 end
 local groupsReady = redis.call('ZCARD', groupPrefix .. 'ready')

@@ -15,7 +15,7 @@
   KEYS[11] jobq:{<q>}:events      STREAM
   KEYS[12] jobq:{<q>}:seq         STRING  sequence counter
   KEYS[13] jobq:{<q>}:job:        prefix of job records
-  KEYS[14] jobq:{<q>}:rate        ZSET    the rate limit's log (for the next job's take)
+  KEYS[14] jobq:{<q>}:rate        LIST    the rate limit's log (for the next job's take)
   KEYS[15] jobq:{<q>}:g:          prefix of the groups' keys (include/groups.lua)
   Derived keys: jobq:{<q>}:job:<id> HASH of records trimmed by retention, of delayed jobs
   promoted and of the next job taken; the group keys of the job's group (its slot frees) and

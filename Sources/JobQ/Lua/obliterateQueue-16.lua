@@ -16,7 +16,7 @@
   KEYS[11] jobq:{<q>}:seq         STRING
   KEYS[12] jobq:{<q>}:reaper      STRING  the reaper's lock
   KEYS[13] jobq:{<q>}:job:        prefix of job records
-  KEYS[14] jobq:{<q>}:rate        ZSET    the rate limit's log
+  KEYS[14] jobq:{<q>}:rate        LIST    the rate limit's log
   KEYS[15] jobq:{<q>}:g:          prefix of the groups' keys (include/groups.lua)
   KEYS[16] jobq:{<q>}:s:          prefix of the schedules' keys (ids, due, h:<id>)
   Derived keys: jobq:{<q>}:job:<id> HASH of each job deleted; every key of each known group;

@@ -7,7 +7,7 @@
   KEYS[1] jobq:{<q>}:meta      HASH    fields cc, rn, rw, tu, mw; the groups' defaults gc, gn, gw
   KEYS[2] jobq:{<q>}:marker    ZSET    wake-up marker
   KEYS[3] jobq:{<q>}:events    STREAM
-  KEYS[4] jobq:{<q>}:rate      ZSET    the rate limit's log: deleted with the rate limit
+  KEYS[4] jobq:{<q>}:rate      LIST    the rate limit's log: deleted with the rate limit
   KEYS[5] jobq:{<q>}:seq       STRING  sequence counter (the groups' turns)
   KEYS[6] jobq:{<q>}:g:        prefix of the groups' keys (include/groups.lua)
   Derived keys: the group keys of each group a limit held.

@@ -13,7 +13,7 @@
   KEYS[7] jobq:{<q>}:events      STREAM
   KEYS[8] jobq:{<q>}:seq         STRING  sequence counter (promoted prioritized jobs)
   KEYS[9] jobq:{<q>}:job:        prefix of job records
-  KEYS[10] jobq:{<q>}:rate       ZSET    the rate limit's log: lease token, score = start ms
+  KEYS[10] jobq:{<q>}:rate       LIST    the rate limit's log: start times (ms), oldest first
   KEYS[11] jobq:{<q>}:g:         prefix of the groups' keys (include/groups.lua)
   Derived keys: jobq:{<q>}:job:<id> HASH, for the job taken and each delayed job promoted; the
   group keys of the group taken from, of groups whose turn was checked and of promoted jobs.

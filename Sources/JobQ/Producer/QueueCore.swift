@@ -90,7 +90,7 @@ final class QueueCore: Sendable {
             (keys.wait, "list"), (keys.prioritized, "zset"), (keys.delayed, "zset"), (keys.active, "zset"),
             (keys.completed, "zset"), (keys.failed, "zset"), (keys.cancelled, "zset"), (keys.meta, "hash"),
             (keys.marker, "zset"), (keys.events, "stream"), (keys.sequence, "string"), (keys.reaperLock, "string"),
-            (keys.rate, "zset"), (keys.groupPrefix + "ready", "zset"), (keys.groupPrefix + "later", "zset"),
+            (keys.rate, "list"), (keys.groupPrefix + "ready", "zset"), (keys.groupPrefix + "later", "zset"),
             (keys.groupPrefix + "blocked", "set"), (keys.groupPrefix + "waiting", "string"), (keys.knownGroups, "set"),
         ]
         var batch = RedisBatch()

@@ -184,7 +184,7 @@ local function groupStarted(prefix, group, limits, jobId, token, now)
   redis.call('SADD', groupKey(prefix, GROUP_ACTIVE, group), jobId)
   if limits.rateCount and limits.rateWindow then
     local rateKey = groupKey(prefix, GROUP_RATE, group)
-    redis.call('ZADD', rateKey, now, token)
+    redis.call('RPUSH', rateKey, now)
     redis.call('PEXPIRE', rateKey, limits.rateWindow)
   end
   -- limits.active: the count its take checked, before this start.

@@ -1,19 +1,20 @@
 -- The sliding log of a rate limit (the queue's or a group's): how long until a start is
--- allowed, or nil now. The log holds the start times of the last window, so every window of
--- that length, wherever it begins, holds at most `count` starts. Entries older than the window
--- only matter once the log holds `count`: below that a start is allowed whatever their age. So
--- the log is trimmed then (exact), and every 16th start otherwise, which keeps each trim small
--- and the log at most `count` long. The take records its start. Needs nothing.
+-- allowed, or nil now. The log is a LIST of the start times, oldest first (each start RPUSHes
+-- its time), so every window of that length, wherever it begins, holds at most `count` starts:
+-- a start is allowed when the one `count` places back from the newest has left the window. The
+-- log is trimmed only then, to `count` - 1 entries, so it never holds more than `count` and a
+-- take that is let through pays one LLEN (and, at the limit, one LINDEX and one LPOP) — no
+-- sorted-set insert. The take records its start. Needs nothing.
 local function rateWait(rateKey, count, window, now)
-  local used = redis.call('ZCARD', rateKey)
-  if used >= count or used % 16 == 0 then
-    redis.call('ZREMRANGEBYSCORE', rateKey, '-inf', now - window)
-    used = redis.call('ZCARD', rateKey)
-  end
+  local used = redis.call('LLEN', rateKey)
   if used < count then return nil end
   -- After a lowered limit the log can hold more than count: wait for enough to leave.
-  local edge = redis.call('ZRANGE', rateKey, used - count, used - count, 'WITHSCORES')
-  local wait = tonumber(edge[2]) + window - now
+  local edge = tonumber(redis.call('LINDEX', rateKey, used - count))
+  if edge <= now - window then
+    redis.call('LPOP', rateKey, used - count + 1)
+    return nil
+  end
+  local wait = edge + window - now
   if wait < 1 then wait = 1 end
   return wait
 end

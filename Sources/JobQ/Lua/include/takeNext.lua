@@ -102,7 +102,7 @@ local function takeNext(waitKey, prioritizedKey, activeKey, delayedKey, metaKey,
       redis.call('ZADD', activeKey, now + leaseMs, id)
       -- The log is trimmed by every take (limitWait), so it holds at most rateCount starts;
       -- removing the limit deletes it (setLimits).
-      if meta.rateCount and meta.rateWindow then redis.call('ZADD', rateKey, now, token) end
+      if meta.rateCount and meta.rateWindow then redis.call('RPUSH', rateKey, now) end
       if group then groupStarted(groupPrefix, group, limitsOfGroup, id, token, now) end
       -- Re-arm the marker, so another idle fetcher wakes while jobs may remain (one that finds
       -- none clears it with its empty take: one spare round trip beats counting here). Not when

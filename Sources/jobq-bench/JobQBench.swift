@@ -35,6 +35,9 @@ struct JobQBench: AsyncParsableCommand {
                          jobs waiting, and 1,000,000 delayed
               cancel     cancel → token fired, 1,000 running jobs
               delayed    lateness of 10,000 delayed jobs, hz 10 and 100
+              schedules  10,000 schedules every 1 s: tick → start lateness
+                         against delayed jobs at the same rate; Redis CPU
+                         per tick
               recovery   kill -9 of a worker holding 100 jobs
               memory     Redis bytes per job; worker RSS idle and busy
             And, alone: `jobq-bench headline` rewrites README.md's headline table from
@@ -48,7 +51,8 @@ struct JobQBench: AsyncParsableCommand {
     static func main() async { await guardedMain() }
 
     static let known = [
-        "reference", "client", "enqueue", "drain", "flow", "steady", "scale", "scale-cluster", "depth", "cancel", "delayed", "recovery", "memory", "tls",
+        "reference", "client", "enqueue", "drain", "flow", "steady", "scale", "scale-cluster", "depth", "cancel", "delayed", "schedules", "recovery", "memory",
+        "tls",
     ]
 
     @Argument(help: "Scenarios to run (default: all). See the list below.")
@@ -164,6 +168,7 @@ struct JobQBench: AsyncParsableCommand {
             case "depth": report = try await DepthScenario(client: client, runs: runs, quick: quick).run()
             case "cancel": report = try await CancelScenario(client: client, runs: runs, quick: quick).run()
             case "delayed": report = try await DelayedScenario(client: client, runs: runs, quick: quick, ownServer: ownServer).run()
+            case "schedules": report = try await SchedulesScenario(client: client, runs: runs, quick: quick).run()
             case "recovery": report = try await RecoveryScenario(client: client, runs: runs, quick: quick).run()
             case "memory": report = try await MemoryScenario(client: client, runs: runs, quick: quick).run()
             case "tls": report = try await TLSScenario(reference: reference, runs: runs, quick: quick).run()

@@ -107,7 +107,12 @@ struct ChaosRun {
         if let tls = serverOptions.tls { environment["JOBQ_REDIS_TLS_CA_FILE"] = tls.certificates.caFile }
         // Workers also serve a side queue where job ids are obliterated and re-added mid-run.
         let reuseQueue = try JobQueue(name: queue + "-reuse", client: client)
-        func spawnWorker(queues: [String] = [queue, queue + "-reuse"]) throws -> ChildProcess {
+        // And a queue with a 1-second schedule that every worker advances, through every fault:
+        // each tick must become one job (checked after the run).
+        let ticks = try JobQueue(name: queue + "-ticks", client: client)
+        try await ticks.inspector.setRetention(completed: 10_000_000, failed: 10_000_000, cancelled: 10_000_000)
+        try await ticks.upsertSchedule(id: "beat", .every(.seconds(1)), job: .init(name: "tick", payload: .json("{}")))
+        func spawnWorker(queues: [String] = [queue, queue + "-reuse", queue + "-ticks"]) throws -> ChildProcess {
             try ChildProcess(
                 executable: binary, arguments: ["work", "--redis-url", server.url, "--directory", directory] + queues.flatMap { ["--queue", $0] },
                 environment: environment.merging(["TMPDIR": scratch]) { $1 }, outputPath: "\(directory)/workers.out")
@@ -365,6 +370,8 @@ struct ChaosRun {
             _ = try await client.pipeline([RedisCommand("ZREM", keys.completed, victim), RedisCommand("DEL", keys.job(victim))])
             log.write("sabotage", victim)
         }
+        let tickReport = try await Self.checkTicks(ticks, directory: directory)
+        violations += tickReport.violations
         var checker = ChaosChecker(directory: directory, queue: queue, client: client, faults: faults)
         let report = try await checker.check()
         violations += report.violations
@@ -388,8 +395,50 @@ struct ChaosRun {
             + "lost=\(report.lost) duplicates=\(report.duplicates) violations=\(violations.count) tls=\(settings.tls ? "on" : "off") "
             + (settings.limits
                 ? "cap=\(cap) most_active=\(sampling.most) group_cap=\(Self.groupCap) most_in_group=\(sampling.mostInGroup) " : "most_active=\(sampling.most) ")
-            + "seed=\(settings.seed) \(seconds)s"
+            + "ticks=\(tickReport.made) ticks_skipped=\(tickReport.skipped) seed=\(settings.seed) \(seconds)s"
         return Outcome(summary: summary, violations: violations, directory: directory)
+    }
+
+    /// The schedule's ticks over the run: each made once (its `scheduled` event), consecutive
+    /// unless a `skipped` event accounts for the gap, every run one of a made tick, and every
+    /// tick made more than 20 s before the last one completed.
+    static func checkTicks(_ queue: JobQueue, directory: String) async throws -> (made: Int, skipped: Int, violations: [String]) {
+        var violations: [String] = []
+        let rows = try await queue.client.send(RedisCommand("XRANGE", "jobq:{\(queue.name)}:events", "-", "+")).array ?? []
+        var made: [String] = []
+        var skips: [(Date, Date, Int)] = []
+        for row in rows {
+            guard let entry = row.array, entry.count == 2, let flat = entry[1].array, let event = QueueEvent(streamID: entry[0].string ?? "", flat: flat)
+            else { continue }
+            if event.kind == .scheduled { made.append(event.jobID) }
+            if event.kind == .skipped, let s = event.skip { skips.append((s.first, s.last, s.count)) }
+        }
+        if Set(made).count != made.count { violations.append("ticks: a tick's job was made twice (\(made.count - Set(made).count) times)") }
+        let format = ISO8601DateFormatter()
+        let times = Set(made).compactMap { format.date(from: String($0.split(separator: "@").last ?? "")) }.sorted()
+        if times.count < 5 { violations.append("ticks: only \(times.count) ticks were made over the run") }
+        for (a, b) in zip(times, times.dropFirst()) where b.timeIntervalSince(a) != 1 {
+            let covered = skips.contains { $0.0 > a && $0.1 < b && Int(b.timeIntervalSince(a)) - 1 == $0.2 }
+            if !covered { violations.append("ticks: none made between \(format.string(from: a)) and \(format.string(from: b)), and no skip says why") }
+        }
+        var ran = Set<String>()
+        for file in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where file.hasPrefix("ticks-") {
+            let text = (try? String(contentsOfFile: "\(directory)/\(file)", encoding: .utf8)) ?? ""
+            for line in text.split(separator: "\n") {
+                let fields = line.split(separator: "\t")
+                if fields.count >= 2 { ran.insert(String(fields[1])) }
+            }
+        }
+        let strays = ran.subtracting(made)
+        if !strays.isEmpty { violations.append("ticks: runs of jobs no tick made: \(strays.sorted().prefix(3).joined(separator: ", "))") }
+        if let last = times.last {
+            for id in Set(made) {
+                guard let t = format.date(from: String(id.split(separator: "@").last ?? "")), t < last.addingTimeInterval(-20) else { continue }
+                let state = try await queue.inspector.job(id)?.state
+                if state != .completed { violations.append("ticks: \(id) made but \(state.map { "\($0)" } ?? "gone"), not completed") }
+            }
+        }
+        return (Set(made).count, skips.reduce(0) { $0 + $1.2 }, violations)
     }
 
     /// 12 jobs with fixed ids on the side queue; once some run, the queue is obliterated and the

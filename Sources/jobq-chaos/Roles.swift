@@ -239,6 +239,12 @@ struct Work: AsyncParsableCommand {
             end("ok")
             return Array(context.executionID.utf8)
         }
+        // The ticks of the run's schedule: each run logged outside Redis.
+        let tickLog = try AppendLog(path: "\(directory)/ticks-\(pid).log")
+        handlers.register(name: "tick") { job, context in
+            tickLog.write("tick", job.id, String(context.attempt), pid, String(monotonicNanos()))
+            return []
+        }
         // For the starved-pool test: a careless handler that blocks its pool thread for the
         // payload's ms (`{"ms": 3000}`) instead of awaiting.
         handlers.register(name: "block") { job, _ in

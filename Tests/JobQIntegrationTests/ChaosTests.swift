@@ -20,7 +20,7 @@ extension ExecutableTests {
         }
 
         @Test(
-            "CI size, with a concurrency cap and a rate on the queue: 1,200 jobs + a bulk cancel of 200, workers killed every 1–3 s, connections cut, Redis restarted, a worker frozen past its lease, Redis full for 4.5 s, a SIGTERM round with programs ignoring it: none lost, the cap never exceeded, every check holds"
+            "CI size, with a concurrency cap and a rate on the queue: 1,200 jobs + a bulk cancel of 200, workers killed every 1–3 s, connections cut, Redis restarted, a worker frozen past its lease, Redis full for 4.5 s, a SIGTERM round with programs ignoring it, a 1-second schedule advanced by every worker throughout: none lost, the cap never exceeded, one job per tick, every check holds"
         )
         func ciSized() async throws {
             let run = try await runTool("jobq-chaos", ["run", "--limits"], environment: Self.environment, timeout: 300)
@@ -38,6 +38,9 @@ extension ExecutableTests {
             #expect(Self.field("sigterms", in: summary) == 3, "\(summary)")
             #expect(Self.field("redis_restarts", in: summary) == 1, "\(summary)")
             #expect((Self.field("cuts", in: summary) ?? 0) >= 5, "\(summary)")
+            // The 1-second schedule every worker advanced through all of it: one job per tick
+            // (a gap no skip explains, or a tick made twice, is a violation above).
+            #expect((Self.field("ticks", in: summary) ?? 0) >= 20, "\(summary)")
             // Every job ended: completed + cancelled account for all of them (none may fail).
             #expect((Self.field("completed", in: summary) ?? 0) + (Self.field("cancelled", in: summary) ?? 0) == Self.field("jobs", in: summary), "\(summary)")
         }

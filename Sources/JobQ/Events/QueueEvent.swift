@@ -133,7 +133,9 @@ public struct QueueEvent: Sendable, Hashable {
         fields[field].map { String(decoding: $0, as: UTF8.self) }
     }
 
-    init?(streamID: String, flat: [RedisReply]) {
+    /// Decodes one entry of the stream as `XRANGE` or `XREAD` return it (its id and its flat
+    /// field, value list); nil when it has no kind.
+    package init?(streamID: String, flat: [RedisReply]) {
         var fields: [String: [UInt8]] = [:]
         var i = 0
         while i + 1 < flat.count {

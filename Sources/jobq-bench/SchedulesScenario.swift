@@ -1,0 +1,146 @@
+import Foundation
+import Histogram
+import JobQ
+import Synchronization
+
+/// Scenario `schedules`: 10,000 schedules each firing every second on one Redis, one worker
+/// (concurrency 64, a no-op handler) advancing and running them. Lateness = handler start − the
+/// tick's intended time (this machine's clock; Redis runs on it too), after a warm-up. The
+/// reference, in the same run: the same number of delayed jobs per second, due over the same
+/// time, through the same worker. Redis CPU per tick from `INFO cpu` over the schedule run.
+struct SchedulesScenario {
+    let client: RedisClient
+    let runs: Int
+    let quick: Bool
+
+    func run() async throws -> ScenarioReport {
+        var report = ScenarioReport("schedules")
+        let count = quick ? 1_000 : 10_000
+        let seconds = quick ? 6.0 : 15.0
+        let warmUp = 3.0
+        var scheduledP50: [Double] = []
+        var scheduledP99: [Double] = []
+        var delayedP50: [Double] = []
+        var delayedP99: [Double] = []
+        var cpuPerTick: [Double] = []
+        var made: [Double] = []
+        var mergedScheduled = Histogram<UInt64>(numberOfSignificantValueDigits: .three)
+        for run in 0..<runs {
+            let s = try await scheduled(count: count, seconds: seconds, warmUp: warmUp, label: "\(run)")
+            scheduledP50.append(Double(s.histogram.valueAtPercentile(50)))
+            scheduledP99.append(Double(s.histogram.valueAtPercentile(99)))
+            cpuPerTick.append(s.cpuMicrosPerTick)
+            made.append(s.ticksPerSecond)
+            mergedScheduled.add(s.histogram)
+            let d = try await delayed(perSecond: count, seconds: seconds - warmUp, label: "\(run)")
+            delayedP50.append(Double(d.valueAtPercentile(50)))
+            delayedP99.append(Double(d.valueAtPercentile(99)))
+            report.jobs += Int(s.ticksPerSecond * (seconds - warmUp)) + count * Int(seconds - warmUp)
+        }
+        let n = count.formatted()
+        report.add(
+            Figure(
+                "schedules: \(n) every 1 s, tick → handler start p50", scheduledP50, unit: "ms", reference: "\(n) delayed jobs/s, due → start p50",
+                referenceValues: delayedP50))
+        let target = median(delayedP99) + 5
+        report.add(
+            Figure(
+                "schedules: tick → handler start p99", scheduledP99, unit: "ms", reference: "delayed jobs, due → start p99",
+                referenceValues: delayedP99, target: "≤ reference + 5 ms", met: median(scheduledP99) <= target))
+        report.add(Figure("schedules: ticks run per second (of \(n) due)", made, unit: "/s"))
+        report.add(Figure("schedules: Redis CPU per tick (claim, advance, take, finish)", cpuPerTick, unit: "µs"))
+        report.latency("tick → handler start, \(n) schedules", mergedScheduled, unit: "ms")
+        report.note(
+            "schedules: every worker claims due schedules 100 at a time (dueSchedules-2), plans each step in Swift and applies them in one pipelined flight of advanceSchedule-13 calls; a tick's job is made up to 5 s ahead into the delayed set, so it starts through the delayed-job timer like any delayed job. Lateness is in whole milliseconds."
+        )
+        return report
+    }
+
+    struct ScheduledRun {
+        var histogram: Histogram<UInt64>
+        var cpuMicrosPerTick: Double
+        var ticksPerSecond: Double
+    }
+
+    private func scheduled(count: Int, seconds: Double, warmUp: Double, label: String) async throws -> ScheduledRun {
+        let queue = try JobQueue(name: "bench-schedules-\(label)-\(UUID().uuidString.prefix(6))", client: client)
+        try await queue.inspector.setRetention(completed: 0)
+        // Upserted 64 at a time.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for start in stride(from: 0, to: count, by: count / 64 + 1) {
+                group.addTask {
+                    for i in start..<min(start + count / 64 + 1, count) {
+                        try await queue.upsertSchedule(id: "s\(i)", .every(.seconds(1)), job: .init(name: "tick", payload: .json("{}")))
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let begin = Date()
+        let measureFrom = begin.addingTimeInterval(warmUp)
+        let samples = Mutex<[Int64]>([])
+        var handlers = JobHandlers()
+        handlers.register(name: "tick") { job, _ in
+            let now = Date()
+            if now >= measureFrom, let tick = job.scheduledFor {
+                let late = Int64((now.timeIntervalSince(tick) * 1000).rounded())
+                samples.withLock { $0.append(max(0, late)) }
+            }
+            return []
+        }
+        let worker = try BenchWorker(
+            server: client.configuration, configuration: WorkerConfiguration(queues: [.init(queue.name)], concurrency: 64), handlers: handlers)
+        try await Task.sleep(for: .seconds(warmUp))
+        let before = try await ServerStats.fetch(client)
+        try await Task.sleep(for: .seconds(seconds - warmUp))
+        let after = try await ServerStats.fetch(client)
+        try await worker.stop()
+        for s in try await queue.schedules() { try await queue.removeSchedule(id: s.id) }
+        _ = try await queue.inspector.obliterate(force: true)
+        let values = samples.withLock { $0 }
+        guard !values.isEmpty else { throw BenchError("no scheduled job ran in \(Int(seconds)) s") }
+        var histogram = Histogram<UInt64>(numberOfSignificantValueDigits: .three)
+        for v in values { _ = histogram.record(UInt64(v)) }
+        let window = seconds - warmUp
+        return ScheduledRun(
+            histogram: histogram, cpuMicrosPerTick: (after.cpuSeconds - before.cpuSeconds) * 1e6 / Double(max(values.count, 1)),
+            ticksPerSecond: Double(values.count) / window)
+    }
+
+    private func delayed(perSecond: Int, seconds: Double, label: String) async throws -> Histogram<UInt64> {
+        let queue = try JobQueue(name: "bench-schedules-delayed-\(label)-\(UUID().uuidString.prefix(6))", client: client)
+        try await queue.inspector.setRetention(completed: 0)
+        let count = Int(Double(perSecond) * seconds)
+        let start = Date().addingTimeInterval(3)
+        var jobs: [JobQueue.NewJob] = []
+        for i in 0..<count {
+            let dueMs = Int64((start.addingTimeInterval(seconds * Double(i) / Double(count)).timeIntervalSince1970 * 1000).rounded())
+            jobs.append(
+                JobQueue.NewJob(
+                    name: "due", payload: .json(#"{"due":\#(dueMs)}"#), options: JobOptions(runAt: Date(timeIntervalSince1970: Double(dueMs) / 1000))))
+        }
+        for result in try await queue.addBulk(jobs) { _ = try result.get() }
+        struct Due: Decodable { var due: Int64 }
+        let samples = Mutex<[Int64]>([])
+        var handlers = JobHandlers()
+        handlers.register(name: "due") { job, _ in
+            let now = Int64((Date().timeIntervalSince1970 * 1000).rounded())
+            let due = (try? job.payload.decode(Due.self).due) ?? now
+            samples.withLock { $0.append(max(0, now - due)) }
+            return []
+        }
+        let worker = try BenchWorker(
+            server: client.configuration, configuration: WorkerConfiguration(queues: [.init(queue.name)], concurrency: 64), handlers: handlers)
+        let deadline = ContinuousClock.now + .seconds(seconds + 60)
+        while ContinuousClock.now < deadline, samples.withLock({ $0.count }) < count {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        try await worker.stop()
+        _ = try await queue.inspector.obliterate(force: true)
+        let values = samples.withLock { $0 }
+        guard values.count == count else { throw BenchError("only \(values.count) of \(count) delayed jobs ran") }
+        var histogram = Histogram<UInt64>(numberOfSignificantValueDigits: .three)
+        for v in values { _ = histogram.record(UInt64(v)) }
+        return histogram
+    }
+}

@@ -6,8 +6,8 @@ import Synchronization
 /// Scenario `schedules`: 10,000 schedules each firing every second on one Redis, one worker
 /// (concurrency 64, a no-op handler) advancing and running them. Lateness = handler start − the
 /// tick's intended time (this machine's clock; Redis runs on it too), after a warm-up. The
-/// reference, in the same run: the same number of delayed jobs per second, due over the same
-/// time, through the same worker. Redis CPU per tick from `INFO cpu` over the schedule run.
+/// reference, in the same run: the same number of delayed jobs, due as the ticks are (all of a
+/// second's at the whole second), through the same worker. Redis CPU per tick from `INFO cpu` over the schedule run.
 struct SchedulesScenario {
     let client: RedisClient
     let runs: Int
@@ -40,7 +40,7 @@ struct SchedulesScenario {
         let n = count.formatted()
         report.add(
             Figure(
-                "schedules: \(n) every 1 s, tick → handler start p50", scheduledP50, unit: "ms", reference: "\(n) delayed jobs/s, due → start p50",
+                "schedules: \(n) every 1 s, tick → handler start p50", scheduledP50, unit: "ms", reference: "\(n) delayed jobs due at each whole second, due → start p50",
                 referenceValues: delayedP50))
         let target = median(delayedP99) + 5
         report.add(
@@ -110,11 +110,12 @@ struct SchedulesScenario {
     private func delayed(perSecond: Int, seconds: Double, label: String) async throws -> Histogram<UInt64> {
         let queue = try JobQueue(name: "bench-schedules-delayed-\(label)-\(UUID().uuidString.prefix(6))", client: client)
         try await queue.inspector.setRetention(completed: 0)
-        let count = Int(Double(perSecond) * seconds)
-        let start = Date().addingTimeInterval(3)
+        // Due as the ticks are: `perSecond` jobs at each whole second.
+        let count = perSecond * Int(seconds)
+        let start = (Date().timeIntervalSince1970 + 3).rounded(.up)
         var jobs: [JobQueue.NewJob] = []
         for i in 0..<count {
-            let dueMs = Int64((start.addingTimeInterval(seconds * Double(i) / Double(count)).timeIntervalSince1970 * 1000).rounded())
+            let dueMs = Int64((start + Double(i / perSecond)) * 1000)
             jobs.append(
                 JobQueue.NewJob(
                     name: "due", payload: .json(#"{"due":\#(dueMs)}"#), options: JobOptions(runAt: Date(timeIntervalSince1970: Double(dueMs) / 1000))))

@@ -94,8 +94,11 @@ enum Scheduling {
             if next <= now {
                 step.advanceAt = now  // more to make than one step makes: again at once
             } else if s.options.overlap == .allow {
-                // One tick ahead at a time: the next is made once the one made ahead is due.
-                step.advanceAt = max(made.last.map { max($0, now) } ?? now, next - lead)
+                // One tick ahead at a time: the next is made once the one made ahead is due —
+                // halfway to it, or its lead before it if that is later. Not at the tick itself:
+                // there the fleet's ticks of that instant are being taken.
+                let due = made.last.map { max($0, now) } ?? now
+                step.advanceAt = max(due + (next - due) / 2, next - lead)
             } else {
                 // The previous run's state decides the tick: look at it when the tick comes.
                 step.advanceAt = next

@@ -40,7 +40,8 @@ struct SchedulesScenario {
         let n = count.formatted()
         report.add(
             Figure(
-                "schedules: \(n) every 1 s, tick → handler start p50", scheduledP50, unit: "ms", reference: "\(n) delayed jobs due at each whole second, due → start p50",
+                "schedules: \(n) every 1 s, tick → handler start p50", scheduledP50, unit: "ms",
+                reference: "\(n) delayed jobs due at each whole second, due → start p50",
                 referenceValues: delayedP50))
         let target = median(delayedP99) + 5
         report.add(

@@ -108,7 +108,9 @@ struct WorkerSettings {
                     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
                     defer { try? FileManager.default.removeItem(at: dir) }
                     let file = dir.appendingPathComponent("config.yaml")
-                    FileManager.default.createFile(atPath: file.path, contents: Data(rest.utf8), attributes: [.posixPermissions: 0o600])
+                    guard FileManager.default.createFile(atPath: file.path, contents: Data(rest.utf8), attributes: [.posixPermissions: 0o600]) else {
+                        throw Problem(key: "--config", value: path, expected: "a temporary directory to write the file's keys to (check TMPDIR)")
+                    }
                     providers.append(try await FileProvider<YAMLSnapshot>(filePath: FilePath(file.path)))
                 } else {
                     providers.append(try await FileProvider<YAMLSnapshot>(filePath: FilePath(path)))

@@ -203,6 +203,16 @@ struct ScheduleTimingTests {
         #expect(overlap.ticks.count == 1 && overlap.misfired == 0)
         #expect(overlap.advanceAt == Self.ms("2026-01-01T10:01:00Z"), "decided at its time, not ahead")
 
+        // Under an overlap policy, late ticks made together would overlap: one is made.
+        let lateSkip = try Self.plan(.init(overlap: .skipIfRunning), now: "2026-01-01T10:00:30Z", nextTick: "2026-01-01T09:59:50Z")
+        #expect(lateSkip.ticks.map { ScheduleTiming.iso($0.tick) } == ["2026-01-01T09:59:50Z"] && lateSkip.misfired == 1, "10:00 too is due: one of the two")
+        let lateSkipMany = try Self.plan(
+            .init(overlap: .skipIfRunning), now: "2026-01-01T10:00:30Z", nextTick: "2026-01-01T09:59:45Z", every: .seconds(15))
+        #expect(lateSkipMany.ticks.map { ScheduleTiming.iso($0.tick) } == ["2026-01-01T09:59:45Z"] && lateSkipMany.misfired == 3)
+        let lateCancel = try Self.plan(
+            .init(overlap: .cancelPrevious), now: "2026-01-01T10:00:30Z", nextTick: "2026-01-01T09:59:45Z", every: .seconds(15))
+        #expect(lateCancel.ticks.map { ScheduleTiming.iso($0.tick) } == ["2026-01-01T10:00:30Z"] && lateCancel.misfired == 3)
+
         let ahead = try Self.plan(.init(), now: "2026-01-01T10:00:57Z", nextTick: "2026-01-01T10:01:00Z")
         #expect(ahead.ticks.map { ScheduleTiming.iso($0.due) } == ["2026-01-01T10:01:00Z"], "made ahead, due on time")
         #expect(ahead.advanceAt == Self.ms("2026-01-01T10:01:55Z"))

@@ -81,6 +81,18 @@ enum Scheduling {
             made.append(t)
             cursor = timing.next(after: t)
         }
+        if s.options.overlap != .allow, made.count > 1 {
+            // Late ticks made together would overlap each other: skipIfRunning keeps the first
+            // (the others would find it waiting), cancelPrevious the last (each would cancel the
+            // one before). The others count as missed.
+            let keep = s.options.overlap == .skipIfRunning ? made.first! : made.last!
+            let dropped = made.filter { $0 != keep }
+            if step.misfired == 0 { step.firstMissed = dropped.first! }
+            step.firstMissed = min(step.firstMissed, dropped.first!)
+            step.lastMissed = max(step.lastMissed, dropped.last!)
+            step.misfired += dropped.count
+            made = [keep]
+        }
         if s.options.overlap == .allow, let t = cursor, t > now, t <= now + lead, made.count < ticksPerStep {
             made.append(t)
             cursor = timing.next(after: t)

@@ -200,6 +200,28 @@ struct ScheduleTests {
         #expect(try await queue.schedules().map(\.id) == ["c"])
     }
 
+    @Test("a step planned before a change (a scheduler frozen past its claim) is refused whole: no job, the schedule as the change left it")
+    func staleStep() async throws {
+        let queue = try await uniqueQueue()
+        try await queue.upsertSchedule(id: "st", .every(.minutes(1)), job: .init(name: "tick", payload: .json("{}")))
+        try await Self.setNextTick(queue, "st", Date().epochMs + 3000)
+        // Claim and plan, as a scheduler does — then freeze (the step is held back).
+        let due = try await queue.core.call(queue.core.dueSchedulesCall(most: 10))
+        let s = try #require(due.schedules.first)
+        let step = Scheduling.plan(s, timing: try s.spec.timing(), now: due.now)
+        #expect(step.ticks.count == 1)
+        // Meanwhile another process changes the schedule; then the frozen one wakes.
+        #expect(try await queue.upsertSchedule(id: "st", .every(.hours(1)), job: .init(name: "tick", payload: .json("{}"))).change == .changed)
+        #expect(try await queue.core.call(queue.core.advanceScheduleCall(s, step: step)) == nil, "stale: refused")
+        #expect(try await queue.members(queue.core.keys.delayed).isEmpty)
+        let events = try await Self.events(queue)
+        #expect(events.filter { $0.kind == .scheduled }.isEmpty)
+        let after = try #require(try await queue.schedule(id: "st"))
+        #expect(after.spec == .every(.hours(1)) && after.fired == 0)
+        // A second, older step for the same tick (a repeat) is refused the same way.
+        #expect(try await queue.core.call(queue.core.advanceScheduleCall(s, step: step)) == nil)
+    }
+
     @Test("trigger adds one extra run now; the ticks go on")
     func trigger() async throws {
         let queue = try await uniqueQueue()

@@ -25,7 +25,17 @@ struct SchedulesScenario {
         var cpuPerTick: [Double] = []
         var made: [Double] = []
         var mergedScheduled = Histogram<UInt64>(numberOfSignificantValueDigits: .three)
+        var pathBatched: [Double] = []
+        var pathSingle: [Double] = []
+        var commandsBatched: [Double] = []
+        var commandsSingle: [Double] = []
         for run in 0..<runs {
+            let batched = try await tickPath(count: 2_000, most: 100, label: "\(run)")
+            let single = try await tickPath(count: 2_000, most: 1, label: "\(run)")
+            pathBatched.append(batched.cpuMicros)
+            pathSingle.append(single.cpuMicros)
+            commandsBatched.append(batched.commands)
+            commandsSingle.append(single.commands)
             let s = try await scheduled(count: count, seconds: seconds, warmUp: warmUp, label: "\(run)")
             scheduledP50.append(Double(s.histogram.valueAtPercentile(50)))
             scheduledP99.append(Double(s.histogram.valueAtPercentile(99)))
@@ -49,12 +59,50 @@ struct SchedulesScenario {
                 "schedules: tick → handler start p99", scheduledP99, unit: "ms", reference: "delayed jobs, due → start p99",
                 referenceValues: delayedP99, target: "≤ reference + 5 ms", met: median(scheduledP99) <= target))
         report.add(Figure("schedules: ticks run per second (of \(n) due)", made, unit: "/s"))
+        report.add(
+            Figure(
+                "schedules: Redis CPU per tick made, claim + advance only (100 schedules per call)", pathBatched, unit: "µs",
+                reference: "the same, 1 schedule per call", referenceValues: pathSingle))
+        report.add(
+            Figure(
+                "schedules: Redis commands per tick made, claim + advance only (100 per call)", commandsBatched, unit: "",
+                reference: "the same, 1 per call", referenceValues: commandsSingle))
         report.add(Figure("schedules: Redis CPU per tick (claim, advance, take, finish)", cpuPerTick, unit: "µs"))
         report.latency("tick → handler start, \(n) schedules", mergedScheduled, unit: "ms")
         report.note(
-            "schedules: every worker claims due schedules 100 at a time (dueSchedules-2), plans each step in Swift and applies them in one pipelined flight of advanceSchedule-13 calls; a tick's job is made up to 5 s ahead into the delayed set, so it starts through the delayed-job timer like any delayed job. Lateness is in whole milliseconds."
+            "schedules: every worker claims due schedules 100 at a time (dueSchedules-2), plans each step in Swift and applies the claim's steps in one advanceSchedules-13 call; a tick's job is made up to 5 s ahead into the delayed set, so it starts through the delayed-job timer like any delayed job. Lateness is in whole milliseconds."
         )
         return report
+    }
+
+    /// Claim and advance alone, no worker: `count` schedules every second (each due at once
+    /// on upsert: its first tick is within the lead), advanced `most` per claim until each has
+    /// made a tick. Redis CPU and commands (script calls and the commands they run) per tick.
+    private func tickPath(count: Int, most: Int, label: String) async throws -> (cpuMicros: Double, commands: Double) {
+        let queue = try JobQueue(name: "bench-tickpath-\(most)-\(label)-\(UUID().uuidString.prefix(6))", client: client)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for start in stride(from: 0, to: count, by: count / 32) {
+                group.addTask {
+                    for i in start..<min(start + count / 32, count) {
+                        try await queue.upsertSchedule(id: "s\(i)", .every(.seconds(1)), job: .init(name: "tick", payload: .json("{}")))
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let before = try await ServerStats.fetch(client)
+        var added = 0
+        var passes = 0
+        while added < count, passes < 4 * count / most + 100 {
+            added += try await queue.advanceSchedulesOnce(most: most).added
+            passes += 1
+        }
+        let after = try await ServerStats.fetch(client)
+        for s in try await queue.schedules() { try await queue.removeSchedule(id: s.id) }
+        _ = try await queue.inspector.obliterate(force: true)
+        guard added >= count else { throw BenchError("only \(added) of \(count) ticks made in \(passes) passes") }
+        let commands = ServerStats.callsBetween(before, after).values.reduce(0, +)
+        return ((after.cpuSeconds - before.cpuSeconds) * 1e6 / Double(added), Double(commands) / Double(added))
     }
 
     struct ScheduledRun {

@@ -92,6 +92,31 @@ struct QueueProducerTests {
         #expect(try await queue.members(queue.keys.wait) == ids, "FIFO: the wait set holds them in add order")
     }
 
+    @Test("addBulk: the jobs of one script call stand alone — a repeated id is added once, a failed write is undone for its job only")
+    func bulkJobsStandAlone() async throws {
+        let queue = try await uniqueQueue()
+        // Group g1's waiting line is taken by a key of another type: a job of g1 cannot be queued.
+        _ = try await queue.client.send(RedisCommand("SET", queue.keys.groupWaiting("g1"), "x"))
+        let jobs = [
+            JobQueue.NewJob(name: "a", payload: .json("{}"), options: .init(jobID: "same")),
+            JobQueue.NewJob(name: "b", payload: .json("{}"), options: .init(jobID: "same")),
+            JobQueue.NewJob(name: "c", payload: .json("{}"), options: .init(jobID: "grouped", group: "g1")),
+            JobQueue.NewJob(name: "d", payload: .json("{}"), options: .init(jobID: "later", delay: .seconds(60))),
+            JobQueue.NewJob(name: "e", payload: .json("{}"), options: .init(jobID: "last")),
+        ]
+        let results = try await queue.addBulk(jobs)
+        #expect(try results[0].get().created && results[0].get().state == .waiting)
+        #expect(try results[1].get() == .init(id: "same", created: false, state: .waiting), "the repeat in the same call adds nothing")
+        if case .failure(let error) = results[2] { #expect(error.code == .keyConflict) } else { Issue.record("the grouped job should fail") }
+        #expect(try results[3].get().state == .delayed)
+        #expect(try results[4].get().created)
+        #expect(try await queue.inspector.job("grouped") == nil, "nothing of the failed job is left")
+        #expect(try await queue.inspector.job("same")?.name == "a")
+        #expect(try await queue.members(queue.keys.wait) == ["same", "last"], "in add order")
+        let events = try await queue.client.send(RedisCommand("XLEN", queue.keys.events)).int
+        #expect(events == 3, "one event per job created")
+    }
+
     @Test("dedup: 8 concurrent producers adding the same 200 ids create each job once")
     func dedup() async throws {
         let queue = try await uniqueQueue()

@@ -212,14 +212,41 @@ struct ScheduleTests {
         #expect(step.ticks.count == 1)
         // Meanwhile another process changes the schedule; then the frozen one wakes.
         #expect(try await queue.upsertSchedule(id: "st", .every(.hours(1)), job: .init(name: "tick", payload: .json("{}"))).change == .changed)
-        #expect(try await queue.core.call(queue.core.advanceScheduleCall(s, step: step)) == nil, "stale: refused")
+        #expect(try await queue.core.call(queue.core.advanceSchedulesCall([(s, step)])) == [.stale], "stale: refused")
         #expect(try await queue.members(queue.core.keys.delayed).isEmpty)
         let events = try await Self.events(queue)
         #expect(events.filter { $0.kind == .scheduled }.isEmpty)
         let after = try #require(try await queue.schedule(id: "st"))
         #expect(after.spec == .every(.hours(1)) && after.fired == 0)
         // A second, older step for the same tick (a repeat) is refused the same way.
-        #expect(try await queue.core.call(queue.core.advanceScheduleCall(s, step: step)) == nil)
+        #expect(try await queue.core.call(queue.core.advanceSchedulesCall([(s, step)])) == [.stale])
+    }
+
+    @Test("schedules advanced together stand alone: a step whose write fails is undone and kept due, the others are applied")
+    func failedStepInBatch() async throws {
+        let queue = try await uniqueQueue()
+        try await queue.upsertSchedule(id: "a", .every(.minutes(1)), job: .init(name: "tick", payload: .json("{}"), options: .init(group: "g1")))
+        try await queue.upsertSchedule(id: "b", .every(.minutes(1)), job: .init(name: "tick", payload: .json("{}")))
+        let tick = Date().epochMs - 100
+        try await Self.setNextTick(queue, "a", tick)
+        try await Self.setNextTick(queue, "b", tick)
+        // Group g1's waiting line is taken by a key of another type: a's tick job cannot be queued.
+        _ = try await queue.client.send(RedisCommand("SET", queue.core.keys.groupWaiting("g1"), "x"))
+        let error = await #expect(throws: JobQError.self) { try await queue.advanceSchedules() }
+        #expect(error?.code == .keyConflict)
+        let a = try #require(try await queue.schedule(id: "a"))
+        let b = try #require(try await queue.schedule(id: "b"))
+        #expect(a.fired == 0 && a.nextTick == Date(epochMs: tick), "a is not advanced")
+        #expect(b.fired == 1 && b.nextTick.map { $0 > Date(epochMs: tick) } == true, "b is")
+        let aJob = ScheduleTiming.jobID(schedule: "a", tick: tick)
+        #expect(try await queue.inspector.job(aJob) == nil, "a's job is undone")
+        #expect(try await queue.inspector.job(ScheduleTiming.jobID(schedule: "b", tick: tick))?.state == .waiting)
+        // The key put right, a's step goes through as it would have.
+        _ = try await queue.client.send(RedisCommand("DEL", queue.core.keys.groupWaiting("g1")))
+        try await Self.setNextTick(queue, "a", tick)
+        let pass = try await queue.advanceSchedules()
+        #expect(pass.added == 1)
+        #expect(try await queue.inspector.job(aJob)?.state == .waiting)
     }
 
     @Test("trigger adds one extra run now; the ticks go on")

@@ -116,13 +116,17 @@ struct ScriptContractTests {
             Built(core.readEventsCall(after: "0-0", count: 10)),
             Built(core.upsertScheduleCall("ID1", spec: [(.kind, "cron"), (.expression, "* * * * *")], firstTick: 1, advanceAt: 1)),
             Built(core.changeScheduleCall("ID1", .pause)),
+            Built(core.addJobsCall([("ID1", JobQueue.NewJob(name: "n", payload: .json("{}"))), ("ID2", JobQueue.NewJob(name: "n", payload: .bytes([1])))])),
             Built(core.dueSchedulesCall(most: 10)),
             Built(
-                core.advanceScheduleCall(
-                    StoredSchedule(
-                        id: "ID1",
-                        fields: ["k": Array("cron".utf8), "x": Array("* * * * *".utf8), "n": Array("n".utf8), "v": Array("1".utf8)])!,
-                    step: ScheduleStep(ticks: [.init(tick: 1, jobID: "ID1@1", due: 1)], nextTick: 2, advanceAt: 2))),
+                core.advanceSchedulesCall([
+                    (
+                        StoredSchedule(
+                            id: "ID1",
+                            fields: ["k": Array("cron".utf8), "x": Array("* * * * *".utf8), "n": Array("n".utf8), "v": Array("1".utf8)])!,
+                        ScheduleStep(ticks: [.init(tick: 1, jobID: "ID1@1", due: 1)], nextTick: 2, advanceAt: 2)
+                    )
+                ])),
             Built(ScriptCall<Int>.registerWorker(core.scripts, workerID: "ID1", expiryMs: 9000)),
             Built(ScriptCall<HeartbeatRequests>.recordHeartbeat(core.scripts, workerID: "ID1", expiryMs: 9000, fields: [(.host, "h"), (.pid, 1)])),
             Built(ScriptCall<Int?>.controlWorker(core.scripts, workerID: "ID1", field: .wantPaused, value: "1")),

@@ -23,16 +23,21 @@ if most > 1000 then return redis.error_reply('dueSchedules: at most 1000 per cal
 local now = nowMs()
 local ids = redis.call('ZRANGEBYSCORE', dueKey, '-inf', now, 'LIMIT', 0, most)
 local out = {now, -1}
+-- One ZADD (and one ZREM) for all: each command a script runs has a fixed cost.
+local claimed, gone = {'ZADD', dueKey}, {'ZREM', dueKey}
 for i = 1, #ids do
   local fields = redis.call('HGETALL', prefix .. ids[i])
   if #fields == 0 then
-    redis.call('ZREM', dueKey, ids[i])
+    gone[#gone + 1] = ids[i]
   else
-    redis.call('ZADD', dueKey, now + claim, ids[i])
+    claimed[#claimed + 1] = now + claim
+    claimed[#claimed + 1] = ids[i]
     out[#out + 1] = ids[i]
     out[#out + 1] = fields
   end
 end
+if #claimed > 2 then redis.call(unpack(claimed)) end
+if #gone > 2 then redis.call(unpack(gone)) end
 local first = redis.call('ZRANGE', dueKey, 0, 0, 'WITHSCORES')
 if first[2] then
   local left = tonumber(first[2]) - now

@@ -105,8 +105,10 @@ public final class JobQueue: Sendable {
         try await add(name: P.jobName, payload: try .encoding(parameters), options: options)
     }
 
-    /// Adds many jobs, pipelined (one flight per 10,000), in order; one result per job. A job
-    /// that fails validation gets its error and the others are still added.
+    /// Adds many jobs, in order; one result per job. Up to 1,000 jobs go in one script call
+    /// (`addJobs-9`: each job checked, deduplicated and written whole or not at all, as a
+    /// single add would be), and up to 10,000 in one flight. A job that fails validation gets
+    /// its error and the others are still added.
     /// - Throws: only when Redis fails for the whole flight.
     public func addBulk(_ jobs: [NewJob]) async throws(JobQError) -> [Result<AddResult, JobQError>] {
         var results: [Result<AddResult, JobQError>] = []
@@ -114,37 +116,61 @@ public final class JobQueue: Sendable {
         var start = 0
         while start < jobs.count {
             let chunk = jobs[start..<min(start + 10_000, jobs.count)]
-            var batch = RedisBatch()
-            var slots: [(index: Int, add: ScriptCall<AddResult>?)] = []
             var chunkResults: [Result<AddResult, JobQError>?] = Array(repeating: nil, count: chunk.count)
-            if let registration = core.registration() {
-                batch.append(registration)
-                slots.append((-1, nil))
+            // Valid jobs, in calls of at most 1,000 jobs and about 4 MB of payload: bounded
+            // work for Redis per call.
+            var calls: [(offsets: [Int], call: ScriptCall<[Result<AddResult, JobQError>]>)] = []
+            var part: [(id: String, job: NewJob)] = []
+            var offsets: [Int] = []
+            var bytes = 0
+            func flush() {
+                guard !part.isEmpty else { return }
+                calls.append((offsets, core.addJobsCall(part)))
+                part = []
+                offsets = []
+                bytes = 0
             }
             for (offset, job) in chunk.enumerated() {
                 do {
-                    let add = try prepare(job)
-                    batch.append(add)
-                    slots.append((offset, add))
+                    let id = try validatedID(job)
+                    if part.count == QueueCore.jobsPerAdd || (bytes > 0 && bytes + job.payload.bytes.count > 4 << 20) { flush() }
+                    part.append((id, job))
+                    offsets.append(offset)
+                    bytes += job.payload.bytes.count
                 } catch {
                     chunkResults[offset] = .failure(error)
                 }
             }
-            if settings.replicasToConfirmAdds > 0 { batch.append(waitForReplicas) }
-            let replies = try await core.execute(batch, idempotent: true)
-            for (slot, reply) in zip(slots, replies) where slot.index >= 0 {
-                guard let add = slot.add else { continue }
-                chunkResults[slot.index] = Result { () throws(JobQError) in try decode(add, reply) }
-            }
-            if settings.replicasToConfirmAdds > 0 {
-                let ids = slots.compactMap { $0.index >= 0 ? $0.add?.jobID : nil }
-                do {
-                    try checkReplicated(replies.last, ids: ids)
-                } catch {
-                    // Every job of the flight that was written is unconfirmed.
-                    for slot in slots where slot.index >= 0 {
-                        if case .success = chunkResults[slot.index] {
-                            chunkResults[slot.index] = .failure(JobQError(.notReplicated, queue: name, jobID: slot.add?.jobID, detail: error.detail))
+            flush()
+            if !calls.isEmpty {
+                var batch = RedisBatch()
+                let registration = core.registration()
+                if let registration { batch.append(registration) }
+                for c in calls { batch.append(c.call) }
+                if settings.replicasToConfirmAdds > 0 { batch.append(waitForReplicas) }
+                let replies = try await core.execute(batch, idempotent: true)
+                let first = registration == nil ? 0 : 1
+                for (i, c) in calls.enumerated() {
+                    let reply = replies[first + i]
+                    do {
+                        try core.check(reply, script: c.call.script, jobID: nil)
+                        for (offset, result) in zip(c.offsets, try c.call.decode(reply)) { chunkResults[offset] = result }
+                    } catch {
+                        for offset in c.offsets { chunkResults[offset] = .failure(error) }
+                    }
+                }
+                if settings.replicasToConfirmAdds > 0 {
+                    let ids = calls.flatMap { c in c.offsets.compactMap { try? chunkResults[$0]?.get().id } }
+                    do {
+                        try checkReplicated(replies.last, ids: ids)
+                    } catch {
+                        // Every job of the flight that was written is unconfirmed.
+                        for c in calls {
+                            for offset in c.offsets {
+                                if case .success(let added) = chunkResults[offset] {
+                                    chunkResults[offset] = .failure(JobQError(.notReplicated, queue: name, jobID: added.id, detail: error.detail))
+                                }
+                            }
                         }
                     }
                 }
@@ -158,6 +184,11 @@ public final class JobQueue: Sendable {
     /// Validates a job and builds its add call (its id made here, before sending, so a resend
     /// after a lost reply creates it once).
     func prepare(_ job: NewJob) throws(JobQError) -> ScriptCall<AddResult> {
+        core.addJobCall(id: try validatedID(job), job: job)
+    }
+
+    /// Validates a job; its id (given, or made now).
+    private func validatedID(_ job: NewJob) throws(JobQError) -> String {
         try Self.validate(jobName: job.name, queue: name)
         try job.options.validate(queue: name)
         guard job.payload.bytes.count <= settings.maxPayloadBytes else {
@@ -165,7 +196,7 @@ public final class JobQueue: Sendable {
                 .tooLarge, queue: name, jobID: job.options.jobID,
                 detail: "the payload is \(job.payload.bytes.count) bytes; the limit is \(settings.maxPayloadBytes) bytes")
         }
-        return core.addJobCall(id: job.options.jobID ?? JobID.generate(), job: job)
+        return job.options.jobID ?? JobID.generate()
     }
 
     /// An add's reply from a pipelined batch: error replies first (`OOM`, `WRONGTYPE`).

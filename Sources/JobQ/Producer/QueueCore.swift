@@ -124,6 +124,9 @@ final class QueueCore: Sendable {
     func addKeys(_ id: String) -> [String] {
         [keys.job(id), keys.wait, keys.prioritized, keys.delayed, keys.marker, keys.events, keys.sequence, keys.meta, keys.groupPrefix]
     }
+    var addJobsKeys: [String] {
+        [keys.jobPrefix, keys.wait, keys.prioritized, keys.delayed, keys.marker, keys.events, keys.sequence, keys.meta, keys.groupPrefix]
+    }
     var takeKeys: [String] {
         [
             keys.wait, keys.prioritized, keys.active, keys.delayed, keys.meta, keys.marker, keys.events, keys.sequence, keys.jobPrefix, keys.rate,
@@ -179,9 +182,9 @@ final class QueueCore: Sendable {
         [keys.schedule(id), keys.scheduleIDs, keys.scheduleDue, keys.jobPrefix, keys.delayed, keys.events, keys.cancelChannel]
     }
     var dueSchedulesKeys: [String] { [keys.scheduleDue, keys.scheduleHashPrefix] }
-    func advanceScheduleKeys(_ id: String) -> [String] {
+    var advanceSchedulesKeys: [String] {
         [
-            keys.schedule(id), keys.scheduleDue, keys.jobPrefix, keys.wait, keys.prioritized, keys.delayed, keys.marker, keys.events,
+            keys.scheduleHashPrefix, keys.scheduleDue, keys.jobPrefix, keys.wait, keys.prioritized, keys.delayed, keys.marker, keys.events,
             keys.sequence, keys.meta, keys.groupPrefix, keys.cancelled, keys.cancelChannel,
         ]
     }

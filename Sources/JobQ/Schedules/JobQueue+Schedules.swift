@@ -230,6 +230,12 @@ extension JobQueue {
         return try await core.call(add)
     }
 
+    /// One claim of at most `most` due schedules and their steps (for `jobq-bench`, which
+    /// measures what a tick costs by the claim size).
+    package func advanceSchedulesOnce(most: Int) async throws(JobQError) -> SchedulePass {
+        try await core.advanceSchedules(most: most)
+    }
+
     /// Advances the queue's due schedules once (what every worker does on its own; for a
     /// one-shot `jobq-admin schedule tick`). At most 10 rounds of 100.
     public func advanceSchedules() async throws(JobQError) -> SchedulePass {

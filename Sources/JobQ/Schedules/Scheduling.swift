@@ -132,46 +132,68 @@ public struct SchedulePass: Sendable, Hashable {
 }
 
 extension QueueCore {
-    /// Claims the schedules due (up to `most`), plans each step and applies them in one
-    /// pipelined flight. A schedule whose hash jobq cannot read is left to its claim (and
-    /// logged by the caller through `unreadable`).
+    /// Claims the schedules due (up to `most`), plans each step and applies them all in one
+    /// `advanceSchedules-13` call (more only past its limit of ticks). A schedule whose hash
+    /// jobq cannot read is left to its claim (and logged by the caller through `unreadable`).
     func advanceSchedules(most: Int = 100, unreadable: (String) -> Void = { _ in }) async throws(JobQError) -> SchedulePass {
         let due = try await call(dueSchedulesCall(most: most))
         var pass = SchedulePass()
         pass.nextDueMs = due.nextMs
-        var batch = RedisBatch()
-        var calls: [ScriptCall<(added: Int, skipped: Int)?>] = []
+        var steps: [(StoredSchedule, ScheduleStep)] = []
+        steps.reserveCapacity(due.schedules.count)
         for s in due.schedules {
             guard let timing = try? s.spec.timing() else {
                 unreadable(s.id)
                 continue
             }
             let step = Scheduling.plan(s, timing: timing, now: due.now)
-            let advance = advanceScheduleCall(s, step: step)
-            batch.append(advance)
-            calls.append(advance)
+            steps.append((s, step))
             if step.nextTick != 0 {
                 let left = Int(max(0, step.advanceAt - due.now))
                 pass.nextDueMs = min(pass.nextDueMs ?? left, left)
             }
         }
         for s in due.unreadable { unreadable(s) }
-        guard !calls.isEmpty else { return pass }
-        let replies = try await execute(batch, idempotent: true)
+        guard !steps.isEmpty else { return pass }
+        let calls = advanceSchedulesCalls(steps)
         var firstError: JobQError?
-        for (advance, reply) in zip(calls, replies) {
-            do {
-                try check(reply, script: advance.script, jobID: nil)
-                pass.advanced += 1
-                if let r = try advance.decode(reply) {
-                    pass.added += r.added
-                    pass.skipped += r.skipped
+        if calls.count == 1 {
+            pass.add(try await call(calls[0]), core: self, firstError: &firstError)
+        } else {
+            var batch = RedisBatch()
+            for c in calls { batch.append(c) }
+            let replies = try await execute(batch, idempotent: true)
+            for (advance, reply) in zip(calls, replies) {
+                do {
+                    try check(reply, script: advance.script, jobID: nil)
+                    pass.add(try advance.decode(reply), core: self, firstError: &firstError)
+                } catch {
+                    firstError = firstError ?? error
                 }
-            } catch {
-                firstError = firstError ?? error
             }
         }
         if let firstError { throw firstError }
         return pass
+    }
+}
+
+extension SchedulePass {
+    fileprivate mutating func add(_ outcomes: [QueueCore.StepOutcome], core: QueueCore, firstError: inout JobQError?) {
+        for outcome in outcomes {
+            switch outcome {
+            case .applied(let added, let skipped):
+                advanced += 1
+                self.added += added
+                self.skipped += skipped
+            case .stale:
+                advanced += 1
+            case .failed(let reply):
+                do throws(JobQError) {
+                    try core.check(reply, script: core.scripts.advanceSchedules, jobID: nil)
+                } catch {
+                    firstError = firstError ?? error
+                }
+            }
+        }
     }
 }

@@ -82,30 +82,76 @@ extension QueueCore {
         }
     }
 
-    /// `advanceSchedule-13`: nil when the step was stale (another scheduler advanced it, or
-    /// it changed) or the schedule is gone.
-    func advanceScheduleCall(_ s: StoredSchedule, step: ScheduleStep) -> ScriptCall<(added: Int, skipped: Int)?> {
-        var arguments: [any RedisArgument] = [
-            s.id, s.version, s.nextTick ?? 0, step.nextTick, step.advanceAt, maxLen, sharded ? "1" : "0", s.priority,
-            step.misfired, step.firstMissed, step.lastMissed, step.ticks.count,
-        ]
-        for t in step.ticks {
-            arguments.append(t.tick)
-            arguments.append(t.jobID)
-            arguments.append(t.due)
+    /// What `advanceSchedules-13` did with one step.
+    enum StepOutcome: Sendable, Equatable {
+        case applied(added: Int, skipped: Int)
+        /// Another scheduler advanced it, or it changed, was paused or is gone: nothing written.
+        case stale
+        /// A write failed (Redis's error reply): the job being added was undone and the
+        /// schedule not advanced.
+        case failed(RedisReply)
+    }
+
+    /// The most ticks one `advanceSchedules-13` call makes (the script refuses more).
+    static let ticksPerAdvance = 1000
+
+    /// `advanceSchedules-13`: one outcome per step, in order. At most 1,000 steps and 1,000
+    /// ticks in all (``advanceSchedulesCalls(_:)`` splits a longer list).
+    func advanceSchedulesCall(_ steps: [(StoredSchedule, ScheduleStep)]) -> ScriptCall<[StepOutcome]> {
+        var arguments: [any RedisArgument] = [maxLen, sharded ? "1" : "0", steps.count]
+        for (s, step) in steps {
+            let fields = s.recordFields
+            arguments +=
+                [
+                    s.id, s.version, s.nextTick ?? 0, step.nextTick, step.advanceAt, s.priority, step.misfired, step.firstMissed,
+                    step.lastMissed, step.ticks.count, fields.count / 2,
+                ] as [any RedisArgument]
+            for t in step.ticks {
+                arguments.append(t.tick)
+                arguments.append(t.jobID)
+                arguments.append(t.due)
+            }
+            arguments += fields
         }
-        arguments += s.recordFields
-        let script = scripts.advanceSchedule
+        let script = scripts.advanceSchedules
         let queue = name
-        return ScriptCall(script, keys: advanceScheduleKeys(s.id), arguments: arguments, idempotent: true) { reply throws(JobQError) in
-            guard let items = reply.array, items.count == 3, let code = items[0].int, let added = items[1].int, let skipped = items[2].int else {
-                throw QueueCore.unexpected(reply, script, queue: queue)
+        let count = steps.count
+        return ScriptCall(script, keys: advanceSchedulesKeys, arguments: arguments, idempotent: true) { reply throws(JobQError) in
+            guard let items = reply.array, items.count == 3 * count else { throw QueueCore.unexpected(reply, script, queue: queue) }
+            var out: [StepOutcome] = []
+            out.reserveCapacity(count)
+            for i in 0..<count {
+                let code = items[3 * i].int
+                switch code {
+                case ScriptStatus.applied:
+                    guard let added = items[3 * i + 1].int, let skipped = items[3 * i + 2].int else {
+                        throw QueueCore.unexpected(reply, script, queue: queue)
+                    }
+                    out.append(.applied(added: added, skipped: skipped))
+                case ScriptStatus.nothing, ScriptCode.notFound.rawValue: out.append(.stale)
+                case 2: out.append(.failed(.error(items[3 * i + 1].string ?? "ERR advanceSchedules: a step failed")))
+                default: throw QueueCore.unexpected(reply, script, queue: queue)
+                }
             }
-            switch code {
-            case ScriptStatus.applied: return (added, skipped)
-            case ScriptStatus.nothing, ScriptCode.notFound.rawValue: return nil
-            default: throw QueueCore.unexpected(reply, script, queue: queue)
-            }
+            return out
         }
+    }
+
+    /// The steps as `advanceSchedules-13` calls, each within its limits.
+    func advanceSchedulesCalls(_ steps: [(StoredSchedule, ScheduleStep)]) -> [ScriptCall<[StepOutcome]>] {
+        var calls: [ScriptCall<[StepOutcome]>] = []
+        var part: [(StoredSchedule, ScheduleStep)] = []
+        var ticks = 0
+        for (s, step) in steps {
+            if !part.isEmpty, ticks + step.ticks.count > Self.ticksPerAdvance || part.count == 1000 {
+                calls.append(advanceSchedulesCall(part))
+                part = []
+                ticks = 0
+            }
+            part.append((s, step))
+            ticks += step.ticks.count
+        }
+        if !part.isEmpty { calls.append(advanceSchedulesCall(part)) }
+        return calls
     }
 }

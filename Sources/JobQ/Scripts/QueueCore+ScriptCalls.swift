@@ -10,38 +10,96 @@ extension QueueCore {
     /// `extraFields` are more record fields (a schedule's id for a triggered run).
     func addJobCall(id: String, job: JobQueue.NewJob, extraFields: [(String, String)] = []) -> ScriptCall<JobQueue.AddResult> {
         let options = job.options
-        var arguments: [any RedisArgument] = [
-            id,
-            options.delay.map { Int64($0.milliseconds) } ?? Int64(0),
-            options.runAt.map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) } ?? Int64(0),
-            options.priority.value,
-            maxLen,
-            JobField.name.rawValue, job.name,
-            JobField.payload.rawValue, job.payload.bytes,
-        ]
-        if job.payload.encoding == .bytes {
-            arguments.append(JobField.encoding.rawValue)
-            arguments.append(JobField.bytesEncoding)
-        }
-        for (field, value) in options.storedFields + extraFields {
-            arguments.append(field)
-            arguments.append(value)
-        }
+        let arguments: [any RedisArgument] =
+            [
+                id,
+                options.delay.map { Int64($0.milliseconds) } ?? Int64(0),
+                options.runAt.map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) } ?? Int64(0),
+                options.priority.value,
+                maxLen,
+            ] + Self.recordFields(job, extraFields: extraFields)
         let script = scripts.addJob
         let queue = name
         return ScriptCall(script, keys: addKeys(id), arguments: arguments, jobID: id, idempotent: true) { reply throws(JobQError) in
-            if let items = reply.array, items.count == 2, items[0].int == ScriptCode.queueFull.rawValue {
-                let held = items[1].int ?? 0
-                throw JobQError(
-                    .queueFull, queue: queue, jobID: id,
-                    detail: "the queue holds \(held) waiting and delayed jobs, its maximum or more; nothing was written")
+            guard let items = reply.array, items.count == 2 else { throw QueueCore.unexpected(reply, script, queue: queue, jobID: id) }
+            return try Self.addOutcome(items[0], items[1], id: id, script: script, queue: queue)
+        }
+    }
+
+    /// The record fields an add stores, as name, value pairs: name, payload (and its
+    /// encoding), then the options'.
+    static func recordFields(_ job: JobQueue.NewJob, extraFields: [(String, String)] = []) -> [any RedisArgument] {
+        var out: [any RedisArgument] = [JobField.name.rawValue, job.name, JobField.payload.rawValue, job.payload.bytes]
+        if job.payload.encoding == .bytes {
+            out.append(JobField.encoding.rawValue)
+            out.append(JobField.bytesEncoding)
+        }
+        for (field, value) in job.options.storedFields + extraFields {
+            out.append(field)
+            out.append(value)
+        }
+        return out
+    }
+
+    /// One add's code and value (addJob-9's reply, or one job's two items of addJobs-9's).
+    private static func addOutcome(_ code: RedisReply, _ value: RedisReply, id: String, script: RedisScript, queue: String) throws(JobQError)
+        -> JobQueue.AddResult
+    {
+        if code.int == ScriptCode.queueFull.rawValue {
+            let held = value.int ?? 0
+            throw JobQError(
+                .queueFull, queue: queue, jobID: id,
+                detail: "the queue holds \(held) waiting and delayed jobs, its maximum or more; nothing was written")
+        }
+        guard let flag = code.int, flag == ScriptStatus.applied || flag == ScriptStatus.nothing,
+            let state = value.string.flatMap(JobState.init(rawValue:))
+        else {
+            throw QueueCore.unexpected(.array([code, value]), script, queue: queue, jobID: id)
+        }
+        return JobQueue.AddResult(id: id, created: flag == ScriptStatus.applied, state: state)
+    }
+
+    /// The most jobs one `addJobs-9` call adds (the script refuses more).
+    static let jobsPerAdd = 1000
+
+    /// `addJobs-9`: up to ``jobsPerAdd`` jobs, each with its id made already; one result per
+    /// job, in order. A job whose write failed gets Redis's error (``check(_:script:jobID:)``).
+    func addJobsCall(_ jobs: [(id: String, job: JobQueue.NewJob)]) -> ScriptCall<[Result<JobQueue.AddResult, JobQError>]> {
+        var arguments: [any RedisArgument] = [maxLen, jobs.count]
+        for (id, job) in jobs {
+            let options = job.options
+            let fields = Self.recordFields(job)
+            arguments +=
+                [
+                    id,
+                    options.delay.map { Int64($0.milliseconds) } ?? Int64(0),
+                    options.runAt.map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) } ?? Int64(0),
+                    options.priority.value,
+                    fields.count / 2,
+                ] as [any RedisArgument]
+            arguments += fields
+        }
+        let script = scripts.addJobs
+        let queue = name
+        let ids = jobs.map(\.id)
+        return ScriptCall(script, keys: addJobsKeys, arguments: arguments, idempotent: true) { [self] reply throws(JobQError) in
+            guard let items = reply.array, items.count == 2 * ids.count else { throw QueueCore.unexpected(reply, script, queue: queue) }
+            var out: [Result<JobQueue.AddResult, JobQError>] = []
+            out.reserveCapacity(ids.count)
+            for (i, id) in ids.enumerated() {
+                let code = items[2 * i]
+                let value = items[2 * i + 1]
+                if code.int == 2 {
+                    out.append(
+                        Result { () throws(JobQError) in
+                            try check(.error(value.string ?? "ERR addJobs: a write failed"), script: script, jobID: id)
+                            throw QueueCore.unexpected(reply, script, queue: queue, jobID: id)
+                        })
+                } else {
+                    out.append(Result { () throws(JobQError) in try Self.addOutcome(code, value, id: id, script: script, queue: queue) })
+                }
             }
-            guard let items = reply.array, items.count == 2, let flag = items[0].int,
-                let state = items[1].string.flatMap(JobState.init(rawValue:))
-            else {
-                throw QueueCore.unexpected(reply, script, queue: queue, jobID: id)
-            }
-            return JobQueue.AddResult(id: id, created: flag == ScriptStatus.applied, state: state)
+            return out
         }
     }
 

@@ -9,6 +9,7 @@ import Foundation
 /// count every call passes, checked before a call is sent.
 struct QueueScripts: Sendable {
     let addJob: RedisScript
+    let addJobs: RedisScript
     let takeJob: RedisScript
     let finishJob: RedisScript
     let extendLeases: RedisScript
@@ -31,7 +32,7 @@ struct QueueScripts: Sendable {
     let upsertSchedule: RedisScript
     let changeSchedule: RedisScript
     let dueSchedules: RedisScript
-    let advanceSchedule: RedisScript
+    let advanceSchedules: RedisScript
     /// Worker-wide, not per queue: the heartbeat record and the registry of live workers.
     let recordHeartbeat: RedisScript
     let registerWorker: RedisScript
@@ -40,9 +41,9 @@ struct QueueScripts: Sendable {
     /// Every script, for preloading with ``RedisClient/load(_:)``.
     var all: [RedisScript] {
         [
-            addJob, takeJob, finishJob, extendLeases, recoverStalled, cancelJobs, removeJobs,
+            addJob, addJobs, takeJob, finishJob, extendLeases, recoverStalled, cancelJobs, removeJobs,
             setPaused, setLimits, setGroup, countGroups, purgeJobs, cleanJobs, countJobs, retryJobs, obliterateQueue, setProgress,
-            saveCheckpoint, removeJobsNamed, readEvents, upsertSchedule, changeSchedule, dueSchedules, advanceSchedule,
+            saveCheckpoint, removeJobsNamed, readEvents, upsertSchedule, changeSchedule, dueSchedules, advanceSchedules,
             recordHeartbeat, registerWorker, controlWorker,
         ]
     }
@@ -71,6 +72,7 @@ struct QueueScripts: Sendable {
             return script
         }
         addJob = try named("addJob")
+        addJobs = try named("addJobs")
         takeJob = try named("takeJob")
         finishJob = try named("finishJob")
         extendLeases = try named("extendLeases")
@@ -93,7 +95,7 @@ struct QueueScripts: Sendable {
         upsertSchedule = try named("upsertSchedule")
         changeSchedule = try named("changeSchedule")
         dueSchedules = try named("dueSchedules")
-        advanceSchedule = try named("advanceSchedule")
+        advanceSchedules = try named("advanceSchedules")
         recordHeartbeat = try named("recordHeartbeat")
         registerWorker = try named("registerWorker")
         controlWorker = try named("controlWorker")

@@ -73,10 +73,37 @@ struct EnqueueScenario {
         report.add(
             Figure("single adds, one awaited at a time (\(singles.formatted()) per run)", ourRate, unit: "adds/s", reference: "same", referenceValues: refRate))
         report.latency("single add (\(singles.formatted()) per run)", latency)
+        var sidekiqSingles: [SidekiqReference.Measure] = []
+        var sidekiqNote: String?
+        for run in 0..<runs {
+            do {
+                sidekiqSingles.append(
+                    try await SidekiqReference(configuration: client.configuration).measureAdds(singles / 2, queue: "bench-sidekiq-\(run)", bulk: false))
+                report.jobs += singles / 2
+            } catch {
+                sidekiqNote = "Sidekiq reference skipped: \(error)"
+                break
+            }
+        }
+        if let sidekiqNote { report.note(sidekiqNote) }
+        if !sidekiqSingles.isEmpty {
+            let sidekiqP50 = sidekiqSingles.map(\.p50Micros)
+            report.add(
+                Figure(
+                    "single add, p50 latency, against Sidekiq", ourP50, unit: "µs",
+                    reference: "Sidekiq \(sidekiqSingles[0].version) `Sidekiq::Client.push` (what `perform_async` does), Ruby", referenceValues: sidekiqP50,
+                    target: "≤ 1.0×", met: median(ourP50) <= median(sidekiqP50)))
+            report.note(
+                "Sidekiq single push: \(f2(median(sidekiqSingles.map(\.callsPerJob)))) Redis commands and \(f2(median(sidekiqSingles.map(\.cpuMicrosPerJob)))) µs of Redis CPU per job (jobq: \(f2(median(callsPerAdd))) and \(f2(median(cpuPerAdd))) µs)"
+            )
+        }
 
         // 2. addBulk vs the script pipelined 100 deep.
         var bulkRate: [Double] = []
         var bulkRef: [Double] = []
+        var bulkScriptRef: [Double] = []
+        var bulkSidekiq: [SidekiqReference.Measure] = []
+        var bulkSidekiqNote: String?
         var memoryPerJob: [Double] = []
         var bulkCPU: [Double] = []
         for run in 0..<runs {
@@ -84,6 +111,21 @@ struct EnqueueScenario {
             let ref = try await reference.run(clients: 1, pipeline: 100, requests: bulk, command: try await evalsha(refQueue), randomKeyspace: 1_000_000_000)
             try await drop(refQueue)
             bulkRef.append(ref.rps)
+            let scriptRefQueue = "bench-ref-bulk-jobs-\(run)"
+            let scriptRef = try await reference.run(
+                clients: 1, pipeline: 100, requests: bulk / 100, command: try await Self.addJobsScriptCommand(client: client, queue: scriptRefQueue, jobs: 100),
+                randomKeyspace: 1_000_000_000)
+            try await drop(scriptRefQueue)
+            bulkScriptRef.append(scriptRef.rps * 100)
+            if bulkSidekiqNote == nil {
+                do {
+                    bulkSidekiq.append(
+                        try await SidekiqReference(configuration: client.configuration).measureAdds(bulk, queue: "bench-sidekiq-bulk-\(run)", bulk: true))
+                    report.jobs += bulk
+                } catch {
+                    bulkSidekiqNote = "Sidekiq bulk reference skipped: \(error)"
+                }
+            }
 
             let queue = try JobQueue(name: "bench-bulk-\(run)", client: client)
             _ = try await queue.add(name: "warmup", payload: Self.payload)
@@ -106,6 +148,23 @@ struct EnqueueScenario {
                 "addBulk of \(bulk.formatted())", bulkRate, unit: "jobs/s", reference: "`redis-benchmark -c 1 -P 100` EVALSHA addJob-9",
                 referenceValues: bulkRef,
                 target: "≥ 0.6×", met: bulkRatio >= 0.6))
+        report.add(
+            Figure(
+                "addBulk of \(bulk.formatted()), against the bulk script", bulkRate, unit: "jobs/s",
+                reference: "`redis-benchmark -c 1 -P 100` EVALSHA addJobs-9, 100 jobs per call", referenceValues: bulkScriptRef,
+                target: "≥ 0.8×", met: median(bulkRate) >= 0.8 * median(bulkScriptRef)))
+        if let bulkSidekiqNote { report.note(bulkSidekiqNote) }
+        if !bulkSidekiq.isEmpty {
+            let rates = bulkSidekiq.map(\.rate)
+            report.add(
+                Figure(
+                    "addBulk of \(bulk.formatted()), against Sidekiq", bulkRate, unit: "jobs/s",
+                    reference: "Sidekiq \(bulkSidekiq[0].version) `push_bulk`, 1,000 per call, Ruby", referenceValues: rates, target: "≥ 1.0×",
+                    met: median(bulkRate) >= median(rates)))
+            report.note(
+                "Sidekiq push_bulk: \(f2(median(bulkSidekiq.map(\.cpuMicrosPerJob)))) µs of Redis CPU and \(String(format: "%.3f", median(bulkSidekiq.map(\.callsPerJob)))) commands per job (one LPUSH of 1,000 and one SADD per call: no per-job record, event or dedup); jobq addBulk: \(f2(median(bulkCPU))) µs"
+            )
+        }
 
         // 3. Redis work per add, next to BullMQ's.
         let calls = median(callsPerAdd)
@@ -173,6 +232,24 @@ struct EnqueueScenario {
             k.groupPrefix,
             "__rand_int__", "0", "0", "0", "10000", JobField.name.rawValue, "bench", JobField.payload.rawValue, payload.text,
         ]
+    }
+
+    /// `redis-benchmark` arguments that call the bulk add script by EVALSHA with `jobs` jobs of
+    /// new random ids (addJobs-9.lua's header: KEYS job prefix, wait, prioritized, delayed,
+    /// marker, events, seq, meta, group prefix; ARGV events cap, count, then per job id, delay,
+    /// runAt, priority, field count, fields).
+    static func addJobsScriptCommand(client: RedisClient, queue: String, jobs: Int) async throws -> [String] {
+        let probe = try JobQueue(name: queue, client: client)
+        guard let sha = try await probe.preloadScripts()["addJobs-9"] else { throw BenchError("addJobs-9 did not load") }
+        let k = try QueueKeys(queue: queue)
+        var command = [
+            "EVALSHA", sha, "9", k.jobPrefix, k.wait, k.prioritized, k.delayed, k.marker, k.events, k.sequence, k.meta, k.groupPrefix, "10000",
+            String(jobs),
+        ]
+        for _ in 0..<jobs {
+            command += ["__rand_int__", "0", "0", "0", "2", JobField.name.rawValue, "bench", JobField.payload.rawValue, payload.text]
+        }
+        return command
     }
 
     private func drop(_ queue: String) async throws {

@@ -22,6 +22,8 @@ struct Headline {
         Pick(label: "single add, p50 latency", block: "enqueue", figure: "single add, p50 latency"),
         Pick(label: "Redis CPU per add", block: "enqueue", figure: "Redis CPU per add, one at a time"),
         Pick(label: "addBulk of 100,000 jobs", block: "enqueue", figure: "addBulk of 100,000"),
+        Pick(label: "single add, p50 latency, against Sidekiq", block: "enqueue", figure: "single add, p50 latency", reference: "Sidekiq"),
+        Pick(label: "addBulk of 100,000 jobs, against Sidekiq", block: "enqueue", figure: "addBulk of 100,000", reference: "Sidekiq"),
         Pick(label: "cancel a running job: cancel() → the handler's token fires, p50", block: "cancel", figure: "cancel → token fired, p50"),
         Pick(label: "a `kill -9`'d worker's 100 jobs back in waiting (default 10 s lease)", block: "recovery", figure: "kill -9 of a worker"),
         Pick(label: "Redis memory per waiting job (20-byte payload)", block: "memory", figure: "Redis memory per waiting job"),

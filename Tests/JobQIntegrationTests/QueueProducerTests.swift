@@ -77,18 +77,21 @@ struct QueueProducerTests {
         #expect(try await queue.add(name: "edge", payload: .bytes([UInt8](repeating: 0, count: 1 << 20))).created)
     }
 
-    @Test("addBulk: 10,000 jobs in one call, in order, a result per job; an invalid one fails alone")
+    @Test("addBulk: 25,000 jobs (three flights) in one call, in order, a result per job; an invalid one fails alone")
     func bulk() async throws {
         let queue = try await uniqueQueue()
-        var jobs = (0..<10_000).map { JobQueue.NewJob(name: "n", payload: .json(#"{"i":\#($0)}"#)) }
+        var jobs = (0..<25_000).map { JobQueue.NewJob(name: "n", payload: .json(#"{"i":\#($0)}"#)) }
         jobs[5].name = ""
+        jobs[12_345].name = ""
         let results = try await queue.addBulk(jobs)
-        #expect(results.count == 10_000)
+        #expect(results.count == 25_000)
         let ids = results.compactMap { try? $0.get().id }
-        #expect(ids.count == 9_999)
-        if case .failure(let error) = results[5] { #expect(error.code == .invalidJobName) } else { Issue.record("job 5 should fail") }
+        #expect(ids.count == 24_998)
+        for i in [5, 12_345] {
+            if case .failure(let error) = results[i] { #expect(error.code == .invalidJobName) } else { Issue.record("job \(i) should fail") }
+        }
         #expect(ids == ids.sorted(), "generated ids are time-ordered, results are in order")
-        #expect(try await queue.inspector.counts().waiting == 9_999)
+        #expect(try await queue.inspector.counts().waiting == 24_998)
         #expect(try await queue.members(queue.keys.wait) == ids, "FIFO: the wait set holds them in add order")
     }
 

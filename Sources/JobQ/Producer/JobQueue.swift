@@ -105,7 +105,7 @@ public final class JobQueue: Sendable {
         try await add(name: P.jobName, payload: try .encoding(parameters), options: options)
     }
 
-    /// Adds many jobs, in order; one result per job. Up to 1,000 jobs go in one script call
+    /// Adds many jobs, in order; one result per job. Up to 100 jobs go in one script call
     /// (`addJobs-9`: each job checked, deduplicated and written whole or not at all, as a
     /// single add would be), and up to 10,000 in one flight. A job that fails validation gets
     /// its error and the others are still added.
@@ -113,72 +113,106 @@ public final class JobQueue: Sendable {
     public func addBulk(_ jobs: [NewJob]) async throws(JobQError) -> [Result<AddResult, JobQError>] {
         var results: [Result<AddResult, JobQError>] = []
         results.reserveCapacity(jobs.count)
+        guard !jobs.isEmpty else { return results }
+        // While a flight runs, the next is built (validation, ids, arguments); it is sent only
+        // once the one before has answered, so a failed flight stops the rest and the order holds.
         var start = 0
-        while start < jobs.count {
-            let chunk = jobs[start..<min(start + 10_000, jobs.count)]
-            var chunkResults: [Result<AddResult, JobQError>?] = Array(repeating: nil, count: chunk.count)
-            // Valid jobs, in calls of at most 1,000 jobs and about 4 MB of payload: bounded
-            // work for Redis per call.
-            var calls: [(offsets: [Int], call: ScriptCall<[Result<AddResult, JobQError>]>)] = []
-            var part: [(id: String, job: NewJob)] = []
-            var offsets: [Int] = []
-            var bytes = 0
-            func flush() {
-                guard !part.isEmpty else { return }
-                calls.append((offsets, core.addJobsCall(part)))
-                part = []
-                offsets = []
-                bytes = 0
+        var next: BulkFlight? = bulkFlight(jobs[0..<min(10_000, jobs.count)])
+        while let flight = next {
+            async let sent = flight.send(core)
+            start += flight.results.count
+            next = start < jobs.count ? bulkFlight(jobs[start..<min(start + 10_000, jobs.count)]) : nil
+            results.append(contentsOf: finish(flight, try await sent.get()))
+        }
+        return results
+    }
+
+    /// One flight of `addBulk`: the valid jobs in calls of at most 100 jobs and about 4 MB of
+    /// payload (bounded work for Redis per call), and the invalid ones' errors.
+    struct BulkFlight: Sendable {
+        var results: [Result<AddResult, JobQError>?]
+        var calls: [(offsets: [Int], call: ScriptCall<[Result<AddResult, JobQError>]>)] = []
+        var batch = RedisBatch()
+        var hasRegistration = false
+        var waitsForReplicas = false
+
+        func send(_ core: QueueCore) async -> Result<[RedisReply], JobQError> {
+            guard !calls.isEmpty else { return .success([]) }
+            do {
+                return .success(try await core.execute(batch, idempotent: true))
+            } catch {
+                return .failure(error)
             }
-            for (offset, job) in chunk.enumerated() {
-                do {
-                    let id = try validatedID(job)
-                    if part.count == QueueCore.jobsPerAdd || (bytes > 0 && bytes + job.payload.bytes.count > 4 << 20) { flush() }
-                    part.append((id, job))
-                    offsets.append(offset)
-                    bytes += job.payload.bytes.count
-                } catch {
-                    chunkResults[offset] = .failure(error)
-                }
+        }
+    }
+
+    private func bulkFlight(_ chunk: ArraySlice<NewJob>) -> BulkFlight {
+        var flight = BulkFlight(results: Array(repeating: nil, count: chunk.count))
+        var part: [(id: String, job: NewJob)] = []
+        var offsets: [Int] = []
+        var bytes = 0
+        func flush() {
+            guard !part.isEmpty else { return }
+            flight.calls.append((offsets, core.addJobsCall(part)))
+            part = []
+            offsets = []
+            bytes = 0
+        }
+        for (offset, job) in chunk.enumerated() {
+            do {
+                let id = try validatedID(job)
+                if part.count == QueueCore.jobsPerAdd || (bytes > 0 && bytes + job.payload.bytes.count > 4 << 20) { flush() }
+                part.append((id, job))
+                offsets.append(offset)
+                bytes += job.payload.bytes.count
+            } catch {
+                flight.results[offset] = .failure(error)
             }
-            flush()
-            if !calls.isEmpty {
-                var batch = RedisBatch()
-                let registration = core.registration()
-                if let registration { batch.append(registration) }
-                for c in calls { batch.append(c.call) }
-                if settings.replicasToConfirmAdds > 0 { batch.append(waitForReplicas) }
-                let replies = try await core.execute(batch, idempotent: true)
-                let first = registration == nil ? 0 : 1
-                for (i, c) in calls.enumerated() {
-                    let reply = replies[first + i]
-                    do {
-                        try core.check(reply, script: c.call.script, jobID: nil)
-                        for (offset, result) in zip(c.offsets, try c.call.decode(reply)) { chunkResults[offset] = result }
-                    } catch {
-                        for offset in c.offsets { chunkResults[offset] = .failure(error) }
-                    }
-                }
-                if settings.replicasToConfirmAdds > 0 {
-                    let ids = calls.flatMap { c in c.offsets.compactMap { try? chunkResults[$0]?.get().id } }
-                    do {
-                        try checkReplicated(replies.last, ids: ids)
-                    } catch {
-                        // Every job of the flight that was written is unconfirmed.
-                        for c in calls {
-                            for offset in c.offsets {
-                                if case .success(let added) = chunkResults[offset] {
-                                    chunkResults[offset] = .failure(JobQError(.notReplicated, queue: name, jobID: added.id, detail: error.detail))
-                                }
-                            }
+        }
+        flush()
+        guard !flight.calls.isEmpty else { return flight }
+        if let registration = core.registration() {
+            flight.batch.append(registration)
+            flight.hasRegistration = true
+        }
+        for c in flight.calls { flight.batch.append(c.call) }
+        if settings.replicasToConfirmAdds > 0 {
+            flight.batch.append(waitForReplicas)
+            flight.waitsForReplicas = true
+        }
+        return flight
+    }
+
+    /// A flight's results from its replies.
+    private func finish(_ flight: BulkFlight, _ replies: [RedisReply]) -> [Result<AddResult, JobQError>] {
+        var results = flight.results
+        guard !flight.calls.isEmpty else { return results.map { $0! } }
+        let first = flight.hasRegistration ? 1 : 0
+        for (i, c) in flight.calls.enumerated() {
+            let reply = replies[first + i]
+            do {
+                try core.check(reply, script: c.call.script, jobID: nil)
+                for (offset, result) in zip(c.offsets, try c.call.decode(reply)) { results[offset] = result }
+            } catch {
+                for offset in c.offsets { results[offset] = .failure(error) }
+            }
+        }
+        if flight.waitsForReplicas {
+            let ids = flight.calls.flatMap { c in c.offsets.compactMap { try? results[$0]?.get().id } }
+            do {
+                try checkReplicated(replies.last, ids: ids)
+            } catch {
+                // Every job of the flight that was written is unconfirmed.
+                for c in flight.calls {
+                    for offset in c.offsets {
+                        if case .success(let added) = results[offset] {
+                            results[offset] = .failure(JobQError(.notReplicated, queue: name, jobID: added.id, detail: error.detail))
                         }
                     }
                 }
             }
-            results.append(contentsOf: chunkResults.map { $0! })
-            start += chunk.count
         }
-        return results
+        return results.map { $0! }
     }
 
     /// Validates a job and builds its add call (its id made here, before sending, so a resend

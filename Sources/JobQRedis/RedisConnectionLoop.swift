@@ -147,6 +147,11 @@ package final class RedisConnectionLoop: @unchecked Sendable {
     private var exited = false
     private var exitWaiters: [@Sendable () -> Void] = []
     private var registeredScripts: [RedisScript] = []
+    /// Scripts this connection has loaded (`SCRIPT LOAD`) since it connected. The loop thread's
+    /// own: a script not in it goes out with its `SCRIPT LOAD` first in the flight, so the
+    /// `EVALSHA`s after it never meet `NOSCRIPT` on a server that has not seen the script yet —
+    /// a `NOSCRIPT` is resent after the rest of its flight, out of order.
+    private var loadedHere: Set<ObjectIdentifier> = []
     private var sharedClientID: Int64 = 0
     private var wakeableInFlight = false
     private var wakeRequested = false
@@ -364,6 +369,7 @@ package final class RedisConnectionLoop: @unchecked Sendable {
         }
         do {
             try connection.connect()
+            loadedHere = []
             try reloadScripts()
             let handler: (@Sendable () -> Void)?
             lock.lock()
@@ -404,7 +410,10 @@ package final class RedisConnectionLoop: @unchecked Sendable {
         for s in scripts { connection.append(RedisCommand("SCRIPT", "LOAD", s.source)) }
         for s in scripts {
             let reply = try connection.readReply()
-            if let sha = reply.string, reply.errorMessage == nil { s.learn(sha: sha) }
+            if let sha = reply.string, reply.errorMessage == nil {
+                s.learn(sha: sha)
+                loadedHere.insert(ObjectIdentifier(s))
+            }
         }
     }
 
@@ -453,6 +462,13 @@ package final class RedisConnectionLoop: @unchecked Sendable {
                 connection.append(command)
                 flight.append(.user(q, sentAsEvalSHA: false))
             case .script(let script, let arguments):
+                if script.sha != nil, !loadedHere.contains(ObjectIdentifier(script)), !learning.contains(where: { $0 === script }) {
+                    // Known elsewhere, not yet here: load it ahead of its first EVALSHA.
+                    learning.append(script)
+                    loadedHere.insert(ObjectIdentifier(script))
+                    connection.append(RedisCommand("SCRIPT", "LOAD", script.source))
+                    flight.append(.learnSHA(script))
+                }
                 if let sha = script.sha, !q.forceEval {
                     connection.append(prefix: [Array("EVALSHA".utf8), Array(sha.utf8)], arguments)
                     flight.append(.user(q, sentAsEvalSHA: true))
@@ -460,6 +476,7 @@ package final class RedisConnectionLoop: @unchecked Sendable {
                     // SCRIPT LOAD goes first, so the SHA is known by the time the caller resumes.
                     if script.sha == nil, !learning.contains(where: { $0 === script }) {
                         learning.append(script)
+                        loadedHere.insert(ObjectIdentifier(script))
                         connection.append(RedisCommand("SCRIPT", "LOAD", script.source))
                         flight.append(.learnSHA(script))
                     }

@@ -90,7 +90,7 @@ struct Headline {
             .map { String($0).trimmingCharacters(in: .whitespaces) } ?? ""
         lines.append("")
         lines.append(
-            "Medians of 5 runs from [`BENCHMARKS.md`](BENCHMARKS.md), which has the spreads, the latency percentiles, the targets (met and missed, with profiles) and the command behind each figure. \(environment) Written by `jobq-bench headline` from `BENCHMARKS.md`: never edited by hand."
+            "Medians of 3 to 5 runs per figure from [`BENCHMARKS.md`](BENCHMARKS.md), which has the spreads, the latency percentiles, the targets (met and missed, with profiles) and the command behind each figure. \(environment) Written by `jobq-bench headline` from `BENCHMARKS.md`: never edited by hand."
         )
         return lines.joined(separator: "\n")
     }

@@ -26,6 +26,32 @@ struct RedisFailureTests {
         }
     }
 
+    @Test("a script whose SHA was learned on another server is loaded ahead of its first EVALSHA here: no NOSCRIPT, so a pipeline runs in order")
+    func scriptLoadedAheadOnNewServer() async throws {
+        try await withPrivateRedis { first in
+            try await withPrivateRedis { second in
+                let one = RedisClient(configuration: first.configuration)
+                let two = RedisClient(configuration: second.configuration)
+                onTeardown {
+                    await one.close()
+                    await two.close()
+                }
+                let script = RedisScript(name: "push-1", source: "return redis.call('RPUSH', KEYS[1], ARGV[1])", keyCount: 1)
+                try await one.load([script])
+                #expect(script.sha != nil)
+                // The second server has never seen it; a NOSCRIPT there would be resent after the
+                // rest of the flight (out of order if another client loaded it meanwhile).
+                var batch = RedisBatch()
+                for i in 0..<100 { batch.append(script, keys: ["l"], arguments: [i]) }
+                let replies = try await two.execute(batch)
+                #expect(replies == (1...100).map { .integer(Int64($0)) })
+                let errors = try await two.send("INFO", "errorstats").string ?? ""
+                #expect(!errors.contains("NOSCRIPT"), "\(errors)")
+                #expect(try await two.send("LRANGE", "l", 0, -1) == .array((0..<100).map { .bulk(Array(String($0).utf8)) }))
+            }
+        }
+    }
+
     @Test("after the server is killed and restarted, the client reconnects and reloads scripts")
     func reconnectAfterRestart() async throws {
         try await withPrivateRedis { server in

@@ -129,7 +129,7 @@ extension QueueCore {
                     }
                     out.append(.applied(added: added, skipped: skipped))
                 case ScriptStatus.nothing, ScriptCode.notFound.rawValue: out.append(.stale)
-                case 2: out.append(.failed(.error(items[3 * i + 1].string ?? "ERR advanceSchedules: a step failed")))
+                case ScriptStatus.writeFailed: out.append(.failed(.error(items[3 * i + 1].string ?? "ERR advanceSchedules: a step failed")))
                 default: throw QueueCore.unexpected(reply, script, queue: queue)
                 }
             }

@@ -91,7 +91,7 @@ extension QueueCore {
             for (i, id) in ids.enumerated() {
                 let code = items[2 * i]
                 let value = items[2 * i + 1]
-                if code.int == 2 {
+                if code.int == ScriptStatus.writeFailed {
                     out.append(
                         Result { () throws(JobQError) in
                             try check(.error(value.string ?? "ERR addJobs: a write failed"), script: script, jobID: id)

@@ -41,6 +41,9 @@ enum ScriptStatus {
     static let cancelled = 1
     static let cancelRequested = 2
     static let alreadyFinished = 3
+    /// `addJobs-9` per job, `advanceSchedules-13` per step: its write failed and was undone;
+    /// Redis's error message follows.
+    static let writeFailed = 2
 }
 
 extension QueueCore {

@@ -263,6 +263,21 @@ struct ScheduleTests {
         #expect(try await queue.inspector.job(aJob)?.state == .waiting)
     }
 
+    @Test("a late step makes the due ticks and one ahead: the last run is the latest due tick, the next run the one ahead")
+    func lateStepRuns() async throws {
+        let queue = try await uniqueQueue()
+        try await queue.upsertSchedule(id: "late", .every(.seconds(1)), job: .init(name: "tick", payload: .json("{}")))
+        // Its scheduler was away for about 3.5 s (within the misfire grace): one step makes them all.
+        try await Self.setNextTick(queue, "late", Date().epochMs - 3500)
+        let pass = try await queue.advanceSchedulesOnce(most: 10)
+        #expect(pass.added >= 4)
+        let s = try #require(try await queue.schedule(id: "late"))
+        let last = try #require(s.lastRun, "the latest due tick")
+        #expect(last.state == .waiting && last.tick <= Date())
+        let next = try #require(s.nextRun)
+        #expect(next > last.tick && next.timeIntervalSince(last.tick) <= 1.001, "the tick made ahead follows it")
+    }
+
     @Test("trigger adds one extra run now; the ticks go on")
     func trigger() async throws {
         let queue = try await uniqueQueue()

@@ -152,7 +152,9 @@ local function advance(at)
     end
   end
 
-  local added, lastJob, lastTick = 0, nil, nil
+  -- The step's last tick becomes the pending run; the run before it is the one before that in
+  -- this step (when it made several), else the pending run of the step before.
+  local added, lastJob, lastTick, beforeJob, beforeTick = 0, nil, nil, nil, nil
   for i = 1, count do
     local base = tickAt + 3 * (i - 1)
     local tick, jobId, due = ARGV[base], ARGV[base + 1], tonumber(ARGV[base + 2])
@@ -165,6 +167,7 @@ local function advance(at)
       if not ok then error(failure) end
       added = added + 1
     end
+    beforeJob, beforeTick = lastJob, lastTick
     lastJob, lastTick = jobId, tick
   end
 
@@ -177,7 +180,10 @@ local function advance(at)
 
   local update = {'HSET', scheduleKey, SCHED.nextTick, nextTick, SCHED.updatedAt, now}
   if lastJob then
-    if previous and previous ~= lastJob then
+    if beforeJob then
+      update[#update + 1] = SCHED.lastJob; update[#update + 1] = beforeJob
+      update[#update + 1] = SCHED.lastTick; update[#update + 1] = beforeTick
+    elseif previous and previous ~= lastJob then
       update[#update + 1] = SCHED.lastJob; update[#update + 1] = previous
       update[#update + 1] = SCHED.lastTick; update[#update + 1] = s[6]
     end

@@ -165,6 +165,11 @@ struct HostileInputTests {
             onTeardown { await client.close() }
             let queue = try JobQueue(name: "oom", client: client)
             let waiting = try await queue.add(name: "x", payload: .json("{}")).id
+            // Three schedules due now, for when Redis is full.
+            for id in ["s1", "s2", "s3"] {
+                try await queue.upsertSchedule(id: id, .every(.minutes(1)), job: .init(name: "x", payload: .json("{}")))
+                try await ScheduleTests.setNextTick(queue, id, Date().epochMs - 100)
+            }
             // Some data, then a limit below what Redis uses: with noeviction every write is refused.
             let blob = String(repeating: "z", count: 100_000)
             for i in 0..<10 { _ = try await client.send("SET", "filler:\(i)", blob) }
@@ -177,7 +182,13 @@ struct HostileInputTests {
                 guard let error = error as? JobQError, error.code == .outOfMemory else { return false }
                 return error.hint.contains("maxmemory")
             }
-            let keysNow = try await queue.allKeys()
+            // A bulk add is refused job by job, each with the same error, and writes nothing either.
+            let bulk = try await queue.addBulk((0..<150).map { JobQueue.NewJob(name: "x", payload: .json("{}"), options: .init(jobID: "bulk-\($0)")) })
+            #expect(bulk.count == 150)
+            #expect(bulk.allSatisfy { if case .failure(let e) = $0 { e.code == .outOfMemory } else { false } }, "\(bulk.prefix(3))")
+            // Schedules due make no tick jobs either.
+            await #expect { try await queue.advanceSchedulesOnce(most: 10) } throws: { ($0 as? JobQError)?.code == .outOfMemory }
+            let keysNow = try await queue.allKeys().filter { !$0.contains(":s:") }
             #expect(keysNow.count == 4, "only what the first add wrote: \(keysNow)")
             #expect(try await client.send("EXISTS", queue.core.keys.job("refused-1")).int == 0, "no half-written job")
             #expect(try await queue.inspector.counts().waiting == 1)

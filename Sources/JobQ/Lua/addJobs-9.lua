@@ -28,7 +28,8 @@
           -11, held  QUEUE_FULL: the queue holds `held` waiting and delayed jobs, its maximum or
                      more; nothing written
           2, error   a write failed (WRONGTYPE, OOM; `error` is Redis's message): what was
-                     written for this job is undone
+                     written for this job is undone; after an OOM every later job of the
+                     call gets the same error, unwritten
   Events: "added" (to waiting) or "delayed" per job created, with the job name.
 ]]
 --@include record
@@ -59,12 +60,18 @@ local q = {
 
 local out = {}
 local at = 3
+-- Once a write is refused for memory, the rest of the call is refused with it: the undo that
+-- follows a refusal is itself a write, after which Redis would let this script write past
+-- maxmemory.
+local full = nil
 for _ = 1, m do
   local id, delay, runAt, priority, f = ARGV[at], tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2]), tonumber(ARGV[at + 3]),
     tonumber(ARGV[at + 4])
   local jobKey = jobPrefix .. id
-  local existing = redis.call('HGET', jobKey, F.state)
-  if existing then
+  local existing = not full and redis.call('HGET', jobKey, F.state)
+  if full then
+    out[#out + 1] = 2; out[#out + 1] = full
+  elseif existing then
     out[#out + 1] = 0; out[#out + 1] = existing
   elseif maxWaiting and held >= maxWaiting then
     out[#out + 1] = QUEUE_FULL; out[#out + 1] = held
@@ -83,7 +90,9 @@ for _ = 1, m do
       out[#out + 1] = 1; out[#out + 1] = result
       if held then held = held + 1 end
     else
-      out[#out + 1] = 2; out[#out + 1] = type(result) == 'table' and (result.err or '') or tostring(result)
+      local message = type(result) == 'table' and (result.err or '') or tostring(result)
+      if string.sub(message, 1, 3) == 'OOM' then full = message end
+      out[#out + 1] = 2; out[#out + 1] = message
     end
   end
   at = at + 5 + 2 * f

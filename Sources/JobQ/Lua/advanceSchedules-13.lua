@@ -42,7 +42,8 @@
           -1, 0, 0            NOT_FOUND: no such schedule (its entry in s:due is dropped)
           2, error, 0         a write failed (WRONGTYPE, OOM; `error` is Redis's message): the
                               job being added is undone and the schedule is not advanced (a
-                              repeat adds the ticks already added nothing twice)
+                              repeat adds the ticks already added nothing twice); after an OOM
+                              every later step gets the same error, unwritten
   Side effects: PUBLISH/SPUBLISH of a previous job's id on KEYS[13] when the overlap policy
           cancels it while it runs.
   Events: "scheduled" per job added (with its state), "skipped" (reason misfire, overlap or
@@ -209,15 +210,20 @@ end
 
 local out = {}
 local at = 4
+-- Once a write is refused for memory, the later steps are refused with it: the undo that
+-- follows a refusal is itself a write, after which Redis would let this script write past
+-- maxmemory.
+local full = nil
 for _ = 1, m do
   local n, f = tonumber(ARGV[at + 9]), tonumber(ARGV[at + 10])
-  local ok, code, added, skipped = pcall(advance, at)
+  local ok, code, added, skipped = false, full, 0, 0
+  if not full then ok, code, added, skipped = pcall(advance, at) end
   if ok then
     out[#out + 1] = code; out[#out + 1] = added; out[#out + 1] = skipped
   else
-    out[#out + 1] = 2
-    out[#out + 1] = type(code) == 'table' and (code.err or '') or tostring(code)
-    out[#out + 1] = 0
+    local message = type(code) == 'table' and (code.err or '') or tostring(code)
+    if string.sub(message, 1, 3) == 'OOM' then full = message end
+    out[#out + 1] = 2; out[#out + 1] = message; out[#out + 1] = 0
   end
   at = at + 11 + 3 * n + 2 * f
 end
